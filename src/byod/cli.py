@@ -1,0 +1,163 @@
+"""The `byod` command line: parse options, call the library, render progress and the report.
+
+No logic lives here that the Prefect flows would have to repeat.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+from enum import StrEnum
+from typing import Annotated, get_args
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from byod.config import (
+    DEFAULT_CATALOG,
+    DEFAULT_LICENSE,
+    DEFAULT_TARGET,
+    Compression,
+    IngestSettings,
+)
+from byod.pipeline import ConfigurationError, Progress as PipelineProgress, ingest as run_ingest
+from byod.report import Report, Row, Status
+from byod.validate import validate_catalog
+
+app = typer.Typer(
+    help="Bring your own rasters: Cloud Optimized GeoTIFFs and a static STAC catalog.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+err = Console(stderr=True)
+
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
+# The choices are written once, in config.Compression.
+CompressionChoice = StrEnum("CompressionChoice", {v: v for v in get_args(Compression)})  # type: ignore[misc]
+_STATUS_STYLE = {Status.INGESTED: "green", Status.REPLACED: "cyan",
+                 Status.UNCHANGED: "dim", Status.REJECTED: "red"}  # fmt: skip
+
+
+class _RichProgress(PipelineProgress):
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.task = bar.add_task("ingest", total=None)
+
+    def discovered(self, total: int) -> None:
+        self.bar.update(self.task, total=total)
+
+    def stage(self, input: str, stage: str) -> None:
+        self.bar.update(self.task, description=f"{stage:>8} {input}")
+
+    def finished(self, row: Row) -> None:
+        self.bar.advance(self.task)
+        if row.status is Status.REJECTED:
+            self.bar.console.print(f"[red]rejected[/] {row.message}")
+
+
+@app.callback()
+def main(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging.")] = 0,
+) -> None:
+    """Bring your own rasters: Cloud Optimized GeoTIFFs and a static STAC catalog."""
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(verbose, 2), format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def ingest(
+    source: Annotated[str, typer.Argument(help="Folder of rasters, walked recursively.")],
+    collection: Annotated[str | None, typer.Option(help="Collection id \\[default: slug of the folder name].")] = None,  # noqa: E501
+    target: Annotated[str, typer.Option(help="Where COGs are stored (folder or URL).")] = DEFAULT_TARGET,  # noqa: E501
+    catalog: Annotated[str, typer.Option(help="Root of the STAC catalog (folder or URL).")] = DEFAULT_CATALOG,  # noqa: E501
+    datetime_: Annotated[datetime | None, typer.Option("--datetime", help="Acquisition time of every item (ISO 8601, UTC if no zone).", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%SZ"])] = None,  # noqa: E501
+    workers: Annotated[int | None, typer.Option(min=1, help="Inputs worked on at once \\[default: the machine's cores].")] = None,  # noqa: E501
+    timeout: Annotated[float, typer.Option(min=0.001, help="Seconds one input may take before it is stopped and rejected.")] = 1800.0,  # noqa: E501
+    max_memory: Annotated[int, typer.Option(min=256, help="MB of address space one input's worker may use.")] = 8192,  # noqa: E501
+    compression: Annotated[CompressionChoice, typer.Option(help="COG compression (zstd: faster, smaller; deflate: read everywhere).")] = CompressionChoice.deflate,  # noqa: E501
+    license: Annotated[str, typer.Option(help="SPDX license id of the collection.")] = DEFAULT_LICENSE,  # noqa: E501
+    description: Annotated[str | None, typer.Option(help="Collection description.")] = None,
+    title: Annotated[str | None, typer.Option(help="Collection title.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write the JSON report to this file.")] = None,  # noqa: E501
+    json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,  # noqa: E501
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no table.")] = False,  # noqa: E501
+) -> None:
+    """Convert every raster under SOURCE to a COG and publish it in the STAC catalog."""
+    try:
+        settings = IngestSettings(
+            source=source, collection=collection, target=target, catalog=catalog,
+            datetime=datetime_, timeout_s=timeout, max_memory_mb=max_memory,
+            compression=compression.value, license=license, description=description, title=title,
+            **({"workers": workers} if workers else {}),
+        )  # fmt: skip
+    except ValidationError as exc:
+        _usage_error("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+    show = not quiet and not json_ and err.is_terminal
+    try:
+        if show:
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn())  # fmt: skip
+            with Progress(*columns, console=err, transient=True) as bar:
+                outcome = run_ingest(settings, _RichProgress(bar))
+        else:
+            outcome = run_ingest(settings)
+    except ConfigurationError as exc:
+        _usage_error(str(exc))
+    if report is not None:
+        outcome.write(report)
+    if json_:
+        sys.stdout.write(json.dumps(outcome.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    elif not quiet:
+        _print_summary(outcome)
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+def validate(
+    catalog: Annotated[str, typer.Argument(help="Root catalog: a folder or its catalog.json.")],
+    json_: Annotated[bool, typer.Option("--json", help="Print problems as JSON.")] = False,
+) -> None:
+    """Validate every catalog, collection and item against the STAC schemas, offline."""
+    root = catalog if catalog.endswith("catalog.json") else f"{catalog.rstrip('/')}/catalog.json"
+    if "://" not in root and not Path(root).is_file():
+        _usage_error(f"{root}: no catalog there")
+    count, problems = validate_catalog(root)
+    if json_:
+        data = {"checked": count, "invalid": [p.__dict__ for p in problems]}
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        out = Console()
+        for p in problems:
+            out.print(f"[red]invalid[/] {p.kind} {p.href}: {p.message}")
+        verdict = "[green]valid[/]" if not problems else f"[red]{len(problems)} invalid[/]"
+        out.print(f"{count} STAC objects checked: {verdict}")
+    raise typer.Exit(EXIT_REJECTED if problems else EXIT_OK)
+
+
+def _print_summary(report: Report) -> None:
+    out = Console()
+    counts = report.counts()
+    table = Table(title=f"byod ingest: {report.collection}", show_lines=False)
+    for column in ("input", "status", "item / reason"):
+        table.add_column(column)
+    for row in report.rows:
+        if row.status is Status.UNCHANGED and len(report.rows) > 50:
+            continue  # keep long re-runs readable; the JSON report has every row
+        detail = ", ".join(row.item_ids) if row.status is not Status.REJECTED else (
+            f"{row.reason}: {row.message}")  # fmt: skip
+        style = _STATUS_STYLE[row.status]
+        table.add_row(row.input, f"[{style}]{row.status}[/]", detail)
+    out.print(table)
+    out.print(", ".join(f"{n} {s}" for s, n in counts.items()) + f"; catalog: {report.catalog}")
+
+
+def _usage_error(message: str) -> None:
+    err.print(f"[red]error:[/] {message}")
+    raise typer.Exit(EXIT_USAGE)

@@ -1,0 +1,146 @@
+"""Build the STAC Item of one scene from plain records. No I/O."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pystac
+from pystac.extensions.eo import Band, EOExtension
+from pystac.extensions.file import FileExtension
+from pystac.extensions.projection import ProjectionExtension
+from pystac.extensions.raster import DataType, RasterBand, RasterExtension
+
+from byod.footprint import Footprint
+from byod.rasters import BandInfo, RasterInfo
+from byod.temporal import Acquisition
+
+COG_MEDIA_TYPE = pystac.MediaType.COG  # image/tiff; application=geotiff; profile=cloud-optimized
+DATA_ASSET = "data"
+THUMBNAIL_ASSET = "thumbnail"
+
+# GDAL colour interpretations that are eo common band names.
+_COMMON_NAMES = {"red": "red", "green": "green", "blue": "blue"}
+_UNITLESS = {"", "unknown"}
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    href: str  # where it was stored: absolute path or URL
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Everything an item says, gathered by the pipeline from the stored COG."""
+
+    item_id: str
+    source: str  # the input's path relative to the source folder (and #subdataset)
+    fingerprint: str
+    acquisition: Acquisition
+    footprint: Footprint
+    raster: RasterInfo  # read from the stored COG
+    resolution: tuple[float, float] | None  # pixel size along columns and rows, CRS units
+    cog: StoredFile
+    thumbnail: StoredFile
+    passthrough: bool
+
+
+def multihash_sha256(hex_digest: str) -> str:
+    """The file extension's checksum: multihash code 0x12 (sha2-256), length 0x20, digest."""
+    return "1220" + hex_digest
+
+
+def build_item(scene: Scene) -> pystac.Item:
+    info = scene.raster
+    item = pystac.Item(
+        id=scene.item_id,
+        geometry=scene.footprint.geometry,
+        bbox=scene.footprint.bbox,
+        datetime=scene.acquisition.datetime,
+        properties={
+            "byod:source": scene.source,
+            "byod:fingerprint": scene.fingerprint,
+            "byod:datetime_source": scene.acquisition.source,
+            "byod:cog_passthrough": scene.passthrough,
+        },
+    )
+    source_name = scene.source.rsplit("/", 1)[-1]
+    data = pystac.Asset(
+        href=scene.cog.href,
+        media_type=COG_MEDIA_TYPE,
+        roles=["data"],
+        title=f"{source_name} (Cloud Optimized GeoTIFF)",
+    )
+    thumbnail = pystac.Asset(
+        href=scene.thumbnail.href, media_type=pystac.MediaType.PNG, roles=["thumbnail"],
+        title="Thumbnail",
+    )  # fmt: skip
+    item.add_asset(DATA_ASSET, data)
+    item.add_asset(THUMBNAIL_ASSET, thumbnail)
+
+    _add_projection(item, info)
+    raster = RasterExtension.ext(data, add_if_missing=True)
+    raster.bands = [_raster_band(b, scene.resolution) for b in info.bands]
+    eo_bands = _eo_bands(info.bands)
+    if eo_bands is not None:
+        EOExtension.ext(data, add_if_missing=True).bands = eo_bands
+    for asset, stored in ((data, scene.cog), (thumbnail, scene.thumbnail)):
+        file_ext = FileExtension.ext(asset, add_if_missing=True)
+        file_ext.size = stored.size
+        file_ext.checksum = multihash_sha256(stored.sha256)
+    return item
+
+
+def _add_projection(item: pystac.Item, info: RasterInfo) -> None:
+    proj = ProjectionExtension.ext(item, add_if_missing=True)
+    # An authority code only when certain; otherwise the full definition, never a guess.
+    proj.code = info.crs_code
+    if info.crs_code is None:
+        proj.wkt2 = info.crs_wkt
+    proj.shape = [info.height, info.width]
+    if info.transform is not None:
+        a, b, c, d, e, f = info.transform
+        proj.transform = [a, b, c, d, e, f]
+        corners_x = [c, c + a * info.width, c + b * info.height, c + a * info.width + b * info.height]
+        corners_y = [f, f + d * info.width, f + e * info.height, f + d * info.width + e * info.height]
+        proj.bbox = [min(corners_x), min(corners_y), max(corners_x), max(corners_y)]
+
+
+def resolution_of(transform: tuple[float, ...] | None) -> tuple[float, float] | None:
+    """Pixel size along columns and rows; for rotated grids the length of each pixel side."""
+    if transform is None:
+        return None
+    a, b, _, d, e, _ = transform
+    return math.hypot(a, d), math.hypot(b, e)
+
+
+def _raster_band(band: BandInfo, resolution: tuple[float, float] | None) -> RasterBand:
+    nodata: float | str | None = band.nodata
+    if isinstance(nodata, float) and math.isnan(nodata):
+        nodata = "nan"
+    elif isinstance(nodata, float) and math.isinf(nodata):
+        nodata = "inf" if nodata > 0 else "-inf"
+    elif isinstance(nodata, float) and not band.data_type.startswith(("float", "complex")):
+        nodata = int(nodata)
+    return RasterBand.create(
+        nodata=nodata,  # type: ignore[arg-type]
+        data_type=DataType(band.data_type),
+        spatial_resolution=None if resolution is None else max(resolution),
+        scale=band.scale if band.scale != 1.0 else None,
+        offset=band.offset if band.offset != 0.0 else None,
+        unit=band.unit if band.unit and band.unit.lower() not in _UNITLESS else None,
+    )
+
+
+def _eo_bands(bands: tuple[BandInfo, ...]) -> list[Band] | None:
+    """eo:bands where the bands carry a colour interpretation that names them."""
+    if not any(b.color in _COMMON_NAMES for b in bands):
+        return None
+    out = []
+    for b in bands:
+        name = b.description or (b.color if b.color not in {"undefined"} else f"b{b.index}")
+        common = _COMMON_NAMES.get(b.color)
+        out.append(Band.create(name=name, common_name=common) if common else Band.create(name=name))
+    return out

@@ -1,0 +1,70 @@
+"""The report of a run: one row per input, written as JSON and rendered by the edges."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from byod.reasons import Reason
+
+
+class Status(StrEnum):
+    INGESTED = "ingested"
+    REPLACED = "replaced"
+    UNCHANGED = "unchanged"
+    REJECTED = "rejected"
+
+
+@dataclass
+class Row:
+    input: str  # path relative to the source folder
+    status: Status
+    item_ids: list[str] = field(default_factory=list)
+    reason: Reason | None = None
+    message: str | None = None
+    seconds: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    source: str
+    collection: str
+    catalog: str
+    target: str
+    started: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    finished: str | None = None
+    rows: list[Row] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # files neither raster nor sidecar
+
+    def counts(self) -> dict[str, int]:
+        out = {s.value: 0 for s in Status}
+        for row in self.rows:
+            out[row.status.value] += 1
+        return out
+
+    @property
+    def rejected(self) -> list[Row]:
+        return [r for r in self.rows if r.status is Status.REJECTED]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every input was ingested or unchanged, 1 when any was rejected."""
+        return 1 if self.rejected else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["counts"] = self.counts()
+        data["rows"] = [{k: v for k, v in asdict(r).items() if v not in (None, [])}
+                        for r in self.rows]  # fmt: skip
+        return data
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".partial")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", "utf-8")
+        tmp.replace(path)

@@ -1,0 +1,230 @@
+"""Discover inputs in a local folder: raster candidates, their sidecars, and fingerprints.
+
+A sidecar (world file, .prj, .aux.xml, .msk, .hdr, metadata XML/TXT) belongs to the raster
+whose name it extends and never becomes an item of its own. Discovery never raises for one
+bad entry: it turns each into a rejection (see `reasons.py`) and goes on.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import stat
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from byod.reasons import Reason
+
+# Extensions GDAL reads as rasters (a subset of rasterio.drivers.raster_driver_extensions,
+# plus the ones it lacks: ENVI/EHdr data files, HDF).
+RASTER_EXTENSIONS = frozenset(
+    {
+        ".tif", ".tiff", ".gtif", ".jp2", ".j2k", ".png", ".jpg", ".jpeg", ".img", ".vrt",
+        ".nc", ".nc4", ".hdf", ".h5", ".hdf5", ".he5", ".bil", ".bsq", ".bip", ".dat",
+        ".envi", ".asc", ".dem", ".kea", ".ers", ".rst",
+    }
+)  # fmt: skip
+
+# Sidecar endings: GDAL reads most of them itself when it opens the raster beside them.
+WORLD_FILE_EXTENSIONS = frozenset(
+    {".tfw", ".tifw", ".tiffw", ".wld", ".pgw", ".pngw", ".jgw", ".jpgw", ".jpegw", ".j2w"}
+)
+SIDECAR_EXTENSIONS = WORLD_FILE_EXTENSIONS | {
+    ".prj", ".aux", ".msk", ".ovr", ".hdr", ".xml", ".txt", ".json", ".imd", ".rpb", ".rpc",
+}  # fmt: skip
+SIDECAR_SUFFIXES = (".aux.xml", ".msk", ".ovr", "_rpc.txt")
+
+# Names that are never inputs: our own outputs and the usual clutter of a data folder.
+IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", "byod.yaml", "byod.yml"})
+
+HASH_CHUNK = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A raster input and the sidecars paired with it."""
+
+    path: Path
+    relpath: str  # POSIX path relative to the source folder; what the report and item name
+    sidecars: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class DiscoveryProblem:
+    """An entry that cannot be an input, with the reason."""
+
+    relpath: str
+    reason: Reason
+    message: str
+
+
+@dataclass
+class Discovery:
+    candidates: list[Candidate] = field(default_factory=list)
+    problems: list[DiscoveryProblem] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # files that are neither raster nor sidecar
+
+
+def _lower_ext(name: str) -> str:
+    return os.path.splitext(name)[1].lower()
+
+
+def is_raster_name(name: str) -> bool:
+    return _lower_ext(name) in RASTER_EXTENSIONS and not is_sidecar_name(name)
+
+
+def is_sidecar_name(name: str) -> bool:
+    lower = name.lower()
+    return lower.endswith(SIDECAR_SUFFIXES) or _lower_ext(name) in SIDECAR_EXTENSIONS
+
+
+def discover(source: Path) -> Discovery:
+    """Walk `source` recursively (following links, detecting loops) and pair sidecars."""
+    found = Discovery()
+    files: list[tuple[Path, str]] = []
+    _walk(source.resolve(), source.resolve(), set(), files, found)
+    by_dir: dict[Path, list[tuple[Path, str]]] = {}
+    for path, rel in files:
+        by_dir.setdefault(path.parent, []).append((path, rel))
+    for entries in by_dir.values():
+        names = [p.name for p, _ in entries]
+        # ENVI/EHdr data files often have no raster extension: a `.hdr` beside them marks them.
+        hdr_stems = {n[:-4] for n in names if n.lower().endswith(".hdr")}
+        rasters = [
+            (p, r)
+            for p, r in entries
+            if is_raster_name(p.name)
+            or (not is_sidecar_name(p.name) and (p.name in hdr_stems or p.stem in hdr_stems))
+        ]
+        raster_paths = {p for p, _ in rasters}
+        for path, rel in rasters:
+            found.candidates.append(Candidate(path, rel, tuple(_sidecars_of(path, entries))))
+        for path, rel in entries:
+            if path not in raster_paths and not is_sidecar_name(path.name):
+                found.ignored.append(rel)
+    found.candidates.sort(key=lambda c: c.relpath)
+    found.ignored.sort()
+    return found
+
+
+def _walk(
+    root: Path,
+    folder: Path,
+    seen: set[tuple[int, int]],
+    files: list[tuple[Path, str]],
+    found: Discovery,
+) -> None:
+    st = folder.stat()
+    if (st.st_dev, st.st_ino) in seen:
+        found.problems.append(
+            DiscoveryProblem(
+                _rel(root, folder),
+                Reason.SYMLINK_LOOP,
+                f"{_rel(root, folder)}: directory link leads back into a folder already walked; "
+                "not followed",
+            )
+        )
+        return
+    seen.add((st.st_dev, st.st_ino))
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        found.problems.append(
+            DiscoveryProblem(_rel(root, folder), Reason.UNREADABLE,
+                             f"{_rel(root, folder)}: cannot list folder ({exc.strerror})")
+        )  # fmt: skip
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        rel = _rel(root, path)
+        if entry.name in IGNORED_NAMES or entry.name.startswith("."):
+            continue
+        try:
+            mode = path.stat().st_mode  # follows links
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                found.problems.append(
+                    DiscoveryProblem(rel, Reason.SYMLINK_LOOP, f"{rel}: symbolic link loop")
+                )
+            else:
+                reason = f"broken link or unreadable entry ({exc.strerror})"
+                found.problems.append(DiscoveryProblem(rel, Reason.UNREADABLE, f"{rel}: {reason}"))
+            continue
+        if stat.S_ISDIR(mode):
+            if is_raster_name(entry.name):
+                found.problems.append(
+                    DiscoveryProblem(
+                        rel, Reason.NOT_A_FILE,
+                        f"{rel}: is a directory named like a raster; its contents are walked",
+                    )
+                )  # fmt: skip
+            _walk(root, path, seen, files, found)
+        elif stat.S_ISREG(mode):
+            files.append((path, rel))
+        elif is_raster_name(entry.name):
+            found.problems.append(
+                DiscoveryProblem(rel, Reason.NOT_A_FILE, f"{rel}: not a regular file")
+            )
+
+
+def _rel(root: Path, path: Path) -> str:
+    rel = os.path.relpath(path, root)
+    return "." if rel == "." else Path(rel).as_posix()
+
+
+def _sidecars_of(raster: Path, entries: Iterable[tuple[Path, str]]) -> list[Path]:
+    """Sidecars named after the raster: `x.tif.aux.xml`, `x.tfw`, `x.prj`, `x_MTL.txt`, ..."""
+    stem = os.path.splitext(raster.name)[0]
+    out = []
+    for path, _ in entries:
+        if path == raster or not is_sidecar_name(path.name):
+            continue
+        name = path.name
+        if name.startswith(raster.name) or os.path.splitext(name)[0] == stem:
+            out.append(path)
+    return sorted(out)
+
+
+def fingerprint(candidate: Candidate, recipe: str) -> str:
+    """sha256 over the raster, its sidecars and the options that shape the output.
+
+    Sidecars are included because a changed world file or .prj changes the georeferencing.
+    """
+    digest = hashlib.sha256()
+    digest.update(recipe.encode())
+    for path in (candidate.path, *candidate.sidecars):
+        digest.update(b"\0" + path.name.encode() + b"\0")
+        digest.update(file_sha256(path).encode())
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+_UNSAFE = re.compile(r"[^a-z0-9._-]+")
+
+
+def slugify(text: str) -> str:
+    """A lower-case, URL- and blob-safe slug: accents folded, anything else becomes '-'."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = _UNSAFE.sub("-", ascii_text.lower()).strip("-._")
+    return re.sub(r"-{2,}", "-", slug) or "item"
+
+
+def item_id_for(relpath: str) -> str:
+    """The preferred item id of an input: a slug of its path without the extension."""
+    return slugify(os.path.splitext(relpath)[0].replace("/", "-"))
+
+
+def disambiguated_id(relpath: str) -> str:
+    """The id used when the preferred one is taken by another input: a hash of the path added."""
+    return f"{item_id_for(relpath)}-{hashlib.sha256(relpath.encode()).hexdigest()[:8]}"

@@ -1,0 +1,154 @@
+"""One input's work, run inside a bounded worker process: inspect, convert, describe.
+
+Returns plain records with the COG and thumbnail in a local temporary folder; storing and
+publishing happen in the parent, which alone decides what reaches the target and catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import rasterio
+from pyproj import CRS
+
+from byod.cog import to_cog
+from byod.config import Compression
+from byod.footprint import Footprint, NoValidData, footprint, valid_region
+from byod.items import resolution_of
+from byod.rasters import RasterInfo, decimated_mask, inspect, open_dataset, pixel_to_crs, subdatasets
+from byod.reasons import Reason, RejectedInput
+from byod.sources import WORLD_FILE_EXTENSIONS, file_sha256, slugify
+from byod.temporal import Acquisition, find_acquisition
+from byod.thumbnails import write_thumbnail
+
+Stage = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Job:
+    path: Path
+    relpath: str
+    item_id: str
+    has_georef_sidecars: bool
+    workdir: Path
+    datetime: datetime | None
+    compression: Compression
+    threads: int
+    max_pixels: int
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path: Path
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A converted and described scene, waiting in the job's work folder to be stored."""
+
+    item_id: str
+    subdataset: str | None
+    acquisition: Acquisition
+    footprint: Footprint
+    raster: RasterInfo
+    resolution: tuple[float, float] | None
+    cog: LocalFile
+    thumbnail: LocalFile
+    passthrough: bool
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    scenes: list[Prepared]
+    notes: list[str]  # subdatasets left out, with the reason
+
+
+def prepare(job: Job, stage: Stage) -> PrepareResult:
+    """All scenes of one input: one for a plain raster, one per subdataset of a container.
+
+    A container is rejected only when none of its subdatasets can be ingested; the ones left
+    out (coordinate bounds, variables without a CRS) are noted in the report.
+    """
+    stage("inspect")
+    names = subdatasets(job.path)
+    if not names:
+        return PrepareResult([_prepare_one(job, str(job.path), None, stage)], [])
+    scenes, notes, first_rejection = [], [], None
+    for name in names:
+        try:
+            scenes.append(_prepare_one(job, name, name.rsplit(":", 1)[-1].strip("/"), stage))
+        except RejectedInput as exc:
+            notes.append(exc.message)
+            first_rejection = first_rejection or exc
+    if not scenes and first_rejection is not None:
+        raise first_rejection
+    return PrepareResult(scenes, notes)
+
+
+def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Stage) -> Prepared:
+    label = job.relpath if subdataset is None else f"{job.relpath} (subdataset {subdataset})"
+    item_id = job.item_id if subdataset is None else f"{job.item_id}-{slugify(subdataset)}"
+    with open_dataset(name) as src:
+        source_info = inspect(src, label=label, max_pixels=job.max_pixels)
+    acquisition = find_acquisition(
+        override=job.datetime, tags=source_info.tags, relpath=job.relpath
+    )
+    if acquisition is None:
+        raise RejectedInput(
+            Reason.NO_DATETIME,
+            f"{label}: no acquisition time in --datetime, the TIFF/IMAGERY tags or the name "
+            "(e.g. 20240131, 2024-01-31, 20240131T101500)",
+        )
+    stage("convert")
+    cog_path = job.workdir / f"{item_id}.tif"
+    outcome = to_cog(
+        name,
+        cog_path,
+        compression=job.compression,
+        dtypes=[b.data_type for b in source_info.bands],
+        threads=job.threads,
+        may_pass_through=subdataset is None and not job.has_georef_sidecars
+        and source_info.driver == "GTiff",
+    )  # fmt: skip
+    stage("describe")
+    thumb_path = job.workdir / f"{item_id}.png"
+    with rasterio.open(cog_path) as cog:
+        info = inspect(cog, label=label, max_pixels=job.max_pixels)
+        mask, col_scale, row_scale = decimated_mask(cog)
+        try:
+            region = valid_region(mask, col_scale, row_scale)
+            shape = footprint(region, pixel_to_crs(cog), CRS.from_wkt(info.crs_wkt))
+        except NoValidData:
+            raise RejectedInput(
+                Reason.NO_VALID_DATA, f"{label}: every pixel is nodata or masked"
+            ) from None
+        write_thumbnail(cog, thumb_path)
+    return Prepared(
+        item_id=item_id,
+        subdataset=subdataset,
+        acquisition=acquisition,
+        footprint=shape,
+        raster=info,
+        resolution=resolution_of(info.transform),
+        cog=_local(cog_path),
+        thumbnail=_local(thumb_path),
+        passthrough=outcome.passthrough,
+    )
+
+
+def _local(path: Path) -> LocalFile:
+    return LocalFile(path, path.stat().st_size, file_sha256(path))
+
+
+def georef_sidecar_names(sidecars: tuple[Path, ...]) -> bool:
+    """Sidecars GDAL reads into the dataset: copying the raster alone would drop them."""
+    return any(
+        p.suffix.lower() in WORLD_FILE_EXTENSIONS | {".prj", ".msk", ".ovr", ".aux"}
+        or p.name.lower().endswith(".aux.xml")
+        for p in sidecars
+    )

@@ -1,0 +1,86 @@
+"""Fixtures: small real GeoTIFFs written with rasterio, and an ingest helper."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import Affine, from_origin
+
+from byod.config import IngestSettings
+from byod.pipeline import ingest
+from byod.report import Report
+
+WriteRaster = Callable[..., Path]
+
+
+@pytest.fixture
+def write_raster(tmp_path: Path) -> WriteRaster:
+    """Write `data` (bands, rows, cols) as a GeoTIFF under tmp_path/src and return its path.
+
+    Keyword arguments go to rasterio's profile (crs, transform, nodata, photometric, ...);
+    `tags` become dataset tags, `mask` an internal per-dataset mask.
+    """
+
+    def write(
+        name: str,
+        data: np.ndarray,
+        *,
+        crs: Any = "EPSG:32633",
+        transform: Affine | None = None,
+        tags: dict[str, str] | None = None,
+        mask: np.ndarray | None = None,
+        folder: Path | None = None,
+        **profile: Any,
+    ) -> Path:
+        path = (folder or tmp_path / "src") / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if data.ndim == 2:
+            data = data[None]
+        options = {
+            "driver": "GTiff", "count": data.shape[0], "height": data.shape[1],
+            "width": data.shape[2], "dtype": data.dtype.name, "crs": crs,
+            "transform": transform if transform is not None else from_origin(500000, 5000000, 10, 10),
+            **profile,
+        }  # fmt: skip
+        if options["crs"] is None:
+            options.pop("crs")
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **options) as dst:
+            dst.write(data)
+            if tags:
+                dst.update_tags(**tags)
+            if mask is not None:
+                dst.write_mask(mask.astype("uint8") * 255)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def run_ingest(tmp_path: Path) -> Callable[..., Report]:
+    """Ingest tmp_path/src into tmp_path/data and tmp_path/catalog (overridable)."""
+
+    def run(**overrides: Any) -> Report:
+        options: dict[str, Any] = {
+            "source": str(tmp_path / "src"),
+            "collection": "test",
+            "target": str(tmp_path / "data"),
+            "catalog": str(tmp_path / "catalog"),
+            "workers": 2,
+            "timeout_s": 120,
+        }
+        options.update(overrides)
+        return ingest(IngestSettings(**options))
+
+    return run
+
+
+def ramp(rows: int = 64, cols: int = 64, dtype: str = "uint16", bands: int = 1) -> np.ndarray:
+    """Values that vary in both directions, never equal to a typical nodata value."""
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    base = (yy * cols + xx) % 1000 + 1
+    return np.stack([base + 10 * b for b in range(bands)]).astype(dtype)
