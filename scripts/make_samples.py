@@ -63,8 +63,8 @@ def make_samples(folder: Path) -> list[Path]:
 
     # A Fiji tile straddling the antimeridian in EPSG:4326 (longitudes 177..183).
     fiji = ((wave[None, :256, :512] / 30) % 200).astype("int16")
-    _write(folder / "fiji_dem_20210704.tif", fiji, "EPSG:4326", from_origin(177, -15, 0.0117, 0.0117),
-           nodata=-32768)  # fmt: skip
+    fiji_grid = from_origin(177, -15, 0.0117, 0.0117)
+    _write(folder / "fiji_dem_20210704.tif", fiji, "EPSG:4326", fiji_grid, nodata=-32768)
 
     # Already a valid COG: stored byte for byte.
     plain = folder / ".tmp_plain.tif"

@@ -44,7 +44,7 @@ def write_raster(tmp_path: Path) -> WriteRaster:
         options = {
             "driver": "GTiff", "count": data.shape[0], "height": data.shape[1],
             "width": data.shape[2], "dtype": data.dtype.name, "crs": crs,
-            "transform": transform if transform is not None else from_origin(500000, 5000000, 10, 10),
+            "transform": from_origin(500000, 5000000, 10, 10) if transform is None else transform,
             **profile,
         }  # fmt: skip
         if options["crs"] is None:

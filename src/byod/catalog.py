@@ -122,9 +122,7 @@ def _collection_dict(info: CollectionInfo, items: dict[str, pystac.Item]) -> dic
     if ordered:
         bbox = union_bbox(i.bbox for i in ordered if i.bbox)
         start, end = union_interval(_interval(i) for i in ordered)
-        extent = pystac.Extent(
-            pystac.SpatialExtent([bbox]), pystac.TemporalExtent([[start, end]])
-        )
+        extent = pystac.Extent(pystac.SpatialExtent([bbox]), pystac.TemporalExtent([[start, end]]))
     else:
         extent = pystac.Extent(pystac.SpatialExtent([[-180.0, -90.0, 180.0, 90.0]]),
                                pystac.TemporalExtent([[None, None]]))  # fmt: skip

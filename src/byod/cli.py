@@ -9,8 +9,8 @@ import json
 import logging
 import sys
 from datetime import datetime
-from pathlib import Path
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, get_args
 
 import typer
@@ -26,7 +26,9 @@ from byod.config import (
     Compression,
     IngestSettings,
 )
-from byod.pipeline import ConfigurationError, Progress as PipelineProgress, ingest as run_ingest
+from byod.pipeline import ConfigurationError
+from byod.pipeline import Progress as PipelineProgress
+from byod.pipeline import ingest as run_ingest
 from byod.report import Report, Row, Status
 from byod.validate import validate_catalog
 
@@ -74,20 +76,50 @@ def main(
 @app.command()
 def ingest(
     source: Annotated[str, typer.Argument(help="Folder of rasters, walked recursively.")],
-    collection: Annotated[str | None, typer.Option(help="Collection id \\[default: slug of the folder name].")] = None,  # noqa: E501
-    target: Annotated[str, typer.Option(help="Where COGs are stored (folder or URL).")] = DEFAULT_TARGET,  # noqa: E501
-    catalog: Annotated[str, typer.Option(help="Root of the STAC catalog (folder or URL).")] = DEFAULT_CATALOG,  # noqa: E501
-    datetime_: Annotated[datetime | None, typer.Option("--datetime", help="Acquisition time of every item (ISO 8601, UTC if no zone).", formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%SZ"])] = None,  # noqa: E501
-    workers: Annotated[int | None, typer.Option(min=1, help="Inputs worked on at once \\[default: the machine's cores].")] = None,  # noqa: E501
-    timeout: Annotated[float, typer.Option(min=0.001, help="Seconds one input may take before it is stopped and rejected.")] = 1800.0,  # noqa: E501
-    max_memory: Annotated[int, typer.Option(min=256, help="MB of address space one input's worker may use.")] = 8192,  # noqa: E501
-    compression: Annotated[CompressionChoice, typer.Option(help="COG compression (zstd: faster, smaller; deflate: read everywhere).")] = CompressionChoice.deflate,  # noqa: E501
-    license: Annotated[str, typer.Option(help="SPDX license id of the collection.")] = DEFAULT_LICENSE,  # noqa: E501
+    collection: Annotated[
+        str | None, typer.Option(help="Collection id \\[default: slug of the folder name].")
+    ] = None,
+    target: Annotated[
+        str, typer.Option(help="Where COGs are stored (folder or URL).")
+    ] = DEFAULT_TARGET,
+    catalog: Annotated[
+        str, typer.Option(help="Root of the STAC catalog (folder or URL).")
+    ] = DEFAULT_CATALOG,
+    datetime_: Annotated[
+        datetime | None,
+        typer.Option(
+            "--datetime",
+            help="Acquisition time of every item (ISO 8601, UTC if no zone).",
+            formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%SZ"],
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Inputs worked on at once \\[default: the machine's cores]."),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.001, help="Seconds one input may take before it is stopped and rejected."
+        ),
+    ] = 1800.0,
+    max_memory: Annotated[
+        int, typer.Option(min=256, help="MB of address space one input's worker may use.")
+    ] = 8192,
+    compression: Annotated[
+        CompressionChoice,
+        typer.Option(help="COG compression (zstd: faster, smaller; deflate: read everywhere)."),
+    ] = CompressionChoice.deflate,
+    license: Annotated[
+        str, typer.Option(help="SPDX license id of the collection.")
+    ] = DEFAULT_LICENSE,
     description: Annotated[str | None, typer.Option(help="Collection description.")] = None,
     title: Annotated[str | None, typer.Option(help="Collection title.")] = None,
-    report: Annotated[Path | None, typer.Option(help="Write the JSON report to this file.")] = None,  # noqa: E501
-    json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,  # noqa: E501
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no table.")] = False,  # noqa: E501
+    report: Annotated[Path | None, typer.Option(help="Write the JSON report to this file.")] = None,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON on stdout.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no table.")] = False,
 ) -> None:
     """Convert every raster under SOURCE to a COG and publish it in the STAC catalog."""
     try:

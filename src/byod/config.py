@@ -6,8 +6,8 @@ environment variables for these.
 
 from __future__ import annotations
 
-import os
 import datetime as dt
+import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator

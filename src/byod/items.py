@@ -103,8 +103,18 @@ def _add_projection(item: pystac.Item, info: RasterInfo) -> None:
     if info.transform is not None:
         a, b, c, d, e, f = info.transform
         proj.transform = [a, b, c, d, e, f]
-        corners_x = [c, c + a * info.width, c + b * info.height, c + a * info.width + b * info.height]
-        corners_y = [f, f + d * info.width, f + e * info.height, f + d * info.width + e * info.height]
+        corners_x = [
+            c,
+            c + a * info.width,
+            c + b * info.height,
+            c + a * info.width + b * info.height,
+        ]
+        corners_y = [
+            f,
+            f + d * info.width,
+            f + e * info.height,
+            f + d * info.width + e * info.height,
+        ]
         proj.bbox = [min(corners_x), min(corners_y), max(corners_x), max(corners_y)]
 
 

@@ -25,7 +25,7 @@ from byod.items import DATA_ASSET, Scene, StoredFile, build_item
 from byod.reasons import Reason, RejectedInput
 from byod.report import Report, Row, Status
 from byod.runner import run_bounded
-from byod.sources import Candidate, discover, disambiguated_id, fingerprint, item_id_for, slugify
+from byod.sources import Candidate, disambiguated_id, discover, fingerprint, item_id_for, slugify
 from byod.storage import Store
 from byod.work import Job, Prepared, PrepareResult, georef_sidecar_names, prepare
 
@@ -151,9 +151,7 @@ def _recipe(settings: IngestSettings) -> str:
     )
 
 
-def _plan(
-    candidates: list[Candidate], items: dict[str, pystac.Item], recipe: str
-) -> list[_Plan]:
+def _plan(candidates: list[Candidate], items: dict[str, pystac.Item], recipe: str) -> list[_Plan]:
     """Fingerprint every input (in threads: hashing releases the GIL) and give it an item id.
 
     An input keeps the id its item already has; a new one takes the slug of its path, or the
@@ -257,5 +255,3 @@ def _item(scene: Prepared, plan: _Plan, cog_href: str, thumb_href: str) -> pysta
 def _finish(report: Report, progress: Progress, row: Row) -> None:
     report.rows.append(row)
     progress.finished(row)
-
-

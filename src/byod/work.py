@@ -18,7 +18,14 @@ from byod.cog import to_cog
 from byod.config import Compression
 from byod.footprint import Footprint, NoValidData, footprint, valid_region
 from byod.items import resolution_of
-from byod.rasters import RasterInfo, decimated_mask, inspect, open_dataset, pixel_to_crs, subdatasets
+from byod.rasters import (
+    RasterInfo,
+    decimated_mask,
+    inspect,
+    open_dataset,
+    pixel_to_crs,
+    subdatasets,
+)
 from byod.reasons import Reason, RejectedInput
 from byod.sources import WORLD_FILE_EXTENSIONS, file_sha256, slugify
 from byod.temporal import Acquisition, find_acquisition

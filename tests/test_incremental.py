@@ -1,0 +1,128 @@
+"""Re-runs: unchanged inputs cost nothing, a changed input replaces its item, a new one is added."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from byod.report import Report, Status
+from byod.validate import validate_catalog
+from tests.conftest import WriteRaster, ramp
+
+
+def _mtimes(folder: Path) -> dict[str, int]:
+    return {
+        str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def _item_links(catalog: Path) -> list[str]:
+    collection = json.loads((catalog / "test" / "collection.json").read_text())
+    return [link["href"] for link in collection["links"] if link["rel"] == "item"]
+
+
+def test_rerun_is_a_no_op(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    write_raster("a_20240101.tif", ramp())
+    write_raster("b_20240102.tif", ramp(dtype="int16"))
+    first = run_ingest()
+    assert [r.status for r in first.rows] == [Status.INGESTED, Status.INGESTED]
+    data_before = _mtimes(tmp_path / "data")
+    items_before = {k: v for k, v in _mtimes(tmp_path / "catalog").items() if k.count("/") == 2}
+
+    second = run_ingest()
+    assert [r.status for r in second.rows] == [Status.UNCHANGED, Status.UNCHANGED]
+    assert all(r.seconds is None for r in second.rows)  # no worker ran
+    assert _mtimes(tmp_path / "data") == data_before
+    items_after = {k: v for k, v in _mtimes(tmp_path / "catalog").items() if k.count("/") == 2}
+    assert items_after == items_before
+    assert second.exit_code == 0
+
+
+def test_changed_input_replaces_only_its_item(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    a = write_raster("a_20240101.tif", ramp())
+    write_raster("b_20240102.tif", ramp())
+    run_ingest()
+    b_item = tmp_path / "catalog" / "test" / "b_20240102" / "b_20240102.json"
+    b_before = b_item.stat().st_mtime_ns
+    old = json.loads((tmp_path / "catalog/test/a_20240101/a_20240101.json").read_text())
+
+    write_raster(a.name, ramp() * 2)  # same name, new content
+    report = run_ingest()
+    statuses = {r.input: r.status for r in report.rows}
+    assert statuses == {"a_20240101.tif": Status.REPLACED, "b_20240102.tif": Status.UNCHANGED}
+    new = json.loads((tmp_path / "catalog/test/a_20240101/a_20240101.json").read_text())
+    assert new["properties"]["byod:fingerprint"] != old["properties"]["byod:fingerprint"]
+    checksum = new["assets"]["data"]["file:checksum"]
+    assert checksum != old["assets"]["data"]["file:checksum"]
+    assert b_item.stat().st_mtime_ns == b_before
+    assert sorted(_item_links(tmp_path / "catalog")) == [
+        "./a_20240101/a_20240101.json", "./b_20240102/b_20240102.json"
+    ]  # fmt: skip
+
+
+def test_new_input_is_added_without_rewriting_others(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    write_raster("a_20240101.tif", ramp())
+    run_ingest()
+    a_item = tmp_path / "catalog" / "test" / "a_20240101" / "a_20240101.json"
+    before = a_item.stat().st_mtime_ns
+    write_raster("sub/c_20240103.tif", ramp())
+    report = run_ingest()
+    assert {r.input: r.status for r in report.rows} == {
+        "a_20240101.tif": Status.UNCHANGED, "sub/c_20240103.tif": Status.INGESTED,
+    }  # fmt: skip
+    assert a_item.stat().st_mtime_ns == before
+    assert len(_item_links(tmp_path / "catalog")) == 2
+    assert validate_catalog(str(tmp_path / "catalog" / "catalog.json"))[1] == []
+
+
+def test_changed_options_redo_the_work(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    write_raster("a_20240101.tif", ramp())
+    run_ingest()
+    report = run_ingest(datetime="2020-05-05T10:00:00Z")
+    assert report.rows[0].status is Status.REPLACED
+    item = json.loads((tmp_path / "catalog/test/a_20240101/a_20240101.json").read_text())
+    assert item["properties"]["datetime"] == "2020-05-05T10:00:00Z"
+
+
+def test_deleted_cog_is_rebuilt(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    write_raster("a_20240101.tif", ramp())
+    run_ingest()
+    cog = tmp_path / "data" / "test" / "a_20240101" / "a_20240101.tif"
+    cog.unlink()
+    assert run_ingest().rows[0].status is Status.REPLACED
+    assert cog.exists()
+
+
+def test_colliding_slugs_get_distinct_stable_ids(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    write_raster("a b_20240101.tif", ramp())
+    write_raster("a-b_20240101.tif", ramp())
+    first = run_ingest()
+    ids = sorted(i for r in first.rows for i in r.item_ids)
+    assert len(set(ids)) == 2
+    second = run_ingest()
+    assert sorted(i for r in second.rows for i in r.item_ids) == ids
+    assert len(_item_links(tmp_path / "catalog")) == 2
+
+
+def test_two_collections_share_the_root(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    write_raster("a_20240101.tif", ramp())
+    run_ingest()
+    run_ingest(collection="other")
+    root = json.loads((tmp_path / "catalog" / "catalog.json").read_text())
+    children = sorted(link["href"] for link in root["links"] if link["rel"] == "child")
+    assert children == ["./other/collection.json", "./test/collection.json"]

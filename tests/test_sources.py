@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from byod.sources import discover, disambiguated_id, fingerprint, item_id_for, slugify
+
+
+def _touch(path: Path, content: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+def test_sidecars_pair_and_never_become_inputs(tmp_path: Path) -> None:
+    for name in ["a.tif", "a.tfw", "a.prj", "a.tif.aux.xml", "a.tif.msk", "a_MTL.txt", "b.png",
+                 "b.pgw", "b.png.aux.xml", "notes.md", "c.dat", "c.hdr"]:  # fmt: skip
+        _touch(tmp_path / name)
+    found = discover(tmp_path)
+    inputs = {c.relpath: sorted(p.name for p in c.sidecars) for c in found.candidates}
+    assert inputs == {
+        "a.tif": ["a.prj", "a.tfw", "a.tif.aux.xml", "a.tif.msk"],
+        "b.png": ["b.pgw", "b.png.aux.xml"],
+        "c.dat": ["c.hdr"],
+    }
+    assert found.ignored == ["notes.md"]
+
+
+def test_ids_are_url_safe_and_stable() -> None:
+    assert item_id_for("Sub Dir/Scène d'été 2024.TIF") == "sub-dir-scene-d-ete-2024"
+    assert re.fullmatch(r"[a-z0-9._-]+", item_id_for("日本/データ.tif"))
+    assert item_id_for("a/b.tif") == item_id_for("a/b.tif")
+    assert disambiguated_id("a b.tif") != disambiguated_id("a-b.tif")
+    assert slugify("!!!") == "item"
+
+
+def test_fingerprint_covers_sidecars_and_recipe(tmp_path: Path) -> None:
+    _touch(tmp_path / "a.tif", b"raster")
+    world = _touch(tmp_path / "a.tfw", b"1\n0\n0\n-1\n0\n0\n")
+    (candidate,) = discover(tmp_path).candidates
+    first = fingerprint(candidate, "r1")
+    assert fingerprint(candidate, "r1") == first
+    assert fingerprint(candidate, "r2") != first
+    world.write_bytes(b"2\n0\n0\n-2\n0\n0\n")
+    assert fingerprint(candidate, "r1") != first

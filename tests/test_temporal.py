@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from byod.temporal import datetime_from_name, find_acquisition, parse_tag_datetime
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("scene_20240131.tif", datetime(2024, 1, 31, tzinfo=UTC)),
+        ("scene_2024-01-31.tif", datetime(2024, 1, 31, tzinfo=UTC)),
+        ("S2_20240131T101500_B04.tif", datetime(2024, 1, 31, 10, 15, 0, tzinfo=UTC)),
+        ("x_2024-01-31T10:15:00.tif", datetime(2024, 1, 31, 10, 15, 0, tzinfo=UTC)),
+        ("x_20240131_101500.tif", datetime(2024, 1, 31, 10, 15, 0, tzinfo=UTC)),
+    ],
+)
+def test_dates_in_names(name: str, expected: datetime) -> None:
+    found = datetime_from_name(name)
+    assert found is not None and found[0] == expected
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["tile_123456789.tif", "scene_20241345.tif", "dem_18000101.tif", "x_20240230.tif", "plain.tif"],
+)
+def test_no_date_in_names(name: str) -> None:
+    assert datetime_from_name(name) is None
+
+
+def test_tiff_tag_formats() -> None:
+    assert parse_tag_datetime("2023:06:15 09:30:00") == datetime(2023, 6, 15, 9, 30, tzinfo=UTC)
+    assert parse_tag_datetime("2023-06-15T09:30:00+02:00") == datetime(
+        2023, 6, 15, 7, 30, tzinfo=UTC
+    )
+    assert parse_tag_datetime("not a date") is None
+
+
+def test_order_option_then_tag_then_name() -> None:
+    when = datetime(2000, 1, 1, 12, tzinfo=timezone(timedelta(hours=1)))
+    tags = {"TIFFTAG_DATETIME": "2023:06:15 09:30:00"}
+    by_option = find_acquisition(override=when, tags=tags, relpath="a/b_20240101.tif")
+    assert by_option is not None
+    assert by_option.datetime == datetime(2000, 1, 1, 11, tzinfo=UTC)
+    assert by_option.source == "option"
+    by_tag = find_acquisition(override=None, tags=tags, relpath="a/b_20240101.tif")
+    assert by_tag is not None and by_tag.source == "tag:TIFFTAG_DATETIME"
+    by_name = find_acquisition(override=None, tags={}, relpath="2019-05-04/b.tif")
+    assert by_name is not None
+    assert by_name.datetime == datetime(2019, 5, 4, tzinfo=UTC)
+    assert by_name.source == "name:2019-05-04"
+    assert (
+        find_acquisition(override=None, tags={"TIFFTAG_DATETIME": "junk"}, relpath="b.tif") is None
+    )
+
+
+def test_imagery_acquisition_tag_wins_over_file_tag() -> None:
+    tags = {
+        "TIFFTAG_DATETIME": "2023:06:15 09:30:00",
+        "ACQUISITIONDATETIME": "2023-06-14T08:00:00Z",
+    }
+    found = find_acquisition(override=None, tags=tags, relpath="x.tif")
+    assert found is not None and found.datetime == datetime(2023, 6, 14, 8, tzinfo=UTC)
