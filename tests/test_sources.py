@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from byod.sources import discover, disambiguated_id, fingerprint, item_id_for, slugify
+from byod.sources import disambiguated_id, discover, fingerprint, item_id_for, slugify
 
 
 def _touch(path: Path, content: bytes = b"x") -> Path:
