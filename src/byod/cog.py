@@ -8,6 +8,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import rasterio
+import rasterio.shutil
 from rasterio.errors import RasterioError
 from rio_cogeo.cogeo import cog_translate, cog_validate
 from rio_cogeo.profiles import cog_profiles
@@ -66,6 +68,7 @@ def to_cog(
     if may_pass_through and is_valid_cog(source):
         shutil.copyfile(source, dst)
         return CogOutcome(dst, passthrough=True)
+    staged = _stage_if_needed(source, dst)
     config = {
         "GDAL_NUM_THREADS": str(threads),
         "GDAL_CACHEMAX": GDAL_CACHEMAX_MB,
@@ -75,7 +78,7 @@ def to_cog(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # rio-cogeo warns about zstd support and masks
             cog_translate(
-                source,
+                str(staged or source),
                 str(dst),
                 cog_profile(compression, dtypes),
                 # Never in memory: rio-cogeo would otherwise hold rasters below 10980² whole.
@@ -89,9 +92,29 @@ def to_cog(
         raise RejectedInput(
             Reason.CONVERSION_FAILED, f"{Path(source).name}: COG conversion failed ({exc})"
         ) from None
+    finally:
+        if staged is not None:
+            staged.unlink(missing_ok=True)
     if not is_valid_cog(dst):
         dst.unlink(missing_ok=True)
         raise RejectedInput(
             Reason.CONVERSION_FAILED, f"{Path(source).name}: converted file is not a valid COG"
         )
     return CogOutcome(dst, passthrough=False)
+
+
+def _stage_if_needed(source: str, dst: Path) -> Path | None:
+    """Copy inputs that rio-cogeo mistakes for GCP rasters to a plain GeoTIFF first.
+
+    rio-cogeo 7 tests `src.gcps[1]` (the GCP CRS) rather than the GCPs themselves; drivers
+    such as JP2OpenJPEG report a CRS there with no GCPs, and the conversion then fails with
+    "Cannot invert geotransform". A GDAL CreateCopy to a tiled GeoTIFF keeps CRS, transform,
+    nodata and masks, streaming block by block.
+    """
+    with rasterio.open(source) as src:
+        gcps, gcp_crs = src.gcps
+        if gcps or gcp_crs is None:
+            return None
+    staged = dst.with_name(dst.stem + ".staged.tif")
+    rasterio.shutil.copy(source, staged, driver="GTiff", TILED="YES", BIGTIFF="IF_SAFER")
+    return staged
