@@ -40,6 +40,8 @@ app = typer.Typer(
 err = Console(stderr=True)
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
+# Defaults are defined once, on the settings model.
+_DEFAULTS = IngestSettings.model_fields
 # The choices are written once, in config.Compression.
 CompressionChoice = StrEnum("CompressionChoice", {v: v for v in get_args(Compression)})  # type: ignore[misc]
 _STATUS_STYLE = {Status.INGESTED: "green", Status.REPLACED: "cyan",
@@ -102,10 +104,13 @@ def ingest(
         typer.Option(
             min=0.001, help="Seconds one input may take before it is stopped and rejected."
         ),
-    ] = 1800.0,
+    ] = _DEFAULTS["timeout_s"].default,
     max_memory: Annotated[
         int, typer.Option(min=256, help="MB of address space one input's worker may use.")
-    ] = 8192,
+    ] = _DEFAULTS["max_memory_mb"].default,
+    max_pixels: Annotated[
+        int, typer.Option(min=1, help="Reject inputs whose header claims more pixels than this.")
+    ] = _DEFAULTS["max_pixels"].default,
     compression: Annotated[
         CompressionChoice,
         typer.Option(help="COG compression (zstd: faster, smaller; deflate: read everywhere)."),
@@ -125,7 +130,7 @@ def ingest(
     try:
         settings = IngestSettings(
             source=source, collection=collection, target=target, catalog=catalog,
-            datetime=datetime_, timeout_s=timeout, max_memory_mb=max_memory,
+            datetime=datetime_, timeout_s=timeout, max_memory_mb=max_memory, max_pixels=max_pixels,
             compression=compression.value, license=license, description=description, title=title,
             **({"workers": workers} if workers else {}),
         )  # fmt: skip
