@@ -18,13 +18,33 @@ from byod.report import Report
 WriteRaster = Callable[..., Path]
 
 
+def write_geotiff(
+    path: Path,
+    data: np.ndarray,
+    *,
+    tags: dict[str, str] | None = None,
+    mask: np.ndarray | None = None,
+    **profile: Any,
+) -> Path:
+    """Write `data` (bands, rows, cols) as a GeoTIFF; `profile` goes to rasterio (crs,
+    transform, nodata, photometric, ...), `tags` become dataset tags, `mask` an internal mask."""
+    if data.ndim == 2:
+        data = data[None]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = {"driver": "GTiff", "count": data.shape[0], "height": data.shape[1],
+               "width": data.shape[2], "dtype": data.dtype.name, **profile}  # fmt: skip
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **options) as dst:
+        dst.write(data)
+        if tags:
+            dst.update_tags(**tags)
+        if mask is not None:
+            dst.write_mask(mask.astype("uint8") * 255)
+    return path
+
+
 @pytest.fixture
 def write_raster(tmp_path: Path) -> WriteRaster:
-    """Write `data` (bands, rows, cols) as a GeoTIFF under tmp_path/src and return its path.
-
-    Keyword arguments go to rasterio's profile (crs, transform, nodata, photometric, ...);
-    `tags` become dataset tags, `mask` an internal per-dataset mask.
-    """
+    """Write a GeoTIFF under tmp_path/src (UTM 33N, 10 m, unless told otherwise)."""
 
     def write(
         name: str,
@@ -32,30 +52,14 @@ def write_raster(tmp_path: Path) -> WriteRaster:
         *,
         crs: Any = "EPSG:32633",
         transform: Affine | None = None,
-        tags: dict[str, str] | None = None,
-        mask: np.ndarray | None = None,
         folder: Path | None = None,
         **profile: Any,
     ) -> Path:
-        path = (folder or tmp_path / "src") / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if data.ndim == 2:
-            data = data[None]
-        options = {
-            "driver": "GTiff", "count": data.shape[0], "height": data.shape[1],
-            "width": data.shape[2], "dtype": data.dtype.name, "crs": crs,
-            "transform": from_origin(500000, 5000000, 10, 10) if transform is None else transform,
-            **profile,
-        }  # fmt: skip
-        if options["crs"] is None:
-            options.pop("crs")
-        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **options) as dst:
-            dst.write(data)
-            if tags:
-                dst.update_tags(**tags)
-            if mask is not None:
-                dst.write_mask(mask.astype("uint8") * 255)
-        return path
+        if crs is not None:
+            profile["crs"] = crs
+        profile["transform"] = from_origin(500000, 5000000, 10, 10) if transform is None else (
+            transform)  # fmt: skip
+        return write_geotiff((folder or tmp_path / "src") / name, data, **profile)
 
     return write
 

@@ -25,26 +25,9 @@ from byod.config import IngestSettings
 from byod.pipeline import ingest
 from byod.report import Report, Status
 from byod.validate import validate_catalog
-from tests.conftest import ramp
+from tests.conftest import ramp, write_geotiff
 
 UTM = from_origin(500000, 5000000, 10, 10)
-
-
-def _write(path: Path, data: np.ndarray, **profile: Any) -> Path:
-    tags = profile.pop("tags", None)
-    mask = profile.pop("mask", None)
-    if data.ndim == 2:
-        data = data[None]
-    options = {"driver": "GTiff", "count": data.shape[0], "height": data.shape[1],
-               "width": data.shape[2], "dtype": data.dtype.name, **profile}  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **options) as dst:
-        dst.write(data)
-        if tags:
-            dst.update_tags(**tags)
-        if mask is not None:
-            dst.write_mask(mask.astype("uint8") * 255)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -57,34 +40,41 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
     utm[:, 50:, :] = 0
     utm[:, :, :20] = 0
     utm[:, :, 60:] = 0
-    _write(src / "utm_20240131.tif", utm, crs="EPSG:32633", transform=UTM, nodata=0)
+    write_geotiff(src / "utm_20240131.tif", utm, crs="EPSG:32633", transform=UTM, nodata=0)
     # Geographic, int16, time in TIFFTAG_DATETIME.
-    _write(src / "geo.tif", ramp(50, 100, "int16"), crs="EPSG:4326",
+    write_geotiff(src / "geo.tif", ramp(50, 100, "int16"), crs="EPSG:4326",
            transform=from_origin(10.0, 50.0, 0.01, 0.01), nodata=-9999,
            tags={"TIFFTAG_DATETIME": "2023:06:15 09:30:00"})  # fmt: skip
     # Polar stereographic covering the north pole.
-    _write(src / "polar_2024-03-01.tif", ramp(40, 40, "uint8"), crs="EPSG:3413",
+    write_geotiff(src / "polar_2024-03-01.tif", ramp(40, 40, "uint8"), crs="EPSG:3413",
            transform=from_origin(-1_000_000, 1_000_000, 50_000, 50_000))  # fmt: skip
     # Crossing the antimeridian: 4326 longitudes 179..181.
-    _write(src / "dateline_20200101.tif", ramp(20, 40, "float32"), crs="EPSG:4326",
+    write_geotiff(src / "dateline_20200101.tif", ramp(20, 40, "float32"), crs="EPSG:4326",
            transform=from_origin(179.0, -16.0, 0.05, 0.05))  # fmt: skip
     # Internal mask: only the left half is valid.
     mask = np.zeros((32, 32), bool)
     mask[:, :16] = True
-    _write(src / "masked_20240101.tif", ramp(32, 32, "uint8"), crs="EPSG:32633", transform=UTM,
-           mask=mask)  # fmt: skip
+    write_geotiff(
+        src / "masked_20240101.tif",
+        ramp(32, 32, "uint8"),
+        crs="EPSG:32633",
+        transform=UTM,
+        mask=mask,
+    )
     # uint8 RGB.
-    _write(src / "rgb_20240102.tif", ramp(32, 32, "uint8", bands=3), crs="EPSG:32633",
+    write_geotiff(src / "rgb_20240102.tif", ramp(32, 32, "uint8", bands=3), crs="EPSG:32633",
            transform=UTM, photometric="RGB")  # fmt: skip
     # float32 with NaN nodata: bottom half NaN.
     floats = ramp(32, 32, "float32")
     floats[:, 16:, :] = np.nan
-    _write(src / "nan_20240103.tif", floats, crs="EPSG:32633", transform=UTM, nodata=float("nan"))
+    write_geotiff(
+        src / "nan_20240103.tif", floats, crs="EPSG:32633", transform=UTM, nodata=float("nan")
+    )
     # Rotated grid (30 degrees) and a south-up grid.
     rotated = Affine.translation(500000, 5000000) * Affine.rotation(30) * Affine.scale(10, -10)
-    _write(src / "rotated_20240104.tif", ramp(20, 40), crs="EPSG:32633", transform=rotated)
+    write_geotiff(src / "rotated_20240104.tif", ramp(20, 40), crs="EPSG:32633", transform=rotated)
     south_up = Affine(10, 0, 500000, 0, 10, 4999000)
-    _write(src / "southup_20240105.tif", ramp(20, 40), crs="EPSG:32633", transform=south_up)
+    write_geotiff(src / "southup_20240105.tif", ramp(20, 40), crs="EPSG:32633", transform=south_up)
     # GCP-georeferenced: four corners of a 40 x 20 image on a skewed quadrilateral.
     gcps = [
         GroundControlPoint(0, 0, 500000, 5000000),
@@ -92,14 +82,14 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
         GroundControlPoint(20, 40, 500450, 4999900),
         GroundControlPoint(20, 0, 500050, 4999800),
     ]
-    path = _write(src / "gcps_20240106.tif", ramp(20, 40))
+    path = write_geotiff(src / "gcps_20240106.tif", ramp(20, 40))
     with rasterio.open(path, "r+") as dst:
         dst.gcps = (gcps, rasterio.crs.CRS.from_epsg(32633))
     # A CRS without an authority code (a custom transverse mercator).
     custom = "+proj=tmerc +lat_0=0 +lon_0=13.3 +k=0.9996 +x_0=500000 +y_0=0 +ellps=GRS80 +units=m"
-    _write(src / "custom_crs_20240107.tif", ramp(16, 16), crs=custom, transform=UTM)
+    write_geotiff(src / "custom_crs_20240107.tif", ramp(16, 16), crs=custom, transform=UTM)
     # Already a valid COG.
-    plain = _write(root / "plain.tif", ramp(64, 64), crs="EPSG:32633", transform=UTM)
+    plain = write_geotiff(root / "plain.tif", ramp(64, 64), crs="EPSG:32633", transform=UTM)
     cog_translate(plain, src / "cog_20240108.tif", cog_profiles.get("deflate"), quiet=True)
 
     report = ingest(IngestSettings(source=str(src), collection="kinds", target=str(root / "data"),
