@@ -3,7 +3,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from byod.sources import disambiguated_id, discover, fingerprint, item_id_for, slugify
+from byod.sources import (
+    disambiguated_id,
+    discover,
+    discover_listing,
+    fingerprint,
+    item_id_for,
+    slugify,
+)
 
 
 def _touch(path: Path, content: bytes = b"x") -> Path:
@@ -17,7 +24,7 @@ def test_sidecars_pair_and_never_become_inputs(tmp_path: Path) -> None:
                  "b.pgw", "b.png.aux.xml", "notes.md", "c.dat", "c.hdr"]:  # fmt: skip
         _touch(tmp_path / name)
     found = discover(tmp_path)
-    inputs = {c.relpath: sorted(p.name for p in c.sidecars) for c in found.candidates}
+    inputs = {c.relpath: sorted(Path(p).name for p in c.sidecars) for c in found.candidates}
     assert inputs == {
         "a.tif": ["a.prj", "a.tfw", "a.tif.aux.xml", "a.tif.msk"],
         "b.png": ["b.pgw", "b.png.aux.xml"],
@@ -43,3 +50,15 @@ def test_fingerprint_covers_sidecars_and_recipe(tmp_path: Path) -> None:
     assert fingerprint(candidate, "r2") != first
     world.write_bytes(b"2\n0\n0\n-2\n0\n0\n")
     assert fingerprint(candidate, "r1") != first
+
+
+def test_listing_pairs_and_fingerprints_without_reading() -> None:
+    listing = [("p/a.tif", "v1"), ("p/a.tfw", "w1"), ("p/.hidden.tif", "h"), ("p/readme.md", "r")]
+    found = discover_listing(listing)
+    (candidate,) = found.candidates
+    assert (candidate.relpath, candidate.sidecars, candidate.versions) == (
+        "p/a.tif", ("p/a.tfw",), ("v1", "w1")
+    )  # fmt: skip
+    assert found.ignored == ["p/readme.md"]
+    changed = discover_listing([("p/a.tif", "v1"), ("p/a.tfw", "w2")]).candidates[0]
+    assert fingerprint(candidate, "r") != fingerprint(changed, "r")

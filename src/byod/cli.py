@@ -8,17 +8,19 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, get_args
 
+import pystac
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from byod.azure import AzureConfigError, AzureOptions, resolve_access
 from byod.config import (
     DEFAULT_CATALOG,
     DEFAULT_LICENSE,
@@ -120,6 +122,23 @@ def ingest(
     ] = DEFAULT_LICENSE,
     description: Annotated[str | None, typer.Option(help="Collection description.")] = None,
     title: Annotated[str | None, typer.Option(help="Collection title.")] = None,
+    azure_account: Annotated[
+        str | None,
+        typer.Option(
+            help="Storage account name (credentials from the environment or a managed identity)."
+        ),
+    ] = None,
+    azure_region: Annotated[
+        str | None,
+        typer.Option(help="Region of the storage account; byod writes only to westeurope."),
+    ] = None,
+    allow_any_region: Annotated[
+        bool,
+        typer.Option(
+            "--allow-any-region",
+            help="DANGER: write outside westeurope anyway (recorded in the report).",
+        ),
+    ] = False,
     report: Annotated[Path | None, typer.Option(help="Write the JSON report to this file.")] = None,
     json_: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON on stdout.")
@@ -132,6 +151,8 @@ def ingest(
             source=source, collection=collection, target=target, catalog=catalog,
             datetime=datetime_, timeout_s=timeout, max_memory_mb=max_memory, max_pixels=max_pixels,
             compression=compression.value, license=license, description=description, title=title,
+            azure=AzureOptions(account_name=azure_account, region=azure_region,
+                               allow_any_region=allow_any_region),
             **({"workers": workers} if workers else {}),
         )  # fmt: skip
     except ValidationError as exc:
@@ -178,6 +199,32 @@ def validate(
     raise typer.Exit(EXIT_REJECTED if problems else EXIT_OK)
 
 
+@app.command()
+def sign(
+    target: Annotated[
+        str, typer.Argument(help="A blob URL (https or az://), or an item JSON file or URL.")
+    ],
+    expiry: Annotated[int, typer.Option(min=60, help="Seconds the signature stays valid.")] = 3600,
+) -> None:
+    """Print a short-lived read-only SAS URL for a private blob, or an item with signed assets.
+
+    Credentials come from the environment (AZURE_STORAGE_CONNECTION_STRING, ...)."""
+    from byod.signing import SignedStacIO
+    from byod.signing import sign as sign_any
+
+    try:
+        access = resolve_access(AzureOptions())
+        stac_io = SignedStacIO(access)
+        if target.endswith(".json") and stac_io.read_json(target).get("type") == "Feature":
+            item = pystac.Item.from_file(target, stac_io=stac_io)
+            signed = sign_any(item, timedelta(seconds=expiry), access)
+            sys.stdout.write(json.dumps(signed.to_dict(transform_hrefs=False), indent=2) + "\n")
+        else:
+            sys.stdout.write(sign_any(target, timedelta(seconds=expiry), access) + "\n")
+    except AzureConfigError as exc:
+        _usage_error(str(exc))
+
+
 def _print_summary(report: Report) -> None:
     out = Console()
     counts = report.counts()
@@ -193,6 +240,9 @@ def _print_summary(report: Report) -> None:
         table.add_row(row.input, f"[{style}]{row.status}[/]", detail)
     out.print(table)
     out.print(", ".join(f"{n} {s}" for s, n in counts.items()) + f"; catalog: {report.catalog}")
+    if report.storage:
+        style = "bold red" if report.region_overridden else "dim"
+        out.print(f"[{style}]storage: {report.storage}[/]")
 
 
 def _usage_error(message: str) -> None:

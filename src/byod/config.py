@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from byod.azure import AzureOptions
+
 Compression = Literal["deflate", "zstd"]
 
 DEFAULT_TARGET = "data"
@@ -49,6 +51,9 @@ class IngestSettings(BaseModel):
     license: str = DEFAULT_LICENSE
     description: str | None = None
     title: str | None = None
+    azure: AzureOptions | None = Field(
+        default=None, description="Storage account options for az:// sources and targets."
+    )
 
     @field_validator("datetime")
     @classmethod

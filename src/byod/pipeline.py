@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import posixpath
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -15,24 +16,41 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import fsspec
 import pystac
 
 from byod import __version__
+from byod.azure import (
+    AzureAccess,
+    AzureConfigError,
+    AzureOptions,
+    arm_location_lookup,
+    check_region,
+    resolve_access,
+)
 from byod.catalog import CollectionInfo, load_items, publish
 from byod.config import IngestSettings, default_workers
-from byod.items import DATA_ASSET, Scene, StoredFile, build_item
+from byod.items import Scene, StoredFile, build_item
 from byod.reasons import Reason, RejectedInput
 from byod.report import Report, Row, Status
 from byod.runner import run_bounded
-from byod.sources import Candidate, disambiguated_id, discover, fingerprint, item_id_for, slugify
-from byod.storage import Store
+from byod.sources import (
+    Candidate,
+    Discovery,
+    disambiguated_id,
+    discover,
+    discover_listing,
+    fingerprint,
+    item_id_for,
+    slugify,
+)
+from byod.storage import BlobStore, Store, is_blob_url, open_store
 from byod.work import Job, Prepared, PrepareResult, georef_sidecar_names, prepare
 
 log = logging.getLogger(__name__)
 
 # Bump when a change in byod alters what is written for the same input, so re-runs redo it.
 RECIPE_VERSION = 1
+FINGERPRINT_METADATA = "byod_fingerprint"
 
 
 class ConfigurationError(ValueError):
@@ -56,14 +74,19 @@ class _Plan:
 
 
 def ingest(settings: IngestSettings, progress: Progress | None = None) -> Report:
-    """Ingest a local folder into COGs at `settings.target` and the catalog at `.catalog`."""
+    """Ingest a folder or blob prefix into COGs at `settings.target` and the catalog."""
     progress = progress or Progress()
-    source, collection_id = _check(settings)
-    catalog_store, target_store = Store(settings.catalog), Store(settings.target)
-    report = Report(str(source), collection_id, catalog_store.href("catalog.json"),
-                    target_store.href(""))  # fmt: skip
+    stores = _open_stores(settings)
+    source_store, catalog_store, target_store = stores.source, stores.catalog, stores.target
+    collection_id = _collection_id(settings)
+    report = Report(settings.source, collection_id, catalog_store.href("catalog.json"),
+                    target_store.href(""), storage=stores.decision,
+                    region_overridden=stores.overridden)  # fmt: skip
+    for store in (catalog_store, target_store):
+        if isinstance(store, BlobStore):
+            store.ensure_container()
     items = load_items(catalog_store, collection_id)
-    found = discover(source)
+    found = _discover(settings.source, source_store)
     report.ignored = found.ignored
     progress.discovered(len(found.candidates) + len(found.problems))
     for problem in found.problems:
@@ -73,7 +96,7 @@ def ingest(settings: IngestSettings, progress: Progress | None = None) -> Report
     plans = _plan(found.candidates, items, _recipe(settings))
     todo: list[_Plan] = []
     for plan in plans:
-        if plan.previous and _unchanged(plan):
+        if plan.previous and _unchanged(plan, target_store, collection_id):
             ids = [i.id for i in plan.previous]
             _finish(report, progress, Row(plan.candidate.relpath, Status.UNCHANGED, ids))
         else:
@@ -83,11 +106,13 @@ def ingest(settings: IngestSettings, progress: Progress | None = None) -> Report
     removed: set[str] = set()
     workdir = Path(tempfile.mkdtemp(prefix="byod-"))
     try:
-        jobs = [(p.candidate.relpath, _job(p, settings, workdir)) for p in todo]
+        jobs = [(p.candidate.relpath, _job(p, settings, workdir, source_store is None))
+                for p in todo]  # fmt: skip
         by_path = {p.candidate.relpath: p for p in todo}
         outcomes = run_bounded(
             jobs, prepare, workers=settings.workers, timeout_s=settings.timeout_s,
             max_memory_mb=settings.max_memory_mb, on_stage=progress.stage,
+            before_start=lambda job: _fetch(job, by_path[job.relpath].candidate, source_store),
         )  # fmt: skip
         for done in outcomes:
             plan = by_path[done.job.relpath]
@@ -113,7 +138,8 @@ def ingest(settings: IngestSettings, progress: Progress | None = None) -> Report
             _finish(report, progress, row)
         info = CollectionInfo(
             id=collection_id,
-            description=settings.description or f"Rasters ingested by byod from {source.name}.",
+            description=settings.description
+            or f"Rasters ingested by byod from {_source_name(settings.source)}.",
             license=settings.license,
             title=settings.title,
         )
@@ -125,18 +151,97 @@ def ingest(settings: IngestSettings, progress: Progress | None = None) -> Report
     return report
 
 
-def _check(settings: IngestSettings) -> tuple[Path, str]:
-    if "://" in settings.source:
-        raise ConfigurationError(f"{settings.source}: only local folders can be sources so far")
-    source = Path(settings.source)
-    if not source.is_dir():
-        raise ConfigurationError(f"{source}: source is not a folder")
-    collection_id = settings.collection or slugify(source.resolve().name)
+@dataclass
+class _Stores:
+    source: Store | None  # None for a local source folder (walked directly)
+    catalog: Store
+    target: Store
+    decision: str | None = None  # the region guard's verdict, for the report
+    overridden: bool = False
+
+
+def _open_stores(settings: IngestSettings) -> _Stores:
+    """Check the source, credentials and region, and open the stores; writes nothing."""
+    urls = (settings.source, settings.target, settings.catalog)
+    if not any(is_blob_url(u) for u in urls):
+        source = Path(settings.source)
+        if not source.is_dir():
+            raise ConfigurationError(f"{source}: source is not a folder")
+        return _Stores(None, open_store(settings.catalog), open_store(settings.target))
+    options = settings.azure or AzureOptions()
+    try:
+        access = resolve_access(options)
+    except AzureConfigError as exc:
+        raise ConfigurationError(str(exc)) from None
+    decision = None
+    if is_blob_url(settings.target) or is_blob_url(settings.catalog):
+        decision = check_region(access, options, arm_location_lookup())
+        if not decision.allowed:
+            raise ConfigurationError(f"region guard: {decision.message}; nothing was written")
+    stores = _Stores(
+        _open_source(settings.source, access),
+        _open(settings.catalog, access),
+        _open(settings.target, access),
+        decision.message if decision else None,
+        bool(decision and decision.overridden),
+    )
+    return stores
+
+
+def _open(url: str, access: AzureAccess) -> Store:
+    try:
+        return open_store(url, access)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+def _open_source(url: str, access: AzureAccess) -> Store | None:
+    if not is_blob_url(url):
+        if not Path(url).is_dir():
+            raise ConfigurationError(f"{url}: source is not a folder")
+        return None
+    store = _open(url, access)
+    assert isinstance(store, BlobStore)
+    if not store.container_client.exists():
+        raise ConfigurationError(f"{url}: container {store.container!r} does not exist")
+    return store
+
+
+def _source_name(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1] or url
+
+
+def _collection_id(settings: IngestSettings) -> str:
+    name = _source_name(settings.source)
+    if not is_blob_url(settings.source):
+        name = Path(settings.source).resolve().name
+    collection_id = settings.collection or slugify(name)
     if slugify(collection_id) != collection_id:
         raise ConfigurationError(
             f"collection id {collection_id!r} is not URL-safe; try {slugify(collection_id)!r}"
         )
-    return source, collection_id
+    return collection_id
+
+
+def _discover(url: str, store: Store | None) -> Discovery:
+    if store is None:
+        return discover(Path(url))
+    return discover_listing((f.key, f.version) for f in store.list_files())
+
+
+def _fetch(job: Job, candidate: Candidate, store: Store | None) -> None:
+    """Spool a remote input and its sidecars into the job's folder (streamed, bounded
+    memory), under their own names so GDAL pairs the sidecars itself."""
+    if store is None:
+        return
+    try:
+        for key in (candidate.path, *candidate.sidecars):
+            store.get_file(key, job.path.parent / posixpath.basename(key))
+    except Exception as exc:  # noqa: BLE001 - any storage failure rejects this input only
+        raise RejectedInput(
+            Reason.UNREADABLE,
+            f"{candidate.relpath}: could not be downloaded ({type(exc).__name__})",
+        ) from None
 
 
 def _recipe(settings: IngestSettings) -> str:
@@ -178,23 +283,34 @@ def _plan(candidates: list[Candidate], items: dict[str, pystac.Item], recipe: st
     return plans
 
 
-def _unchanged(plan: _Plan) -> bool:
-    """Same fingerprint as the stored items, and their COGs are still where they point."""
+def _unchanged(plan: _Plan, target: Store, collection_id: str) -> bool:
+    """Same fingerprint as the stored items, and their COGs are in the target (with the same
+    fingerprint in the blob metadata, where the target keeps metadata)."""
     for item in plan.previous:
         if item.properties.get("byod:fingerprint") != plan.fingerprint:
             return False
-        href = item.assets[DATA_ASSET].href
-        fs, path = fsspec.core.url_to_fs(href)
-        if not fs.exists(path):
+        key = _cog_key(collection_id, item.id)
+        metadata = target.metadata(key)
+        if metadata is None and not target.exists(key):
+            return False
+        if metadata is not None and metadata.get(FINGERPRINT_METADATA) != plan.fingerprint:
             return False
     return True
 
 
-def _job(plan: _Plan, settings: IngestSettings, workdir: Path) -> Job:
+def _cog_key(collection_id: str, item_id: str) -> str:
+    return f"{collection_id}/{item_id}/{item_id}.tif"
+
+
+def _job(plan: _Plan, settings: IngestSettings, workdir: Path, source_is_local: bool) -> Job:
     folder = workdir / plan.item_id
     folder.mkdir()
+    # A remote input is fetched into the job's folder by `_fetch` before its worker starts.
+    local = Path(plan.candidate.path) if source_is_local else (
+        folder / "input" / posixpath.basename(plan.candidate.path))  # fmt: skip
+    local.parent.mkdir(exist_ok=True)
     return Job(
-        path=plan.candidate.path,
+        path=local,
         relpath=plan.candidate.relpath,
         item_id=plan.item_id,
         has_georef_sidecars=georef_sidecar_names(plan.candidate.sidecars),
@@ -215,18 +331,22 @@ def _store(
     items = []
     try:
         for scene in result.scenes:
-            base = f"{collection_id}/{scene.item_id}/{scene.item_id}"
-            cog_href = target.put_file(scene.cog.path, f"{base}.tif")
-            stored_keys.append(f"{base}.tif")
-            thumb_href = target.put_file(scene.thumbnail.path, f"{base}-thumbnail.png")
-            stored_keys.append(f"{base}-thumbnail.png")
+            cog_key = _cog_key(collection_id, scene.item_id)
+            thumb_key = cog_key.removesuffix(".tif") + "-thumbnail.png"
+            # Stored with the blob, so a re-run can tell an unchanged input without a download.
+            metadata = {FINGERPRINT_METADATA: plan.fingerprint, "byod_sha256": scene.cog.sha256}
+            stored_keys.append(cog_key)
+            cog_href = target.put_file(scene.cog.path, cog_key, metadata)
+            stored_keys.append(thumb_key)
+            thumb_href = target.put_file(scene.thumbnail.path, thumb_key)
             items.append(_item(scene, plan, cog_href, thumb_href))
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - OSError or an Azure error: this input fails alone
         if not plan.previous:  # a new input leaves nothing behind
             for key in stored_keys:
                 target.remove(key)
         raise RejectedInput(
-            Reason.STORAGE_FAILED, f"{plan.candidate.relpath}: could not store ({exc})"
+            Reason.STORAGE_FAILED,
+            f"{plan.candidate.relpath}: could not store ({type(exc).__name__}: {exc})",
         ) from None
     return items
 

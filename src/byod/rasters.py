@@ -16,6 +16,7 @@ import numpy as np
 import rasterio
 from pyproj import CRS as ProjCRS
 from pyproj.exceptions import CRSError
+from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import RasterioError, RasterioIOError
@@ -164,7 +165,9 @@ def _check_crs(crs: CRS, src: DatasetReader, label: str) -> None:
     try:
         lon, lat = warp_transform(crs, "EPSG:4326", xs.tolist(), ys.tolist())
         ok = all(math.isfinite(v) for v in (*lon, *lat))
-    except (RasterioError, CRSError, ValueError) as exc:
+    # GDAL's own errors are no RasterioError: an engineering (LOCAL_CS) CRS raises
+    # CPLE_NotSupportedError here, which the worker used to report as CRASHED.
+    except (RasterioError, CPLE_BaseError, CRSError, ValueError) as exc:
         raise RejectedInput(
             Reason.UNKNOWN_CRS,
             f"{label}: coordinate system cannot be related to longitude/latitude "
@@ -185,6 +188,10 @@ def _check_readable(src: DatasetReader, label: str) -> None:
     try:
         src.read(src.count, window=window)
     except RasterioError as exc:
+        if is_out_of_memory(exc):
+            # A block too big for the worker's RLIMIT_AS (a decompression bomb) is the memory
+            # bound, not a truncated file: the runner turns MemoryError into MEMORY_LIMIT.
+            raise MemoryError(f"{label}: {_first_line(str(exc.__cause__ or exc))}") from exc
         raise RejectedInput(
             Reason.TRUNCATED, f"{label}: pixel data cannot be read ({_first_line(str(exc))})"
         ) from None
@@ -232,6 +239,26 @@ def color_names(info: RasterInfo) -> list[str]:
 def is_rgb(info: RasterInfo) -> bool:
     colors = color_names(info)
     return all(c in colors for c in (ColorInterp.red.name, ColorInterp.green.name, "blue"))
+
+
+_OUT_OF_MEMORY_WORDS = ("out of memory", "cannot allocate")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc`, or an exception it was raised from, is a failed allocation.
+
+    rasterio wraps GDAL's "cannot allocate N bytes" in a generic "Read failed. See previous
+    exception for details."; only the chained cause names the allocation.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current).lower()
+        if isinstance(current, MemoryError) or any(w in text for w in _OUT_OF_MEMORY_WORDS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _first_line(text: str) -> str:

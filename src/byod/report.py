@@ -40,6 +40,8 @@ class Report:
     finished: str | None = None
     rows: list[Row] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # files neither raster nor sidecar
+    storage: str | None = None  # where blobs went and why that was allowed (region guard)
+    region_overridden: bool = False
 
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in Status}

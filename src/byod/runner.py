@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 
 from rasterio.errors import RasterioError
 
+from byod.rasters import is_out_of_memory
 from byod.reasons import Reason, RejectedInput
 
 log = logging.getLogger(__name__)
@@ -56,13 +57,23 @@ def run_bounded(
     timeout_s: float,
     max_memory_mb: int,
     on_stage: Callable[[str, str], None] = lambda label, stage: None,
+    before_start: Callable[[J], None] = lambda job: None,
 ) -> Iterator[Done[J, R]]:
-    """Yield each (label, job)'s outcome as it finishes; at most `workers` at once."""
+    """Yield each (label, job)'s outcome as it finishes; at most `workers` at once.
+
+    `before_start` runs in this process just before a job's worker starts (to fetch its
+    input, say); a RejectedInput it raises rejects that job without starting a worker.
+    """
     pending = list(reversed(jobs))
     running: list[_Running] = []
     while pending or running:
         while pending and len(running) < workers:
             label, job = pending.pop()
+            try:
+                before_start(job)
+            except RejectedInput as exc:
+                yield Done(job, rejection=exc)
+                continue
             recv, send = _CONTEXT.Pipe(duplex=False)
             process = _CONTEXT.Process(
                 target=_child, args=(send, work, job, label, max_memory_mb), daemon=True
@@ -71,6 +82,8 @@ def run_bounded(
             send.close()
             running.append(_Running(job, label, process, recv, time.monotonic()))
             on_stage(label, "queued")
+        if not running:
+            continue
         now = time.monotonic()
         next_deadline = min(r.started + timeout_s for r in running)
         ready = wait([r.conn for r in running] + [r.process.sentinel for r in running],
@@ -133,11 +146,15 @@ def _child(
     except MemoryError:
         conn.send(("rejected", (Reason.MEMORY_LIMIT, _memory_message(label, max_memory_mb))))
     except RasterioError as exc:
-        if "memory" in str(exc).lower():
+        # The allocation failure is in the chained GDAL error, not in rasterio's own message.
+        if is_out_of_memory(exc):
             conn.send(("rejected", (Reason.MEMORY_LIMIT, _memory_message(label, max_memory_mb))))
         else:
             conn.send(("rejected", (Reason.UNREADABLE, f"{label}: GDAL could not read it ({exc})")))
     except Exception as exc:  # noqa: BLE001 - one input's bug must not end the run; it is reported
+        if is_out_of_memory(exc):  # e.g. GDAL's CPLE_OutOfMemoryError, which is no RasterioError
+            conn.send(("rejected", (Reason.MEMORY_LIMIT, _memory_message(label, max_memory_mb))))
+            return
         log.debug("worker failed on %s\n%s", label, traceback.format_exc())
         conn.send(("rejected", (Reason.CRASHED, f"{label}: unexpected error {exc!r}")))
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import posixpath
 import re
 import stat
 import unicodedata
@@ -48,9 +49,12 @@ HASH_CHUNK = 4 * 1024 * 1024
 class Candidate:
     """A raster input and the sidecars paired with it."""
 
-    path: Path
-    relpath: str  # POSIX path relative to the source folder; what the report and item name
-    sidecars: tuple[Path, ...] = ()
+    path: str  # a local path, or a key in the source store
+    relpath: str  # POSIX path relative to the source; what the report and the item name
+    sidecars: tuple[str, ...] = ()
+    # For a remote source, what the listing says of the raster and each sidecar (MD5 or
+    # ETag): enough to fingerprint without downloading. Empty for local files (hashed).
+    versions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,39 +87,65 @@ def is_sidecar_name(name: str) -> bool:
 
 
 def discover(source: Path) -> Discovery:
-    """Walk `source` recursively (following links, detecting loops) and pair sidecars."""
+    """Walk a local folder recursively (following links, detecting loops), pair sidecars."""
     found = Discovery()
-    files: list[tuple[Path, str]] = []
+    files: list[tuple[str, str]] = []
     _walk(source.resolve(), source.resolve(), set(), files, found)
-    by_dir: dict[Path, list[tuple[Path, str]]] = {}
+    _pair(files, {}, found)
+    return found
+
+
+def discover_listing(listing: Iterable[tuple[str, str]]) -> Discovery:
+    """Pair sidecars among (key, version) pairs listed in a remote store."""
+    found = Discovery()
+    versions = dict(listing)
+    names = [(key, key) for key in versions if not _hidden(key)]
+    _pair(names, versions, found)
+    return found
+
+
+def _hidden(relpath: str) -> bool:
+    return any(part.startswith(".") or part in IGNORED_NAMES for part in relpath.split("/"))
+
+
+def _pair(files: list[tuple[str, str]], versions: dict[str, str], found: Discovery) -> None:
+    by_dir: dict[str, list[tuple[str, str]]] = {}
     for path, rel in files:
-        by_dir.setdefault(path.parent, []).append((path, rel))
+        by_dir.setdefault(posixpath.dirname(rel), []).append((path, rel))
     for entries in by_dir.values():
-        names = [p.name for p, _ in entries]
+        names = [posixpath.basename(r) for _, r in entries]
         # ENVI/EHdr data files often have no raster extension: a `.hdr` beside them marks them.
         hdr_stems = {n[:-4] for n in names if n.lower().endswith(".hdr")}
         rasters = [
             (p, r)
             for p, r in entries
-            if is_raster_name(p.name)
-            or (not is_sidecar_name(p.name) and (p.name in hdr_stems or p.stem in hdr_stems))
-        ]
-        raster_paths = {p for p, _ in rasters}
+            if is_raster_name(_name(r))
+            or (not is_sidecar_name(_name(r))
+                and (_name(r) in hdr_stems or os.path.splitext(_name(r))[0] in hdr_stems))
+        ]  # fmt: skip
+        raster_rels = {r for _, r in rasters}
         for path, rel in rasters:
-            found.candidates.append(Candidate(path, rel, tuple(_sidecars_of(path, entries))))
-        for path, rel in entries:
-            if path not in raster_paths and not is_sidecar_name(path.name):
+            sidecars = _sidecars_of(rel, entries)
+            found.candidates.append(
+                Candidate(path, rel, tuple(p for p, _ in sidecars), tuple(
+                    versions[p] for p in (path, *(p for p, _ in sidecars)) if p in versions))
+            )  # fmt: skip
+        for _, rel in entries:
+            if rel not in raster_rels and not is_sidecar_name(_name(rel)):
                 found.ignored.append(rel)
     found.candidates.sort(key=lambda c: c.relpath)
     found.ignored.sort()
-    return found
+
+
+def _name(relpath: str) -> str:
+    return posixpath.basename(relpath)
 
 
 def _walk(
     root: Path,
     folder: Path,
     seen: set[tuple[int, int]],
-    files: list[tuple[Path, str]],
+    files: list[tuple[str, str]],
     found: Discovery,
 ) -> None:
     st = folder.stat()
@@ -164,7 +194,7 @@ def _walk(
                 )  # fmt: skip
             _walk(root, path, seen, files, found)
         elif stat.S_ISREG(mode):
-            files.append((path, rel))
+            files.append((str(path), rel))
         elif is_raster_name(entry.name):
             found.problems.append(
                 DiscoveryProblem(rel, Reason.NOT_A_FILE, f"{rel}: not a regular file")
@@ -176,35 +206,37 @@ def _rel(root: Path, path: Path) -> str:
     return "." if rel == "." else Path(rel).as_posix()
 
 
-def _sidecars_of(raster: Path, entries: Iterable[tuple[Path, str]]) -> list[Path]:
+def _sidecars_of(raster: str, entries: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """Sidecars named after the raster: `x.tif.aux.xml`, `x.tfw`, `x.prj`, `x_MTL.txt`, ..."""
-    stem = os.path.splitext(raster.name)[0]
-    out = []
-    for path, _ in entries:
-        if path == raster or not is_sidecar_name(path.name):
-            continue
-        name = path.name
-        if name.startswith(raster.name) or os.path.splitext(name)[0] == stem:
-            out.append(path)
-    return sorted(out)
+    name = _name(raster)
+    stem = os.path.splitext(name)[0]
+    return sorted(
+        (path, rel)
+        for path, rel in entries
+        if rel != raster
+        and is_sidecar_name(_name(rel))
+        and (_name(rel).startswith(name) or os.path.splitext(_name(rel))[0] == stem)
+    )
 
 
 def fingerprint(candidate: Candidate, recipe: str) -> str:
     """sha256 over the raster, its sidecars and the options that shape the output.
 
     Sidecars are included because a changed world file or .prj changes the georeferencing.
+    Local files are hashed; remote ones are taken by the version their listing gives.
     """
     digest = hashlib.sha256()
     digest.update(recipe.encode())
-    for path in (candidate.path, *candidate.sidecars):
-        digest.update(b"\0" + path.name.encode() + b"\0")
-        digest.update(file_sha256(path).encode())
+    paths = (candidate.path, *candidate.sidecars)
+    versions = candidate.versions or tuple(file_sha256(Path(p)) for p in paths)
+    for path, version in zip(paths, versions, strict=True):
+        digest.update(b"\0" + _name(path).encode() + b"\0" + version.encode())
     return digest.hexdigest()
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as f:
+    with Path(path).open("rb") as f:
         while chunk := f.read(HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()

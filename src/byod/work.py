@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import rasterio
 from pyproj import CRS
@@ -152,10 +152,10 @@ def _local(path: Path) -> LocalFile:
     return LocalFile(path, path.stat().st_size, file_sha256(path))
 
 
-def georef_sidecar_names(sidecars: tuple[Path, ...]) -> bool:
+def georef_sidecar_names(sidecars: tuple[str, ...]) -> bool:
     """Sidecars GDAL reads into the dataset: copying the raster alone would drop them."""
     return any(
-        p.suffix.lower() in WORLD_FILE_EXTENSIONS | {".prj", ".msk", ".ovr", ".aux"}
-        or p.name.lower().endswith(".aux.xml")
+        PurePosixPath(p).suffix.lower() in WORLD_FILE_EXTENSIONS | {".prj", ".msk", ".ovr", ".aux"}
+        or p.lower().endswith(".aux.xml")
         for p in sidecars
     )

@@ -1,0 +1,240 @@
+"""Azure Blob Storage access: credentials (read here and nowhere else), the region guard,
+and short-lived read-only SAS signing.
+
+Secrets live in `AzureAccess` only; its repr hides them, and nothing here logs them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+log = logging.getLogger(__name__)
+
+REQUIRED_REGION = "westeurope"
+EMULATOR_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+EMULATOR_ACCOUNT = "devstoreaccount1"
+
+
+class AzureOptions(BaseModel):
+    """What the configuration says about the storage account. Secrets are SecretStr."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    connection_string: SecretStr | None = None
+    account_name: str | None = None
+    account_key: SecretStr | None = None
+    sas_token: SecretStr | None = None
+    region: str | None = None  # the target account's region, as declared
+    allow_any_region: bool = False  # the loud override of the region guard
+
+
+class AzureConfigError(ValueError):
+    """Azure cannot be used as configured (no credentials, refused region, ...)."""
+
+
+@dataclass(frozen=True)
+class AzureAccess:
+    """Resolved access to one storage account."""
+
+    account_name: str
+    account_url: str  # blob endpoint, no trailing slash, e.g. https://acct.blob.core.windows.net
+    how: str  # which source the credentials came from (no secret in it)
+    connection_string: str | None = field(default=None, repr=False)
+    account_key: str | None = field(default=None, repr=False)
+    sas_token: str | None = field(default=None, repr=False)
+    token_credential: Any = field(default=None, repr=False)
+
+    @property
+    def is_emulator(self) -> bool:
+        return is_emulator_url(self.account_url)
+
+    def blob_service(self) -> Any:
+        """A BlobServiceClient with retries that back off in seconds, not minutes."""
+        from azure.storage.blob import BlobServiceClient, ExponentialRetry
+
+        retry = ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=5)
+        if self.connection_string:
+            return BlobServiceClient.from_connection_string(
+                self.connection_string, retry_policy=retry
+            )
+        credential: Any = self.account_key and {
+            "account_name": self.account_name, "account_key": self.account_key
+        }  # fmt: skip
+        credential = credential or self.sas_token or self.token_credential
+        return BlobServiceClient(self.account_url, credential=credential, retry_policy=retry)
+
+
+def is_emulator_url(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in EMULATOR_HOSTS or host.startswith("127.")
+
+
+def _parse_connection_string(text: str) -> dict[str, str]:
+    parts = dict(p.split("=", 1) for p in text.split(";") if "=" in p)
+    if "AccountName" not in parts and "BlobEndpoint" not in parts:
+        raise AzureConfigError("the connection string names neither AccountName nor BlobEndpoint")
+    return parts
+
+
+def resolve_access(
+    options: AzureOptions | None, environ: Mapping[str, str] | None = None
+) -> AzureAccess:
+    """The one place credentials are read, in this order: explicit options, then
+    AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT_NAME + AZURE_STORAGE_KEY (or
+    AZURE_STORAGE_ACCOUNT_KEY), AZURE_STORAGE_ACCOUNT_NAME + AZURE_STORAGE_SAS_TOKEN, and last
+    DefaultAzureCredential (managed identity, workload identity, az login) for the account."""
+    env = os.environ if environ is None else environ
+    options = options or AzureOptions()
+    secret = _reveal
+    conn = secret(options.connection_string) or env.get("AZURE_STORAGE_CONNECTION_STRING")
+    explicit_conn = bool(options.connection_string)
+    if options.account_name and not explicit_conn:
+        conn = None  # an explicit account beats a connection string from the environment
+    if conn:
+        parts = _parse_connection_string(conn)
+        name = parts.get("AccountName") or urlsplit(parts["BlobEndpoint"]).path.strip("/")
+        protocol = parts.get("DefaultEndpointsProtocol", "https")
+        suffix = parts.get("EndpointSuffix", "core.windows.net")
+        url = parts.get("BlobEndpoint") or f"{protocol}://{name}.blob.{suffix}"
+        how = "option:connection_string" if explicit_conn else "env:AZURE_STORAGE_CONNECTION_STRING"
+        return AzureAccess(name, url.rstrip("/"), how, connection_string=conn)
+    name = options.account_name or env.get("AZURE_STORAGE_ACCOUNT_NAME")
+    if not name:
+        raise AzureConfigError(
+            "no Azure credentials: give a connection string, or an account name with a key, "
+            "a SAS token or a managed identity (AZURE_STORAGE_CONNECTION_STRING or "
+            "AZURE_STORAGE_ACCOUNT_NAME + AZURE_STORAGE_KEY / AZURE_STORAGE_SAS_TOKEN)"
+        )
+    url = f"https://{name}.blob.core.windows.net"
+    key = secret(options.account_key) or env.get("AZURE_STORAGE_KEY") or env.get(
+        "AZURE_STORAGE_ACCOUNT_KEY")  # fmt: skip
+    if key:
+        return AzureAccess(name, url, "account_key", account_key=key)
+    sas = secret(options.sas_token) or env.get("AZURE_STORAGE_SAS_TOKEN")
+    if sas:
+        return AzureAccess(name, url, "sas_token", sas_token=sas.lstrip("?"))
+    from azure.identity import DefaultAzureCredential
+
+    return AzureAccess(name, url, "DefaultAzureCredential",
+                       token_credential=DefaultAzureCredential())  # fmt: skip
+
+
+def _reveal(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+# --- region guard ----------------------------------------------------------------------
+
+LocationLookup = Callable[[str], str | None]
+
+
+@dataclass(frozen=True)
+class RegionDecision:
+    allowed: bool
+    message: str
+    overridden: bool = False
+
+
+def check_region(
+    access: AzureAccess, options: AzureOptions, lookup: LocationLookup | None = None
+) -> RegionDecision:
+    """Decide whether data may be written to the account: westeurope only.
+
+    The emulator on loopback is always allowed. Otherwise the declared region must be
+    westeurope and, when `lookup` can ask Azure Resource Manager, so must the real one.
+    `allow_any_region` turns a refusal into a loud, recorded override.
+    """
+    if access.is_emulator:
+        return RegionDecision(True, f"local emulator at {access.account_url}")
+    declared = (options.region or "").replace(" ", "").lower()
+    problem = None
+    if not declared:
+        problem = (f"the region of storage account {access.account_name!r} is not declared "
+                   f"(--azure-region {REQUIRED_REGION})")  # fmt: skip
+    elif declared != REQUIRED_REGION:
+        problem = (f"storage account {access.account_name!r} is declared in {declared!r}; "
+                   f"data must stay in {REQUIRED_REGION}")  # fmt: skip
+    elif lookup is not None:
+        actual = lookup(access.account_name)
+        if actual is not None and actual.replace(" ", "").lower() != REQUIRED_REGION:
+            problem = (f"storage account {access.account_name!r} is declared in {REQUIRED_REGION}"
+                       f" but Azure says it is in {actual!r}")  # fmt: skip
+    if problem is None:
+        return RegionDecision(True, f"storage account {access.account_name!r} in {declared}")
+    if options.allow_any_region:
+        log.warning("REGION GUARD OVERRIDDEN: %s", problem)
+        return RegionDecision(True, f"OVERRIDDEN: {problem}", overridden=True)
+    return RegionDecision(False, problem)
+
+
+def arm_location_lookup(environ: Mapping[str, str] | None = None) -> LocationLookup | None:
+    """Ask Azure Resource Manager for an account's location, when management credentials are
+    there (AZURE_SUBSCRIPTION_ID and an identity DefaultAzureCredential can use)."""
+    env = os.environ if environ is None else environ
+    subscription = env.get("AZURE_SUBSCRIPTION_ID")
+    if not subscription:
+        return None
+
+    def lookup(account_name: str) -> str | None:
+        from azure.identity import DefaultAzureCredential
+        from azure.mgmt.storage import StorageManagementClient
+
+        client = StorageManagementClient(DefaultAzureCredential(), subscription)
+        for account in client.storage_accounts.list():
+            if account.name == account_name:
+                return str(account.location)
+        return None
+
+    return lookup
+
+
+# --- signing -------------------------------------------------------------------------
+
+
+def blob_parts(access: AzureAccess, href: str) -> tuple[str, str] | None:
+    """(container, blob) of an href in this account: https URL or az://container/blob."""
+    if href.startswith(("az://", "abfs://")):
+        container, _, blob = href.split("://", 1)[1].partition("/")
+        return container, blob
+    prefix = access.account_url + "/"
+    if href.split("?", 1)[0].startswith(prefix):
+        container, _, blob = href.split("?", 1)[0][len(prefix) :].partition("/")
+        return container, blob
+    return None
+
+
+def sign_href(access: AzureAccess, href: str, expiry: timedelta = timedelta(hours=1)) -> str:
+    """A read-only SAS URL for one blob, valid for `expiry`. Hrefs of other hosts pass as is."""
+    from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+    parts = blob_parts(access, href)
+    if parts is None:
+        return href
+    container, blob = parts
+    start = datetime.now(UTC) - timedelta(minutes=5)  # tolerate clock skew
+    until = datetime.now(UTC) + expiry
+    permission = BlobSasPermissions(read=True)
+    if access.account_key or access.connection_string:
+        key = access.account_key or _parse_connection_string(access.connection_string or "").get(
+            "AccountKey")  # fmt: skip
+        if not key:
+            raise AzureConfigError("signing needs an account key or an identity, not a SAS token")
+        token = generate_blob_sas(access.account_name, container, blob, account_key=key,
+                                  permission=permission, expiry=until, start=start)  # fmt: skip
+    elif access.token_credential is not None:
+        service = access.blob_service()
+        delegation = service.get_user_delegation_key(start, until)
+        token = generate_blob_sas(access.account_name, container, blob,
+                                  user_delegation_key=delegation, permission=permission,
+                                  expiry=until, start=start)  # fmt: skip
+    else:
+        raise AzureConfigError("signing needs an account key or an identity, not a SAS token")
+    return f"{access.account_url}/{container}/{blob}?{token}"
