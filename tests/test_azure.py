@@ -159,6 +159,12 @@ def test_local_source_to_blob_and_secrets_never_leak(
     assert "sig=" not in catalog_json
 
 
+def test_validate_a_blob_catalog(ingested: tuple[str, str, object, Report]) -> None:
+    result = CliRunner().invoke(app, ["validate", f"az://stac-{ingested[0]}"])
+    assert result.exit_code == 0, result.output
+    assert "4 STAC objects checked" in result.output
+
+
 def test_sign_item_returns_a_signed_copy(ingested: tuple[str, str, object, Report]) -> None:
     uid = ingested[0]
     access = resolve_access(AzureOptions())

@@ -18,7 +18,8 @@ import pystac
 import pystac.validation
 from pystac.validation.stac_validator import JsonSchemaSTACValidator
 
-from byod.storage import Store
+from byod.azure import AzureOptions, resolve_access
+from byod.storage import Store, is_blob_url, open_store
 
 # Where each shipped folder is published. projjson v0.2 and v0.5 (referenced by older
 # projection versions) are served by v0.7, a close stand-in (see SOURCES.md).
@@ -86,7 +87,7 @@ def validate_catalog(url: str) -> tuple[int, list[Problem]]:
     """
     key = "catalog.json"
     base = url[: -len(key)] if url.endswith(key) else url
-    store = Store(base)
+    store: Store = open_store(base, resolve_access(AzureOptions()) if is_blob_url(base) else None)
     validator = OfflineValidator()
     problems: list[Problem] = []
     count = 0
