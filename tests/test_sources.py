@@ -26,11 +26,35 @@ def test_sidecars_pair_and_never_become_inputs(tmp_path: Path) -> None:
     found = discover(tmp_path)
     inputs = {c.relpath: sorted(Path(p).name for p in c.sidecars) for c in found.candidates}
     assert inputs == {
-        "a.tif": ["a.prj", "a.tfw", "a.tif.aux.xml", "a.tif.msk"],
+        "a.tif": ["a.prj", "a.tfw", "a.tif.aux.xml", "a.tif.msk", "a_MTL.txt"],
         "b.png": ["b.pgw", "b.png.aux.xml"],
         "c.dat": ["c.hdr"],
     }
     assert found.ignored == ["notes.md"]
+    a = next(c for c in found.candidates if c.relpath == "a.tif")
+    assert [Path(p).name for p in a.metadata_files] == ["a_MTL.txt"]
+
+
+def test_cloud_masks_and_product_metadata_pair(tmp_path: Path) -> None:
+    for name in [
+        "S2/MTD_MSIL2A.xml",
+        "S2/GRANULE/T1/scene.tif",
+        "S2/GRANULE/T1/scene_SCL.tif",
+        "L/LC09_X_MTL.txt",
+        "L/LC09_X_SR.tif",
+        "L/other.tif",
+        "lone_cloudmask.tif",
+    ]:
+        _touch(tmp_path / name)  # fmt: skip
+    found = discover(tmp_path)
+    by_rel = {c.relpath: c for c in found.candidates}
+    assert sorted(by_rel) == ["L/LC09_X_SR.tif", "L/other.tif", "S2/GRANULE/T1/scene.tif",
+                              "lone_cloudmask.tif"]  # fmt: skip
+    scene = by_rel["S2/GRANULE/T1/scene.tif"]
+    assert scene.cloud_mask is not None and scene.cloud_mask.endswith("scene_SCL.tif")
+    assert [Path(p).name for p in scene.metadata_files] == ["MTD_MSIL2A.xml"]
+    assert [Path(p).name for p in by_rel["L/LC09_X_SR.tif"].metadata_files] == ["LC09_X_MTL.txt"]
+    assert by_rel["L/other.tif"].metadata_files == ()
 
 
 def test_ids_are_url_safe_and_stable() -> None:

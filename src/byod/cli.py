@@ -122,6 +122,32 @@ def ingest(
     ] = DEFAULT_LICENSE,
     description: Annotated[str | None, typer.Option(help="Collection description.")] = None,
     title: Annotated[str | None, typer.Option(help="Collection title.")] = None,
+    cloud_cover: Annotated[
+        float | None, typer.Option(min=0, max=100, help="Cloud cover (percent) of every item.")
+    ] = None,
+    cloud_rule: Annotated[
+        str | None,
+        typer.Option(
+            help="Read cloud masks as: s2-scl, landsat-qa, fmask, binary, values:V,.. or "
+            "bits:B,.. \\[default: by the mask's name]."
+        ),
+    ] = None,
+    cloud_band: Annotated[
+        int | None,
+        typer.Option(min=1, help="Band of each input that is its cloud mask (with --cloud-rule)."),
+    ] = None,
+    cloud_order: Annotated[
+        str, typer.Option(help="Which cloud source wins, first to last.")
+    ] = ",".join(_DEFAULTS["cloud_order"].default),
+    datetime_pattern: Annotated[
+        str | None,
+        typer.Option(
+            help="Regex with named groups year, month, day, hour, minute, second for names."
+        ),
+    ] = None,
+    datetime_order: Annotated[
+        str, typer.Option(help="Which time source wins, first to last.")
+    ] = ",".join(_DEFAULTS["datetime_order"].default),
     azure_account: Annotated[
         str | None,
         typer.Option(
@@ -151,6 +177,9 @@ def ingest(
             source=source, collection=collection, target=target, catalog=catalog,
             datetime=datetime_, timeout_s=timeout, max_memory_mb=max_memory, max_pixels=max_pixels,
             compression=compression.value, license=license, description=description, title=title,
+            cloud_cover=cloud_cover, cloud_rule=cloud_rule, cloud_band=cloud_band,
+            cloud_order=_csv(cloud_order), datetime_pattern=datetime_pattern,
+            datetime_order=_csv(datetime_order),
             azure=AzureOptions(account_name=azure_account, region=azure_region,
                                allow_any_region=allow_any_region),
             **({"workers": workers} if workers else {}),
@@ -243,6 +272,10 @@ def _print_summary(report: Report) -> None:
     if report.storage:
         style = "bold red" if report.region_overridden else "dim"
         out.print(f"[{style}]storage: {report.storage}[/]")
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def _usage_error(message: str) -> None:

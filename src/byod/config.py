@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -15,10 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from byod.azure import AzureOptions
 
 Compression = Literal["deflate", "zstd"]
+CloudSource = Literal["option", "mask", "sidecar", "imagery"]
+TimeSource = Literal["option", "sidecar", "tag", "name"]
 
 DEFAULT_TARGET = "data"
 DEFAULT_CATALOG = "catalogs"
 DEFAULT_LICENSE = "other"
+_TIME_GROUPS = {"year", "month", "day", "hour", "minute", "second"}
 
 
 def default_workers() -> int:
@@ -51,9 +55,51 @@ class IngestSettings(BaseModel):
     license: str = DEFAULT_LICENSE
     description: str | None = None
     title: str | None = None
+    cloud_cover: float | None = Field(
+        default=None, ge=0, le=100, description="Cloud cover (percent) of every item."
+    )
+    cloud_rule: str | None = Field(
+        default=None,
+        description="How to read cloud masks: s2-scl, landsat-qa, fmask, binary, "
+        "values:V,... or bits:B,...; default: by the mask's name.",
+    )
+    cloud_band: int | None = Field(
+        default=None, ge=1, description="Band of each input that is its cloud mask."
+    )
+    cloud_order: tuple[CloudSource, ...] = ("option", "mask", "sidecar", "imagery")
+    datetime_pattern: str | None = Field(
+        default=None,
+        description="Regex with named groups year, month, day, hour, minute, second, "
+        "tried on file and folder names before the built-in patterns.",
+    )
+    datetime_order: tuple[TimeSource, ...] = ("option", "sidecar", "tag", "name")
     azure: AzureOptions | None = Field(
         default=None, description="Storage account options for az:// sources and targets."
     )
+
+    @field_validator("cloud_rule")
+    @classmethod
+    def _rule(cls, value: str | None) -> str | None:
+        from byod.clouds import parse_rule
+
+        if value is not None:
+            parse_rule(value)  # raises with the valid choices named
+        return value
+
+    @field_validator("datetime_pattern")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            groups = set(re.compile(value).groupindex)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        if "year" not in groups or not groups <= _TIME_GROUPS:
+            raise ValueError(
+                f"needs a named group 'year' and only these groups: {sorted(_TIME_GROUPS)}"
+            )
+        return value
 
     @field_validator("datetime")
     @classmethod

@@ -11,6 +11,7 @@ from pystac.extensions.file import FileExtension
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 
+from byod.clouds import CloudEstimate
 from byod.footprint import Footprint
 from byod.rasters import BandInfo, RasterInfo
 from byod.temporal import Acquisition
@@ -45,6 +46,7 @@ class Scene:
     cog: StoredFile
     thumbnail: StoredFile
     passthrough: bool
+    clouds: CloudEstimate | None = None
 
 
 def multihash_sha256(hex_digest: str) -> str:
@@ -80,6 +82,10 @@ def build_item(scene: Scene) -> pystac.Item:
     item.add_asset(DATA_ASSET, data)
     item.add_asset(THUMBNAIL_ASSET, thumbnail)
 
+    if scene.acquisition.start is not None:
+        item.common_metadata.start_datetime = scene.acquisition.start
+        item.common_metadata.end_datetime = scene.acquisition.end
+    _add_clouds(item, scene.clouds)
     _add_projection(item, info)
     raster = RasterExtension.ext(data, add_if_missing=True)
     raster.bands = [_raster_band(b, scene.resolution) for b in info.bands]
@@ -91,6 +97,19 @@ def build_item(scene: Scene) -> pystac.Item:
         file_ext.size = stored.size
         file_ext.checksum = multihash_sha256(stored.sha256)
     return item
+
+
+def _add_clouds(item: pystac.Item, clouds: CloudEstimate | None) -> None:
+    """eo:cloud_cover only when a source gave one: absent is not 0."""
+    if clouds is None:
+        return
+    eo = EOExtension.ext(item, add_if_missing=True)
+    eo.cloud_cover = clouds.cloud_cover
+    if clouds.snow_cover is not None:
+        eo.snow_cover = clouds.snow_cover
+    if clouds.shadow_cover is not None:
+        item.properties["byod:cloud_shadow_cover"] = clouds.shadow_cover
+    item.properties["byod:cloud_cover_source"] = clouds.source
 
 
 def _add_projection(item: pystac.Item, info: RasterInfo) -> None:

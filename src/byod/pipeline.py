@@ -30,6 +30,7 @@ from byod.azure import (
 from byod.catalog import CollectionInfo, load_items, publish
 from byod.config import IngestSettings, default_workers
 from byod.items import Scene, StoredFile, build_item
+from byod.metadata import MetadataRules
 from byod.reasons import Reason, RejectedInput
 from byod.report import Report, Row, Status
 from byod.runner import run_bounded
@@ -123,7 +124,8 @@ def ingest(settings: IngestSettings, progress: Progress | None = None) -> Report
                 assert done.result is not None
                 new = _store(done.result, plan, collection_id, target_store)
                 row.status = Status.REPLACED if plan.previous else Status.INGESTED
-                row.item_ids, row.notes = sorted(i.id for i in new), done.result.notes
+                row.item_ids = sorted(i.id for i in new)
+                row.notes = [*done.result.notes, *_scene_notes(done.result)]
                 old_ids = {i.id for i in plan.previous}
                 for item in new:
                     items[item.id] = item
@@ -250,6 +252,14 @@ def _recipe(settings: IngestSettings) -> str:
         {
             "recipe": RECIPE_VERSION,
             "datetime": settings.datetime.isoformat() if settings.datetime else None,
+            "datetime_pattern": settings.datetime_pattern,
+            "datetime_order": settings.datetime_order,
+            "cloud": [
+                settings.cloud_cover,
+                settings.cloud_rule,
+                settings.cloud_band,
+                settings.cloud_order,
+            ],
             "compression": settings.compression,
         },
         sort_keys=True,
@@ -306,16 +316,29 @@ def _job(plan: _Plan, settings: IngestSettings, workdir: Path, source_is_local: 
     folder = workdir / plan.item_id
     folder.mkdir()
     # A remote input is fetched into the job's folder by `_fetch` before its worker starts.
-    local = Path(plan.candidate.path) if source_is_local else (
-        folder / "input" / posixpath.basename(plan.candidate.path))  # fmt: skip
-    local.parent.mkdir(exist_ok=True)
+    (folder / "input").mkdir()
+
+    def local(path: str) -> Path:
+        return Path(path) if source_is_local else folder / "input" / posixpath.basename(path)
+
+    candidate = plan.candidate
     return Job(
-        path=local,
+        path=local(candidate.path),
         relpath=plan.candidate.relpath,
         item_id=plan.item_id,
         has_georef_sidecars=georef_sidecar_names(plan.candidate.sidecars),
         workdir=folder,
-        datetime=settings.datetime,
+        rules=MetadataRules(
+            datetime=settings.datetime,
+            datetime_pattern=settings.datetime_pattern,
+            datetime_order=settings.datetime_order,
+            cloud_cover=settings.cloud_cover,
+            cloud_rule=settings.cloud_rule,
+            cloud_band=settings.cloud_band,
+            cloud_order=settings.cloud_order,
+        ),
+        metadata_paths=tuple(local(p) for p in candidate.metadata_files),
+        mask_path=local(candidate.cloud_mask) if candidate.cloud_mask else None,
         compression=settings.compression,
         # PITFALLS: parallel conversions with fewer threads each beat one with all threads.
         threads=max(1, default_workers() // settings.workers),
@@ -364,12 +387,24 @@ def _item(scene: Prepared, plan: _Plan, cog_href: str, thumb_href: str) -> pysta
             cog=StoredFile(cog_href, scene.cog.size, scene.cog.sha256),
             thumbnail=StoredFile(thumb_href, scene.thumbnail.size, scene.thumbnail.sha256),
             passthrough=scene.passthrough,
+            clouds=scene.clouds.chosen,
         )
     )
     if scene.subdataset is not None:
         item.properties["byod:subdataset"] = scene.subdataset
     item.properties["byod:version"] = __version__
     return item
+
+
+def _scene_notes(result: PrepareResult) -> list[str]:
+    """Why a scene has no cloud cover, or which cloud sources disagreed (values kept)."""
+    notes = []
+    for scene in result.scenes:
+        prefix = f"{scene.item_id}: " if len(result.scenes) > 1 else ""
+        notes += [prefix + n for n in scene.notes]
+        if scene.clouds.note:
+            notes.append(prefix + scene.clouds.note)
+    return notes
 
 
 def _finish(report: Report, progress: Progress, row: Row) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from byod.products import is_product_metadata
 from byod.reasons import Reason
 
 # Extensions GDAL reads as rasters (a subset of rasterio.drivers.raster_driver_extensions,
@@ -55,6 +56,10 @@ class Candidate:
     # For a remote source, what the listing says of the raster and each sidecar (MD5 or
     # ETag): enough to fingerprint without downloading. Empty for local files (hashed).
     versions: tuple[str, ...] = ()
+    # Product metadata (MTL, MTD) in the raster's folder or above it, and a cloud mask raster
+    # named after it (`<stem>_SCL.tif`, ...); both are also among `sidecars`.
+    metadata_files: tuple[str, ...] = ()
+    cloud_mask: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,11 @@ def _pair(files: list[tuple[str, str]], versions: dict[str, str], found: Discove
     by_dir: dict[str, list[tuple[str, str]]] = {}
     for path, rel in files:
         by_dir.setdefault(posixpath.dirname(rel), []).append((path, rel))
-    for entries in by_dir.values():
+    metadata_by_dir = {
+        folder: [(p, r) for p, r in entries if is_product_metadata(r)]
+        for folder, entries in by_dir.items()
+    }
+    for folder, entries in by_dir.items():
         names = [posixpath.basename(r) for _, r in entries]
         # ENVI/EHdr data files often have no raster extension: a `.hdr` beside them marks them.
         hdr_stems = {n[:-4] for n in names if n.lower().endswith(".hdr")}
@@ -123,18 +132,64 @@ def _pair(files: list[tuple[str, str]], versions: dict[str, str], found: Discove
             or (not is_sidecar_name(_name(r))
                 and (_name(r) in hdr_stems or os.path.splitext(_name(r))[0] in hdr_stems))
         ]  # fmt: skip
-        raster_rels = {r for _, r in rasters}
+        masks = _cloud_masks(rasters)
         for path, rel in rasters:
-            sidecars = _sidecars_of(rel, entries)
+            if rel in masks.values():
+                continue  # a cloud mask of another raster: metadata, not an item
+            extras = [p for p, _ in _sidecars_of(rel, entries)]
+            metadata = _metadata_for(rel, folder, metadata_by_dir)
+            mask = next((p for p, r in rasters if masks.get(rel) == r), None)
+            extras += metadata + ([mask] if mask else [])
+            extras += [p for m in ([mask] if mask else []) for p, _ in _sidecars_of(
+                next(r for q, r in rasters if q == m), entries)]  # fmt: skip
+            extras = list(dict.fromkeys(extras))
             found.candidates.append(
-                Candidate(path, rel, tuple(p for p, _ in sidecars), tuple(
-                    versions[p] for p in (path, *(p for p, _ in sidecars)) if p in versions))
+                Candidate(path, rel, tuple(extras),
+                          tuple(versions[p] for p in (path, *extras) if p in versions),
+                          tuple(metadata), mask)
             )  # fmt: skip
+        raster_rels = {r for _, r in rasters}
         for _, rel in entries:
             if rel not in raster_rels and not is_sidecar_name(_name(rel)):
                 found.ignored.append(rel)
     found.candidates.sort(key=lambda c: c.relpath)
     found.ignored.sort()
+
+
+# A raster named `<stem>_<suffix>` beside `<stem>.<ext>` is that raster's cloud mask.
+CLOUD_MASK_SUFFIXES = ("_cloudmask", "_scl", "_qa_pixel", "_fmask")
+
+
+def _cloud_masks(rasters: list[tuple[str, str]]) -> dict[str, str]:
+    """{raster relpath: its cloud-mask raster relpath} within one folder."""
+    by_stem = {os.path.splitext(_name(r))[0].lower(): r for _, r in rasters}
+    out = {}
+    for _, rel in rasters:
+        stem = os.path.splitext(_name(rel))[0].lower()
+        for suffix in CLOUD_MASK_SUFFIXES:
+            if stem.endswith(suffix) and stem[: -len(suffix)] in by_stem:
+                out[by_stem[stem[: -len(suffix)]]] = rel
+    return out
+
+
+def _metadata_for(
+    rel: str, folder: str, metadata_by_dir: dict[str, list[tuple[str, str]]]
+) -> list[str]:
+    """Product metadata in the raster's folder or its ancestors, nearest first. A Landsat
+    MTL belongs to the rasters whose names start with its product id."""
+    out = []
+    current = folder
+    while True:
+        for path, meta_rel in metadata_by_dir.get(current, []):
+            name = _name(meta_rel)
+            if "_MTL." in name.upper():
+                product = name[: name.upper().index("_MTL.")]
+                if not _name(rel).upper().startswith(product.upper()):
+                    continue
+            out.append(path)
+        if not current:
+            return out
+        current = posixpath.dirname(current)
 
 
 def _name(relpath: str) -> str:
@@ -227,7 +282,7 @@ def fingerprint(candidate: Candidate, recipe: str) -> str:
     """
     digest = hashlib.sha256()
     digest.update(recipe.encode())
-    paths = (candidate.path, *candidate.sidecars)
+    paths = (candidate.path, *candidate.sidecars)  # sidecars include metadata and masks
     versions = candidate.versions or tuple(file_sha256(Path(p)) for p in paths)
     for path, version in zip(paths, versions, strict=True):
         digest.update(b"\0" + _name(path).encode() + b"\0" + version.encode())

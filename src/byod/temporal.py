@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 # Tags GDAL exposes: the TIFF baseline tag and the IMAGERY domain's acquisition time.
 DATETIME_TAGS = ("ACQUISITIONDATETIME", "ACQUISITION_DATETIME", "TIFFTAG_DATETIME")
@@ -30,14 +30,29 @@ _NAME_PATTERNS = (
     re.compile(r"(?<!\d)(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})(?!\d)"),
     re.compile(r"(?<!\d)(?P<year>\d{4})(?P<month>\d{2})(?P<day>\d{2})(?!\d)"),
 )
+# Periods: two dates, a month, a year. Tried after the instants above.
+_RANGE = re.compile(
+    r"(?<!\d)(?P<y1>\d{4})-?(?P<m1>\d{2})-?(?P<d1>\d{2})[_\-](?:to[_\-])?"
+    r"(?P<y2>\d{4})-?(?P<m2>\d{2})-?(?P<d2>\d{2})(?!\d)"
+)
+# A lone year or month must stand apart (`_2020.`, `-2020-07_`): `2000m` or `v2020a` are not.
+_MONTH = re.compile(r"(?<![\dA-Za-z-])(?P<year>\d{4})-(?P<month>\d{2})(?![\dA-Za-z-])")
+_YEAR = re.compile(r"(?<![\dA-Za-z-])(?P<year>\d{4})(?![\dA-Za-z-])")
+DEFAULT_ORDER = ("option", "sidecar", "tag", "name")
 
 
 @dataclass(frozen=True)
 class Acquisition:
-    """When the data was acquired, and which source said so."""
+    """When the data was acquired, and which source said so.
+
+    A period (a year, a month, two dates) has `start` and `end`; `datetime` is then the
+    period's start, which STAC allows alongside start_datetime/end_datetime.
+    """
 
     datetime: datetime
-    source: str  # "option", "tag:<NAME>", "name:<what matched>"
+    source: str  # "option", "sidecar:<file>", "tag:<NAME>", "name:<what matched>"
+    start: datetime | None = None
+    end: datetime | None = None
 
 
 def as_utc(value: datetime) -> datetime:
@@ -64,28 +79,94 @@ def datetime_from_name(name: str) -> tuple[datetime, str] | None:
     """The first valid date or date-time written in a file or folder name."""
     for pattern in _NAME_PATTERNS:
         for match in pattern.finditer(name):
-            parts = {k: int(v) for k, v in match.groupdict().items()}
-            if not MIN_YEAR <= parts["year"] <= MAX_YEAR:
-                continue
-            try:
-                return datetime(tzinfo=UTC, **parts), match.group(0)
-            except ValueError:  # 20241345 is no date
-                continue
+            found = _instant({k: int(v) for k, v in match.groupdict().items()})
+            if found is not None:
+                return found, match.group(0)
     return None
 
 
+def _instant(parts: dict[str, int]) -> datetime | None:
+    if not MIN_YEAR <= parts.get("year", 0) <= MAX_YEAR:
+        return None
+    try:
+        return datetime(tzinfo=UTC, **parts)
+    except (ValueError, TypeError):  # 20241345 is no date
+        return None
+
+
+def acquisition_from_name(name: str, pattern: re.Pattern[str] | None = None) -> Acquisition | None:
+    """An instant or a period written in a name: the user's pattern first, then two dates
+    (`20200101_20200131`), a date or date-time, a month (`2020-07`), a year (`2020`)."""
+    if pattern is not None and (match := pattern.search(name)) is not None:
+        parts = {k: int(v) for k, v in match.groupdict().items() if v is not None}
+        found = _period(parts, match.group(0))
+        if found is not None:
+            return found
+    for match in _RANGE.finditer(name):
+        g = {k: int(v) for k, v in match.groupdict().items()}
+        start = _instant({"year": g["y1"], "month": g["m1"], "day": g["d1"]})
+        end = _instant({"year": g["y2"], "month": g["m2"], "day": g["d2"]})
+        if start and end and start <= end:
+            end = end + timedelta(days=1) - timedelta(microseconds=1)
+            return Acquisition(start, f"name:{match.group(0)}", start, end)
+    instant = datetime_from_name(name)
+    if instant is not None:
+        return Acquisition(instant[0], f"name:{instant[1]}")
+    for regex in (_MONTH, _YEAR):
+        for match in regex.finditer(name):
+            found = _period({k: int(v) for k, v in match.groupdict().items()}, match.group(0))
+            if found is not None:
+                return found
+    return None
+
+
+def _period(parts: dict[str, int], text: str) -> Acquisition | None:
+    """A full date-time is an instant; a year, or a year and month, is that whole period."""
+    if "day" in parts:
+        instant = _instant(parts)
+        return Acquisition(instant, f"name:{text}") if instant else None
+    start = _instant({"year": parts.get("year", 0), "month": parts.get("month", 1), "day": 1})
+    if start is None:
+        return None
+    if "month" in parts:
+        after = start.replace(year=start.year + (start.month == 12),
+                              month=start.month % 12 + 1)  # fmt: skip
+    else:
+        after = start.replace(year=start.year + 1)
+    return Acquisition(start, f"name:{text}", start, after - timedelta(microseconds=1))
+
+
 def find_acquisition(
-    *, override: datetime | None, tags: Mapping[str, str], relpath: str
+    *,
+    override: datetime | None,
+    tags: Mapping[str, str],
+    relpath: str,
+    sidecar: Acquisition | None = None,
+    pattern: re.Pattern[str] | None = None,
+    order: tuple[str, ...] = DEFAULT_ORDER,
 ) -> Acquisition | None:
-    """The acquisition time by the configured order; None when no source has one."""
-    if override is not None:
-        return Acquisition(as_utc(override), "option")
+    """The acquisition time from the first source in `order` that has one; None if none."""
+    for kind in order:
+        found = None
+        if kind == "option" and override is not None:
+            found = Acquisition(as_utc(override), "option")
+        elif kind == "sidecar":
+            found = sidecar
+        elif kind == "tag":
+            found = _from_tags(tags)
+        elif kind == "name":
+            # The file name first, then its folders from the nearest outwards.
+            for part in reversed(relpath.split("/")):
+                if (found := acquisition_from_name(part, pattern)) is not None:
+                    break
+        if found is not None:
+            return found
+    return None
+
+
+def _from_tags(tags: Mapping[str, str]) -> Acquisition | None:
     for key in DATETIME_TAGS:
         value = tags.get(key)
         if value and (parsed := parse_tag_datetime(value)) is not None:
             return Acquisition(parsed, f"tag:{key}")
-    # The file name first, then its folders from the nearest outwards.
-    for part in reversed(relpath.split("/")):
-        if (found := datetime_from_name(part)) is not None:
-            return Acquisition(found[0], f"name:{found[1]}")
     return None

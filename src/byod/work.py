@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 import rasterio
 from pyproj import CRS
 
+from byod import metadata
+from byod.clouds import CloudDecision
 from byod.cog import to_cog
 from byod.config import Compression
 from byod.footprint import Footprint, NoValidData, footprint, valid_region
 from byod.items import resolution_of
+from byod.metadata import MetadataRules
 from byod.rasters import (
     RasterInfo,
     decimated_mask,
@@ -28,7 +30,7 @@ from byod.rasters import (
 )
 from byod.reasons import Reason, RejectedInput
 from byod.sources import WORLD_FILE_EXTENSIONS, file_sha256, slugify
-from byod.temporal import Acquisition, find_acquisition
+from byod.temporal import Acquisition
 from byod.thumbnails import write_thumbnail
 
 Stage = Callable[[str], None]
@@ -41,7 +43,9 @@ class Job:
     item_id: str
     has_georef_sidecars: bool
     workdir: Path
-    datetime: datetime | None
+    rules: MetadataRules
+    metadata_paths: tuple[Path, ...]
+    mask_path: Path | None
     compression: Compression
     threads: int
     max_pixels: int
@@ -67,6 +71,8 @@ class Prepared:
     cog: LocalFile
     thumbnail: LocalFile
     passthrough: bool
+    clouds: CloudDecision
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,15 +108,16 @@ def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Stage) -> P
     item_id = job.item_id if subdataset is None else f"{job.item_id}-{slugify(subdataset)}"
     with open_dataset(name) as src:
         source_info = inspect(src, label=label, max_pixels=job.max_pixels)
-    acquisition = find_acquisition(
-        override=job.datetime, tags=source_info.tags, relpath=job.relpath
-    )
-    if acquisition is None:
+    found, notes = metadata.read_products(job.metadata_paths)
+    when = metadata.acquisition(job.rules, source_info.tags, job.relpath, found)
+    if when is None:
         raise RejectedInput(
             Reason.NO_DATETIME,
-            f"{label}: no acquisition time in --datetime, the TIFF/IMAGERY tags or the name "
-            "(e.g. 20240131, 2024-01-31, 20240131T101500)",
+            f"{label}: no acquisition time in --datetime, product metadata, the TIFF/IMAGERY "
+            "tags or the name (e.g. 20240131, 2024-01-31, 20240131T101500, 2024-07, 2024)",
         )
+    stage("clouds")
+    cloud_decision = metadata.clouds(job.rules, source_info.tags, found, name, job.mask_path)
     stage("convert")
     cog_path = job.workdir / f"{item_id}.tif"
     outcome = to_cog(
@@ -138,13 +145,15 @@ def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Stage) -> P
     return Prepared(
         item_id=item_id,
         subdataset=subdataset,
-        acquisition=acquisition,
+        acquisition=when,
         footprint=shape,
         raster=info,
         resolution=resolution_of(info.transform),
         cog=_local(cog_path),
         thumbnail=_local(thumb_path),
         passthrough=outcome.passthrough,
+        clouds=cloud_decision,
+        notes=tuple(notes),
     )
 
 

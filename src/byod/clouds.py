@@ -1,0 +1,165 @@
+"""Cloud, shadow and snow fractions from classification or bit masks. Pure.
+
+A rule says which pixel values (or QA bits) are cloud, shadow, snow and no data; counting is
+done block by block by the caller (`count`, then `CloudCounts.__add__`), so a full-resolution
+mask of any size needs the memory of one block.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CloudRule:
+    """Which values (kind="values") or bit positions (kind="bits") mean what."""
+
+    name: str
+    kind: str  # "values" or "bits"
+    cloud: frozenset[int]
+    shadow: frozenset[int] = frozenset()
+    snow: frozenset[int] = frozenset()
+    nodata: frozenset[int] = frozenset()  # values, or bits, marking pixels with no data
+
+
+PRESETS: dict[str, CloudRule] = {
+    # Sentinel-2 L2A scene classification: 8/9 cloud medium/high probability, 10 thin cirrus,
+    # 3 cloud shadow, 11 snow, 0 no data.
+    "s2-scl": CloudRule("s2-scl", "values", frozenset({8, 9, 10}), frozenset({3}),
+                        frozenset({11}), frozenset({0})),
+    # Landsat Collection 2 QA_PIXEL: bit 0 fill, 1 dilated cloud, 2 cirrus, 3 cloud,
+    # 4 cloud shadow, 5 snow.
+    "landsat-qa": CloudRule("landsat-qa", "bits", frozenset({1, 2, 3}), frozenset({4}),
+                            frozenset({5}), frozenset({0})),
+    # Fmask: 0 clear land, 1 clear water, 2 shadow, 3 snow, 4 cloud, 255 fill.
+    "fmask": CloudRule("fmask", "values", frozenset({4}), frozenset({2}), frozenset({3}),
+                       frozenset({255})),
+    # A plain binary cloud mask: 1 cloud, 0 clear (its nodata value, if any, is no data).
+    "binary": CloudRule("binary", "values", frozenset({1})),
+}  # fmt: skip
+
+_CUSTOM = re.compile(r"^(values|bits):([\d,\s]+)$")
+
+
+class CloudRuleError(ValueError):
+    """A cloud rule that is neither a preset nor values:/bits: with integers."""
+
+
+def parse_rule(text: str) -> CloudRule:
+    """A preset name, or `values:8,9,10` / `bits:1,2,3` naming the cloud values or bits."""
+    if text in PRESETS:
+        return PRESETS[text]
+    match = _CUSTOM.match(text.strip())
+    if match is None:
+        raise CloudRuleError(
+            f"unknown cloud rule {text!r}: use one of {', '.join(PRESETS)}, "
+            "values:V1,V2,... or bits:B1,B2,..."
+        )
+    numbers = frozenset(int(n) for n in match.group(2).replace(" ", "").split(",") if n)
+    if not numbers or (match.group(1) == "bits" and max(numbers) > 63):
+        raise CloudRuleError(f"cloud rule {text!r} names no usable value or bit")
+    return CloudRule(text, match.group(1), numbers)
+
+
+@dataclass(frozen=True)
+class CloudCounts:
+    valid: int = 0
+    cloud: int = 0
+    shadow: int = 0
+    snow: int = 0
+
+    def __add__(self, other: CloudCounts) -> CloudCounts:
+        return CloudCounts(self.valid + other.valid, self.cloud + other.cloud,
+                           self.shadow + other.shadow, self.snow + other.snow)  # fmt: skip
+
+    def percent(self, what: str) -> float | None:
+        """Share of valid pixels, in percent, rounded to 0.01; None with no valid pixel."""
+        if self.valid == 0:
+            return None
+        return round(100.0 * getattr(self, what) / self.valid, 2)
+
+
+def count(block: np.ndarray, rule: CloudRule, nodata: float | None = None) -> CloudCounts:
+    """Count one block of a mask band. `nodata` is the mask raster's own nodata value."""
+    values = np.asarray(block)
+    valid = np.ones(values.shape, dtype=bool)
+    if nodata is not None and not np.isnan(nodata):
+        valid &= values != nodata
+    if values.dtype.kind == "f":
+        valid &= np.isfinite(values)
+        values = np.where(valid, values, 0).astype(np.int64)
+    values = values.astype(np.int64, copy=False)
+    if rule.nodata:
+        valid &= ~_matches(values, rule.kind, rule.nodata)
+
+    def n(classes: frozenset[int]) -> int:
+        return int(np.count_nonzero(valid & _matches(values, rule.kind, classes))) if classes else 0
+
+    return CloudCounts(int(np.count_nonzero(valid)), n(rule.cloud), n(rule.shadow), n(rule.snow))
+
+
+def _matches(values: np.ndarray, kind: str, classes: frozenset[int]) -> np.ndarray:
+    if kind == "values":
+        return np.isin(values, list(classes))
+    mask = sum(1 << b for b in classes)
+    return (values & mask) != 0
+
+
+# --- choosing between sources ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CloudEstimate:
+    """One source's answer."""
+
+    source: str  # "option", "mask:<file or band> (<rule>)", "sidecar:<file>", "imagery:CLOUDCOVER"
+    cloud_cover: float
+    shadow_cover: float | None = None
+    snow_cover: float | None = None
+
+
+@dataclass(frozen=True)
+class CloudDecision:
+    chosen: CloudEstimate | None
+    considered: list[CloudEstimate] = field(default_factory=list)
+    note: str | None = None  # why it is absent, or that sources disagreed
+
+
+DEFAULT_ORDER = ("option", "mask", "sidecar", "imagery")
+DISAGREEMENT_PERCENT = 1.0
+
+
+def choose(estimates: list[CloudEstimate], order: tuple[str, ...] = DEFAULT_ORDER) -> CloudDecision:
+    """The estimate of the first source kind in `order`; all of them kept for the report."""
+    ranked = sorted(
+        (e for e in estimates if _kind(e.source) in order),
+        key=lambda e: order.index(_kind(e.source)),
+    )
+    if not ranked:
+        return CloudDecision(None, estimates, "no cloud source (mask, sidecar metadata, "
+                             "IMAGERY CLOUDCOVER or option); eo:cloud_cover left out")  # fmt: skip
+    chosen = ranked[0]
+    others = [e for e in ranked[1:]
+              if abs(e.cloud_cover - chosen.cloud_cover) > DISAGREEMENT_PERCENT]  # fmt: skip
+    note = None
+    if others:
+        listed = "; ".join(f"{e.source}: {e.cloud_cover}" for e in [chosen, *others])
+        note = f"cloud sources disagree ({listed}); kept {chosen.source} by the configured order"
+    return CloudDecision(chosen, estimates, note)
+
+
+def _kind(source: str) -> str:
+    return source.split(":", 1)[0]
+
+
+def imagery_cloud_cover(tags: dict[str, str]) -> float | None:
+    """GDAL's IMAGERY CLOUDCOVER is 0-100, and 999 (or anything outside 0-100) is unknown."""
+    text = tags.get("CLOUDCOVER")
+    try:
+        value = float(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and 0 <= value <= 100 else None
