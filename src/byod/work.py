@@ -11,7 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import rasterio
+import rasterio.crs
+import rasterio.shutil
 from pyproj import CRS
+from pyproj.exceptions import CRSError
+from rasterio.transform import Affine
 
 from byod import metadata
 from byod.clouds import CloudDecision
@@ -106,6 +110,7 @@ def prepare(job: Job, stage: Stage) -> PrepareResult:
 def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Stage) -> Prepared:
     label = job.relpath if subdataset is None else f"{job.relpath} (subdataset {subdataset})"
     item_id = job.item_id if subdataset is None else f"{job.item_id}-{slugify(subdataset)}"
+    name = _with_prj_crs(name, job, label) if subdataset is None else name
     with open_dataset(name) as src:
         source_info = inspect(src, label=label, max_pixels=job.max_pixels)
     found, notes = metadata.read_products(job.metadata_paths)
@@ -155,6 +160,26 @@ def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Stage) -> P
         clouds=cloud_decision,
         notes=tuple(notes),
     )
+
+
+def _with_prj_crs(name: str, job: Job, label: str) -> str:
+    """Apply a `.prj` sidecar GDAL ignored (its PNG and JPEG drivers read the world file but
+    not the .prj): a tiled GeoTIFF copy with that CRS, in the job's folder. Otherwise `name`."""
+    prj = job.path.with_suffix(".prj")
+    if not prj.is_file():
+        return name
+    with rasterio.open(name) as src:
+        if src.crs is not None or src.transform == Affine.identity():
+            return name
+    try:
+        crs = CRS.from_wkt(prj.read_text("utf-8", errors="replace"))
+    except CRSError as exc:
+        raise RejectedInput(Reason.UNKNOWN_CRS, f"{label}: {prj.name} is no CRS ({exc})") from None
+    staged = job.workdir / f"{job.path.stem}.prj-applied.tif"
+    rasterio.shutil.copy(name, staged, driver="GTiff", TILED="YES", BIGTIFF="IF_SAFER")
+    with rasterio.open(staged, "r+") as dst:
+        dst.crs = rasterio.crs.CRS.from_wkt(crs.to_wkt())
+    return str(staged)
 
 
 def _local(path: Path) -> LocalFile:
