@@ -73,6 +73,11 @@ class IngestSettings(BaseModel):
         "tried on file and folder names before the built-in patterns.",
     )
     datetime_order: tuple[TimeSource, ...] = ("option", "sidecar", "tag", "name")
+    group_pattern: str | None = Field(
+        default=None,
+        description="Regex with named groups scene and band, matched on each input's path: "
+        "files of one scene become one item with an asset per band.",
+    )
     azure: AzureOptions | None = Field(
         default=None, description="Storage account options for az:// sources and targets."
     )
@@ -99,6 +104,19 @@ class IngestSettings(BaseModel):
             raise ValueError(
                 f"needs a named group 'year' and only these groups: {sorted(_TIME_GROUPS)}"
             )
+        return value
+
+    @field_validator("group_pattern")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            groups = set(re.compile(value).groupindex)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        if not {"scene", "band"} <= groups:
+            raise ValueError("needs the named groups 'scene' and 'band'")
         return value
 
     @field_validator("datetime")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import pystac
 from pystac.extensions.eo import Band, EOExtension
@@ -14,10 +15,10 @@ from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 from byod.clouds import CloudEstimate
 from byod.footprint import Footprint
 from byod.rasters import BandInfo, RasterInfo
+from byod.scenes import MASK_BANDS, known_bands
 from byod.temporal import Acquisition
 
 COG_MEDIA_TYPE = pystac.MediaType.COG  # image/tiff; application=geotiff; profile=cloud-optimized
-DATA_ASSET = "data"
 THUMBNAIL_ASSET = "thumbnail"
 
 # GDAL colour interpretations that are eo common band names.
@@ -33,20 +34,30 @@ class StoredFile:
 
 
 @dataclass(frozen=True)
+class SceneAsset:
+    """One stored COG: `data` for a single raster, a band name in a multi-file scene."""
+
+    key: str
+    source_name: str  # the input file it was made from
+    stored: StoredFile
+    raster: RasterInfo  # read from the stored COG
+    resolution: tuple[float, float] | None  # pixel size along columns and rows, CRS units
+    passthrough: bool
+
+
+@dataclass(frozen=True)
 class Scene:
-    """Everything an item says, gathered by the pipeline from the stored COG."""
+    """Everything an item says, gathered by the pipeline from the stored COGs."""
 
     item_id: str
-    source: str  # the input's path relative to the source folder (and #subdataset)
+    source: str  # the input's path relative to the source folder
     fingerprint: str
     acquisition: Acquisition
     footprint: Footprint
-    raster: RasterInfo  # read from the stored COG
-    resolution: tuple[float, float] | None  # pixel size along columns and rows, CRS units
-    cog: StoredFile
+    assets: tuple[SceneAsset, ...]
     thumbnail: StoredFile
-    passthrough: bool
     clouds: CloudEstimate | None = None
+    product: str | None = None  # "landsat", "sentinel2": band facts from byod/data/bands.json
 
 
 def multihash_sha256(hex_digest: str) -> str:
@@ -54,8 +65,13 @@ def multihash_sha256(hex_digest: str) -> str:
     return "1220" + hex_digest
 
 
+def primary_asset(assets: tuple[SceneAsset, ...]) -> SceneAsset:
+    """The asset the item's projection describes: the finest band that is not a mask."""
+    data = [a for a in assets if a.key.upper() not in MASK_BANDS] or list(assets)
+    return min(data, key=lambda a: (a.resolution or (0.0, 0.0))[0])
+
+
 def build_item(scene: Scene) -> pystac.Item:
-    info = scene.raster
     item = pystac.Item(
         id=scene.item_id,
         geometry=scene.footprint.geometry,
@@ -65,38 +81,45 @@ def build_item(scene: Scene) -> pystac.Item:
             "byod:source": scene.source,
             "byod:fingerprint": scene.fingerprint,
             "byod:datetime_source": scene.acquisition.source,
-            "byod:cog_passthrough": scene.passthrough,
+            "byod:cog_passthrough": all(a.passthrough for a in scene.assets),
         },
     )
-    source_name = scene.source.rsplit("/", 1)[-1]
-    data = pystac.Asset(
-        href=scene.cog.href,
-        media_type=COG_MEDIA_TYPE,
-        roles=["data"],
-        title=f"{source_name} (Cloud Optimized GeoTIFF)",
-    )
-    thumbnail = pystac.Asset(
-        href=scene.thumbnail.href, media_type=pystac.MediaType.PNG, roles=["thumbnail"],
-        title="Thumbnail",
-    )  # fmt: skip
-    item.add_asset(DATA_ASSET, data)
-    item.add_asset(THUMBNAIL_ASSET, thumbnail)
-
     if scene.acquisition.start is not None:
         item.common_metadata.start_datetime = scene.acquisition.start
         item.common_metadata.end_datetime = scene.acquisition.end
     _add_clouds(item, scene.clouds)
-    _add_projection(item, info)
-    raster = RasterExtension.ext(data, add_if_missing=True)
-    raster.bands = [_raster_band(b, scene.resolution) for b in info.bands]
-    eo_bands = _eo_bands(info.bands)
-    if eo_bands is not None:
-        EOExtension.ext(data, add_if_missing=True).bands = eo_bands
-    for asset, stored in ((data, scene.cog), (thumbnail, scene.thumbnail)):
-        file_ext = FileExtension.ext(asset, add_if_missing=True)
-        file_ext.size = stored.size
-        file_ext.checksum = multihash_sha256(stored.sha256)
+    primary = primary_asset(scene.assets)
+    _add_projection(ProjectionExtension.ext(item, add_if_missing=True), primary.raster)
+    for part in scene.assets:
+        asset = pystac.Asset(
+            href=part.stored.href,
+            media_type=COG_MEDIA_TYPE,
+            roles=["data", "cloud"] if part.key.upper() in MASK_BANDS else ["data"],
+            title=f"{part.source_name} (Cloud Optimized GeoTIFF)",
+        )
+        item.add_asset(part.key, asset)
+        if part.raster.transform != primary.raster.transform:
+            _add_projection(ProjectionExtension.ext(asset), part.raster, with_crs=False)
+        RasterExtension.ext(asset, add_if_missing=True).bands = [
+            _raster_band(b, part.resolution) for b in part.raster.bands
+        ]
+        eo_bands = _eo_bands(part.raster.bands, part.key, scene.product)
+        if eo_bands is not None:
+            EOExtension.ext(asset, add_if_missing=True).bands = eo_bands
+        _add_file(asset, part.stored)
+    thumbnail = pystac.Asset(
+        href=scene.thumbnail.href, media_type=pystac.MediaType.PNG, roles=["thumbnail"],
+        title="Thumbnail",
+    )  # fmt: skip
+    item.add_asset(THUMBNAIL_ASSET, thumbnail)
+    _add_file(thumbnail, scene.thumbnail)
     return item
+
+
+def _add_file(asset: pystac.Asset, stored: StoredFile) -> None:
+    file_ext = FileExtension.ext(asset, add_if_missing=True)
+    file_ext.size = stored.size
+    file_ext.checksum = multihash_sha256(stored.sha256)
 
 
 def _add_clouds(item: pystac.Item, clouds: CloudEstimate | None) -> None:
@@ -112,12 +135,12 @@ def _add_clouds(item: pystac.Item, clouds: CloudEstimate | None) -> None:
     item.properties["byod:cloud_cover_source"] = clouds.source
 
 
-def _add_projection(item: pystac.Item, info: RasterInfo) -> None:
-    proj = ProjectionExtension.ext(item, add_if_missing=True)
-    # An authority code only when certain; otherwise the full definition, never a guess.
-    proj.code = info.crs_code
-    if info.crs_code is None:
-        proj.wkt2 = info.crs_wkt
+def _add_projection(proj: Any, info: RasterInfo, *, with_crs: bool = True) -> None:
+    if with_crs:
+        # An authority code only when certain; otherwise the full definition, never a guess.
+        proj.code = info.crs_code
+        if info.crs_code is None:
+            proj.wkt2 = info.crs_wkt
     proj.shape = [info.height, info.width]
     if info.transform is not None:
         a, b, c, d, e, f = info.transform
@@ -163,8 +186,17 @@ def _raster_band(band: BandInfo, resolution: tuple[float, float] | None) -> Rast
     )
 
 
-def _eo_bands(bands: tuple[BandInfo, ...]) -> list[Band] | None:
-    """eo:bands where the bands carry a colour interpretation that names them."""
+def _eo_bands(bands: tuple[BandInfo, ...], key: str, product: str | None) -> list[Band] | None:
+    """eo:bands for a known product's band, or where colour interpretation names the bands."""
+    facts = known_bands().get(product or "", {}).get(key.upper())
+    if facts is not None and len(bands) == 1:
+        return [
+            Band.create(
+                name=key,
+                common_name=str(facts["common_name"]),
+                center_wavelength=float(facts["center_wavelength"]),
+            )
+        ]  # type: ignore[arg-type]
     if not any(b.color in _COMMON_NAMES for b in bands):
         return None
     out = []

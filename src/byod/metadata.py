@@ -104,9 +104,12 @@ def clouds(
 
 
 def _rule_by_name(name: str) -> str:
+    """The preset a mask's name calls for (`x_SCL.tif`, `T33UUP_..._SCL_20m.jp2`, ...)."""
     stem = Path(name).stem.lower()
-    return next((rule for suffix, rule in RULE_BY_SUFFIX.items() if stem.endswith(suffix)),
-                "binary")  # fmt: skip
+    for suffix, rule in RULE_BY_SUFFIX.items():
+        if re.search(rf"{suffix}(_\d+m)?$", stem):
+            return rule
+    return "binary"
 
 
 def _from_mask(path: Path, band: int, rule: CloudRule, label: str) -> CloudEstimate | None:

@@ -29,11 +29,12 @@ from byod.azure import (
 )
 from byod.catalog import CollectionInfo, load_items, publish
 from byod.config import IngestSettings, default_workers
-from byod.items import Scene, StoredFile, build_item
+from byod.items import Scene, SceneAsset, StoredFile, build_item
 from byod.metadata import MetadataRules
 from byod.reasons import Reason, RejectedInput
 from byod.report import Report, Row, Status
 from byod.runner import run_bounded
+from byod.scenes import group
 from byod.sources import (
     Candidate,
     Discovery,
@@ -87,8 +88,8 @@ def ingest(settings: IngestSettings, progress: Progress | None = None) -> Report
         if isinstance(store, BlobStore):
             store.ensure_container()
     items = load_items(catalog_store, collection_id)
-    found = _discover(settings.source, source_store)
-    report.ignored = found.ignored
+    found = _discover(settings.source, source_store, settings.group_pattern)
+    report.ignored, report.notes = found.ignored, found.notes
     progress.discovered(len(found.candidates) + len(found.problems))
     for problem in found.problems:
         _finish(report, progress, Row(problem.relpath, Status.REJECTED, reason=problem.reason,
@@ -225,10 +226,14 @@ def _collection_id(settings: IngestSettings) -> str:
     return collection_id
 
 
-def _discover(url: str, store: Store | None) -> Discovery:
+def _discover(url: str, store: Store | None, group_pattern: str | None) -> Discovery:
+    """Inputs of a folder or a blob prefix, band files grouped into scenes."""
     if store is None:
-        return discover(Path(url))
-    return discover_listing((f.key, f.version) for f in store.list_files())
+        found = discover(Path(url))
+    else:
+        found = discover_listing((f.key, f.version) for f in store.list_files())
+    found.candidates, found.notes = group(found.candidates, group_pattern)
+    return found
 
 
 def _fetch(job: Job, candidate: Candidate, store: Store | None) -> None:
@@ -253,6 +258,7 @@ def _recipe(settings: IngestSettings) -> str:
             "recipe": RECIPE_VERSION,
             "datetime": settings.datetime.isoformat() if settings.datetime else None,
             "datetime_pattern": settings.datetime_pattern,
+            "group_pattern": settings.group_pattern,
             "datetime_order": settings.datetime_order,
             "cloud": [
                 settings.cloud_cover,
@@ -299,17 +305,22 @@ def _unchanged(plan: _Plan, target: Store, collection_id: str) -> bool:
     for item in plan.previous:
         if item.properties.get("byod:fingerprint") != plan.fingerprint:
             return False
-        key = _cog_key(collection_id, item.id)
-        metadata = target.metadata(key)
-        if metadata is None and not target.exists(key):
-            return False
-        if metadata is not None and metadata.get(FINGERPRINT_METADATA) != plan.fingerprint:
-            return False
+        for name, asset in item.assets.items():
+            if "data" not in (asset.roles or []):
+                continue
+            key = _cog_key(collection_id, item.id, name)
+            metadata = target.metadata(key)
+            if metadata is None and not target.exists(key):
+                return False
+            if metadata is not None and metadata.get(FINGERPRINT_METADATA) != plan.fingerprint:
+                return False
     return True
 
 
-def _cog_key(collection_id: str, item_id: str) -> str:
-    return f"{collection_id}/{item_id}/{item_id}.tif"
+def _cog_key(collection_id: str, item_id: str, asset: str = "data") -> str:
+    """`<item>.tif` for a single raster's COG, `<item>_<band>.tif` for a scene's bands."""
+    suffix = "" if asset == "data" else f"_{slugify(asset)}"
+    return f"{collection_id}/{item_id}/{item_id}{suffix}.tif"
 
 
 def _job(plan: _Plan, settings: IngestSettings, workdir: Path, source_is_local: bool) -> Job:
@@ -339,6 +350,8 @@ def _job(plan: _Plan, settings: IngestSettings, workdir: Path, source_is_local: 
         ),
         metadata_paths=tuple(local(p) for p in candidate.metadata_files),
         mask_path=local(candidate.cloud_mask) if candidate.cloud_mask else None,
+        bands=tuple((band, local(path)) for band, path in candidate.bands),
+        product=candidate.product,
         compression=settings.compression,
         # PITFALLS: parallel conversions with fewer threads each beat one with all threads.
         threads=max(1, default_workers() // settings.workers),
@@ -349,20 +362,26 @@ def _job(plan: _Plan, settings: IngestSettings, workdir: Path, source_is_local: 
 def _store(
     result: PrepareResult, plan: _Plan, collection_id: str, target: Store
 ) -> list[pystac.Item]:
-    """Upload each scene's COG and thumbnail, then build its item (assets first, always)."""
+    """Upload each scene's COGs and thumbnail, then build its item (assets first, always)."""
     stored_keys: list[str] = []
     items = []
     try:
         for scene in result.scenes:
-            cog_key = _cog_key(collection_id, scene.item_id)
-            thumb_key = cog_key.removesuffix(".tif") + "-thumbnail.png"
-            # Stored with the blob, so a re-run can tell an unchanged input without a download.
-            metadata = {FINGERPRINT_METADATA: plan.fingerprint, "byod_sha256": scene.cog.sha256}
-            stored_keys.append(cog_key)
-            cog_href = target.put_file(scene.cog.path, cog_key, metadata)
+            parts = []
+            for part in scene.assets:
+                key = _cog_key(collection_id, scene.item_id, part.key)
+                # With the blob, so a re-run can tell an unchanged input without a download.
+                metadata = {FINGERPRINT_METADATA: plan.fingerprint, "byod_sha256": part.cog.sha256}
+                stored_keys.append(key)
+                href = target.put_file(part.cog.path, key, metadata)
+                stored = StoredFile(href, part.cog.size, part.cog.sha256)
+                parts.append(SceneAsset(part.key, part.source_name, stored, part.raster,
+                                        part.resolution, part.passthrough))  # fmt: skip
+            thumb_key = f"{collection_id}/{scene.item_id}/{scene.item_id}-thumbnail.png"
             stored_keys.append(thumb_key)
             thumb_href = target.put_file(scene.thumbnail.path, thumb_key)
-            items.append(_item(scene, plan, cog_href, thumb_href))
+            thumbnail = StoredFile(thumb_href, scene.thumbnail.size, scene.thumbnail.sha256)
+            items.append(_item(scene, plan, tuple(parts), thumbnail))
     except Exception as exc:  # noqa: BLE001 - OSError or an Azure error: this input fails alone
         if not plan.previous:  # a new input leaves nothing behind
             for key in stored_keys:
@@ -374,7 +393,9 @@ def _store(
     return items
 
 
-def _item(scene: Prepared, plan: _Plan, cog_href: str, thumb_href: str) -> pystac.Item:
+def _item(
+    scene: Prepared, plan: _Plan, assets: tuple[SceneAsset, ...], thumbnail: StoredFile
+) -> pystac.Item:
     item = build_item(
         Scene(
             item_id=scene.item_id,
@@ -382,12 +403,10 @@ def _item(scene: Prepared, plan: _Plan, cog_href: str, thumb_href: str) -> pysta
             fingerprint=plan.fingerprint,
             acquisition=scene.acquisition,
             footprint=scene.footprint,
-            raster=scene.raster,
-            resolution=scene.resolution,
-            cog=StoredFile(cog_href, scene.cog.size, scene.cog.sha256),
-            thumbnail=StoredFile(thumb_href, scene.thumbnail.size, scene.thumbnail.sha256),
-            passthrough=scene.passthrough,
+            assets=assets,
+            thumbnail=thumbnail,
             clouds=scene.clouds.chosen,
+            product=scene.product,
         )
     )
     if scene.subdataset is not None:

@@ -83,7 +83,9 @@ def _sentinel2(source: str, fields: dict[str, str]) -> ProductMetadata:
     start = _iso(fields.get("PRODUCT_START_TIME"))
     end = _iso(fields.get("PRODUCT_STOP_TIME"))
     sensing = _iso(fields.get("SENSING_TIME") or fields.get("DATATAKE_SENSING_START"))
-    return ProductMetadata(source, cloud, sensing or start, start if end else None, end)
+    period = start is not None and end is not None and end > start
+    return ProductMetadata(source, cloud, sensing or start, start if period else None,
+                           end if period else None)  # fmt: skip
 
 
 def _percent(text: str | None) -> float | None:

@@ -40,6 +40,7 @@ class Report:
     finished: str | None = None
     rows: list[Row] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # files neither raster nor sidecar
+    notes: list[str] = field(default_factory=list)  # about the run, not one input
     storage: str | None = None  # where blobs went and why that was allowed (region guard)
     region_overridden: bool = False
 

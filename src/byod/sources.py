@@ -60,6 +60,10 @@ class Candidate:
     # named after it (`<stem>_SCL.tif`, ...); both are also among `sidecars`.
     metadata_files: tuple[str, ...] = ()
     cloud_mask: str | None = None
+    # A band-per-file scene (scenes.group): (band name, path) of each band file, and the
+    # product the layout was recognised as ("landsat", "sentinel2", "custom").
+    bands: tuple[tuple[str, str], ...] = ()
+    product: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class Discovery:
     candidates: list[Candidate] = field(default_factory=list)
     problems: list[DiscoveryProblem] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # files that are neither raster nor sidecar
+    notes: list[str] = field(default_factory=list)  # e.g. band files left out of a scene
 
 
 def _lower_ext(name: str) -> str:

@@ -1,4 +1,4 @@
-"""PNG thumbnails read from a COG's overviews (never the full-resolution data)."""
+"""PNG thumbnails read from COG overviews (never the full-resolution data)."""
 
 from __future__ import annotations
 
@@ -13,20 +13,27 @@ THUMBNAIL_SIZE = 256
 
 
 def write_thumbnail(src: DatasetReader, dst: Path) -> None:
-    """An RGB(A) or grey PNG at most THUMBNAIL_SIZE on a side, invalid pixels transparent."""
-    scale = THUMBNAIL_SIZE / max(src.width, src.height)
-    shape = (max(1, round(src.height * min(scale, 1))), max(1, round(src.width * min(scale, 1))))
+    """RGB from the bands coloured red, green, blue when there are such; else band 1."""
     colors = src.colorinterp
     rgb = [colors.index(c) + 1 for c in (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
            if c in colors]  # fmt: skip
-    indexes = rgb if len(rgb) == 3 else [1]
-    data = src.read(indexes, out_shape=(len(indexes), *shape), resampling=Resampling.nearest)
-    valid = src.dataset_mask(out_shape=shape, resampling=Resampling.nearest) > 0
-    bytes_ = np.stack([_stretch(band, valid) for band in data], axis=-1)
-    alpha = np.where(valid, 255, 0).astype(np.uint8)[..., None]
-    pixels = np.concatenate([bytes_, alpha], axis=-1)
+    write_band_thumbnail([(src, i) for i in (rgb if len(rgb) == 3 else [1])], dst)
+
+
+def write_band_thumbnail(bands: list[tuple[DatasetReader, int]], dst: Path) -> None:
+    """A PNG at most THUMBNAIL_SIZE on a side from one band (grey) or three (RGB), possibly
+    of different files and resolutions; pixels invalid in the first are transparent."""
+    first = bands[0][0]
+    scale = min(THUMBNAIL_SIZE / max(first.width, first.height), 1)
+    shape = (max(1, round(first.height * scale)), max(1, round(first.width * scale)))
+    data = [src.read(index, out_shape=shape, resampling=Resampling.nearest)
+            for src, index in bands]  # fmt: skip
+    valid = first.dataset_mask(out_shape=shape, resampling=Resampling.nearest) > 0
+    channels = [_stretch(band, valid) for band in data]
+    alpha = np.where(valid, 255, 0).astype(np.uint8)
     # Pillow reads the mode from the shape: (h, w, 4) is RGBA, (h, w, 2) grey + alpha.
-    Image.fromarray(np.ascontiguousarray(pixels)).save(dst, format="PNG", optimize=True)
+    pixels = np.ascontiguousarray(np.stack([*channels, alpha], axis=-1))
+    Image.fromarray(pixels).save(dst, format="PNG", optimize=True)
 
 
 def _stretch(band: np.ndarray, valid: np.ndarray) -> np.ndarray:

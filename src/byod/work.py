@@ -7,6 +7,7 @@ publishing happen in the parent, which alone decides what reaches the target and
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -15,6 +16,7 @@ import rasterio.crs
 import rasterio.shutil
 from pyproj import CRS
 from pyproj.exceptions import CRSError
+from rasterio.io import DatasetReader
 from rasterio.transform import Affine
 
 from byod import metadata
@@ -33,11 +35,14 @@ from byod.rasters import (
     subdatasets,
 )
 from byod.reasons import Reason, RejectedInput
+from byod.scenes import MASK_BANDS
 from byod.sources import WORLD_FILE_EXTENSIONS, file_sha256, slugify
 from byod.temporal import Acquisition
-from byod.thumbnails import write_thumbnail
+from byod.thumbnails import write_band_thumbnail, write_thumbnail
 
 Stage = Callable[[str], None]
+# The bands a thumbnail of a known product is made of.
+RGB_BANDS = {"landsat": ("SR_B4", "SR_B3", "SR_B2"), "sentinel2": ("B04", "B03", "B02")}
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,8 @@ class Job:
     compression: Compression
     threads: int
     max_pixels: int
+    bands: tuple[tuple[str, Path], ...] = ()  # a band-per-file scene: (band, local path)
+    product: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,18 @@ class LocalFile:
 
 
 @dataclass(frozen=True)
+class PreparedAsset:
+    """One COG of a scene: `data` for a single raster, the band name in a multi-file scene."""
+
+    key: str
+    source_name: str  # the input file it was made from
+    cog: LocalFile
+    raster: RasterInfo  # read from the COG
+    resolution: tuple[float, float] | None
+    passthrough: bool
+
+
+@dataclass(frozen=True)
 class Prepared:
     """A converted and described scene, waiting in the job's work folder to be stored."""
 
@@ -70,13 +89,11 @@ class Prepared:
     subdataset: str | None
     acquisition: Acquisition
     footprint: Footprint
-    raster: RasterInfo
-    resolution: tuple[float, float] | None
-    cog: LocalFile
+    assets: tuple[PreparedAsset, ...]
     thumbnail: LocalFile
-    passthrough: bool
     clouds: CloudDecision
     notes: tuple[str, ...] = ()
+    product: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +109,8 @@ def prepare(job: Job, stage: Stage) -> PrepareResult:
     out (coordinate bounds, variables without a CRS) are noted in the report.
     """
     stage("inspect")
+    if job.bands:
+        return PrepareResult([_prepare_scene(job, stage)], [])
     names = subdatasets(job.path)
     if not names:
         return PrepareResult([_prepare_one(job, str(job.path), None, stage)], [])
@@ -138,28 +157,85 @@ def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Stage) -> P
     thumb_path = job.workdir / f"{item_id}.png"
     with rasterio.open(cog_path) as cog:
         info = inspect(cog, label=label, max_pixels=job.max_pixels)
-        mask, col_scale, row_scale = decimated_mask(cog)
-        try:
-            region = valid_region(mask, col_scale, row_scale)
-            shape = footprint(region, pixel_to_crs(cog), CRS.from_wkt(info.crs_wkt))
-        except NoValidData:
-            raise RejectedInput(
-                Reason.NO_VALID_DATA, f"{label}: every pixel is nodata or masked"
-            ) from None
+        shape = _footprint(cog, info, label)
         write_thumbnail(cog, thumb_path)
+    asset = PreparedAsset("data", job.path.name, _local(cog_path), info,
+                          resolution_of(info.transform), outcome.passthrough)  # fmt: skip
     return Prepared(
         item_id=item_id,
         subdataset=subdataset,
         acquisition=when,
         footprint=shape,
-        raster=info,
-        resolution=resolution_of(info.transform),
-        cog=_local(cog_path),
+        assets=(asset,),
         thumbnail=_local(thumb_path),
-        passthrough=outcome.passthrough,
         clouds=cloud_decision,
         notes=tuple(notes),
     )
+
+
+def _prepare_scene(job: Job, stage: Stage) -> Prepared:
+    """A band-per-file scene: every band converted, one footprint, one time, one cloud cover."""
+    infos: dict[str, RasterInfo] = {}
+    for band, path in job.bands:
+        with open_dataset(path) as src:
+            infos[band] = inspect(src, label=f"{job.relpath} (band {band}, {path.name})",
+                                  max_pixels=job.max_pixels)  # fmt: skip
+    first = job.bands[0][0]
+    found, notes = metadata.read_products(job.metadata_paths)
+    when = metadata.acquisition(job.rules, infos[first].tags, job.relpath, found)
+    if when is None:
+        raise RejectedInput(Reason.NO_DATETIME, f"{job.relpath}: no acquisition time in "
+                            "--datetime, product metadata, tags or the file names")  # fmt: skip
+    stage("clouds")
+    clouds = metadata.clouds(job.rules, infos[first].tags, found, str(job.bands[0][1]),
+                             job.mask_path)  # fmt: skip
+    assets = []
+    for band, path in job.bands:
+        stage(f"convert {band}")
+        cog_path = job.workdir / f"{job.item_id}_{slugify(band)}.tif"
+        outcome = to_cog(str(path), cog_path, compression=job.compression,
+                         dtypes=[b.data_type for b in infos[band].bands], threads=job.threads,
+                         may_pass_through=infos[band].driver == "GTiff")  # fmt: skip
+        with rasterio.open(cog_path) as cog:
+            info = inspect(cog, label=f"{job.relpath} ({band})", max_pixels=job.max_pixels)
+        resolution = resolution_of(info.transform)
+        local = _local(cog_path)
+        assets.append(PreparedAsset(band, path.name, local, info, resolution, outcome.passthrough))
+    stage("describe")
+    # The footprint of the finest data band (masks can be coarser or padded).
+    data_assets = [a for a in assets if a.key.upper() not in MASK_BANDS] or assets
+    finest = min(data_assets, key=lambda a: (a.resolution or (0.0, 0.0))[0])
+    thumb_path = job.workdir / f"{job.item_id}.png"
+    with rasterio.open(finest.cog.path) as cog:
+        shape = _footprint(cog, finest.raster, job.relpath)
+    rgb = [next((a for a in assets if a.key.upper() == name), None)
+           for name in RGB_BANDS.get(job.product or "", ())]  # fmt: skip
+    picked = [a for a in rgb if a is not None] if all(rgb) and rgb else [finest]
+    with ExitStack() as stack:
+        opened = [stack.enter_context(rasterio.open(a.cog.path)) for a in picked]
+        write_band_thumbnail([(src, 1) for src in opened], thumb_path)
+    return Prepared(
+        item_id=job.item_id,
+        subdataset=None,
+        acquisition=when,
+        footprint=shape,
+        assets=tuple(assets),
+        thumbnail=_local(thumb_path),
+        clouds=clouds,
+        notes=tuple(notes),
+        product=job.product,
+    )
+
+
+def _footprint(cog: DatasetReader, info: RasterInfo, label: str) -> Footprint:
+    mask, col_scale, row_scale = decimated_mask(cog)
+    try:
+        region = valid_region(mask, col_scale, row_scale)
+        return footprint(region, pixel_to_crs(cog), CRS.from_wkt(info.crs_wkt))
+    except NoValidData:
+        raise RejectedInput(
+            Reason.NO_VALID_DATA, f"{label}: every pixel is nodata or masked"
+        ) from None
 
 
 def _with_prj_crs(name: str, job: Job, label: str) -> str:
