@@ -371,22 +371,22 @@ def test_memory_limit_rejects_a_decompression_bomb(
     # Not the timeout test's big raster: converting it stays within ~300 MB of address
     # space (GDAL reads it block by block), and a limit below that fails even the small file
     # (a worker starts at ~267 MiB of address space here and peaks ~279 MiB on a 64x64
-    # GeoTIFF). A 255 KB file whose single deflate tile inflates to 256 MiB needs ~525 MiB to
-    # read, so 384 MB leaves ~100 MiB of margin on both sides.
+    # GeoTIFF; byod's floor is 512 MB). A ~1 MB file whose single deflate tile inflates to
+    # 1 GiB needs over 1 GiB to read, far above the 512 MB limit and far below it the small file.
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     write_raster("good_20240101.tif", ramp())
-    side = 16384
+    side = 32768
     bomb = _tiny_geotiff(tmp_path / "src" / "bomb_20240101.tif", side, side,
                          data=_deflated_zeros(side * side), tile=side)  # fmt: skip
-    assert bomb.stat().st_size < 300_000
-    report = run_ingest(max_memory_mb=384, timeout_s=60)
+    assert bomb.stat().st_size < 2_000_000
+    report = run_ingest(max_memory_mb=512, timeout_s=60)
     _assert_outcome(
         tmp_path, report, {"bomb_20240101.tif": {Reason.MEMORY_LIMIT}}, ["good_20240101.tif"]
     )
     row = next(r for r in report.rows if r.input == "bomb_20240101.tif")
-    assert "384 MB" in (row.message or "")
+    assert "512 MB" in (row.message or "")
     assert list(scratch.iterdir()) == []
 
 

@@ -108,7 +108,7 @@ def ingest(
         ),
     ] = _DEFAULTS["timeout_s"].default,
     max_memory: Annotated[
-        int, typer.Option(min=256, help="MB of address space one input's worker may use.")
+        int, typer.Option(min=512, help="MB of address space one input's worker may use.")
     ] = _DEFAULTS["max_memory_mb"].default,
     max_pixels: Annotated[
         int, typer.Option(min=1, help="Reject inputs whose header claims more pixels than this.")

@@ -15,6 +15,7 @@ from rio_cogeo.cogeo import cog_translate, cog_validate
 from rio_cogeo.profiles import cog_profiles
 
 from byod.config import Compression
+from byod.rasters import is_out_of_memory
 from byod.reasons import Reason, RejectedInput
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,8 @@ def to_cog(
             )
     except (RasterioError, OSError, ValueError) as exc:
         dst.unlink(missing_ok=True)
+        if is_out_of_memory(exc):  # the worker's memory bound, not a broken input
+            raise MemoryError(str(exc)) from exc
         raise RejectedInput(
             Reason.CONVERSION_FAILED, f"{Path(source).name}: COG conversion failed ({exc})"
         ) from None

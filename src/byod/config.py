@@ -46,7 +46,10 @@ class IngestSettings(BaseModel):
     workers: int = Field(default_factory=default_workers, ge=1)
     timeout_s: float = Field(default=1800.0, gt=0, description="Wall-clock bound per input.")
     max_memory_mb: int = Field(
-        default=8192, ge=256, description="Address-space bound per input's worker process."
+        # A worker starts at about 270 MB of address space (Python, GDAL, PROJ mapped).
+        default=8192,
+        ge=512,
+        description="Address-space bound per input's worker process.",
     )
     max_pixels: int = Field(
         default=200_000 * 200_000, ge=1, description="Inputs claiming more pixels are rejected."

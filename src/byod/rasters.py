@@ -152,10 +152,15 @@ def _georeferencing(src: DatasetReader, label: str) -> tuple[CRS, Affine | None,
         return gcp_crs, None, "gcps"
     if src.rpcs is not None:
         return CRS.from_epsg(4326), None, "rpcs"
-    what = "a coordinate system but no geotransform" if src.crs else "no georeferencing"
+    if src.crs is not None:
+        what = "a coordinate system but no geotransform"
+    elif src.transform != Affine.identity():
+        what = "a geotransform (world file) but no coordinate system: add a .prj beside it"
+    else:
+        what = "no georeferencing"
     raise RejectedInput(
         Reason.NOT_GEOREFERENCED,
-        f"{label}: has {what} (no CRS + transform, GCPs, RPCs or world file)",
+        f"{label}: has {what}; a raster needs a CRS with a geotransform, GCPs or RPCs",
     )
 
 
