@@ -31,6 +31,8 @@ ROOT_KEY = "catalog.json"
 ROOT_DESCRIPTION = "Rasters ingested by byod as Cloud Optimized GeoTIFFs."
 # Item properties summarised on the collection as the sorted set of their values.
 SUMMARISED = ("proj:code",)
+# Numeric item properties summarised as a {minimum, maximum} range.
+RANGES = ("eo:cloud_cover",)
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class CollectionInfo:
     description: str
     license: str
     title: str | None = None
+    providers: tuple[dict[str, Any], ...] = ()
+    keywords: tuple[str, ...] = ()
 
 
 def collection_key(collection_id: str) -> str:
@@ -131,6 +135,10 @@ def _collection_dict(info: CollectionInfo, items: dict[str, pystac.Item]) -> dic
         values = sorted({str(i.properties[field]) for i in ordered if i.properties.get(field)})
         if values:
             summaries[field] = values
+    for field in RANGES:
+        numbers = [float(i.properties[field]) for i in ordered if field in i.properties]
+        if numbers:
+            summaries[field] = {"minimum": min(numbers), "maximum": max(numbers)}
     collection = pystac.Collection(
         id=info.id,
         description=info.description,
@@ -138,6 +146,8 @@ def _collection_dict(info: CollectionInfo, items: dict[str, pystac.Item]) -> dic
         license=info.license,
         title=info.title,
         summaries=pystac.Summaries(summaries),
+        keywords=list(info.keywords) or None,
+        providers=[pystac.Provider.from_dict(p) for p in info.providers] or None,
     )
     data = collection.to_dict(include_self_link=False, transform_hrefs=False)
     data["links"] = [

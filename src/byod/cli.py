@@ -27,7 +27,9 @@ from byod.config import (
     DEFAULT_TARGET,
     Compression,
     IngestSettings,
+    build_settings,
 )
+from byod.dataset_config import DatasetConfigError
 from byod.pipeline import ConfigurationError
 from byod.pipeline import Progress as PipelineProgress
 from byod.pipeline import ingest as run_ingest
@@ -79,6 +81,7 @@ def main(
 
 @app.command()
 def ingest(
+    ctx: typer.Context,
     source: Annotated[str, typer.Argument(help="Folder of rasters, walked recursively.")],
     collection: Annotated[
         str | None, typer.Option(help="Collection id \\[default: slug of the folder name].")
@@ -148,6 +151,16 @@ def ingest(
     datetime_order: Annotated[
         str, typer.Option(help="Which time source wins, first to last.")
     ] = ",".join(_DEFAULTS["datetime_order"].default),
+    group_pattern: Annotated[
+        str | None,
+        typer.Option(
+            help="Regex with named groups scene and band: files of one scene become one item."
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Dataset configuration file \\[default: byod.yaml in SOURCE]."),
+    ] = None,
     azure_account: Annotated[
         str | None,
         typer.Option(
@@ -172,20 +185,25 @@ def ingest(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no table.")] = False,
 ) -> None:
     """Convert every raster under SOURCE to a COG and publish it in the STAC catalog."""
+    given = {
+        "collection": collection, "target": target, "catalog": catalog, "datetime": datetime_,
+        "workers": workers, "timeout_s": timeout, "max_memory_mb": max_memory,
+        "max_pixels": max_pixels, "compression": compression.value, "license": license,
+        "description": description, "title": title, "cloud_cover": cloud_cover,
+        "cloud_rule": cloud_rule, "cloud_band": cloud_band, "cloud_order": _csv(cloud_order),
+        "datetime_pattern": datetime_pattern, "datetime_order": _csv(datetime_order),
+        "group_pattern": group_pattern,
+    }  # fmt: skip
+    # Only what was typed overrides the dataset's byod.yaml; the rest falls to it or defaults.
+    typed = {k: v for k, v in given.items() if _typed(ctx, _PARAMETER.get(k, k))}
+    typed["azure"] = AzureOptions(account_name=azure_account, region=azure_region,
+                                  allow_any_region=allow_any_region)  # fmt: skip
     try:
-        settings = IngestSettings(
-            source=source, collection=collection, target=target, catalog=catalog,
-            datetime=datetime_, timeout_s=timeout, max_memory_mb=max_memory, max_pixels=max_pixels,
-            compression=compression.value, license=license, description=description, title=title,
-            cloud_cover=cloud_cover, cloud_rule=cloud_rule, cloud_band=cloud_band,
-            cloud_order=_csv(cloud_order), datetime_pattern=datetime_pattern,
-            datetime_order=_csv(datetime_order),
-            azure=AzureOptions(account_name=azure_account, region=azure_region,
-                               allow_any_region=allow_any_region),
-            **({"workers": workers} if workers else {}),
-        )  # fmt: skip
+        settings = build_settings(source, typed, str(config) if config else None)
     except ValidationError as exc:
         _usage_error("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+    except DatasetConfigError as exc:
+        _usage_error(str(exc))
     show = not quiet and not json_ and err.is_terminal
     try:
         if show:
@@ -272,6 +290,16 @@ def _print_summary(report: Report) -> None:
     if report.storage:
         style = "bold red" if report.region_overridden else "dim"
         out.print(f"[{style}]storage: {report.storage}[/]")
+
+
+# CLI parameter names where they differ from the settings' field names.
+_PARAMETER = {"datetime": "datetime_", "timeout_s": "timeout", "max_memory_mb": "max_memory"}
+
+
+def _typed(ctx: typer.Context, name: str) -> bool:
+    # By name: typer vendors its own click, whose ParameterSource is not click's class.
+    source = ctx.get_parameter_source(name)
+    return getattr(source, "name", None) == "COMMANDLINE"
 
 
 def _csv(text: str) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -81,6 +81,9 @@ class IngestSettings(BaseModel):
         description="Regex with named groups scene and band, matched on each input's path: "
         "files of one scene become one item with an asset per band.",
     )
+    providers: list[dict[str, Any]] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)
+    config_file: str | None = Field(default=None, description="Where dataset settings came from.")
     azure: AzureOptions | None = Field(
         default=None, description="Storage account options for az:// sources and targets."
     )
@@ -128,3 +131,18 @@ class IngestSettings(BaseModel):
         from byod.temporal import as_utc
 
         return None if value is None else as_utc(value)
+
+
+def build_settings(
+    source: str, options: dict[str, Any], config_path: str | None = None
+) -> IngestSettings:
+    """Settings from the options given (CLI or flow), over the dataset's configuration file
+    (`byod.yaml` in the source folder, or `config_path`), over the defaults."""
+    from byod.dataset_config import find_config, load_config
+
+    path = find_config(source, config_path)
+    from_file = load_config(path).as_settings() if path is not None else {}
+    merged = {**from_file, **options, "source": source}
+    if path is not None:
+        merged["config_file"] = str(path)
+    return IngestSettings(**merged)

@@ -145,6 +145,8 @@ def ingest(settings: IngestSettings, progress: Progress | None = None) -> Report
             or f"Rasters ingested by byod from {_source_name(settings.source)}.",
             license=settings.license,
             title=settings.title,
+            providers=tuple(settings.providers),
+            keywords=tuple(settings.keywords),
         )
         publish(catalog_store, info, items, changed, removed)
     finally:
