@@ -11,10 +11,12 @@ import logging
 import posixpath
 import shutil
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pystac
 
@@ -24,8 +26,10 @@ from byod.azure import (
     AzureConfigError,
     AzureOptions,
     arm_location_lookup,
-    check_region,
     resolve_access,
+)
+from byod.azure import (
+    check_region as check_region_of,
 )
 from byod.catalog import CollectionInfo, load_items, publish
 from byod.config import IngestSettings, default_workers
@@ -33,7 +37,7 @@ from byod.items import Scene, SceneAsset, StoredFile, build_item
 from byod.metadata import MetadataRules
 from byod.reasons import Reason, RejectedInput
 from byod.report import Report, Row, Status
-from byod.runner import run_bounded
+from byod.runner import Done, run_bounded
 from byod.scenes import group
 from byod.sources import (
     Candidate,
@@ -75,82 +79,168 @@ class _Plan:
     previous: list[pystac.Item]
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """What every step of a run needs; small, so it travels to tasks and Dask workers."""
+
+    settings: IngestSettings
+    collection_id: str
+
+
+@dataclass
+class WorkItem:
+    """One input (a file or a multi-file scene) to convert, describe and store."""
+
+    candidate: Candidate
+    item_id: str
+    fingerprint: str
+    previous_ids: list[str]
+
+
+@dataclass
+class Outcome:
+    """What working on one input gave: its report row and its new items (as dicts)."""
+
+    row: Row
+    items: list[dict[str, Any]] = field(default_factory=list)
+    replaced_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Run:
+    """A planned run: decided rows (rejected at discovery, unchanged) and the work to do."""
+
+    context: RunContext
+    report: Report
+    todo: list[WorkItem]
+    existing: dict[str, pystac.Item]
+
+
 def ingest(settings: IngestSettings, progress: Progress | None = None) -> Report:
-    """Ingest a folder or blob prefix into COGs at `settings.target` and the catalog."""
+    """Ingest a folder or blob prefix into COGs at `settings.target` and the catalog.
+
+    The three steps are public so an orchestrator can run them its own way (flows/ runs
+    `process` as one task per input): `plan_run`, `process` / `process_all`, `publish_run`.
+    """
+    progress = progress or Progress()
+    run = plan_run(settings, progress)
+    return publish_run(run, list(process_all(run, progress)))
+
+
+def plan_run(settings: IngestSettings, progress: Progress | None = None) -> Run:
+    """Check the configuration (nothing written if it is refused), discover, fingerprint,
+    give ids, and settle what is unchanged."""
     progress = progress or Progress()
     stores = _open_stores(settings)
-    source_store, catalog_store, target_store = stores.source, stores.catalog, stores.target
     collection_id = _collection_id(settings)
-    report = Report(settings.source, collection_id, catalog_store.href("catalog.json"),
-                    target_store.href(""), storage=stores.decision,
+    report = Report(settings.source, collection_id, stores.catalog.href("catalog.json"),
+                    stores.target.href(""), storage=stores.decision,
                     region_overridden=stores.overridden)  # fmt: skip
-    for store in (catalog_store, target_store):
+    for store in (stores.catalog, stores.target):
         if isinstance(store, BlobStore):
             store.ensure_container()
-    items = load_items(catalog_store, collection_id)
-    found = _discover(settings.source, source_store, settings.group_pattern)
+    items = load_items(stores.catalog, collection_id)
+    found = _discover(settings.source, stores.source, settings.group_pattern)
     report.ignored, report.notes = found.ignored, found.notes
     progress.discovered(len(found.candidates) + len(found.problems))
     for problem in found.problems:
         _finish(report, progress, Row(problem.relpath, Status.REJECTED, reason=problem.reason,
                                       message=problem.message))  # fmt: skip
-
-    plans = _plan(found.candidates, items, _recipe(settings))
-    todo: list[_Plan] = []
-    for plan in plans:
-        if plan.previous and _unchanged(plan, target_store, collection_id):
+    todo = []
+    for plan in _plan(found.candidates, items, _recipe(settings)):
+        if plan.previous and _unchanged(plan, stores.target, collection_id):
             ids = [i.id for i in plan.previous]
             _finish(report, progress, Row(plan.candidate.relpath, Status.UNCHANGED, ids))
         else:
-            todo.append(plan)
+            previous = [i.id for i in plan.previous]
+            todo.append(WorkItem(plan.candidate, plan.item_id, plan.fingerprint, previous))
+    return Run(RunContext(settings, collection_id), report, todo, items)
 
-    changed: set[str] = set()
-    removed: set[str] = set()
+
+def process(context: RunContext, work: WorkItem) -> Outcome:
+    """Convert, describe and store one input in a bounded worker process of its own."""
+    stores = _open_stores(context.settings, check_region=False)
     workdir = Path(tempfile.mkdtemp(prefix="byod-"))
     try:
-        jobs = [(p.candidate.relpath, _job(p, settings, workdir, source_store is None))
-                for p in todo]  # fmt: skip
-        by_path = {p.candidate.relpath: p for p in todo}
+        job = _job(work, context.settings, workdir, stores.source is None)
+        (done,) = run_bounded(
+            [(work.candidate.relpath, job)], prepare, workers=1,
+            timeout_s=context.settings.timeout_s, max_memory_mb=context.settings.max_memory_mb,
+            before_start=lambda job: _fetch(job, work.candidate, stores.source),
+        )  # fmt: skip
+        return _outcome(done, work, context, stores.target)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def process_all(run: Run, progress: Progress | None = None) -> Iterator[Outcome]:
+    """Every input of the run, `workers` at a time, each in its bounded worker process."""
+    progress = progress or Progress()
+    settings = run.context.settings
+    stores = _open_stores(settings, check_region=False)
+    workdir = Path(tempfile.mkdtemp(prefix="byod-"))
+    try:
+        jobs = [(w.candidate.relpath, _job(w, settings, workdir, stores.source is None))
+                for w in run.todo]  # fmt: skip
+        by_path = {w.candidate.relpath: w for w in run.todo}
         outcomes = run_bounded(
             jobs, prepare, workers=settings.workers, timeout_s=settings.timeout_s,
             max_memory_mb=settings.max_memory_mb, on_stage=progress.stage,
-            before_start=lambda job: _fetch(job, by_path[job.relpath].candidate, source_store),
+            before_start=lambda job: _fetch(job, by_path[job.relpath].candidate, stores.source),
         )  # fmt: skip
         for done in outcomes:
-            plan = by_path[done.job.relpath]
-            row = Row(plan.candidate.relpath, Status.REJECTED, seconds=round(done.seconds, 3))
-            try:
-                if done.rejection is not None:
-                    raise done.rejection
-                assert done.result is not None
-                new = _store(done.result, plan, collection_id, target_store)
-                row.status = Status.REPLACED if plan.previous else Status.INGESTED
-                row.item_ids = sorted(i.id for i in new)
-                row.notes = [*done.result.notes, *_scene_notes(done.result)]
-                old_ids = {i.id for i in plan.previous}
-                for item in new:
-                    items[item.id] = item
-                    changed.add(item.id)
-                removed |= old_ids - {i.id for i in new}
-                for item_id in old_ids - {i.id for i in new}:
-                    items.pop(item_id, None)
-            except RejectedInput as exc:
-                row.reason, row.message = exc.reason, exc.message
-            finally:
-                shutil.rmtree(done.job.workdir, ignore_errors=True)
-            _finish(report, progress, row)
-        info = CollectionInfo(
-            id=collection_id,
-            description=settings.description
-            or f"Rasters ingested by byod from {_source_name(settings.source)}.",
-            license=settings.license,
-            title=settings.title,
-            providers=tuple(settings.providers),
-            keywords=tuple(settings.keywords),
-        )
-        publish(catalog_store, info, items, changed, removed)
+            outcome = _outcome(done, by_path[done.job.relpath], run.context, stores.target)
+            progress.finished(outcome.row)
+            yield outcome
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _outcome(done: Done[Job, PrepareResult], work: WorkItem, context: RunContext,
+             target: Store) -> Outcome:  # fmt: skip
+    row = Row(work.candidate.relpath, Status.REJECTED, seconds=round(done.seconds, 3))
+    try:
+        if done.rejection is not None:
+            raise done.rejection
+        assert done.result is not None
+        new = _store(done.result, work, context.collection_id, target)
+    except RejectedInput as exc:
+        row.reason, row.message = exc.reason, exc.message
+        return Outcome(row)
+    finally:
+        shutil.rmtree(done.job.workdir, ignore_errors=True)
+    row.status = Status.REPLACED if work.previous_ids else Status.INGESTED
+    row.item_ids = sorted(i.id for i in new)
+    row.notes = [*done.result.notes, *_scene_notes(done.result)]
+    return Outcome(row, [i.to_dict(transform_hrefs=False) for i in new], work.previous_ids)
+
+
+def publish_run(run: Run, outcomes: list[Outcome]) -> Report:
+    """Merge the outcomes into the collection and publish it (items, collection, root)."""
+    settings, report = run.context.settings, run.report
+    items = dict(run.existing)
+    changed: set[str] = set()
+    removed: set[str] = set()
+    for outcome in outcomes:
+        if outcome.row not in report.rows:
+            report.rows.append(outcome.row)
+        new_ids = {d["id"] for d in outcome.items}
+        for data in outcome.items:
+            items[data["id"]] = pystac.Item.from_dict(data)
+            changed.add(data["id"])
+        for item_id in set(outcome.replaced_ids) - new_ids:
+            items.pop(item_id, None)
+            removed.add(item_id)
+    info = CollectionInfo(
+        id=run.context.collection_id,
+        description=settings.description
+        or f"Rasters ingested by byod from {_source_name(settings.source)}.",
+        license=settings.license,
+        title=settings.title,
+        providers=tuple(settings.providers),
+        keywords=tuple(settings.keywords),
+    )
+    publish(_open_stores(settings, check_region=False).catalog, info, items, changed, removed)
     report.rows.sort(key=lambda r: r.input)
     report.finished = datetime.now(UTC).isoformat()
     return report
@@ -165,8 +255,11 @@ class _Stores:
     overridden: bool = False
 
 
-def _open_stores(settings: IngestSettings) -> _Stores:
-    """Check the source, credentials and region, and open the stores; writes nothing."""
+def _open_stores(settings: IngestSettings, *, check_region: bool = True) -> _Stores:
+    """Check the source, credentials and region, and open the stores; writes nothing.
+
+    Steps after `plan_run` skip the region check: it was done, and may ask Azure Resource
+    Manager, which is slow to repeat for every input."""
     urls = (settings.source, settings.target, settings.catalog)
     if not any(is_blob_url(u) for u in urls):
         source = Path(settings.source)
@@ -179,8 +272,8 @@ def _open_stores(settings: IngestSettings) -> _Stores:
     except AzureConfigError as exc:
         raise ConfigurationError(str(exc)) from None
     decision = None
-    if is_blob_url(settings.target) or is_blob_url(settings.catalog):
-        decision = check_region(access, options, arm_location_lookup())
+    if check_region and (is_blob_url(settings.target) or is_blob_url(settings.catalog)):
+        decision = check_region_of(access, options, arm_location_lookup())
         if not decision.allowed:
             raise ConfigurationError(f"region guard: {decision.message}; nothing was written")
     stores = _Stores(
@@ -325,7 +418,7 @@ def _cog_key(collection_id: str, item_id: str, asset: str = "data") -> str:
     return f"{collection_id}/{item_id}/{item_id}{suffix}.tif"
 
 
-def _job(plan: _Plan, settings: IngestSettings, workdir: Path, source_is_local: bool) -> Job:
+def _job(plan: WorkItem, settings: IngestSettings, workdir: Path, source_is_local: bool) -> Job:
     folder = workdir / plan.item_id
     folder.mkdir()
     # A remote input is fetched into the job's folder by `_fetch` before its worker starts.
@@ -362,7 +455,7 @@ def _job(plan: _Plan, settings: IngestSettings, workdir: Path, source_is_local: 
 
 
 def _store(
-    result: PrepareResult, plan: _Plan, collection_id: str, target: Store
+    result: PrepareResult, plan: WorkItem, collection_id: str, target: Store
 ) -> list[pystac.Item]:
     """Upload each scene's COGs and thumbnail, then build its item (assets first, always)."""
     stored_keys: list[str] = []
@@ -385,7 +478,7 @@ def _store(
             thumbnail = StoredFile(thumb_href, scene.thumbnail.size, scene.thumbnail.sha256)
             items.append(_item(scene, plan, tuple(parts), thumbnail))
     except Exception as exc:  # noqa: BLE001 - OSError or an Azure error: this input fails alone
-        if not plan.previous:  # a new input leaves nothing behind
+        if not plan.previous_ids:  # a new input leaves nothing behind
             for key in stored_keys:
                 target.remove(key)
         raise RejectedInput(
@@ -396,7 +489,7 @@ def _store(
 
 
 def _item(
-    scene: Prepared, plan: _Plan, assets: tuple[SceneAsset, ...], thumbnail: StoredFile
+    scene: Prepared, plan: WorkItem, assets: tuple[SceneAsset, ...], thumbnail: StoredFile
 ) -> pystac.Item:
     item = build_item(
         Scene(
