@@ -14,4 +14,4 @@ if [ ! -x .tools/bin/uv ] || [ "$(.tools/bin/uv --version | cut -d' ' -f2)" != "
   .tools/bin/python -m pip install --quiet "uv==$UV_VERSION"
 fi
 # --frozen: install exactly what uv.lock says, never re-resolve on a fresh clone.
-.tools/bin/uv sync --frozen --quiet --python "$PYTHON"
+.tools/bin/uv sync --frozen --all-extras --quiet --python "$PYTHON"

@@ -1,6 +1,14 @@
-"""Fixtures: small real GeoTIFFs written with rasterio, and an ingest helper."""
+"""Fixtures: small real GeoTIFFs written with rasterio, an ingest helper, Azurite."""
 
 from __future__ import annotations
+
+import os
+import tempfile
+
+# Prefect reads its settings at import: keep its home (database, results) out of ~/.prefect,
+# and the server it starts for the flow tests from phoning home.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="byod-test-prefect-"))
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 
 import socket
 import subprocess

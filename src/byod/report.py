@@ -71,3 +71,34 @@ class Report:
         tmp = path.with_name(path.name + ".partial")
         tmp.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", "utf-8")
         tmp.replace(path)
+
+
+def to_markdown(report: Report, collection_href: str | None = None) -> str:
+    """The report as Markdown: counts, links, and a row per input (for a Prefect artifact or
+    a pull request comment; no secrets are in a report)."""
+    counts = report.counts()
+    lines = [
+        f"# byod ingest: `{report.collection}`",
+        "",
+        " · ".join(f"**{n}** {s}" for s, n in counts.items()),
+        "",
+        f"- catalog: [{report.catalog}]({report.catalog})",
+    ]
+    if collection_href:
+        lines.append(f"- collection: [{collection_href}]({collection_href})")
+    if report.storage:
+        flag = " **(REGION GUARD OVERRIDDEN)**" if report.region_overridden else ""
+        lines.append(f"- storage: {report.storage}{flag}")
+    lines += ["", "| input | status | items / reason |", "| --- | --- | --- |"]
+    for row in report.rows:
+        detail = (f"`{row.reason}`: {row.message}" if row.status is Status.REJECTED
+                  else ", ".join(row.item_ids))  # fmt: skip
+        notes = "".join(f"<br>{n}" for n in row.notes)
+        lines.append(f"| {_cell(row.input)} | {row.status} | {_cell(detail + notes)} |")
+    for note in report.notes:
+        lines.append(f"\n> {note}")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
