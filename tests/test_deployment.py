@@ -1,0 +1,96 @@
+"""The deployment end to end, as on a hub: a real Prefect server (SQLite) and process worker
+started by the project's script on loopback, `prefect deploy --all` from prefect.yaml, then
+`prefect deployment run` ingesting uploads from Azurite into Azurite."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pystac
+import pytest
+from azure.storage.blob import BlobServiceClient
+from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+import byod
+from byod.azure import AzureOptions, resolve_access
+from tests.test_azure import _upload_rasters
+
+REPO = Path(__file__).resolve().parents[1]
+PREFECT = str(REPO / ".venv" / "bin" / "prefect")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def prefect_server(
+    tmp_path_factory: pytest.TempPathFactory, azurite: str
+) -> Iterator[dict[str, str]]:
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "BYOD_HOME": str(REPO),
+        "AZURE_STORAGE_CONNECTION_STRING": azurite,  # the worker's flow runs inherit it
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+    }
+    up = subprocess.run(["bash", "scripts/prefect-up", str(port)], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=300)  # fmt: skip
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        yield env
+    finally:
+        subprocess.run(["bash", "scripts/prefect-down"], cwd=REPO, env=env, timeout=60)
+
+
+async def _latest_run_and_report(url: str) -> tuple[str, str]:
+    with temporary_settings({PREFECT_API_URL: url}):
+        async with get_client() as client:
+            deployment = await client.read_deployment_by_name("byod-ingest/local")
+            runs = await client.read_flow_runs(limit=50)
+            run = max((r for r in runs if r.deployment_id == deployment.id),
+                      key=lambda r: r.expected_start_time)  # fmt: skip
+            artifacts = await client.read_latest_artifacts()
+            report = next(a for a in artifacts if a.key == "byod-ingest-report")
+            return run.state.name if run.state else "", str(report.data)
+
+
+def test_deploy_and_run_against_azurite(
+    prefect_server: dict[str, str], azurite: str, tmp_path: Path
+) -> None:
+    env = prefect_server
+    _upload_rasters(azurite, "uploads-deployed", tmp_path)
+    deploy = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+    assert "byod-ingest/local" in deploy.stdout and "byod-sweep/hourly" in deploy.stdout
+    run = subprocess.run(
+        [PREFECT, "deployment", "run", "byod-ingest/local",
+         "--param", "source=az://uploads-deployed/projectA", "--param", "target=az://cogs-deployed",
+         "--param", "catalog=az://stac-deployed", "--param", "collection=deployed",
+         "--watch", "--watch-timeout", "240"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    state, report = asyncio.run(_latest_run_and_report(env["PREFECT_API_URL"]))
+    assert state == "Completed"
+    assert "**2** ingested" in report and "| a_20240101.tif | ingested |" in report
+
+    access = resolve_access(AzureOptions(connection_string=azurite))
+    catalog = pystac.Catalog.from_file(f"{access.account_url}/stac-deployed/catalog.json",
+                                       stac_io=byod.SignedStacIO(access))  # fmt: skip
+    items = list(catalog.get_items(recursive=True))
+    assert sorted(i.id for i in items) == ["a_20240101", "sub-b_20240102"]
+    cogs = BlobServiceClient.from_connection_string(azurite).get_container_client("cogs-deployed")
+    assert sum(1 for b in cogs.list_blobs() if b.name.endswith(".tif")) == 2
