@@ -247,6 +247,57 @@ def validate(
 
 
 @app.command()
+def search(
+    catalog: Annotated[
+        str, typer.Argument(help="Root catalog: folder, catalog.json, az:// or https URL.")
+    ],
+    collection: Annotated[
+        list[str] | None, typer.Option(help="Collection id (repeat for several) \\[default: all].")
+    ] = None,
+    bbox: Annotated[
+        str | None, typer.Option(help="W,S,E,N in degrees (W > E crosses 180°).")
+    ] = None,
+    datetime_: Annotated[
+        str | None, typer.Option("--datetime", help="Instant or START/END (ISO 8601, '..' open).")
+    ] = None,
+    max_cloud: Annotated[
+        float | None, typer.Option(min=0, max=100, help="Largest eo:cloud_cover, percent.")
+    ] = None,
+    filter_: Annotated[
+        str | None, typer.Option("--filter", help="CQL2 text or JSON filter.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many items.")] = None,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print an ItemCollection (GeoJSON).")
+    ] = False,
+) -> None:
+    """Search a catalog by space, time, cloud cover and CQL2, from its geoparquet index."""
+    from byod.analysis import search as run_search
+    from byod.search import SearchError
+
+    try:
+        found = run_search(catalog, collections=collection, bbox=bbox, datetime=datetime_,
+                           max_cloud=max_cloud, filter=filter_, limit=limit)  # fmt: skip
+    except (SearchError, FileNotFoundError, AzureConfigError) as exc:
+        _usage_error(str(exc))
+    if json_:
+        sys.stdout.write(json.dumps(found.to_dict(transform_hrefs=False), indent=2) + "\n")
+        return
+    out = Console()
+    table = Table(title=f"{len(found)} item(s)")
+    for column in ("collection", "id", "datetime", "cloud %", "bbox"):
+        table.add_column(column)
+    for item in found:
+        props = item.properties
+        when = props.get("datetime") or f"{props.get('start_datetime')}/{props.get('end_datetime')}"
+        cloud = props.get("eo:cloud_cover")
+        table.add_row(item.collection_id or "", item.id, str(when),
+                      "" if cloud is None else f"{cloud:g}",
+                      ", ".join(f"{v:.3f}" for v in item.bbox or []))  # fmt: skip
+    out.print(table)
+
+
+@app.command()
 def sign(
     target: Annotated[
         str, typer.Argument(help="A blob URL (https or az://), or an item JSON file or URL.")

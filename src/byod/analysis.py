@@ -1,0 +1,96 @@
+"""For notebooks: open a catalog, search it through its index, load items into xarray.
+
+catalog = byod.open_catalog("https://<account>.blob.core.windows.net/stac/catalog.json")
+items = byod.search(catalog_url, bbox=[16.2, 48.1, 16.6, 48.3],
+                    datetime="2024-01-01/2024-03-31", max_cloud=20)
+ds = byod.load(items, bands=["red", "nir"], resolution=20, chunks={"x": 1024, "y": 1024})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import pystac
+
+from byod.azure import AzureAccess, AzureOptions, blob_parts, resolve_access
+from byod.search import Query, search_store
+from byod.signing import SignedStacIO, sign
+from byod.storage import Store, is_blob_url, open_store
+
+
+def _catalog_store(url: str, access: AzureAccess | None) -> tuple[Store, AzureAccess | None]:
+    """The Store holding a catalog given as a folder, a catalog.json, az:// or https URL."""
+    base = url[: -len("catalog.json")] if url.endswith("catalog.json") else url
+    base = base.rstrip("/") or "."
+    if is_blob_url(base):
+        access = access or resolve_access(AzureOptions())
+        return open_store(base, access), access
+    if base.startswith(("http://", "https://")):
+        access = access or resolve_access(AzureOptions())
+        parts = blob_parts(access, base + "/x")
+        if parts is None:
+            raise ValueError(f"{url}: not in storage account {access.account_name!r}")
+        container, prefix = parts[0], parts[1].removesuffix("x").strip("/")
+        return open_store(f"az://{container}/{prefix}".rstrip("/"), access), access
+    return open_store(base), None
+
+
+def open_catalog(url: str, access: AzureAccess | None = None) -> pystac.Catalog:
+    """Open a local or blob catalog; private blob containers are read with signed URLs."""
+    store, access = _catalog_store(url, access)
+    href = store.href("catalog.json")
+    if access is None:
+        return pystac.Catalog.from_file(href)
+    return pystac.Catalog.from_file(href, stac_io=SignedStacIO(access))
+
+
+def search(
+    catalog_url: str,
+    *,
+    collections: Sequence[str] | None = None,
+    bbox: Sequence[float] | None = None,
+    datetime: str | None = None,
+    max_cloud: float | None = None,
+    filter: str | None = None,
+    limit: int | None = None,
+    access: AzureAccess | None = None,
+) -> pystac.ItemCollection:
+    """Items matching every criterion, from the collections' geoparquet indexes.
+
+    `bbox` is [west, south, east, north] (west > east crosses 180°); `datetime` an ISO 8601
+    instant or `start/end` (`..` open); `max_cloud` keeps items whose eo:cloud_cover is at
+    most that (items without one are left out); `filter` a CQL2 text or JSON expression.
+    """
+    store, _ = _catalog_store(catalog_url, access)
+    query = Query.parse(bbox, datetime, max_cloud, filter)
+    found = search_store(store, query, collections, limit)
+    return pystac.ItemCollection([pystac.Item.from_dict(d) for d in found])
+
+
+def load(
+    items: pystac.ItemCollection | Sequence[pystac.Item],
+    *,
+    bands: Sequence[str] | None = None,
+    resolution: float | None = None,
+    crs: str | None = None,
+    chunks: dict[str, int] | None = None,
+    access: AzureAccess | None = None,
+    expiry: timedelta = timedelta(hours=2),
+    **odc_kwargs: Any,
+) -> Any:
+    """A lazy, dask-backed xarray Dataset of the items (odc-stac), read from the COGs over
+    HTTP(S) with signed URLs where they are in private containers."""
+    try:
+        import odc.stac
+    except ImportError:
+        raise ImportError("byod.load needs odc-stac: install byod[analysis]") from None
+    listed = list(items)
+    needs_signing = any(is_blob_url(a.href) or a.href.startswith("http")
+                        for i in listed for a in i.assets.values())  # fmt: skip
+    if needs_signing:
+        access = access or resolve_access(AzureOptions())
+        listed = [sign(i, expiry, access) for i in listed]
+    return odc.stac.load(listed, bands=bands, resolution=resolution, crs=crs,
+                         chunks=chunks if chunks is not None else {}, **odc_kwargs)  # fmt: skip

@@ -1,0 +1,131 @@
+"""Search from the geoparquet index equals a brute-force walk of the JSON catalog, for random
+boxes, periods and cloud limits (property-based), including antimeridian boxes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pystac
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+import byod
+from byod.catalog import CollectionInfo, publish
+from byod.cli import app
+from byod.search import Query, SearchError, search_store, walk_catalog
+from byod.storage import open_store
+
+START = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def _items(n: int) -> dict[str, pystac.Item]:
+    """Items spread over the globe and four years, some across 180°, some periods, some
+    without cloud cover, with band assets of different shapes."""
+    items = {}
+    for i in range(n):
+        west = -180 + (i * 37) % 360
+        width = 1 + (i % 7) * 3
+        east = west + width if west + width <= 180 else west + width - 360
+        south = -80 + (i * 23) % 150
+        item = pystac.Item(
+            f"i{i:03d}", {"type": "Point", "coordinates": [west, south]},
+            [west, south, east, south + 5], START + timedelta(days=(i * 13) % 1460), {},
+        )  # fmt: skip
+        if i % 5 == 0:
+            item.common_metadata.start_datetime = item.datetime
+            item.common_metadata.end_datetime = item.datetime + timedelta(days=30)
+        if i % 4:
+            item.properties["eo:cloud_cover"] = float((i * 17) % 101)
+        item.properties["platform"] = "sentinel-2b" if i % 3 else "landsat-9"
+        bands = {"raster:bands": [{"nodata": "nan" if i % 2 else 0}]}
+        item.add_asset("data" if i % 2 else "B04",
+                       pystac.Asset(f"/data/{i}.tif", extra_fields=bands))  # fmt: skip
+        items[item.id] = item
+    return items
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("search")
+    store = open_store(root)
+    items = _items(300)
+    publish(store, CollectionInfo("many", "test items", "CC0-1.0"), items, items)
+    small = {k: v for k, v in list(items.items())[:20]}
+    publish(store, CollectionInfo("few", "test items", "CC0-1.0"), small, small)
+    return root
+
+
+lon = st.floats(-180, 180, allow_nan=False)
+lat = st.floats(-90, 90, allow_nan=False)
+day = st.integers(0, 1500)
+
+
+@st.composite
+def queries(draw: st.DrawFn) -> Query:
+    box = None
+    if draw(st.booleans()):
+        s, n = sorted((draw(lat), draw(lat)))
+        box = (draw(lon), s, draw(lon), n)  # west > east: across 180°
+    start = end = None
+    if draw(st.booleans()):
+        a, b = sorted((draw(day), draw(day)))
+        start = START + timedelta(days=a) if draw(st.booleans()) else None
+        end = START + timedelta(days=b) if draw(st.booleans()) else None
+    cloud = draw(st.one_of(st.none(), st.floats(0, 100)))
+    return Query(box, start, end, cloud)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(query=queries())
+def test_index_equals_brute_force(catalog: Path, query: Query) -> None:
+    store = open_store(catalog)
+    from_index = sorted((i["collection"], i["id"]) for i in search_store(store, query))
+    walked = sorted((i["collection"], i["id"]) for i in walk_catalog(store, query))
+    assert from_index == walked
+
+
+def test_results_are_the_items_as_published(catalog: Path) -> None:
+    found = byod.search(str(catalog), collections=["many"], bbox=[-180, -90, 180, 90])
+    assert len(found) == 300
+    on_disk = json.loads((catalog / "many" / "i001" / "i001.json").read_text())
+    item = next(i for i in found if i.id == "i001")
+    assert item.properties == on_disk["properties"]
+    assert item.assets["data"].extra_fields["raster:bands"] == [{"nodata": "nan"}]
+
+
+def test_cql2_filter_and_limit(catalog: Path) -> None:
+    landsat = byod.search(str(catalog), collections=["many"], filter="platform = 'landsat-9'")
+    assert len(landsat) == 100
+    assert all(i.properties["platform"] == "landsat-9" for i in landsat)
+    both = byod.search(str(catalog), filter='platform = \'landsat-9\' AND "eo:cloud_cover" < 50',
+                       max_cloud=30, limit=5)  # fmt: skip
+    assert 0 < len(both) <= 5
+    assert all(i.properties["eo:cloud_cover"] <= 30 for i in both)
+
+
+def test_bad_queries_say_why() -> None:
+    with pytest.raises(SearchError, match="W,S,E,N"):
+        Query.parse(bbox="1,2,3")
+    with pytest.raises(SearchError, match="ISO 8601"):
+        Query.parse(datetime="yesterday/today")
+    with pytest.raises(SearchError, match="CQL2"):
+        Query.parse(filter="platform ==")
+
+
+def test_search_cli(catalog: Path) -> None:
+    result = CliRunner().invoke(app, ["search", str(catalog), "--collection", "few",
+                                      "--datetime", "2020-01-01/2020-12-31", "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["type"] == "FeatureCollection"
+    expected = walk_catalog(open_store(catalog), Query.parse(datetime="2020-01-01/2020-12-31"))
+    assert {f["id"] for f in data["features"]} == {i["id"] for i in expected if i["id"] in
+                                                   {f"i{n:03d}" for n in range(20)}}  # fmt: skip
+    bad = CliRunner().invoke(app, ["search", str(catalog), "--bbox", "nonsense"])
+    assert bad.exit_code == 2
