@@ -183,3 +183,18 @@ def test_missing_source_container_is_a_usage_error(azure_env: str) -> None:
                                       "--target", f"az://cogs-{azure_env}"])  # fmt: skip
     assert result.exit_code == 2
     assert "does not exist" in result.output
+
+
+def test_search_and_load_from_a_private_container(
+    ingested: tuple[str, str, dict[str, np.ndarray], Report],
+) -> None:
+    uid, _, data, _ = ingested
+    access = resolve_access(AzureOptions())
+    catalog = byod.open_catalog(f"{access.account_url}/stac-{uid}/catalog.json")
+    assert [c.id for c in catalog.get_children()] == ["project-a"]
+    found = byod.search(f"az://stac-{uid}", bbox=[14, 45, 16, 46], datetime="2024-01-01")
+    assert [i.id for i in found] == ["a_20240101"]
+    assert "sig=" not in found[0].assets["data"].href
+    ds = byod.load(found, bands=["data"], chunks={})
+    np.testing.assert_array_equal(ds["data"].isel(time=0).values,
+                                  data["projectA/a_20240101.tif"][0])  # fmt: skip
