@@ -20,7 +20,7 @@ from byod.signing import SignedStacIO, sign
 from byod.storage import Store, is_blob_url, open_store
 
 
-def _catalog_store(url: str, access: AzureAccess | None) -> tuple[Store, AzureAccess | None]:
+def catalog_store(url: str, access: AzureAccess | None) -> tuple[Store, AzureAccess | None]:
     """The Store holding a catalog given as a folder, a catalog.json, az:// or https URL."""
     base = url[: -len("catalog.json")] if url.endswith("catalog.json") else url
     base = base.rstrip("/") or "."
@@ -39,7 +39,7 @@ def _catalog_store(url: str, access: AzureAccess | None) -> tuple[Store, AzureAc
 
 def open_catalog(url: str, access: AzureAccess | None = None) -> pystac.Catalog:
     """Open a local or blob catalog; private blob containers are read with signed URLs."""
-    store, access = _catalog_store(url, access)
+    store, access = catalog_store(url, access)
     href = store.href("catalog.json")
     if access is None:
         return pystac.Catalog.from_file(href)
@@ -63,7 +63,7 @@ def search(
     instant or `start/end` (`..` open); `max_cloud` keeps items whose eo:cloud_cover is at
     most that (items without one are left out); `filter` a CQL2 text or JSON expression.
     """
-    store, _ = _catalog_store(catalog_url, access)
+    store, _ = catalog_store(catalog_url, access)
     query = Query.parse(bbox, datetime, max_cloud, filter)
     found = search_store(store, query, collections, limit)
     return pystac.ItemCollection([pystac.Item.from_dict(d) for d in found])

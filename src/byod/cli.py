@@ -298,6 +298,43 @@ def search(
 
 
 @app.command()
+def browse(
+    catalog: Annotated[
+        str, typer.Argument(help="Root catalog: folder, catalog.json, az:// or https URL.")
+    ],
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0: any free).")
+    ] = 8000,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Keep the pages in this folder \\[default: a temporary one]."),
+    ] = None,
+) -> None:
+    """Render the catalog as HTML pages (thumbnails inlined) and serve them on localhost."""
+    import tempfile
+    import time
+
+    from byod.analysis import catalog_store
+    from byod.browse import render_site, serve
+
+    try:
+        store, _ = catalog_store(catalog, None)
+        folder = out or Path(tempfile.mkdtemp(prefix="byod-browse-"))
+        render_site(store, folder)
+    except (FileNotFoundError, AzureConfigError, ValueError) as exc:
+        _usage_error(str(exc))
+    server = serve(folder, port)
+    Console().print(f"browse {catalog} at http://127.0.0.1:{server.server_address[1]}/ "
+                    "(Ctrl-C stops)")  # fmt: skip
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.shutdown()
+        server.server_close()
+
+
+@app.command()
 def sign(
     target: Annotated[
         str, typer.Argument(help="A blob URL (https or az://), or an item JSON file or URL.")
