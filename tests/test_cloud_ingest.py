@@ -135,3 +135,31 @@ def test_periods_become_start_and_end(
     collection = json.loads((tmp_path / "catalog" / "test" / "collection.json").read_text())
     assert collection["extent"]["temporal"]["interval"] == [
         ["2020-01-01T00:00:00Z", "2020-07-31T23:59:59.999999Z"]]  # fmt: skip
+
+
+def test_user_metadata_file_per_folder(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    write_raster("plot_a.tif", ramp(10, 10))
+    write_raster("plot_b.tif", ramp(10, 10))
+    write_raster("plot_c_20240301.tif", ramp(10, 10))
+    (tmp_path / "src" / "byod-metadata.csv").write_text(
+        "file,cloud_cover,datetime,start_datetime,end_datetime\n"
+        "plot_a.tif,42.5,2023-05-04T10:00:00Z,,\n"
+        "plot_b,,,2023-06-01T00:00:00Z,2023-06-30T23:59:59Z\n"
+    )
+    report = run_ingest()
+    assert [r.status for r in report.rows] == [Status.INGESTED] * 3
+    assert report.ignored == []  # the table is metadata, not an unknown file
+    props = {r.input: _item(tmp_path, r.item_ids[0])["properties"] for r in report.rows}
+    a = props["plot_a.tif"]
+    assert a["eo:cloud_cover"] == 42.5 and a["byod:cloud_cover_source"] == "user:byod-metadata.csv"
+    assert a["datetime"] == "2023-05-04T10:00:00Z"
+    b = props["plot_b.tif"]
+    assert (b["start_datetime"], b["end_datetime"]) == (
+        "2023-06-01T00:00:00Z",
+        "2023-06-30T23:59:59Z",
+    )
+    assert "eo:cloud_cover" not in b
+    c = props["plot_c_20240301.tif"]
+    assert c["datetime"] == "2024-03-01T00:00:00Z"  # no row: the name still decides

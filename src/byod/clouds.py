@@ -128,7 +128,7 @@ class CloudDecision:
     note: str | None = None  # why it is absent, or that sources disagreed
 
 
-DEFAULT_ORDER = ("option", "mask", "sidecar", "imagery")
+DEFAULT_ORDER = ("option", "user", "mask", "sidecar", "imagery")
 DISAGREEMENT_PERCENT = 1.0
 
 

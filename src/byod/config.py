@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from byod.azure import AzureOptions
 
 Compression = Literal["deflate", "zstd"]
-CloudSource = Literal["option", "mask", "sidecar", "imagery"]
-TimeSource = Literal["option", "sidecar", "tag", "name"]
+CloudSource = Literal["option", "user", "mask", "sidecar", "imagery"]
+TimeSource = Literal["option", "user", "sidecar", "tag", "name"]
 
 DEFAULT_TARGET = "data"
 DEFAULT_CATALOG = "catalogs"
@@ -69,13 +69,13 @@ class IngestSettings(BaseModel):
     cloud_band: int | None = Field(
         default=None, ge=1, description="Band of each input that is its cloud mask."
     )
-    cloud_order: tuple[CloudSource, ...] = ("option", "mask", "sidecar", "imagery")
+    cloud_order: tuple[CloudSource, ...] = ("option", "user", "mask", "sidecar", "imagery")
     datetime_pattern: str | None = Field(
         default=None,
         description="Regex with named groups year, month, day, hour, minute, second, "
         "tried on file and folder names before the built-in patterns.",
     )
-    datetime_order: tuple[TimeSource, ...] = ("option", "sidecar", "tag", "name")
+    datetime_order: tuple[TimeSource, ...] = ("option", "user", "sidecar", "tag", "name")
     group_pattern: str | None = Field(
         default=None,
         description="Regex with named groups scene and band, matched on each input's path: "

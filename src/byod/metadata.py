@@ -6,6 +6,7 @@ then leaves the choosing to the pure functions in `temporal` and `clouds`.
 
 from __future__ import annotations
 
+import csv
 import logging
 import re
 from dataclasses import dataclass
@@ -25,10 +26,11 @@ from byod.clouds import (
     imagery_cloud_cover,
     parse_rule,
 )
-from byod.temporal import Acquisition, find_acquisition
+from byod.temporal import Acquisition, find_acquisition, parse_tag_datetime
 
 log = logging.getLogger(__name__)
 
+USER_METADATA_LABEL = "byod-metadata.csv"
 # Mask rasters recognised by name, and the rule each is read with.
 RULE_BY_SUFFIX = {"_scl": "s2-scl", "_qa_pixel": "landsat-qa", "_fmask": "fmask"}
 
@@ -39,11 +41,11 @@ class MetadataRules:
 
     datetime: datetime | None = None
     datetime_pattern: str | None = None
-    datetime_order: tuple[str, ...] = ("option", "sidecar", "tag", "name")
+    datetime_order: tuple[str, ...] = ("option", "user", "sidecar", "tag", "name")
     cloud_cover: float | None = None
     cloud_rule: str | None = None
     cloud_band: int | None = None
-    cloud_order: tuple[str, ...] = ("option", "mask", "sidecar", "imagery")
+    cloud_order: tuple[str, ...] = ("option", "user", "mask", "sidecar", "imagery")
 
 
 def read_products(paths: tuple[Path, ...]) -> tuple[list[products.ProductMetadata], list[str]]:
@@ -57,11 +59,46 @@ def read_products(paths: tuple[Path, ...]) -> tuple[list[products.ProductMetadat
     return out, notes
 
 
+def user_row(path: Path | None, relpath: str) -> tuple[dict[str, str], list[str]]:
+    """The row of a folder's byod-metadata.csv for this input (by file name, with or without
+    its extension, or scene name); {} when there is none."""
+    if path is None or not path.is_file():
+        return {}, []
+    name = relpath.rsplit("/", 1)[-1]
+    wanted = {name, Path(name).stem}
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            for row in csv.DictReader(f):
+                if (row.get("file") or "").strip() in wanted:
+                    return {k.strip(): (v or "").strip() for k, v in row.items() if k}, []
+    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        return {}, [f"{path.name}: unreadable ({exc})"]
+    return {}, []
+
+
+def user_acquisition(row: dict[str, str], source: str) -> Acquisition | None:
+    start, end = parse_tag_datetime(row.get("start_datetime", "")), parse_tag_datetime(
+        row.get("end_datetime", ""))  # fmt: skip
+    instant = parse_tag_datetime(row.get("datetime", ""))
+    if start and end and start <= end:
+        return Acquisition(instant or start, source, start, end)
+    return Acquisition(instant, source) if instant else None
+
+
+def user_cloud(row: dict[str, str], source: str) -> CloudEstimate | None:
+    try:
+        value = float(row["cloud_cover"]) if row.get("cloud_cover") else None
+    except ValueError:
+        return None
+    return CloudEstimate(source, value) if value is not None and 0 <= value <= 100 else None
+
+
 def acquisition(
     rules: MetadataRules,
     tags: dict[str, str],
     relpath: str,
     found: list[products.ProductMetadata],
+    user: Acquisition | None = None,
 ) -> Acquisition | None:
     sidecar = next(
         (Acquisition(p.datetime, f"sidecar:{p.source}", p.start_datetime, p.end_datetime)
@@ -70,7 +107,7 @@ def acquisition(
     )  # fmt: skip
     pattern = re.compile(rules.datetime_pattern) if rules.datetime_pattern else None
     return find_acquisition(override=rules.datetime, tags=tags, relpath=relpath,
-                            sidecar=sidecar, pattern=pattern,
+                            sidecar=sidecar, user=user, pattern=pattern,
                             order=rules.datetime_order)  # fmt: skip
 
 
@@ -80,9 +117,10 @@ def clouds(
     found: list[products.ProductMetadata],
     source: str,
     mask: Path | None,
+    user: CloudEstimate | None = None,
 ) -> CloudDecision:
     """Every cloud estimate there is for the input, and the one the order picks."""
-    estimates: list[CloudEstimate | None] = []
+    estimates: list[CloudEstimate | None] = [user]
     if rules.cloud_cover is not None:
         estimates.append(CloudEstimate("option", rules.cloud_cover))
     if mask is not None:

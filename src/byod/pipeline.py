@@ -445,6 +445,7 @@ def _job(plan: WorkItem, settings: IngestSettings, workdir: Path, source_is_loca
         ),
         metadata_paths=tuple(local(p) for p in candidate.metadata_files),
         mask_path=local(candidate.cloud_mask) if candidate.cloud_mask else None,
+        user_metadata_path=local(candidate.user_metadata) if candidate.user_metadata else None,
         bands=tuple((band, local(path)) for band, path in candidate.bands),
         product=candidate.product,
         compression=settings.compression,

@@ -42,6 +42,9 @@ SIDECAR_SUFFIXES = (".aux.xml", ".msk", ".ovr", "_rpc.txt")
 
 # Names that are never inputs: our own outputs and the usual clutter of a data folder.
 IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", "byod.yaml", "byod.yml"})
+# A folder's table of per-file values (columns: file, and cloud_cover, datetime,
+# start_datetime, end_datetime as the user knows them).
+USER_METADATA_NAME = "byod-metadata.csv"
 
 HASH_CHUNK = 4 * 1024 * 1024
 
@@ -60,6 +63,7 @@ class Candidate:
     # named after it (`<stem>_SCL.tif`, ...); both are also among `sidecars`.
     metadata_files: tuple[str, ...] = ()
     cloud_mask: str | None = None
+    user_metadata: str | None = None  # the folder's byod-metadata.csv, also among sidecars
     # A band-per-file scene (scenes.group): (band name, path) of each band file, and the
     # product the layout was recognised as ("landsat", "sentinel2", "custom").
     bands: tuple[tuple[str, str], ...] = ()
@@ -138,24 +142,29 @@ def _pair(files: list[tuple[str, str]], versions: dict[str, str], found: Discove
                 and (_name(r) in hdr_stems or os.path.splitext(_name(r))[0] in hdr_stems))
         ]  # fmt: skip
         masks = _cloud_masks(rasters)
+        user = next((p for p, r in entries if _name(r) == USER_METADATA_NAME), None)
         for path, rel in rasters:
             if rel in masks.values():
                 continue  # a cloud mask of another raster: metadata, not an item
             extras = [p for p, _ in _sidecars_of(rel, entries)]
             metadata = _metadata_for(rel, folder, metadata_by_dir)
             mask = next((p for p, r in rasters if masks.get(rel) == r), None)
-            extras += metadata + ([mask] if mask else [])
+            extras += metadata + ([mask] if mask else []) + ([user] if user else [])
             extras += [p for m in ([mask] if mask else []) for p, _ in _sidecars_of(
                 next(r for q, r in rasters if q == m), entries)]  # fmt: skip
             extras = list(dict.fromkeys(extras))
             found.candidates.append(
                 Candidate(path, rel, tuple(extras),
                           tuple(versions[p] for p in (path, *extras) if p in versions),
-                          tuple(metadata), mask)
+                          tuple(metadata), mask, user)
             )  # fmt: skip
         raster_rels = {r for _, r in rasters}
         for _, rel in entries:
-            if rel not in raster_rels and not is_sidecar_name(_name(rel)):
+            if (
+                rel not in raster_rels
+                and not is_sidecar_name(_name(rel))
+                and (_name(rel) != USER_METADATA_NAME)
+            ):
                 found.ignored.append(rel)
     found.candidates.sort(key=lambda c: c.relpath)
     found.ignored.sort()

@@ -38,7 +38,7 @@ _RANGE = re.compile(
 # A lone year or month must stand apart (`_2020.`, `-2020-07_`): `2000m` or `v2020a` are not.
 _MONTH = re.compile(r"(?<![\dA-Za-z-])(?P<year>\d{4})-(?P<month>\d{2})(?![\dA-Za-z-])")
 _YEAR = re.compile(r"(?<![\dA-Za-z-])(?P<year>\d{4})(?![\dA-Za-z-])")
-DEFAULT_ORDER = ("option", "sidecar", "tag", "name")
+DEFAULT_ORDER = ("option", "user", "sidecar", "tag", "name")
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,7 @@ def find_acquisition(
     tags: Mapping[str, str],
     relpath: str,
     sidecar: Acquisition | None = None,
+    user: Acquisition | None = None,
     pattern: re.Pattern[str] | None = None,
     order: tuple[str, ...] = DEFAULT_ORDER,
 ) -> Acquisition | None:
@@ -152,6 +153,8 @@ def find_acquisition(
             found = Acquisition(as_utc(override), "option")
         elif kind == "sidecar":
             found = sidecar
+        elif kind == "user":
+            found = user
         elif kind == "tag":
             found = _from_tags(tags)
         elif kind == "name":

@@ -55,6 +55,7 @@ class Job:
     rules: MetadataRules
     metadata_paths: tuple[Path, ...]
     mask_path: Path | None
+    user_metadata_path: Path | None
     compression: Compression
     threads: int
     max_pixels: int
@@ -133,7 +134,11 @@ def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Stage) -> P
     with open_dataset(name) as src:
         source_info = inspect(src, label=label, max_pixels=job.max_pixels)
     found, notes = metadata.read_products(job.metadata_paths)
-    when = metadata.acquisition(job.rules, source_info.tags, job.relpath, found)
+    row, row_notes = metadata.user_row(job.user_metadata_path, job.relpath)
+    notes += row_notes
+    user_source = f"user:{metadata.USER_METADATA_LABEL}"
+    when = metadata.acquisition(job.rules, source_info.tags, job.relpath, found,
+                                metadata.user_acquisition(row, user_source))  # fmt: skip
     if when is None:
         raise RejectedInput(
             Reason.NO_DATETIME,
@@ -141,7 +146,8 @@ def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Stage) -> P
             "tags or the name (e.g. 20240131, 2024-01-31, 20240131T101500, 2024-07, 2024)",
         )
     stage("clouds")
-    cloud_decision = metadata.clouds(job.rules, source_info.tags, found, name, job.mask_path)
+    cloud_decision = metadata.clouds(job.rules, source_info.tags, found, name, job.mask_path,
+                                     metadata.user_cloud(row, user_source))  # fmt: skip
     stage("convert")
     cog_path = job.workdir / f"{item_id}.tif"
     outcome = to_cog(
@@ -182,13 +188,17 @@ def _prepare_scene(job: Job, stage: Stage) -> Prepared:
                                   max_pixels=job.max_pixels)  # fmt: skip
     first = job.bands[0][0]
     found, notes = metadata.read_products(job.metadata_paths)
-    when = metadata.acquisition(job.rules, infos[first].tags, job.relpath, found)
+    row, row_notes = metadata.user_row(job.user_metadata_path, job.relpath)
+    notes += row_notes
+    user_source = f"user:{metadata.USER_METADATA_LABEL}"
+    when = metadata.acquisition(job.rules, infos[first].tags, job.relpath, found,
+                                metadata.user_acquisition(row, user_source))  # fmt: skip
     if when is None:
         raise RejectedInput(Reason.NO_DATETIME, f"{job.relpath}: no acquisition time in "
                             "--datetime, product metadata, tags or the file names")  # fmt: skip
     stage("clouds")
     clouds = metadata.clouds(job.rules, infos[first].tags, found, str(job.bands[0][1]),
-                             job.mask_path)  # fmt: skip
+                             job.mask_path, metadata.user_cloud(row, user_source))  # fmt: skip
     assets = []
     for band, path in job.bands:
         stage(f"convert {band}")
