@@ -17,7 +17,16 @@ from prefect.context import TaskRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from byod.config import build_settings, default_workers
-from byod.pipeline import Outcome, Run, RunContext, WorkItem, plan_run, process, publish_run
+from byod.pipeline import (
+    Outcome,
+    Run,
+    RunContext,
+    WorkItem,
+    outcome_is_stored,
+    plan_run,
+    process,
+    publish_run,
+)
 from byod.reasons import Reason
 from byod.report import Row, Status, to_markdown
 
@@ -40,25 +49,50 @@ def _input_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
                                      s.catalog, s.timeout_s, s.max_memory_mb))  # fmt: skip
 
 
+class InputRejected(Exception):
+    """The input was rejected for a reason: not worth a retry, and never cached."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome)  # in args, so it survives pickling into Prefect's state
+        self.outcome = outcome
+
+    def __str__(self) -> str:
+        return self.outcome.row.message or self.outcome.row.input
+
+
+class StorageFailed(InputRejected):
+    """Storing the input's files failed: retried with backoff."""
+
+
+def _retry_storage_only(task: Any, task_run: Any, state: Any) -> bool:
+    try:
+        state.result()
+    except StorageFailed:
+        return True
+    except Exception:  # noqa: BLE001 - any other failure: no retry
+        return False
+    return False
+
+
 @task(
     name="convert-describe-store",
     task_run_name="{work.candidate.relpath}",
     retries=2,
     retry_delay_seconds=[5, 30],
+    retry_condition_fn=_retry_storage_only,
     cache_key_fn=_input_key,
     cache_expiration=dt.timedelta(days=7),
 )
 def process_task(context: RunContext, work: WorkItem) -> Outcome:
-    """One input, in a bounded worker process. A storage failure raises so Prefect retries;
-    any other rejection is an outcome (a report row), not a failed task."""
+    """One input, in a bounded worker process. Only a stored input completes (and is cached);
+    a storage failure raises to be retried, any other rejection raises once, unretried, and
+    becomes a report row in the flow."""
     outcome = process(context, work)
     if outcome.row.reason is Reason.STORAGE_FAILED:
-        raise StorageFailed(outcome.row.message or "storing failed")
+        raise StorageFailed(outcome)
+    if outcome.row.reason is not None:
+        raise InputRejected(outcome)
     return outcome
-
-
-class StorageFailed(RuntimeError):
-    """Storing an input's files failed; raised so that Prefect retries the task."""
 
 
 @task(name="publish", retries=3, retry_delay_seconds=[2, 10, 30])
@@ -76,14 +110,21 @@ def _run(options: dict[str, Any], source: str, config: str | None) -> dict[str, 
     outcomes = []
     for work, future in futures:
         result = future.result(raise_on_failure=False)
+        if (
+            isinstance(result, Outcome)
+            and future.state.name == "Cached"
+            and not (outcome_is_stored(run.context, result))
+        ):  # the cache remembers files that are gone or replaced since: do it again
+            fresh = process_task.with_options(refresh_cache=True).submit(run.context, work)
+            result = fresh.result(raise_on_failure=False)
         if isinstance(result, Outcome):
             outcomes.append(result)
-            continue
-        # Retries spent: the input is rejected with the reason, and the run goes on.
-        reason = Reason.STORAGE_FAILED if isinstance(result, StorageFailed) else Reason.CRASHED
-        row = Row(work.candidate.relpath, Status.REJECTED, reason=reason,
-                  message=f"{work.candidate.relpath}: {result}")  # fmt: skip
-        outcomes.append(Outcome(row))
+        elif isinstance(result, InputRejected):
+            outcomes.append(result.outcome)
+        else:  # the task itself failed: the input is rejected, and the run goes on
+            row = Row(work.candidate.relpath, Status.REJECTED, reason=Reason.CRASHED,
+                      message=f"{work.candidate.relpath}: {result}")  # fmt: skip
+            outcomes.append(Outcome(row))
     report = publish_task(run, outcomes)
     counts = report["counts"]
     get_run_logger().info("byod: %s; catalog %s", counts, report["catalog"])

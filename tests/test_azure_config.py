@@ -92,3 +92,24 @@ def test_cli_refuses_a_non_westeurope_target(
     assert result.exit_code == 2
     assert "westeurope" in result.output and "nothing was written" in result.output
     assert not catalog.exists()
+
+
+def test_account_from_a_sas_connection_string_and_loopback_only() -> None:
+    conn = ("BlobEndpoint=https://realacct.blob.core.windows.net/;"
+            "SharedAccessSignature=sv=2024&sig=abc")  # fmt: skip
+    access = resolve_access(None, {"AZURE_STORAGE_CONNECTION_STRING": conn})
+    assert access.account_name == "realacct" and not access.is_emulator
+    emulator = resolve_access(None, {"AZURE_STORAGE_CONNECTION_STRING":
+        "AccountKey=eA==;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1"})  # fmt: skip
+    assert emulator.account_name == "devstoreaccount1" and emulator.is_emulator
+    fake = AzureAccess("x", "https://127.example.com", "cs")
+    assert not fake.is_emulator
+    assert not check_region(fake, AzureOptions()).allowed
+
+
+def test_verbose_logging_keeps_urllib3_and_azure_quiet() -> None:
+    import logging
+
+    CliRunner().invoke(app, ["-vv", "validate", "/nonexistent"])
+    assert logging.getLogger("urllib3").getEffectiveLevel() >= logging.WARNING
+    assert logging.getLogger("azure").getEffectiveLevel() >= logging.WARNING

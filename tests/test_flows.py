@@ -65,7 +65,9 @@ def test_ingest_flow_reports_and_caches(prefect_api: None, tmp_path: Path) -> No
         "source": str(tmp_path / "src"), "catalog": str(tmp_path / "cat"),
         "target": str(tmp_path / "data"), "collection": "flowtest",
     }  # fmt: skip
-    report = ingest(**options)
+    state = ingest(**options, return_state=True)
+    assert state.is_completed()  # a rejected input is a report row, not a failed flow
+    report = state.result()
     assert report["counts"] == {"ingested": 2, "replaced": 0, "unchanged": 0, "rejected": 1}
     assert validate_catalog(str(tmp_path / "cat" / "catalog.json"))[1] == []
     markdown = asyncio.run(_artifact("byod-ingest-report"))
@@ -123,3 +125,19 @@ def test_flow_parameters_mirror_the_cli() -> None:
               "license", "description", "title", "config", "azure_region", "timeout_s",
               "max_memory_mb"}  # fmt: skip
     assert shared <= flow_params and shared <= cli_params
+
+
+def test_a_cached_outcome_whose_cog_changed_is_redone(prefect_api: None, tmp_path: Path) -> None:
+    _rasters(tmp_path / "src")
+    options: dict[str, Any] = {
+        "source": str(tmp_path / "src"), "catalog": str(tmp_path / "cat"),
+        "target": str(tmp_path / "data"), "collection": "stale",
+    }  # fmt: skip
+    ingest(**options)
+    cog = tmp_path / "data" / "stale" / "a_20240101" / "a_20240101.tif"
+    original = cog.read_bytes()
+    cog.write_bytes(original[:-10] + b"0123456789")  # the stored file is no longer that COG
+    shutil.rmtree(tmp_path / "cat")  # so the plan finds no items and submits every input
+    ingest(**options)
+    assert cog.read_bytes() == original  # redone, not taken from the cache
+    assert validate_catalog(str(tmp_path / "cat" / "catalog.json"))[1] == []

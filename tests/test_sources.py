@@ -86,3 +86,17 @@ def test_listing_pairs_and_fingerprints_without_reading() -> None:
     assert found.ignored == ["p/readme.md"]
     changed = discover_listing([("p/a.tif", "v1"), ("p/a.tfw", "w2")]).candidates[0]
     assert fingerprint(candidate, "r") != fingerprint(changed, "r")
+
+
+def test_scene_keeps_its_place_when_bands_arrive_in_resolution_folders() -> None:
+    from byod.scenes import group
+
+    scene = "T33UUP_20240131T101301"
+    ten = discover_listing([(f"S2/IMG_DATA/R10m/{scene}_B04_10m.jp2", "1")]).candidates
+    listing = [(f"S2/IMG_DATA/R10m/{scene}_B04_10m.jp2", "1"),
+               (f"S2/IMG_DATA/R20m/{scene}_SCL_20m.jp2", "2")]  # fmt: skip
+    both = discover_listing(listing).candidates
+    first, _ = group(ten)
+    later, _ = group(both)
+    assert first[0].relpath == later[0].relpath == f"S2/IMG_DATA/{scene}"
+    assert [b for b, _ in later[0].bands] == ["B04", "SCL"]

@@ -123,3 +123,15 @@ def test_sidecar_order() -> None:
     by_name = find_acquisition(override=None, tags=tags, relpath="b_20200101.tif",
                                sidecar=sidecar, order=("name", "sidecar"))  # fmt: skip
     assert by_name is not None and by_name.source == "name:20200101"
+
+
+def test_landsat_ids_are_an_acquisition_day_not_a_period() -> None:
+    found = acquisition_from_name("LC09_L2SP_190026_20240131_20240205_02_T1_SR_B4.TIF")
+    assert found is not None and found.start is None
+    assert found.datetime == datetime(2024, 1, 31, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("name", "month"), [("ndvi-2020-07.tif", 7), ("ndvi-2020.tif", 1)])
+def test_a_hyphen_before_a_month_or_year(name: str, month: int) -> None:
+    found = acquisition_from_name(name)
+    assert found is not None and found.start == datetime(2020, month, 1, tzinfo=UTC)

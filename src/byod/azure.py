@@ -6,6 +6,7 @@ Secrets live in `AzureAccess` only; its repr hides them, and nothing here logs t
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -74,7 +75,10 @@ class AzureAccess:
 
 def is_emulator_url(url: str) -> bool:
     host = urlsplit(url).hostname or ""
-    return host in EMULATOR_HOSTS or host.startswith("127.")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _parse_connection_string(text: str) -> dict[str, str]:
@@ -100,7 +104,9 @@ def resolve_access(
         conn = None  # an explicit account beats a connection string from the environment
     if conn:
         parts = _parse_connection_string(conn)
-        name = parts.get("AccountName") or urlsplit(parts["BlobEndpoint"]).path.strip("/")
+        name = parts.get("AccountName") or _account_from_endpoint(parts["BlobEndpoint"])
+        if not name:
+            raise AzureConfigError("the connection string's BlobEndpoint names no account")
         protocol = parts.get("DefaultEndpointsProtocol", "https")
         suffix = parts.get("EndpointSuffix", "core.windows.net")
         url = parts.get("BlobEndpoint") or f"{protocol}://{name}.blob.{suffix}"
@@ -125,6 +131,15 @@ def resolve_access(
 
     return AzureAccess(name, url, "DefaultAzureCredential",
                        token_credential=DefaultAzureCredential())  # fmt: skip
+
+
+def _account_from_endpoint(endpoint: str) -> str:
+    """`https://acct.blob.core.windows.net/` -> acct; the emulator's `http://127.0.0.1:10000/
+    devstoreaccount1` carries the account in its path."""
+    url = urlsplit(endpoint)
+    if is_emulator_url(endpoint):
+        return url.path.strip("/").split("/")[0]
+    return (url.hostname or "").split(".")[0]
 
 
 def _reveal(value: SecretStr | None) -> str | None:

@@ -77,6 +77,10 @@ def main(
     logging.basicConfig(
         level=logging.WARNING - 10 * min(verbose, 2), format="%(levelname)s %(name)s: %(message)s"
     )
+    # urllib3 logs whole request URLs at DEBUG, SAS signatures included; Azure's HTTP logger
+    # prints every header. Neither may reach a log line, whatever the verbosity.
+    for name in ("urllib3", "azure", "azure.core.pipeline.policies.http_logging_policy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @app.command()

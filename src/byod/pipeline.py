@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import posixpath
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -45,6 +44,7 @@ from byod.sources import (
     disambiguated_id,
     discover,
     discover_listing,
+    file_sha256,
     fingerprint,
     item_id_for,
     slugify,
@@ -215,6 +215,26 @@ def _outcome(done: Done[Job, PrepareResult], work: WorkItem, context: RunContext
     return Outcome(row, [i.to_dict(transform_hrefs=False) for i in new], work.previous_ids)
 
 
+def outcome_is_stored(context: RunContext, outcome: Outcome) -> bool:
+    """Whether the COGs an outcome describes are still in the target, byte for byte (by the
+    blob's checksum metadata, or by hashing a local file): an orchestrator's cached outcome
+    must not publish an item for files that were replaced or deleted since."""
+    target = _open_stores(context.settings, check_region=False).target
+    for data in outcome.items:
+        for name, asset in data.get("assets", {}).items():
+            if "data" not in (asset.get("roles") or []):
+                continue
+            key = _cog_key(context.collection_id, data["id"], name)
+            expected = str(asset.get("file:checksum", "")).removeprefix("1220")
+            metadata = target.metadata(key)
+            if metadata is not None:
+                if metadata.get("byod_sha256") != expected:
+                    return False
+            elif not target.exists(key) or file_sha256(target.href(key)) != expected:
+                return False
+    return True
+
+
 def publish_run(run: Run, outcomes: list[Outcome]) -> Report:
     """Merge the outcomes into the collection and publish it (items, collection, root)."""
     settings, report = run.context.settings, run.report
@@ -337,8 +357,10 @@ def _fetch(job: Job, candidate: Candidate, store: Store | None) -> None:
     if store is None:
         return
     try:
+        inputs = job.workdir / "input"
         for key in (candidate.path, *candidate.sidecars):
-            store.get_file(key, job.path.parent / posixpath.basename(key))
+            (inputs / key).parent.mkdir(parents=True, exist_ok=True)
+            store.get_file(key, inputs / key)
     except Exception as exc:  # noqa: BLE001 - any storage failure rejects this input only
         raise RejectedInput(
             Reason.UNREADABLE,
@@ -425,7 +447,8 @@ def _job(plan: WorkItem, settings: IngestSettings, workdir: Path, source_is_loca
     (folder / "input").mkdir()
 
     def local(path: str) -> Path:
-        return Path(path) if source_is_local else folder / "input" / posixpath.basename(path)
+        # Keys keep their folders: two band files may share a name in different folders.
+        return Path(path) if source_is_local else folder / "input" / path
 
     candidate = plan.candidate
     return Job(
@@ -481,7 +504,10 @@ def _store(
     except Exception as exc:  # noqa: BLE001 - OSError or an Azure error: this input fails alone
         if not plan.previous_ids:  # a new input leaves nothing behind
             for key in stored_keys:
-                target.remove(key)
+                try:
+                    target.remove(key)
+                except Exception:  # noqa: BLE001 - the storage is failing already; say so
+                    log.warning("%s: could not remove %s after a failed store", plan.item_id, key)
         raise RejectedInput(
             Reason.STORAGE_FAILED,
             f"{plan.candidate.relpath}: could not store ({type(exc).__name__}: {exc})",

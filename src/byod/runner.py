@@ -99,7 +99,8 @@ def _poll(
     run: _Running, ready: list[Any], timeout_s: float, on_stage: Callable[[str, str], None]
 ) -> Done[Any, Any] | None:
     elapsed = time.monotonic() - run.started
-    if run.conn in ready:
+    died = False
+    if run.conn in ready or run.process.sentinel in ready:
         try:
             while run.conn.poll():
                 kind, payload = run.conn.recv()
@@ -111,17 +112,19 @@ def _poll(
                     return Done(run.job, result=payload, seconds=elapsed)
                 return Done(run.job, rejection=RejectedInput(*payload), seconds=elapsed)
         except EOFError:
-            pass  # the worker died without a word: judged by its exit code below
-    if elapsed >= timeout_s:
-        _reap(run, kill=True)
-        return Done(run.job, rejection=RejectedInput(
-            Reason.TIMEOUT, f"{run.label}: took longer than {timeout_s:g} s (--timeout); stopped"
-        ), seconds=elapsed)  # fmt: skip
-    if run.process.sentinel in ready and not run.conn.poll():
+            died = True  # the pipe closed with no result: the worker is gone
+        # A worker that exited is done whether or not its pipe said so.
+        died = died or run.process.sentinel in ready
+    if died:
         _reap(run)
         code = run.process.exitcode
         return Done(run.job, rejection=RejectedInput(
             Reason.CRASHED, f"{run.label}: the worker died (exit code {code}) while reading it"
+        ), seconds=elapsed)  # fmt: skip
+    if elapsed >= timeout_s:
+        _reap(run, kill=True)
+        return Done(run.job, rejection=RejectedInput(
+            Reason.TIMEOUT, f"{run.label}: took longer than {timeout_s:g} s (--timeout); stopped"
         ), seconds=elapsed)  # fmt: skip
     return None
 

@@ -22,6 +22,7 @@ SENTINEL2 = re.compile(
     r"(?i)^(?P<scene>T\d{2}[A-Z]{3}_\d{8}T\d{6})_(?P<band>B\d[\dA]|SCL|AOT|WVP|TCI)"
     r"(?:_(?P<resolution>\d{2})m)?\.(?:jp2|tif|tiff)$"
 )
+_RESOLUTION_DIR = re.compile(r"(^|/)R\d{2}m$")
 # Bands that are cloud masks, and the rule each is read with.
 MASK_BANDS = {"QA_PIXEL": "landsat-qa", "SCL": "s2-scl"}
 
@@ -84,7 +85,10 @@ def _merge(
             continue
         best[band] = (resolution, candidate)
     bands = sorted(best.items())
-    folder = posixpath.commonpath([posixpath.dirname(c.relpath) for _, (_, c) in bands])
+    # The scene's place is its bands' folder, with Sentinel-2's resolution folders (R10m,
+    # R20m, R60m) left out, so a scene whose bands arrive over several runs keeps its id.
+    folders = [_RESOLUTION_DIR.sub("", posixpath.dirname(c.relpath)) for _, (_, c) in bands]
+    folder = posixpath.commonpath(folders)
     first = bands[0][1][1]
     extras: list[str] = []
     version_of: dict[str, str] = {}

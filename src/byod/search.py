@@ -9,6 +9,7 @@ arithmetic (numpy over Arrow), which needs no network.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import posixpath
 import tempfile
@@ -49,7 +50,15 @@ def write_index(store: Store, collection_id: str, items: Iterable[pystac.Item]) 
     with tempfile.TemporaryDirectory(prefix="byod-index-") as tmp:
         path = Path(tmp) / INDEX_NAME
         if dicts:
-            table = parse_stac_items_to_arrow(dicts).read_all()
+            # stac-geoparquet logs `logger.debug(schema, batch)`, which raises inside logging
+            # whenever DEBUG is on: keep its logger above DEBUG while it runs.
+            quiet = logging.getLogger("stac_geoparquet")
+            level = quiet.level
+            quiet.setLevel(max(level, logging.INFO))
+            try:
+                table = parse_stac_items_to_arrow(dicts).read_all()
+            finally:
+                quiet.setLevel(level)
             empty = [c for c in ("assets", "links") if c in table.column_names]
             pq.write_table(table.drop_columns(empty), path)
         else:

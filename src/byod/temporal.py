@@ -36,8 +36,10 @@ _RANGE = re.compile(
     r"(?P<y2>\d{4})-?(?P<m2>\d{2})-?(?P<d2>\d{2})(?!\d)"
 )
 # A lone year or month must stand apart (`_2020.`, `-2020-07_`): `2000m` or `v2020a` are not.
-_MONTH = re.compile(r"(?<![\dA-Za-z-])(?P<year>\d{4})-(?P<month>\d{2})(?![\dA-Za-z-])")
-_YEAR = re.compile(r"(?<![\dA-Za-z-])(?P<year>\d{4})(?![\dA-Za-z-])")
+_MONTH = re.compile(r"(?<![\dA-Za-z])(?P<year>\d{4})-(?P<month>\d{2})(?![\dA-Za-z-])")
+_YEAR = re.compile(r"(?<![\dA-Za-z])(?P<year>\d{4})(?![\dA-Za-z-])")
+# Landsat product ids carry the acquisition date, then the processing date: not a period.
+_LANDSAT_ID = re.compile(r"(?i)L[COTEM]0\d_L[12][A-Z]{2}_\d{6}_(?P<acquired>\d{8})_\d{8}_")
 DEFAULT_ORDER = ("option", "user", "sidecar", "tag", "name")
 
 
@@ -102,6 +104,11 @@ def acquisition_from_name(name: str, pattern: re.Pattern[str] | None = None) -> 
         found = _period(parts, match.group(0))
         if found is not None:
             return found
+    if (landsat := _LANDSAT_ID.search(name)) is not None:
+        day = landsat.group("acquired")
+        acquired = _instant({"year": int(day[:4]), "month": int(day[4:6]), "day": int(day[6:])})
+        if acquired is not None:
+            return Acquisition(acquired, f"name:{day}")
     for match in _RANGE.finditer(name):
         g = {k: int(v) for k, v in match.groupdict().items()}
         start = _instant({"year": g["y1"], "month": g["m1"], "day": g["d1"]})
