@@ -180,7 +180,9 @@ def process_all(run: Run, progress: Progress | None = None) -> Iterator[Outcome]
     stores = _open_stores(settings, check_region=False)
     workdir = Path(tempfile.mkdtemp(prefix="byod-"))
     try:
-        jobs = [(w.candidate.relpath, _job(w, settings, workdir, stores.source is None))
+        # GDAL threads per conversion: the cores shared by the conversions that run at once.
+        threads = max(1, default_workers() // max(1, min(settings.workers, len(run.todo))))
+        jobs = [(w.candidate.relpath, _job(w, settings, workdir, stores.source is None, threads))
                 for w in run.todo]  # fmt: skip
         by_path = {w.candidate.relpath: w for w in run.todo}
         outcomes = run_bounded(
@@ -440,7 +442,13 @@ def _cog_key(collection_id: str, item_id: str, asset: str = "data") -> str:
     return f"{collection_id}/{item_id}/{item_id}{suffix}.tif"
 
 
-def _job(plan: WorkItem, settings: IngestSettings, workdir: Path, source_is_local: bool) -> Job:
+def _job(
+    plan: WorkItem,
+    settings: IngestSettings,
+    workdir: Path,
+    source_is_local: bool,
+    threads: int | None = None,
+) -> Job:
     folder = workdir / plan.item_id
     folder.mkdir()
     # A remote input is fetched into the job's folder by `_fetch` before its worker starts.
@@ -473,7 +481,7 @@ def _job(plan: WorkItem, settings: IngestSettings, workdir: Path, source_is_loca
         product=candidate.product,
         compression=settings.compression,
         # PITFALLS: parallel conversions with fewer threads each beat one with all threads.
-        threads=max(1, default_workers() // settings.workers),
+        threads=threads or max(1, default_workers() // settings.workers),
         max_pixels=settings.max_pixels,
     )
 
