@@ -17,7 +17,7 @@ from pathlib import Path
 import pystac
 
 from byod.catalog import CollectionInfo, publish
-from byod.search import Query, search_store, walk_catalog
+from byod.index import Query, search_store, walk_catalog
 from byod.storage import open_store
 
 START = datetime(2020, 1, 1, tzinfo=UTC)

@@ -215,7 +215,12 @@ def _assert_outcome(
         f"test/{i}/{i}{suffix}" for i in ids for suffix in (".tif", "-thumbnail.png")
     )
     assert _files(tmp_path / "catalog") == sorted(
-        ["catalog.json", "test/collection.json", *(f"test/{i}/{i}.json" for i in ids)]
+        [
+            "catalog.json",
+            "test/collection.json",
+            "test/items.parquet",
+            *(f"test/{i}/{i}.json" for i in ids),
+        ]
     )
     return items
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 import byod
 from byod.catalog import CollectionInfo, publish
 from byod.cli import app
-from byod.search import Query, SearchError, search_store, walk_catalog
+from byod.index import Query, SearchError, search_store, walk_catalog
 from byod.storage import open_store
 
 START = datetime(2020, 1, 1, tzinfo=UTC)

@@ -15,7 +15,7 @@ from typing import Any
 import pystac
 
 from byod.azure import AzureAccess, AzureOptions, blob_parts, resolve_access
-from byod.search import Query, search_store
+from byod.index import Query, search_store
 from byod.signing import SignedStacIO, sign
 from byod.storage import Store, is_blob_url, open_store
 

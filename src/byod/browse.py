@@ -18,7 +18,7 @@ from typing import Any
 
 from byod.azure import blob_parts
 from byod.catalog import ROOT_KEY, collection_key, load_items
-from byod.search import collection_ids
+from byod.index import collection_ids
 from byod.storage import BlobStore, Store
 
 _STYLE = """

@@ -97,7 +97,7 @@ def publish(
         store.write_text(key, _dumps(_item_dict(store, items[item_id], info.id)))
     store.write_text(collection_key(info.id), _dumps(_collection_dict(info, items)))
     # The search index beside it: absolute hrefs, so search results are usable as they are.
-    from byod.search import write_index
+    from byod.index import write_index
 
     write_index(store, info.id, (items[k] for k in sorted(items)))
     for item_id in sorted(set(removed) - set(items)):

@@ -277,7 +277,7 @@ def search(
 ) -> None:
     """Search a catalog by space, time, cloud cover and CQL2, from its geoparquet index."""
     from byod.analysis import search as run_search
-    from byod.search import SearchError
+    from byod.index import SearchError
 
     try:
         found = run_search(catalog, collections=collection, bbox=bbox, datetime=datetime_,
