@@ -54,7 +54,7 @@ def write_index(store: Store, collection_id: str, items: Iterable[pystac.Item]) 
             # whenever DEBUG is on: keep its logger above DEBUG while it runs.
             quiet = logging.getLogger("stac_geoparquet")
             level = quiet.level
-            quiet.setLevel(max(level, logging.INFO))
+            quiet.setLevel(max(quiet.getEffectiveLevel(), logging.INFO))
             try:
                 table = parse_stac_items_to_arrow(dicts).read_all()
             finally:
