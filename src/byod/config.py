@@ -100,30 +100,12 @@ class IngestSettings(BaseModel):
     @field_validator("datetime_pattern")
     @classmethod
     def _pattern(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            groups = set(re.compile(value).groupindex)
-        except re.error as exc:
-            raise ValueError(f"not a regular expression: {exc}") from None
-        if "year" not in groups or not groups <= _TIME_GROUPS:
-            raise ValueError(
-                f"needs a named group 'year' and only these groups: {sorted(_TIME_GROUPS)}"
-            )
-        return value
+        return _named_groups(value, required={"year"}, allowed=_TIME_GROUPS)
 
     @field_validator("group_pattern")
     @classmethod
     def _group(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            groups = set(re.compile(value).groupindex)
-        except re.error as exc:
-            raise ValueError(f"not a regular expression: {exc}") from None
-        if not {"scene", "band"} <= groups:
-            raise ValueError("needs the named groups 'scene' and 'band'")
-        return value
+        return _named_groups(value, required={"scene", "band"}, allowed=None)
 
     @field_validator("datetime")
     @classmethod
@@ -131,6 +113,20 @@ class IngestSettings(BaseModel):
         from byod.temporal import as_utc
 
         return None if value is None else as_utc(value)
+
+
+def _named_groups(value: str | None, required: set[str], allowed: set[str] | None) -> str | None:
+    """A regular expression with the named groups a rule needs (and no others, if limited)."""
+    if value is None:
+        return None
+    try:
+        groups = set(re.compile(value).groupindex)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from None
+    if not required <= groups or (allowed is not None and not groups <= allowed):
+        limit = f" and only these: {sorted(allowed)}" if allowed else ""
+        raise ValueError(f"needs the named groups {sorted(required)}{limit}")
+    return value
 
 
 def build_settings(
