@@ -104,7 +104,9 @@ def publish_task(run: Run, outcomes: list[Outcome]) -> dict[str, Any]:
     return report.to_dict()
 
 
-def _run(options: dict[str, Any], source: str, config: str | None) -> dict[str, Any]:
+@flow(name="byod-ingest-run")
+def _ingest_run(options: dict[str, Any], source: str, config: str | None) -> dict[str, Any]:
+    """The ingest itself, as a subflow so that the caller can choose its task runner."""
     run = plan_task(options, source, config)
     futures = [(w, process_task.submit(run.context, w)) for w in run.todo]
     outcomes = []
@@ -129,11 +131,6 @@ def _run(options: dict[str, Any], source: str, config: str | None) -> dict[str, 
     counts = report["counts"]
     get_run_logger().info("byod: %s; catalog %s", counts, report["catalog"])
     return report
-
-
-@flow(name="byod-ingest-run")
-def _ingest_run(options: dict[str, Any], source: str, config: str | None) -> dict[str, Any]:
-    return _run(options, source, config)
 
 
 def _task_runner(runner: Runner, dask_address: str | None, dask_workers: int) -> Any:

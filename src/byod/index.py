@@ -8,6 +8,7 @@ arithmetic (numpy over Arrow), which needs no network.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -123,6 +124,7 @@ def _instant(text: str, *, end: bool) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+@functools.lru_cache(maxsize=32)  # matched per item: parse each expression once
 def _cql2(text: str) -> Any:
     import cql2
 

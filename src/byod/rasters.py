@@ -7,7 +7,6 @@ bounded by the block size, not the raster size.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,19 +17,18 @@ from pyproj import CRS as ProjCRS
 from pyproj.exceptions import CRSError
 from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS
-from rasterio.enums import ColorInterp, MaskFlags, Resampling
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.transform import Affine, GCPTransformer, RPCTransformer
 from rasterio.warp import transform as warp_transform
 
+from byod.footprint import PixelToCrs
 from byod.reasons import Reason, RejectedInput
 
 # Longest side of the mask read for a footprint; PITFALLS: a 16x decimated mask took 32 ms
 # where the full-resolution one took 4-5 s.
 FOOTPRINT_MASK_SIZE = 1024
-
-PixelToCrs = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -235,15 +233,6 @@ def decimated_mask(src: DatasetReader) -> tuple[np.ndarray, float, float]:
 
 def _all_valid(src: DatasetReader) -> bool:
     return all(flags == [MaskFlags.all_valid] for flags in src.mask_flag_enums)
-
-
-def color_names(info: RasterInfo) -> list[str]:
-    return [b.color for b in info.bands]
-
-
-def is_rgb(info: RasterInfo) -> bool:
-    colors = color_names(info)
-    return all(c in colors for c in (ColorInterp.red.name, ColorInterp.green.name, "blue"))
 
 
 _OUT_OF_MEMORY_WORDS = ("out of memory", "cannot allocate")

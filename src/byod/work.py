@@ -133,21 +133,7 @@ def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Stage) -> P
     name = _with_prj_crs(name, job, label) if subdataset is None else name
     with open_dataset(name) as src:
         source_info = inspect(src, label=label, max_pixels=job.max_pixels)
-    found, notes = metadata.read_products(job.metadata_paths)
-    row, row_notes = metadata.user_row(job.user_metadata_path, job.relpath)
-    notes += row_notes
-    user_source = f"user:{metadata.USER_METADATA_LABEL}"
-    when = metadata.acquisition(job.rules, source_info.tags, job.relpath, found,
-                                metadata.user_acquisition(row, user_source))  # fmt: skip
-    if when is None:
-        raise RejectedInput(
-            Reason.NO_DATETIME,
-            f"{label}: no acquisition time in --datetime, product metadata, the TIFF/IMAGERY "
-            "tags or the name (e.g. 20240131, 2024-01-31, 20240131T101500, 2024-07, 2024)",
-        )
-    stage("clouds")
-    cloud_decision = metadata.clouds(job.rules, source_info.tags, found, name, job.mask_path,
-                                     metadata.user_cloud(row, user_source))  # fmt: skip
+    when, cloud_decision, notes = _time_and_clouds(job, source_info.tags, name, label, stage)
     stage("convert")
     cog_path = job.workdir / f"{item_id}.tif"
     outcome = to_cog(
@@ -187,18 +173,8 @@ def _prepare_scene(job: Job, stage: Stage) -> Prepared:
             infos[band] = inspect(src, label=f"{job.relpath} (band {band}, {path.name})",
                                   max_pixels=job.max_pixels)  # fmt: skip
     first = job.bands[0][0]
-    found, notes = metadata.read_products(job.metadata_paths)
-    row, row_notes = metadata.user_row(job.user_metadata_path, job.relpath)
-    notes += row_notes
-    user_source = f"user:{metadata.USER_METADATA_LABEL}"
-    when = metadata.acquisition(job.rules, infos[first].tags, job.relpath, found,
-                                metadata.user_acquisition(row, user_source))  # fmt: skip
-    if when is None:
-        raise RejectedInput(Reason.NO_DATETIME, f"{job.relpath}: no acquisition time in "
-                            "--datetime, product metadata, tags or the file names")  # fmt: skip
-    stage("clouds")
-    clouds = metadata.clouds(job.rules, infos[first].tags, found, str(job.bands[0][1]),
-                             job.mask_path, metadata.user_cloud(row, user_source))  # fmt: skip
+    when, clouds, notes = _time_and_clouds(job, infos[first].tags, str(job.bands[0][1]),
+                                           job.relpath, stage)  # fmt: skip
     assets = []
     for band, path in job.bands:
         stage(f"convert {band}")
@@ -235,6 +211,31 @@ def _prepare_scene(job: Job, stage: Stage) -> Prepared:
         notes=tuple(notes),
         product=job.product,
     )
+
+
+def _time_and_clouds(
+    job: Job, tags: dict[str, str], source: str, label: str, stage: Stage
+) -> tuple[Acquisition, CloudDecision, list[str]]:
+    """The acquisition time (or a rejection) and the cloud decision, from every source the
+    job's rules name: options, the folder's byod-metadata.csv, product metadata, tags, names
+    and masks."""
+    found, notes = metadata.read_products(job.metadata_paths)
+    row, row_notes = metadata.user_row(job.user_metadata_path, job.relpath)
+    notes += row_notes
+    user_source = f"user:{metadata.USER_METADATA_LABEL}"
+    when = metadata.acquisition(job.rules, tags, job.relpath, found,
+                                metadata.user_acquisition(row, user_source))  # fmt: skip
+    if when is None:
+        raise RejectedInput(
+            Reason.NO_DATETIME,
+            f"{label}: no acquisition time in --datetime, byod-metadata.csv, product metadata, "
+            "the TIFF/IMAGERY tags or the name (e.g. 20240131, 2024-01-31, 20240131T101500, "
+            "2024-07, 2024)",
+        )
+    stage("clouds")
+    clouds = metadata.clouds(job.rules, tags, found, source, job.mask_path,
+                             metadata.user_cloud(row, user_source))  # fmt: skip
+    return when, clouds, notes
 
 
 def _footprint(cog: DatasetReader, info: RasterInfo, label: str) -> Footprint:
