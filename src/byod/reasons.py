@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from byod.errors import RejectedInput
+
+__all__ = ["Reason", "RejectedInput"]  # RejectedInput lives in byod.errors
+
 
 class Reason(StrEnum):
     """Reason codes for a rejected input. The value is what the JSON report carries."""
@@ -28,12 +32,3 @@ class Reason(StrEnum):
     TIMEOUT = "timeout"
     MEMORY_LIMIT = "memory_limit"
     CRASHED = "crashed"
-
-
-class RejectedInput(Exception):
-    """Raised inside one input's work to reject it; the pipeline turns it into a report row."""
-
-    def __init__(self, reason: Reason, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
