@@ -66,7 +66,9 @@ def load_items(store: Store, collection_id: str) -> dict[str, pystac.Item]:
         href = link["href"]
         item_path = href if "://" in href else posixpath.normpath(
             posixpath.join(posixpath.dirname(key), href))  # fmt: skip
-        item = pystac.Item.from_dict(json.loads(store.read_text(item_path)), preserve_dict=False)
+        # migrate=False: pystac's migration drops proj:epsg (items.py declares projection v1.2)
+        data = json.loads(store.read_text(item_path))
+        item = pystac.Item.from_dict(data, preserve_dict=False, migrate=False)
         item_href = store.href(item_path)
         for asset in item.assets.values():
             asset.href = _absolute(asset.href, item_href)

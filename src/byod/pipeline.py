@@ -248,7 +248,7 @@ def publish_run(run: Run, outcomes: list[Outcome]) -> Report:
             report.rows.append(outcome.row)
         new_ids = {d["id"] for d in outcome.items}
         for data in outcome.items:
-            items[data["id"]] = pystac.Item.from_dict(data)
+            items[data["id"]] = pystac.Item.from_dict(data, migrate=False)  # keeps proj:epsg
             changed.add(data["id"])
         for item_id in set(outcome.replaced_ids) - new_ids:
             items.pop(item_id, None)
