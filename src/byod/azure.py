@@ -10,18 +10,24 @@ import ipaddress
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from byod.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
 REQUIRED_REGION = "westeurope"
 EMULATOR_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 EMULATOR_ACCOUNT = "devstoreaccount1"
+# One storage request, retries included, fails after this many seconds (a stalled server).
+REQUEST_TIMEOUT_S = 60.0
+# Attempts after the first, for resets, time-outs and 408/429/5xx (within the time bound).
+RETRY_TOTAL = 5
 
 
 class AzureOptions(BaseModel):
@@ -35,10 +41,15 @@ class AzureOptions(BaseModel):
     sas_token: SecretStr | None = None
     region: str | None = None  # the target account's region, as declared
     allow_any_region: bool = False  # the loud override of the region guard
+    request_timeout_s: float = Field(
+        default=REQUEST_TIMEOUT_S,
+        gt=0,
+        description="Seconds one storage request may take, its retries included.",
+    )
 
 
-class AzureConfigError(ValueError):
-    """Azure cannot be used as configured (no credentials, refused region, ...)."""
+class AzureConfigError(ConfigurationError):
+    """Azure cannot be used as configured (no credentials, refused region, ...): exit 2."""
 
 
 @dataclass(frozen=True)
@@ -52,25 +63,36 @@ class AzureAccess:
     account_key: str | None = field(default=None, repr=False)
     sas_token: str | None = field(default=None, repr=False)
     token_credential: Any = field(default=None, repr=False)
+    request_timeout_s: float = REQUEST_TIMEOUT_S
 
     @property
     def is_emulator(self) -> bool:
         return is_emulator_url(self.account_url)
 
     def blob_service(self) -> Any:
-        """A BlobServiceClient with retries that back off in seconds, not minutes."""
-        from azure.storage.blob import BlobServiceClient, ExponentialRetry
+        """A BlobServiceClient whose requests back off in seconds, not minutes (about 2, 4, 8,
+        16 s, or what the server's Retry-After says), retry 429 as well as resets,
+        time-outs and 408/5xx, and fail within `request_timeout_s` each, retries included
+        (`byod.azure_retry`)."""
+        from azure.storage.blob import BlobServiceClient
 
-        retry = ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=5)
+        from byod.azure_retry import CONNECT_TIMEOUT_S, BoundedStorageRetry
+
+        timeout = self.request_timeout_s
+        options: dict[str, Any] = {
+            "retry_policy": BoundedStorageRetry(
+                timeout, RETRY_TOTAL, initial_backoff=0, increment_base=2, random_jitter_range=0.5
+            ),
+            "connection_timeout": min(CONNECT_TIMEOUT_S, timeout / 2),
+            "read_timeout": timeout / 2,
+        }
         if self.connection_string:
-            return BlobServiceClient.from_connection_string(
-                self.connection_string, retry_policy=retry
-            )
+            return BlobServiceClient.from_connection_string(self.connection_string, **options)
         credential: Any = self.account_key and {
             "account_name": self.account_name, "account_key": self.account_key
         }  # fmt: skip
         credential = credential or self.sas_token or self.token_credential
-        return BlobServiceClient(self.account_url, credential=credential, retry_policy=retry)
+        return BlobServiceClient(self.account_url, credential=credential, **options)
 
 
 def is_emulator_url(url: str) -> bool:
@@ -94,9 +116,14 @@ def resolve_access(
     """The one place credentials are read, in this order: explicit options, then
     AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT_NAME + AZURE_STORAGE_KEY (or
     AZURE_STORAGE_ACCOUNT_KEY), AZURE_STORAGE_ACCOUNT_NAME + AZURE_STORAGE_SAS_TOKEN, and last
-    DefaultAzureCredential (managed identity, workload identity, az login) for the account."""
-    env = os.environ if environ is None else environ
+    DefaultAzureCredential (managed identity, workload identity, az login) for the account.
+    Raises AzureConfigError (a ConfigurationError) when none is usable."""
     options = options or AzureOptions()
+    access = _resolve(options, os.environ if environ is None else environ)
+    return replace(access, request_timeout_s=options.request_timeout_s)
+
+
+def _resolve(options: AzureOptions, env: Mapping[str, str]) -> AzureAccess:
     secret = _reveal
     conn = secret(options.connection_string) or env.get("AZURE_STORAGE_CONNECTION_STRING")
     explicit_conn = bool(options.connection_string)
@@ -112,24 +139,24 @@ def resolve_access(
         url = parts.get("BlobEndpoint") or f"{protocol}://{name}.blob.{suffix}"
         how = "option:connection_string" if explicit_conn else "env:AZURE_STORAGE_CONNECTION_STRING"
         return AzureAccess(name, url.rstrip("/"), how, connection_string=conn)
-    name = options.account_name or env.get("AZURE_STORAGE_ACCOUNT_NAME")
-    if not name:
+    account = options.account_name or env.get("AZURE_STORAGE_ACCOUNT_NAME")
+    if not account:
         raise AzureConfigError(
             "no Azure credentials: give a connection string, or an account name with a key, "
             "a SAS token or a managed identity (AZURE_STORAGE_CONNECTION_STRING or "
             "AZURE_STORAGE_ACCOUNT_NAME + AZURE_STORAGE_KEY / AZURE_STORAGE_SAS_TOKEN)"
         )
-    url = f"https://{name}.blob.core.windows.net"
+    url = f"https://{account}.blob.core.windows.net"
     key = secret(options.account_key) or env.get("AZURE_STORAGE_KEY") or env.get(
         "AZURE_STORAGE_ACCOUNT_KEY")  # fmt: skip
     if key:
-        return AzureAccess(name, url, "account_key", account_key=key)
+        return AzureAccess(account, url, "account_key", account_key=key)
     sas = secret(options.sas_token) or env.get("AZURE_STORAGE_SAS_TOKEN")
     if sas:
-        return AzureAccess(name, url, "sas_token", sas_token=sas.lstrip("?"))
+        return AzureAccess(account, url, "sas_token", sas_token=sas.lstrip("?"))
     from azure.identity import DefaultAzureCredential
 
-    return AzureAccess(name, url, "DefaultAzureCredential",
+    return AzureAccess(account, url, "DefaultAzureCredential",
                        token_credential=DefaultAzureCredential())  # fmt: skip
 
 
