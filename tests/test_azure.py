@@ -24,7 +24,9 @@ from byod.cli import app
 from byod.config import IngestSettings
 from byod.pipeline import ingest
 from byod.report import Report, Status
+from byod.storage import open_store
 from tests.conftest import AZURITE_KEY, ramp, write_geotiff
+from tests.readback import read_items
 
 
 def _upload_rasters(conn: str, container: str, folder: Path) -> dict[str, np.ndarray]:
@@ -94,8 +96,9 @@ def test_blob_to_blob_ingest_publishes_a_readable_catalog(
     np.testing.assert_array_equal(window, data["projectA/a_20240101.tif"][0, 16:26, 8:28])
 
     # Uploads carry content type, cache control and the fingerprint as metadata.
+    cog_key = item.assets["data"].href.removeprefix(f"{endpoint}/cogs-{uid}/")
     blob = BlobServiceClient.from_connection_string(conn).get_blob_client(
-        f"cogs-{uid}", "project-a/a_20240101/a_20240101.tif"
+        f"cogs-{uid}", cog_key
     ).get_blob_properties()  # fmt: skip
     assert blob.content_settings.content_type == pystac.MediaType.COG
     assert blob.content_settings.cache_control == "public, max-age=3600"
@@ -108,6 +111,7 @@ def test_rerun_uploads_nothing_and_a_changed_input_is_replaced(
     uid, conn, _, _ = ingested
     cogs = BlobServiceClient.from_connection_string(conn).get_container_client(f"cogs-{uid}")
     before = {b.name: b.etag for b in cogs.list_blobs()}
+    old_a, old_b = cog_keys(uid, "a_20240101"), cog_keys(uid, "sub-b_20240102")
 
     again = _ingest(uid)
     assert {r.status for r in again.rows} == {Status.UNCHANGED}
@@ -123,10 +127,20 @@ def test_rerun_uploads_nothing_and_a_changed_input_is_replaced(
         "a_20240101.tif": Status.REPLACED, "sub/b_20240102.tif": Status.UNCHANGED,
     }  # fmt: skip
     after = {b.name: b.etag for b in cogs.list_blobs()}
-    assert after["project-a/sub-b_20240102/sub-b_20240102.tif"] == (
-        before["project-a/sub-b_20240102/sub-b_20240102.tif"])  # fmt: skip
-    assert after["project-a/a_20240101/a_20240101.tif"] != (
-        before["project-a/a_20240101/a_20240101.tif"])  # fmt: skip
+    # The unchanged input's COG is untouched; the changed one went to a new key and the old
+    # COG was deleted once the catalog pointed at the new one.
+    assert cog_keys(uid, "sub-b_20240102") == old_b and after[old_b] == before[old_b]
+    new_a = cog_keys(uid, "a_20240101")
+    assert new_a != old_a and old_a not in after and new_a in after
+
+
+def cog_keys(uid: str, item_id: str) -> str:
+    """The blob name of an item's COG, as its published item (read back) points at it."""
+    access = resolve_access(AzureOptions())
+    item = read_items(open_store(f"az://stac-{uid}", access), "project-a")[item_id]
+    key = open_store(f"az://cogs-{uid}", access).key_of(item["assets"]["data"]["href"])
+    assert key is not None
+    return key
 
 
 def test_local_source_to_blob_and_secrets_never_leak(
@@ -168,7 +182,8 @@ def test_validate_a_blob_catalog(ingested: tuple[str, str, object, Report]) -> N
 def test_sign_item_returns_a_signed_copy(ingested: tuple[str, str, object, Report]) -> None:
     uid = ingested[0]
     access = resolve_access(AzureOptions())
-    url = f"{access.account_url}/stac-{uid}/project-a/a_20240101/a_20240101.json"
+    item_key = read_items(open_store(f"az://stac-{uid}", access), "project-a")["a_20240101"]
+    url = f"{access.account_url}/stac-{uid}/{item_key['_key']}"
     item = pystac.Item.from_file(url, stac_io=byod.SignedStacIO(access))
     signed = byod.sign(item)
     assert "sig=" in signed.assets["data"].href

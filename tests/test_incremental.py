@@ -9,6 +9,7 @@ from pathlib import Path
 from byod.report import Report, Status
 from byod.validate import validate_catalog
 from tests.conftest import WriteRaster, ramp
+from tests.readback import asset_path, item_files, sha256_multihash
 
 
 def _mtimes(folder: Path) -> dict[str, int]:
@@ -30,14 +31,13 @@ def test_rerun_is_a_no_op(
     first = run_ingest()
     assert [r.status for r in first.rows] == [Status.INGESTED, Status.INGESTED]
     data_before = _mtimes(tmp_path / "data")
-    items_before = {k: v for k, v in _mtimes(tmp_path / "catalog").items() if k.count("/") == 2}
+    catalog_before = _mtimes(tmp_path / "catalog")
 
     second = run_ingest()
     assert [r.status for r in second.rows] == [Status.UNCHANGED, Status.UNCHANGED]
     assert all(r.seconds is None for r in second.rows)  # no worker ran
     assert _mtimes(tmp_path / "data") == data_before
-    items_after = {k: v for k, v in _mtimes(tmp_path / "catalog").items() if k.count("/") == 2}
-    assert items_after == items_before
+    assert _mtimes(tmp_path / "catalog") == catalog_before  # not a file written
     assert second.exit_code == 0
 
 
@@ -47,22 +47,27 @@ def test_changed_input_replaces_only_its_item(
     a = write_raster("a_20240101.tif", ramp())
     write_raster("b_20240102.tif", ramp())
     run_ingest()
-    b_item = tmp_path / "catalog" / "test" / "b_20240102" / "b_20240102.json"
+    before = item_files(tmp_path / "catalog", "test")
+    b_item = before["b_20240102"]
     b_before = b_item.stat().st_mtime_ns
-    old = json.loads((tmp_path / "catalog/test/a_20240101/a_20240101.json").read_text())
+    old = json.loads(before["a_20240101"].read_text())
+    old_cog = asset_path(before["a_20240101"], old["assets"]["data"]["href"])
 
     write_raster(a.name, ramp() * 2)  # same name, new content
     report = run_ingest()
     statuses = {r.input: r.status for r in report.rows}
     assert statuses == {"a_20240101.tif": Status.REPLACED, "b_20240102.tif": Status.UNCHANGED}
-    new = json.loads((tmp_path / "catalog/test/a_20240101/a_20240101.json").read_text())
+    after = item_files(tmp_path / "catalog", "test")
+    new = json.loads(after["a_20240101"].read_text())
     assert new["properties"]["byod:fingerprint"] != old["properties"]["byod:fingerprint"]
     checksum = new["assets"]["data"]["file:checksum"]
     assert checksum != old["assets"]["data"]["file:checksum"]
-    assert b_item.stat().st_mtime_ns == b_before
-    assert sorted(_item_links(tmp_path / "catalog")) == [
-        "./a_20240101/a_20240101.json", "./b_20240102/b_20240102.json"
-    ]  # fmt: skip
+    # The new COG went to a new key; the old one and the old item file were deleted after.
+    new_cog = asset_path(after["a_20240101"], new["assets"]["data"]["href"])
+    assert new_cog != old_cog and not old_cog.exists() and not before["a_20240101"].exists()
+    assert sha256_multihash(new_cog.read_bytes()) == checksum
+    assert after["b_20240102"] == b_item and b_item.stat().st_mtime_ns == b_before
+    assert sorted(after) == ["a_20240101", "b_20240102"]
 
 
 def test_new_input_is_added_without_rewriting_others(
@@ -70,7 +75,7 @@ def test_new_input_is_added_without_rewriting_others(
 ) -> None:
     write_raster("a_20240101.tif", ramp())
     run_ingest()
-    a_item = tmp_path / "catalog" / "test" / "a_20240101" / "a_20240101.json"
+    a_item = item_files(tmp_path / "catalog", "test")["a_20240101"]
     before = a_item.stat().st_mtime_ns
     write_raster("sub/c_20240103.tif", ramp())
     report = run_ingest()
@@ -89,7 +94,7 @@ def test_changed_options_redo_the_work(
     run_ingest()
     report = run_ingest(datetime="2020-05-05T10:00:00Z")
     assert report.rows[0].status is Status.REPLACED
-    item = json.loads((tmp_path / "catalog/test/a_20240101/a_20240101.json").read_text())
+    item = json.loads(item_files(tmp_path / "catalog", "test")["a_20240101"].read_text())
     assert item["properties"]["datetime"] == "2020-05-05T10:00:00Z"
 
 
@@ -98,10 +103,14 @@ def test_deleted_cog_is_rebuilt(
 ) -> None:
     write_raster("a_20240101.tif", ramp())
     run_ingest()
-    cog = tmp_path / "data" / "test" / "a_20240101" / "a_20240101.tif"
+    item_file = item_files(tmp_path / "catalog", "test")["a_20240101"]
+    cog = asset_path(item_file, json.loads(item_file.read_text())["assets"]["data"]["href"])
     cog.unlink()
     assert run_ingest().rows[0].status is Status.REPLACED
-    assert cog.exists()
+    item_file = item_files(tmp_path / "catalog", "test")["a_20240101"]
+    item = json.loads(item_file.read_text())
+    rebuilt = asset_path(item_file, item["assets"]["data"]["href"])
+    assert sha256_multihash(rebuilt.read_bytes()) == item["assets"]["data"]["file:checksum"]
 
 
 def test_colliding_slugs_get_distinct_stable_ids(

@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import byod
-from byod.catalog import CollectionInfo, publish
+from byod.catalog import CollectionInfo, new_version, publish
 from byod.cli import app
 from byod.index import Query, SearchError, search_store, walk_catalog
 from byod.storage import open_store
+from tests.readback import item_files
 
 START = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -53,9 +54,9 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("search")
     store = open_store(root)
     items = _items(300)
-    publish(store, CollectionInfo("many", "test items", "CC0-1.0"), items, items)
+    publish(store, CollectionInfo("many", "test items", "CC0-1.0"), items, (), new_version())
     small = {k: v for k, v in list(items.items())[:20]}
-    publish(store, CollectionInfo("few", "test items", "CC0-1.0"), small, small)
+    publish(store, CollectionInfo("few", "test items", "CC0-1.0"), small, (), new_version())
     return root
 
 
@@ -93,7 +94,7 @@ def test_index_equals_brute_force(catalog: Path, query: Query) -> None:
 def test_results_are_the_items_as_published(catalog: Path) -> None:
     found = byod.search(str(catalog), collections=["many"], bbox=[-180, -90, 180, 90])
     assert len(found) == 300
-    on_disk = json.loads((catalog / "many" / "i001" / "i001.json").read_text())
+    on_disk = json.loads(item_files(catalog, "many")["i001"].read_text())
     item = next(i for i in found if i.id == "i001")
     assert item.properties == on_disk["properties"]
     assert item.assets["data"].extra_fields["raster:bands"] == [{"nodata": "nan"}]

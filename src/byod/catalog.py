@@ -1,9 +1,24 @@
-"""Incremental, atomic static-catalog publishing.
+"""Static-catalog publishing that never lies and loses nothing to concurrent runs.
 
-Layout: `<root>/catalog.json`, `<root>/<collection>/collection.json`,
-`<root>/<collection>/<item-id>/<item-id>.json`. Written in the order a reader can trust:
-items first, then the collection that links them, the root catalog last. Only new or changed
-items are written; unrelated items are not touched.
+Layout (keys below the catalog root; `<v>` is the publishing run's version, `new_version`):
+
+    catalog.json                                  root: links every collection
+    <collection>/collection.json                  THE pointer: links exactly one version of
+                                                  each item and of the index
+    <collection>/<item>/<v>/<item>.json           an item version, never rewritten
+    <collection>/_index/<v>/items-<n>.parquet     an index version (the `collection-mirror`
+                                                  asset of the collection, stac-geoparquet)
+    <collection>/_runs/<v>.json                   the marker of a run in progress
+
+COGs and thumbnails are stored under the same `<collection>/<item>/<v>/` folders in the
+target. Everything a version names is written first, under keys no reader knows yet; then
+`collection.json` is switched in one atomic write; only then are the files of the versions it
+no longer names deleted. A reader therefore sees the old set or the new one, never a mix, and
+every item describes exactly the bytes at its hrefs.
+
+Concurrent runs merge: the switch is a read-modify-write of `collection.json`
+(`Store.update_text`: an OS lock locally, ETag `If-Match` on Azure, re-read and merged on
+conflict), so each run adds its own items to whatever the others published meanwhile.
 
 Hrefs are relative when the catalog and the assets are on the local disk (a self-contained
 catalog that survives a move of both); otherwise absolute.
@@ -11,12 +26,16 @@ catalog that survives a move of both); otherwise absolute.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import posixpath
+import re
+import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pystac
@@ -33,6 +52,15 @@ ROOT_DESCRIPTION = "Rasters ingested by byod as Cloud Optimized GeoTIFFs."
 SUMMARISED = ("proj:code",)
 # Numeric item properties summarised as a {minimum, maximum} range.
 RANGES = ("eo:cloud_cover",)
+# stac-geoparquet spec: a collection-level asset of this media type and role mirrors its items.
+INDEX_ASSET = "geoparquet-items"
+INDEX_MEDIA_TYPE = "application/vnd.apache.parquet"
+INDEX_ROLE = "collection-mirror"
+LEGACY_INDEX = "items.parquet"  # byod before versioned indexes: `<collection>/items.parquet`
+RUNS = "_runs"
+# `20261129T203015-3fa2c1`: sortable by time, unique per run; the upper-case T keeps it apart
+# from item ids (lower-case slugs).
+VERSION = re.compile(r"\d{8}T\d{6}-[0-9a-f]{6}")
 
 
 @dataclass(frozen=True)
@@ -45,35 +73,117 @@ class CollectionInfo:
     keywords: tuple[str, ...] = ()
 
 
+@dataclass
+class State:
+    """A collection as published: its items (asset hrefs absolute), the key of the item
+    version it links for each, and the key of its index (None if it has none)."""
+
+    items: dict[str, pystac.Item] = field(default_factory=dict)
+    item_keys: dict[str, str] = field(default_factory=dict)
+    index: str | None = None
+    text: str | None = None  # collection.json as read
+
+
+def new_version() -> str:
+    """A fresh version for one run's files: UTC time to the second and 24 random bits."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
 def collection_key(collection_id: str) -> str:
     return f"{collection_id}/collection.json"
 
 
-def item_key(collection_id: str, item_id: str) -> str:
-    return f"{collection_id}/{item_id}/{item_id}.json"
+def versioned_key(collection_id: str, item_id: str, version: str, name: str) -> str:
+    """Key of a file of one item version: `<collection>/<item>/<version>/<name>`."""
+    return f"{collection_id}/{item_id}/{version}/{name}"
 
 
-def load_items(store: Store, collection_id: str) -> dict[str, pystac.Item]:
-    """The items the collection links to, with asset hrefs made absolute; {} if none."""
+def item_key(collection_id: str, item_id: str, version: str) -> str:
+    return versioned_key(collection_id, item_id, version, f"{item_id}.json")
+
+
+def index_key(collection_id: str, version: str, attempt: int = 0) -> str:
+    return f"{collection_id}/_index/{version}/items-{attempt}.parquet"
+
+
+def run_marker_key(collection_id: str, version: str) -> str:
+    return f"{collection_id}/{RUNS}/{version}.json"
+
+
+def version_of(key: str) -> str | None:
+    """The run version a key belongs to (a path component), if any."""
+    return next((p for p in key.split("/") if VERSION.fullmatch(p)), None)
+
+
+def read_state(
+    store: Store, collection_id: str, text: str | None = None, *, use_index: bool = True
+) -> State:
+    """The published state of a collection, from `text` (collection.json as just read) or
+    from the store. Items come from the index the collection links (one read; PITFALLS:
+    10,000 item files take ~9 s), else, or with `use_index=False`, from each linked item
+    file (collections written before byod kept versioned indexes)."""
     key = collection_key(collection_id)
-    if not store.exists(key):
-        return {}
-    collection = json.loads(store.read_text(key))
-    items: dict[str, pystac.Item] = {}
+    if text is None:
+        if not store.exists(key):
+            return State()
+        text = store.read_text(key)
+    collection = json.loads(text)
+    state = State(text=text, index=_index_of(store, collection_id, collection))
     for link in collection.get("links", []):
-        if link.get("rel") != "item":
+        if link.get("rel") == "item":
+            state.item_keys[_stem(link["href"])] = _resolve(key, link["href"])
+    indexed: dict[str, dict[str, Any]] = {}
+    if state.index is not None and use_index:
+        from byod.index import read_index_items
+
+        indexed = read_index_items(store, state.index)
+    for item_id, item_path in state.item_keys.items():
+        if item_id in indexed:
+            # migrate=False everywhere byod reads its items: pystac's migration of projection
+            # v1.2 drops proj:epsg, which items.py writes for stackstac (issue 9).
+            state.items[item_id] = pystac.Item.from_dict(
+                indexed[item_id], preserve_dict=False, migrate=False
+            )
             continue
-        href = link["href"]
-        item_path = href if "://" in href else posixpath.normpath(
-            posixpath.join(posixpath.dirname(key), href))  # fmt: skip
-        # migrate=False: pystac's migration drops proj:epsg (items.py declares projection v1.2)
         data = json.loads(store.read_text(item_path))
         item = pystac.Item.from_dict(data, preserve_dict=False, migrate=False)
         item_href = store.href(item_path)
         for asset in item.assets.values():
             asset.href = _absolute(asset.href, item_href)
-        items[item.id] = item
-    return items
+        state.items[item_id] = item
+    return state
+
+
+def load_items(store: Store, collection_id: str) -> dict[str, pystac.Item]:
+    """The items the collection links to, read from their JSON files as a STAC client
+    walking the catalog would (asset hrefs made absolute); {} if none."""
+    return read_state(store, collection_id, use_index=False).items
+
+
+def current_index_key(store: Store, collection_id: str) -> str | None:
+    """The key of the index the collection links now (None if it has none)."""
+    key = collection_key(collection_id)
+    if not store.exists(key):
+        return None
+    return _index_of(store, collection_id, json.loads(store.read_text(key)))
+
+
+def _index_of(store: Store, collection_id: str, collection: dict[str, Any]) -> str | None:
+    for asset in collection.get("assets", {}).values():
+        if INDEX_ROLE in (asset.get("roles") or []) and "://" not in asset["href"]:
+            return _resolve(collection_key(collection_id), asset["href"])
+    legacy = f"{collection_id}/{LEGACY_INDEX}"
+    return legacy if store.exists(legacy) else None
+
+
+def _stem(href: str) -> str:
+    return posixpath.basename(href).removesuffix(".json")
+
+
+def _resolve(key: str, href: str) -> str:
+    if "://" in href:
+        return href
+    return posixpath.normpath(posixpath.join(posixpath.dirname(key), href))
 
 
 def _absolute(href: str, relative_to: str) -> str:
@@ -86,36 +196,87 @@ def _absolute(href: str, relative_to: str) -> str:
     return os.path.normpath(os.path.join(os.path.dirname(relative_to), href))
 
 
+def asset_hrefs(items: Iterable[pystac.Item]) -> set[str]:
+    return {a.href for item in items for a in item.assets.values()}
+
+
 def publish(
     store: Store,
     info: CollectionInfo,
-    items: dict[str, pystac.Item],
-    changed: Iterable[str],
-    removed: Iterable[str] = (),
-) -> None:
-    """Write the changed items, then the collection over all `items`, then the root."""
-    for item_id in sorted(set(changed)):
-        key = item_key(info.id, item_id)
-        store.write_text(key, _dumps(_item_dict(store, items[item_id], info.id)))
-    store.write_text(collection_key(info.id), _dumps(_collection_dict(info, items)))
-    # The search index beside it: absolute hrefs, so search results are usable as they are.
+    new: dict[str, pystac.Item],
+    removed: Iterable[str],
+    version: str,
+) -> list[str]:
+    """Publish `new` items (asset hrefs absolute, their files already stored) and drop the
+    `removed` ids, merged into whatever the collection holds at the moment of the switch.
+
+    Order: the new item versions; then, as one conditional read-merge-write of
+    `collection.json`, an index version of the merged set and the collection linking both;
+    then the root catalog (merged the same way); then the files of superseded catalog
+    versions are deleted. Returns the asset hrefs the switch superseded (the old COGs and
+    thumbnails of replaced or removed items), for the caller to delete from the target.
+
+    Raises `storage.ConflictError` when other writers won `UPDATE_ATTEMPTS` times running.
+    """
     from byod.index import write_index
 
-    write_index(store, info.id, (items[k] for k in sorted(items)))
-    for item_id in sorted(set(removed) - set(items)):
-        store.remove(item_key(info.id, item_id))
-    store.write_text(ROOT_KEY, _dumps(_root_dict(store, info)))
+    new_keys = {}
+    for item_id in sorted(new):
+        key = item_key(info.id, item_id, version)
+        store.write_text(key, _dumps(_item_dict(store, new[item_id], key)))
+        new_keys[item_id] = key
+    gone = set(removed) - set(new)
+    written: list[str] = []  # index versions, one per attempt that needed one
+    seen: list[tuple[State, str]] = []  # per attempt: the state read, the index linked
+
+    def switch(text: str | None) -> str:
+        state = read_state(store, info.id, text)
+        items = {k: v for k, v in state.items.items() if k not in gone} | new
+        keys = {k: v for k, v in state.item_keys.items() if k not in gone} | new_keys
+        index = state.index
+        if new or gone & state.items.keys() or index is None or version_of(index) is None:
+            index = index_key(info.id, version, len(written))
+            written.append(index)
+            write_index(store, index, (items[k] for k in sorted(items)))
+        seen.append((state, index))
+        return _dumps(_collection_dict(info, items, keys, index))
+
+    store.update_text(collection_key(info.id), switch)
+    before, linked = seen[-1]
+    store.update_text(ROOT_KEY, lambda text: _dumps(_root_dict(text, info)))
+    stale = [i for i in written if i != linked]
+    if before.index is not None and before.index != linked:
+        stale.append(before.index)
+    touched = (set(new) | gone) & before.item_keys.keys()
+    stale += [before.item_keys[i] for i in touched if before.item_keys[i] != new_keys.get(i)]
+    for key in stale:
+        remove_file(store, key)
+    return sorted(asset_hrefs(before.items[i] for i in touched) - asset_hrefs(new.values()))
 
 
-def _item_dict(store: Store, item: pystac.Item, collection_id: str) -> dict[str, Any]:
+def remove_file(store: Store, key: str) -> None:
+    """Delete a file, and its version folder once empty (local disks keep empty folders)."""
+    store.remove(key)
+    if store.is_local and version_of(key):
+        folder = os.path.dirname(store.href(key))
+        if VERSION.fullmatch(os.path.basename(folder)):
+            with contextlib.suppress(OSError):  # not empty: the version has other files
+                os.rmdir(folder)
+
+
+def _item_dict(store: Store, item: pystac.Item, key: str) -> dict[str, Any]:
     data = item.to_dict(include_self_link=False, transform_hrefs=False)
+    collection_id = key.split("/", 1)[0]
+    folder = posixpath.dirname(key)
     data["collection"] = collection_id
+    up = posixpath.relpath(collection_key(collection_id), folder)
     data["links"] = [
-        {"rel": "root", "href": "../../catalog.json", "type": pystac.MediaType.JSON},
-        {"rel": "parent", "href": "../collection.json", "type": pystac.MediaType.JSON},
-        {"rel": "collection", "href": "../collection.json", "type": pystac.MediaType.JSON},
-    ]
-    item_href = store.href(item_key(collection_id, item.id))
+        {"rel": "root", "href": posixpath.relpath(ROOT_KEY, folder),
+         "type": pystac.MediaType.JSON},
+        {"rel": "parent", "href": up, "type": pystac.MediaType.JSON},
+        {"rel": "collection", "href": up, "type": pystac.MediaType.JSON},
+    ]  # fmt: skip
+    item_href = store.href(key)
     for asset in data["assets"].values():
         asset["href"] = _relative_if_local(asset["href"], item_href, store.is_local)
     return data
@@ -127,24 +288,27 @@ def _relative_if_local(href: str, start: str, catalog_is_local: bool) -> str:
     return href
 
 
-def _collection_dict(info: CollectionInfo, items: dict[str, pystac.Item]) -> dict[str, Any]:
+def _collection_dict(info: CollectionInfo, items: dict[str, pystac.Item],
+                     keys: dict[str, str], index: str | None) -> dict[str, Any]:  # fmt: skip
     ordered = [items[k] for k in sorted(items)]
     if ordered:
         bbox = union_bbox(i.bbox for i in ordered if i.bbox)
         start, end = union_interval(_interval(i) for i in ordered)
         extent = pystac.Extent(pystac.SpatialExtent([bbox]), pystac.TemporalExtent([[start, end]]))
     else:
+        open_interval: list[list[datetime | None]] = [[None, None]]
         extent = pystac.Extent(pystac.SpatialExtent([[-180.0, -90.0, 180.0, 90.0]]),
-                               pystac.TemporalExtent([[None, None]]))  # fmt: skip
+                               pystac.TemporalExtent(open_interval))  # fmt: skip
     summaries: dict[str, Any] = {}
-    for field in SUMMARISED:
-        values = sorted({str(i.properties[field]) for i in ordered if i.properties.get(field)})
+    for field_name in SUMMARISED:
+        values = sorted({str(i.properties[field_name]) for i in ordered
+                         if i.properties.get(field_name)})  # fmt: skip
         if values:
-            summaries[field] = values
-    for field in RANGES:
-        numbers = [float(i.properties[field]) for i in ordered if field in i.properties]
+            summaries[field_name] = values
+    for field_name in RANGES:
+        numbers = [float(i.properties[field_name]) for i in ordered if field_name in i.properties]
         if numbers:
-            summaries[field] = {"minimum": min(numbers), "maximum": max(numbers)}
+            summaries[field_name] = {"minimum": min(numbers), "maximum": max(numbers)}
     collection = pystac.Collection(
         id=info.id,
         description=info.description,
@@ -156,14 +320,24 @@ def _collection_dict(info: CollectionInfo, items: dict[str, pystac.Item]) -> dic
         providers=[pystac.Provider.from_dict(p) for p in info.providers] or None,
     )
     data = collection.to_dict(include_self_link=False, transform_hrefs=False)
+    here = info.id
+
+    def rel(key: str) -> str:
+        return "./" + posixpath.relpath(key, here)
+
     data["links"] = [
         {"rel": "root", "href": "../catalog.json", "type": pystac.MediaType.JSON},
         {"rel": "parent", "href": "../catalog.json", "type": pystac.MediaType.JSON},
         *(
-            {"rel": "item", "href": f"./{i.id}/{i.id}.json", "type": pystac.MediaType.GEOJSON}
+            {"rel": "item", "href": rel(keys[i.id]), "type": pystac.MediaType.GEOJSON}
             for i in ordered
         ),
     ]
+    if index is not None:
+        data["assets"] = {INDEX_ASSET: {
+            "href": rel(index), "type": INDEX_MEDIA_TYPE, "roles": [INDEX_ROLE],
+            "title": "Every item of the collection as stac-geoparquet (byod's search index)",
+        }}  # fmt: skip
     return data
 
 
@@ -173,11 +347,12 @@ def _interval(item: pystac.Item) -> tuple[Any, Any]:
     return start, end
 
 
-def _root_dict(store: Store, info: CollectionInfo) -> dict[str, Any]:
-    """The root catalog, keeping the other collections it already links to."""
+def _root_dict(text: str | None, info: CollectionInfo) -> dict[str, Any]:
+    """The root catalog `text` (None: a new one) with a child link to the collection, keeping
+    the other collections it links to."""
     children: dict[str, dict[str, Any]] = {}
-    if store.exists(ROOT_KEY):
-        root = json.loads(store.read_text(ROOT_KEY))
+    if text is not None:
+        root = json.loads(text)
         for link in root.get("links", []):
             if link.get("rel") == "child":
                 children[link["href"]] = link

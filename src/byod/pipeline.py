@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +32,17 @@ from byod.azure import (
 from byod.azure import (
     check_region as check_region_of,
 )
-from byod.catalog import CollectionInfo, load_items, publish
+from byod.catalog import (
+    CollectionInfo,
+    asset_hrefs,
+    new_version,
+    publish,
+    read_state,
+    remove_file,
+    run_marker_key,
+    version_of,
+    versioned_key,
+)
 from byod.config import IngestSettings, default_workers
 from byod.items import Scene, SceneAsset, StoredFile, build_item
 from byod.metadata import MetadataRules
@@ -49,7 +61,7 @@ from byod.sources import (
     item_id_for,
     slugify,
 )
-from byod.storage import BlobStore, Store, is_blob_url, open_store
+from byod.storage import BlobStore, Hold, Store, is_blob_url, open_store
 from byod.work import Job, Prepared, PrepareResult, georef_sidecar_names, prepare
 
 log = logging.getLogger(__name__)
@@ -57,6 +69,8 @@ log = logging.getLogger(__name__)
 # Bump when a change in byod alters what is written for the same input, so re-runs redo it.
 RECIPE_VERSION = 1
 FINGERPRINT_METADATA = "byod_fingerprint"
+# Run markers this process holds (see `_register`), by (catalog root, marker key).
+_HOLDS: dict[tuple[str, str], Hold] = {}
 
 
 class ConfigurationError(ValueError):
@@ -85,6 +99,7 @@ class RunContext:
 
     settings: IngestSettings
     collection_id: str
+    version: str = ""  # this run's version: the folder its new files go to (catalog.py)
 
 
 @dataclass
@@ -114,6 +129,7 @@ class Run:
     report: Report
     todo: list[WorkItem]
     existing: dict[str, pystac.Item]
+    marker: str | None = None  # the run's marker in the catalog, held while it runs
 
 
 def ingest(settings: IngestSettings, progress: Progress | None = None) -> Report:
@@ -124,7 +140,12 @@ def ingest(settings: IngestSettings, progress: Progress | None = None) -> Report
     """
     progress = progress or Progress()
     run = plan_run(settings, progress)
-    return publish_run(run, list(process_all(run, progress)))
+    try:
+        outcomes = list(process_all(run, progress))
+    except BaseException:
+        _end_run(run, finished=False)  # a dead run: the next run removes what it stored
+        raise
+    return publish_run(run, outcomes)
 
 
 def plan_run(settings: IngestSettings, progress: Progress | None = None) -> Run:
@@ -139,7 +160,7 @@ def plan_run(settings: IngestSettings, progress: Progress | None = None) -> Run:
     for store in (stores.catalog, stores.target):
         if isinstance(store, BlobStore):
             store.ensure_container()
-    items = load_items(stores.catalog, collection_id)
+    items = read_state(stores.catalog, collection_id).items
     found = _discover(settings.source, stores.source, settings.group_pattern)
     report.ignored, report.notes = found.ignored, found.notes
     progress.discovered(len(found.candidates) + len(found.problems))
@@ -154,7 +175,38 @@ def plan_run(settings: IngestSettings, progress: Progress | None = None) -> Run:
         else:
             previous = [i.id for i in plan.previous]
             todo.append(WorkItem(plan.candidate, plan.item_id, plan.fingerprint, previous))
-    return Run(RunContext(settings, collection_id), report, todo, items)
+    context = RunContext(settings, collection_id, new_version())
+    return Run(context, report, todo, items, _register(stores.catalog, context))
+
+
+def _register(catalog: Store, context: RunContext) -> str:
+    """Create and hold this run's marker before it stores anything: while it is held, no
+    other run removes this run's files; once its holder is gone (finished, or killed, when
+    the OS drops the lock or the Azure lease runs out) the files it left can be removed."""
+    key = run_marker_key(context.collection_id, context.version)
+    note = {"version": context.version, "source": context.settings.source,
+            "host": socket.gethostname(), "pid": os.getpid()}  # fmt: skip
+    _HOLDS[(catalog.root, key)] = catalog.hold(key, note)
+    return key
+
+
+def _end_run(run: Run, *, finished: bool) -> None:
+    """Release the run's marker (finished) or only stop holding it (failed: the next run
+    then removes the files this one stored and never published)."""
+    if run.marker is None:
+        return
+    catalog = _open_stores(run.context.settings, check_region=False).catalog
+    hold = _HOLDS.pop((catalog.root, run.marker), None)
+    try:
+        if hold is None:  # planned in another process (an orchestrator's worker)
+            if finished:
+                catalog.drop_hold(run.marker)
+        elif finished:
+            hold.release()
+        else:
+            hold.abandon()
+    except Exception as exc:  # noqa: BLE001 - the marker is bookkeeping: the run is done
+        log.warning("run marker %s not released: %s", run.marker, exc)
 
 
 def process(context: RunContext, work: WorkItem) -> Outcome:
@@ -205,7 +257,7 @@ def _outcome(done: Done[Job, PrepareResult], work: WorkItem, context: RunContext
         if done.rejection is not None:
             raise done.rejection
         assert done.result is not None
-        new = _store(done.result, work, context.collection_id, target)
+        new = _store(done.result, work, context, target)
     except RejectedInput as exc:
         row.reason, row.message = exc.reason, exc.message
         return Outcome(row)
@@ -219,14 +271,23 @@ def _outcome(done: Done[Job, PrepareResult], work: WorkItem, context: RunContext
 
 def outcome_is_stored(context: RunContext, outcome: Outcome) -> bool:
     """Whether the COGs an outcome describes are still in the target, byte for byte (by the
-    blob's checksum metadata, or by hashing a local file): an orchestrator's cached outcome
-    must not publish an item for files that were replaced or deleted since."""
-    target = _open_stores(context.settings, check_region=False).target
+    blob's checksum metadata, or by hashing a local file), and were not stored by a run that
+    died (whose files the next run removes): an orchestrator's cached outcome must not
+    publish an item for files that were replaced or deleted since."""
+    stores = _open_stores(context.settings, check_region=False)
+    target = stores.target
     for data in outcome.items:
-        for name, asset in data.get("assets", {}).items():
+        for asset in data.get("assets", {}).values():
             if "data" not in (asset.get("roles") or []):
                 continue
-            key = _cog_key(context.collection_id, data["id"], name)
+            key = target.key_of(asset["href"])
+            if key is None:
+                return False
+            version = version_of(key)
+            if version and version != context.version:
+                marker = run_marker_key(context.collection_id, version)
+                if stores.catalog.exists(marker) and not stores.catalog.held(marker):
+                    return False
             expected = str(asset.get("file:checksum", "")).removeprefix("1220")
             metadata = target.metadata(key)
             if metadata is not None:
@@ -238,21 +299,19 @@ def outcome_is_stored(context: RunContext, outcome: Outcome) -> bool:
 
 
 def publish_run(run: Run, outcomes: list[Outcome]) -> Report:
-    """Merge the outcomes into the collection and publish it (items, collection, root)."""
+    """Merge the outcomes into the collection as published now (other runs may have published
+    since this one was planned), switch it, delete the files it superseded, end the run, and
+    remove what dead runs left behind (see `catalog.publish`)."""
     settings, report = run.context.settings, run.report
-    items = dict(run.existing)
-    changed: set[str] = set()
+    new: dict[str, pystac.Item] = {}
     removed: set[str] = set()
     for outcome in outcomes:
         if outcome.row not in report.rows:
             report.rows.append(outcome.row)
         new_ids = {d["id"] for d in outcome.items}
         for data in outcome.items:
-            items[data["id"]] = pystac.Item.from_dict(data, migrate=False)  # keeps proj:epsg
-            changed.add(data["id"])
-        for item_id in set(outcome.replaced_ids) - new_ids:
-            items.pop(item_id, None)
-            removed.add(item_id)
+            new[data["id"]] = pystac.Item.from_dict(data, migrate=False)  # keeps proj:epsg
+        removed |= set(outcome.replaced_ids) - new_ids
     info = CollectionInfo(
         id=run.context.collection_id,
         description=settings.description
@@ -262,10 +321,57 @@ def publish_run(run: Run, outcomes: list[Outcome]) -> Report:
         providers=tuple(settings.providers),
         keywords=tuple(settings.keywords),
     )
-    publish(_open_stores(settings, check_region=False).catalog, info, items, changed, removed)
+    stores = _open_stores(settings, check_region=False)
+    try:
+        superseded = publish(stores.catalog, info, new, removed, run.context.version)
+    except BaseException:
+        _end_run(run, finished=False)
+        raise
+    for href in superseded:  # after the switch: no published item points at them any more
+        key = stores.target.key_of(href)
+        if key is not None:
+            _remove_quietly(stores.target, key)
+    _end_run(run, finished=True)
+    _remove_dead_runs(stores, run.context)
     report.rows.sort(key=lambda r: r.input)
     report.finished = datetime.now(UTC).isoformat()
     return report
+
+
+def _remove_dead_runs(stores: _Stores, context: RunContext) -> None:
+    """Delete the files of runs that died (their marker is no longer held) which the
+    published collection does not point at: COGs, thumbnails, item and index versions,
+    temp files. Only files in a dead run's version folder are touched, so files another
+    live run has stored but not yet published are safe."""
+    catalog, collection_id = stores.catalog, context.collection_id
+    markers = catalog.list_files(f"{collection_id}/_runs/")
+    dead = {}
+    for marker in markers:
+        version = version_of(marker.key)
+        if version and version != context.version and not catalog.held(marker.key):
+            dead[version] = marker.key
+    if not dead:
+        return
+    state = read_state(catalog, collection_id)
+    keep = {catalog.href(k) for k in [*state.item_keys.values(), state.index] if k}
+    keep |= asset_hrefs(state.items.values())
+    stores_ = {s.href(""): s for s in (catalog, stores.target)}
+    for store in stores_.values():
+        for info in store.list_files(f"{collection_id}/"):
+            if version_of(info.key) in dead and store.href(info.key) not in keep \
+                    and info.key not in dead.values():  # fmt: skip
+                _remove_quietly(store, info.key)
+    for key in dead.values():
+        _remove_quietly(catalog, key)
+    log.info("removed the unpublished files of %d dead run(s): %s", len(dead), sorted(dead))
+
+
+def _remove_quietly(store: Store, key: str) -> None:
+    """Delete a file no published item points at; a failure leaves an orphan, not a lie."""
+    try:
+        remove_file(store, key)
+    except Exception as exc:  # noqa: BLE001 - storage trouble: log it, the run is published
+        log.warning("%s: not removed (%s)", store.href(key), exc)
 
 
 @dataclass
@@ -424,10 +530,12 @@ def _unchanged(plan: _Plan, target: Store, collection_id: str) -> bool:
     for item in plan.previous:
         if item.properties.get("byod:fingerprint") != plan.fingerprint:
             return False
-        for name, asset in item.assets.items():
+        for asset in item.assets.values():
             if "data" not in (asset.roles or []):
                 continue
-            key = _cog_key(collection_id, item.id, name)
+            key = target.key_of(asset.href)
+            if key is None:
+                return False
             metadata = target.metadata(key)
             if metadata is None and not target.exists(key):
                 return False
@@ -436,10 +544,13 @@ def _unchanged(plan: _Plan, target: Store, collection_id: str) -> bool:
     return True
 
 
-def _cog_key(collection_id: str, item_id: str, asset: str = "data") -> str:
-    """`<item>.tif` for a single raster's COG, `<item>_<band>.tif` for a scene's bands."""
+def _cog_key(context: RunContext, item_id: str, asset: str = "data") -> str:
+    """`<item>.tif` for a single raster's COG, `<item>_<band>.tif` for a scene's bands, in the
+    run's version folder: a replacement never overwrites the bytes a published item
+    describes."""
     suffix = "" if asset == "data" else f"_{slugify(asset)}"
-    return f"{collection_id}/{item_id}/{item_id}{suffix}.tif"
+    name = f"{item_id}{suffix}.tif"
+    return versioned_key(context.collection_id, item_id, context.version, name)
 
 
 def _job(
@@ -469,6 +580,7 @@ def _job(
             datetime=settings.datetime,
             datetime_pattern=settings.datetime_pattern,
             datetime_order=settings.datetime_order,
+            require_datetime=settings.require_datetime,
             cloud_cover=settings.cloud_cover,
             cloud_rule=settings.cloud_rule,
             cloud_band=settings.cloud_band,
@@ -479,6 +591,8 @@ def _job(
         user_metadata_path=local(candidate.user_metadata) if candidate.user_metadata else None,
         bands=tuple((band, local(path)) for band, path in candidate.bands),
         product=candidate.product,
+        source_root=Path(settings.source).resolve() if source_is_local else None,
+        disk_budget=None if settings.disk_budget_mb is None else settings.disk_budget_mb * 1024**2,
         compression=settings.compression,
         # PITFALLS: parallel conversions with fewer threads each beat one with all threads.
         threads=threads or max(1, default_workers() // settings.workers),
@@ -487,16 +601,17 @@ def _job(
 
 
 def _store(
-    result: PrepareResult, plan: WorkItem, collection_id: str, target: Store
+    result: PrepareResult, plan: WorkItem, context: RunContext, target: Store
 ) -> list[pystac.Item]:
-    """Upload each scene's COGs and thumbnail, then build its item (assets first, always)."""
+    """Upload each scene's COGs and thumbnail to new keys (the run's version folder), then
+    build its item (assets first, always)."""
     stored_keys: list[str] = []
     items = []
     try:
         for scene in result.scenes:
             parts = []
             for part in scene.assets:
-                key = _cog_key(collection_id, scene.item_id, part.key)
+                key = _cog_key(context, scene.item_id, part.key)
                 # With the blob, so a re-run can tell an unchanged input without a download.
                 metadata = {FINGERPRINT_METADATA: plan.fingerprint, "byod_sha256": part.cog.sha256}
                 stored_keys.append(key)
@@ -504,18 +619,15 @@ def _store(
                 stored = StoredFile(href, part.cog.size, part.cog.sha256)
                 parts.append(SceneAsset(part.key, part.source_name, stored, part.raster,
                                         part.resolution, part.passthrough))  # fmt: skip
-            thumb_key = f"{collection_id}/{scene.item_id}/{scene.item_id}-thumbnail.png"
+            thumb_key = versioned_key(context.collection_id, scene.item_id, context.version,
+                                      f"{scene.item_id}-thumbnail.png")  # fmt: skip
             stored_keys.append(thumb_key)
             thumb_href = target.put_file(scene.thumbnail.path, thumb_key)
             thumbnail = StoredFile(thumb_href, scene.thumbnail.size, scene.thumbnail.sha256)
             items.append(_item(scene, plan, tuple(parts), thumbnail))
     except Exception as exc:  # noqa: BLE001 - OSError or an Azure error: this input fails alone
-        if not plan.previous_ids:  # a new input leaves nothing behind
-            for key in stored_keys:
-                try:
-                    target.remove(key)
-                except Exception:  # noqa: BLE001 - the storage is failing already; say so
-                    log.warning("%s: could not remove %s after a failed store", plan.item_id, key)
+        for key in stored_keys:  # new keys only: the published version stays whole
+            _remove_quietly(target, key)
         raise RejectedInput(
             Reason.STORAGE_FAILED,
             f"{plan.candidate.relpath}: could not store ({type(exc).__name__}: {exc})",

@@ -9,17 +9,26 @@ never sees half a file.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
+import logging
 import mimetypes
 import os
 import posixpath
+import random
 import shutil
+import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from byod.azure import AzureAccess
+
+log = logging.getLogger(__name__)
 
 BLOB_SCHEMES = ("az", "abfs", "abfss")
 # PITFALLS: 4 connections moved a 520 MB COG ~1.4x faster than one on loopback.
@@ -29,6 +38,10 @@ CACHE_CONTROL = {
     ".tif": "public, max-age=3600",
     ".png": "public, max-age=3600",
 }
+# Optimistic updates of a shared file: bounded attempts, jittered backoff (0.05 s doubling to 2 s).
+UPDATE_ATTEMPTS = 40
+# A run's liveness lease on Azure: the shortest Azure allows (15-60 s), renewed every third.
+LEASE_SECONDS = 15
 CONTENT_TYPES = {
     ".tif": "image/tiff; application=geotiff; profile=cloud-optimized",
     ".json": "application/json",
@@ -43,6 +56,13 @@ class StoredInfo:
     key: str  # path below the store's root, POSIX
     size: int
     version: str  # content MD5 or ETag for blobs, mtime for local files
+
+
+class ConflictError(RuntimeError):
+    """A conditional update lost to other writers `UPDATE_ATTEMPTS` times in a row."""
+
+
+Change = Callable[[str | None], str | None]
 
 
 def is_blob_url(url: str) -> bool:
@@ -97,9 +117,10 @@ class Store:
     def remove(self, key: str) -> None:
         Path(self.root, key).unlink(missing_ok=True)
 
-    def list_files(self) -> list[StoredInfo]:
+    def list_files(self, prefix: str = "") -> list[StoredInfo]:
+        """Files below the root (or below the folder `prefix`, a key ending in '/')."""
         out = []
-        for dirpath, _, names in os.walk(self.root):
+        for dirpath, _, names in os.walk(Path(self.root, prefix)):
             for name in names:
                 path = Path(dirpath, name)
                 stat = path.stat()
@@ -109,6 +130,73 @@ class Store:
 
     def get_file(self, key: str, local: Path) -> None:
         shutil.copyfile(Path(self.root, key), local)
+
+    def key_of(self, href: str) -> str | None:
+        """The key of an href in this store (the inverse of `href`); None if it is elsewhere."""
+        if "://" in href:
+            return None
+        path = os.path.normpath(href)
+        if not path.startswith(self.root + os.sep):
+            return None
+        return Path(path).relative_to(self.root).as_posix()
+
+    # --- shared files: one writer at a time, and proof that a run is alive -------------
+
+    def update_text(self, key: str, change: Change) -> str | None:
+        """Read-modify-write `key` as one step against other processes: `change` gets the
+        current text (None if missing) and returns the new text (None: leave it).
+
+        Locally an OS lock (`fcntl.flock`, released by the kernel when a holder dies) on
+        `.<name>.lock` beside the file serialises the whole step; the write is an atomic
+        rename. Temp files of writers killed mid-write are removed while the lock is held.
+        Returns what the file holds afterwards."""
+        path = Path(self.root, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _flocked(path.with_name(f".{path.name}.lock")):
+            for stale in path.parent.glob(f".{path.name}.*.partial"):
+                stale.unlink(missing_ok=True)  # its writer held this lock and died
+            current = path.read_text("utf-8") if path.is_file() else None
+            new = change(current)
+            if new is None or new == current:
+                return current
+            self.write_text(key, new)
+            return new
+
+    def hold(self, key: str, note: dict[str, Any]) -> Hold:
+        """Create the marker `key` and hold it for as long as this process lives (or until
+        `Hold.release`): an exclusive `flock` on it, taken before the file appears under
+        its name, so `held` never sees it unlocked while its holder lives."""
+        path = Path(self.root, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.write(fd, json.dumps(note).encode())
+            os.replace(tmp, path)
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        return _LocalHold(path, fd)
+
+    def held(self, key: str) -> bool:
+        """Whether the marker `key` exists and its holder is alive."""
+        try:
+            fd = os.open(Path(self.root, key), os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing drops a lock we took
+        return False
+
+    def drop_hold(self, key: str) -> None:
+        """Remove a marker another process may hold (it then counts as finished)."""
+        self.remove(key)
 
 
 class BlobStore(Store):
@@ -163,7 +251,9 @@ class BlobStore(Store):
             self._upload(key, data, metadata)
         return self.href(key)
 
-    def _upload(self, key: str, data: Any, metadata: dict[str, str] | None) -> None:
+    def _upload(
+        self, key: str, data: Any, metadata: dict[str, str] | None, **conditions: Any
+    ) -> None:
         from azure.storage.blob import ContentSettings
 
         ext = posixpath.splitext(key)[1].lower()
@@ -172,9 +262,10 @@ class BlobStore(Store):
             or "application/octet-stream",
             cache_control=CACHE_CONTROL.get(ext),
         )  # fmt: skip
+        conditions.setdefault("overwrite", True)
         self.container_client.upload_blob(
-            self._blob(key), data, overwrite=True, content_settings=settings,
-            metadata=metadata, max_concurrency=UPLOAD_CONCURRENCY,
+            self._blob(key), data, content_settings=settings,
+            metadata=metadata, max_concurrency=UPLOAD_CONCURRENCY, **conditions,
         )  # fmt: skip
 
     def metadata(self, key: str) -> dict[str, str] | None:
@@ -192,13 +283,13 @@ class BlobStore(Store):
         with contextlib.suppress(ResourceNotFoundError):
             self.container_client.delete_blob(self._blob(key))
 
-    def list_files(self) -> list[StoredInfo]:
-        start = f"{self.prefix}/" if self.prefix else None
+    def list_files(self, prefix: str = "") -> list[StoredInfo]:
+        start = (f"{self.prefix}/" if self.prefix else "") + prefix or None
         out = []
         for blob in self.container_client.list_blobs(name_starts_with=start):
             md5 = blob.content_settings.content_md5 if blob.content_settings else None
             version = bytes(md5).hex() if md5 else str(blob.etag)
-            key = blob.name[len(start) :] if start else blob.name
+            key = blob.name[len(self.prefix) + 1 :] if self.prefix else blob.name
             out.append(StoredInfo(key, int(blob.size), version))
         return sorted(out, key=lambda i: i.key)
 
@@ -208,6 +299,142 @@ class BlobStore(Store):
         with local.open("wb") as out:
             for chunk in downloader.chunks():
                 out.write(chunk)
+
+    def key_of(self, href: str) -> str | None:
+        base = self.href("")
+        if not href.startswith(base) or "?" in href:
+            return None
+        return href[len(base) :]
+
+    def update_text(self, key: str, change: Change) -> str | None:
+        """Optimistic concurrency: read the blob and its ETag, write the change only if the
+        blob is unchanged (`If-Match`, or `If-None-Match: *` when it did not exist), else
+        re-read and call `change` again; at most `UPDATE_ATTEMPTS` times, then
+        `ConflictError`. `change` must be safe to call again (it is a merge)."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import (
+            ResourceExistsError,
+            ResourceModifiedError,
+            ResourceNotFoundError,
+        )
+
+        blob = self.container_client.get_blob_client(self._blob(key))
+        for attempt in range(UPDATE_ATTEMPTS):
+            try:
+                download = blob.download_blob()
+                current: str | None = bytes(download.readall()).decode("utf-8")
+                etag = download.properties.etag
+            except ResourceNotFoundError:
+                current, etag = None, None
+            new = change(current)
+            if new is None or new == current:
+                return current
+            conditions: dict[str, Any] = (
+                {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+                if etag else {"overwrite": False}
+            )  # fmt: skip
+            try:
+                self._upload(key, new.encode("utf-8"), None, **conditions)
+                return new
+            except (ResourceModifiedError, ResourceExistsError):
+                time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
+        raise ConflictError(f"{self.href(key)}: still changing after {UPDATE_ATTEMPTS} tries")
+
+    def hold(self, key: str, note: dict[str, Any]) -> Hold:
+        """Create the marker blob and keep a lease on it (`LEASE_SECONDS`, renewed by a
+        daemon thread): a killed holder's lease runs out, and `held` says so."""
+        blob = self.container_client.get_blob_client(self._blob(key))
+        blob.upload_blob(json.dumps(note).encode(), overwrite=False)
+        lease = blob.acquire_lease(lease_duration=LEASE_SECONDS)
+        return _LeaseHold(blob, lease)
+
+    def held(self, key: str) -> bool:
+        """Leased, or too new to have been leased yet (the lease follows the upload)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            props = self.container_client.get_blob_client(self._blob(key)).get_blob_properties()
+        except ResourceNotFoundError:
+            return False
+        if props.lease.state == "leased":
+            return True
+        age = (datetime.now(UTC) - props.last_modified).total_seconds()
+        return age < LEASE_SECONDS
+
+    def drop_hold(self, key: str) -> None:
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+        from azure.storage.blob import BlobLeaseClient
+
+        blob = self.container_client.get_blob_client(self._blob(key))
+        with contextlib.suppress(ResourceNotFoundError, HttpResponseError):
+            BlobLeaseClient(blob).break_lease(lease_break_period=0)
+        self.remove(key)
+
+
+class Hold:
+    """A held marker (see `Store.hold`)."""
+
+    def release(self) -> None:
+        """The run finished: remove the marker."""
+
+    def abandon(self) -> None:
+        """The run failed: stop holding but keep the marker, so that the next run sees a
+        dead run and removes what it left."""
+
+
+class _LocalHold(Hold):
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path, self.fd = path, fd
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)  # before unlocking: never seen unlocked
+        self.abandon()
+
+    def abandon(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class _LeaseHold(Hold):
+    def __init__(self, blob: Any, lease: Any) -> None:
+        self.blob, self.lease = blob, lease
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._renew, name="byod-lease", daemon=True)
+        self.thread.start()
+
+    def _renew(self) -> None:
+        while not self.stop.wait(LEASE_SECONDS / 3):
+            try:
+                self.lease.renew()
+            except Exception as exc:  # noqa: BLE001 - released elsewhere, or storage down
+                log.warning("run marker %s: lease not renewed (%s)", self.blob.blob_name, exc)
+                return
+
+    def release(self) -> None:
+        from azure.core.exceptions import HttpResponseError
+
+        self.stop.set()
+        with contextlib.suppress(HttpResponseError):
+            self.blob.delete_blob(lease=self.lease)
+
+    def abandon(self) -> None:
+        from azure.core.exceptions import HttpResponseError
+
+        self.stop.set()
+        with contextlib.suppress(HttpResponseError):
+            self.lease.release()
+
+
+@contextlib.contextmanager
+def _flocked(path: Path) -> Iterator[None]:
+    """An exclusive OS lock on `path` (created if missing) for the block; waits for it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _atomic_local(dst: Path, write: Callable[[Path], object]) -> None:
