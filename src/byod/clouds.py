@@ -2,7 +2,29 @@
 
 A rule says which pixel values (or QA bits) are cloud, shadow, snow and no data; counting is
 done block by block by the caller (`count`, then `CloudCounts.__add__`), so a full-resolution
-mask of any size needs the memory of one block.
+mask of any size needs the memory of one block. The percentages are of the valid pixels
+(no data and fill excluded), as the producers compute their scene values.
+
+The presets follow the producers' own definitions, so a full scene's value matches the one
+in its metadata:
+
+- `landsat-qa`, Landsat Collection 2 QA_PIXEL (USGS, Landsat 8-9 Collection 2 Level-2
+  Science Product Guide, LSDS-1619, and Landsat 4-7 guide LSDS-1618, "Pixel Quality
+  Assessment Band"): bit 0 fill, 1 dilated cloud, 2 cirrus (high confidence), 3 cloud (high
+  confidence), 4 cloud shadow, 5 snow. The scene's MTL `CLOUD_COVER` is CFMask's cloud
+  class: the cloud bit alone. Dilated cloud is a buffer of a few pixels around the clouds
+  (the guide's "clear" bit 6 is defined as neither cloud nor dilated cloud set: two
+  different things), and the cirrus bit is the separate band-9 (1.38 um) high-confidence
+  test: CFMask already uses the cirrus band in its own cloud test, so cirrus that CFMask
+  calls cloud is in bit 3, and USGS does not add bit 2 to CLOUD_COVER. Counting bits 1-3
+  gave 58.56% on a scene whose MTL says 54.65% (bit 3 alone: 54.67%, PITFALLS.md).
+- `s2-scl`, Sentinel-2 L2A Scene Classification (ESA, Sentinel-2 Level-2A Product Format
+  Specification and Sen2Cor Software Release Note / Products Specification Document): the
+  product's `CLOUDY_PIXEL_PERCENTAGE` / `Cloud_Coverage_Assessment` is the sum of
+  `MEDIUM_PROBA_CLOUDS_PERCENTAGE` (class 8), `HIGH_PROBA_CLOUDS_PERCENTAGE` (9) and
+  `THIN_CIRRUS_PERCENTAGE` (10); 3 is cloud shadow, 11 snow, 0 no data.
+- `fmask` (Zhu & Woodcock's Fmask output): 0 clear land, 1 clear water, 2 cloud shadow,
+  3 snow, 4 cloud, 255 fill.
 """
 
 from __future__ import annotations
@@ -26,13 +48,14 @@ class CloudRule:
 
 
 PRESETS: dict[str, CloudRule] = {
-    # Sentinel-2 L2A scene classification: 8/9 cloud medium/high probability, 10 thin cirrus,
-    # 3 cloud shadow, 11 snow, 0 no data.
+    # Sentinel-2 L2A scene classification (ESA): 8/9 cloud medium/high probability and
+    # 10 thin cirrus make CLOUDY_PIXEL_PERCENTAGE; 3 cloud shadow, 11 snow, 0 no data.
     "s2-scl": CloudRule("s2-scl", "values", frozenset({8, 9, 10}), frozenset({3}),
                         frozenset({11}), frozenset({0})),
-    # Landsat Collection 2 QA_PIXEL: bit 0 fill, 1 dilated cloud, 2 cirrus, 3 cloud,
-    # 4 cloud shadow, 5 snow.
-    "landsat-qa": CloudRule("landsat-qa", "bits", frozenset({1, 2, 3}), frozenset({4}),
+    # Landsat Collection 2 QA_PIXEL (USGS): CLOUD_COVER is the cloud bit 3 only; dilated
+    # cloud (bit 1) and the high-confidence cirrus bit (2) are not cloud. 4 shadow, 5 snow,
+    # bit 0 fill. See the module docstring.
+    "landsat-qa": CloudRule("landsat-qa", "bits", frozenset({3}), frozenset({4}),
                             frozenset({5}), frozenset({0})),
     # Fmask: 0 clear land, 1 clear water, 2 shadow, 3 snow, 4 cloud, 255 fill.
     "fmask": CloudRule("fmask", "values", frozenset({4}), frozenset({2}), frozenset({3}),

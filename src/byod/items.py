@@ -1,4 +1,11 @@
-"""Build the STAC Item of one scene from plain records. No I/O."""
+"""Build the STAC Item of one scene from plain records. No I/O.
+
+Items declare the projection extension v1.2.0, the last version that allows `proj:epsg`
+beside `proj:code` (v2.0.0 forbids any other `proj:` field): clients that read only
+`proj:epsg` (stackstac 0.5, older odc-stac) then work from the JSON. pystac 1.15 migrates
+such items to v2.0.0 on reading and drops `proj:epsg` (stackstac issue 262), so byod reads
+its own items with `migrate=False`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pystac
+from pyproj import CRS, Geod
+from pyproj.exceptions import CRSError
 from pystac.extensions.eo import Band, EOExtension
 from pystac.extensions.file import FileExtension
 from pystac.extensions.projection import ProjectionExtension
@@ -24,6 +33,12 @@ THUMBNAIL_ASSET = "thumbnail"
 # GDAL colour interpretations that are eo common band names.
 _COMMON_NAMES = {"red": "red", "green": "green", "blue": "blue"}
 _UNITLESS = {"", "unknown"}
+# The projection extension version items declare (see the module docstring).
+PROJECTION_SCHEMA = "https://stac-extensions.github.io/projection/v1.2.0/schema.json"
+# rasterio's names of complex types -> the raster extension's data_type values. rasterio
+# has no name for GDAL's CInt32 and reads it as complex64, which rio-cogeo then writes.
+_RASTER_DATA_TYPES = {"complex64": "cfloat32", "complex128": "cfloat64",
+                      "complex_int16": "cint16", "complex_int32": "cint32"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -76,7 +91,10 @@ def build_item(scene: Scene) -> pystac.Item:
         id=scene.item_id,
         geometry=scene.footprint.geometry,
         bbox=scene.footprint.bbox,
+        # A time-less input: datetime null with the period [UNKNOWN_START, first ingest].
         datetime=scene.acquisition.datetime,
+        start_datetime=scene.acquisition.start,
+        end_datetime=scene.acquisition.end,
         properties={
             "byod:source": scene.source,
             "byod:fingerprint": scene.fingerprint,
@@ -84,12 +102,10 @@ def build_item(scene: Scene) -> pystac.Item:
             "byod:cog_passthrough": all(a.passthrough for a in scene.assets),
         },
     )
-    if scene.acquisition.start is not None:
-        item.common_metadata.start_datetime = scene.acquisition.start
-        item.common_metadata.end_datetime = scene.acquisition.end
     _add_clouds(item, scene.clouds)
     primary = primary_asset(scene.assets)
     _add_projection(ProjectionExtension.ext(item, add_if_missing=True), primary.raster)
+    _declare_projection_v1_2(item)
     for part in scene.assets:
         asset = pystac.Asset(
             href=part.stored.href,
@@ -100,8 +116,9 @@ def build_item(scene: Scene) -> pystac.Item:
         item.add_asset(part.key, asset)
         if part.raster.transform != primary.raster.transform:
             _add_projection(ProjectionExtension.ext(asset), part.raster, with_crs=False)
+        metres = ground_resolution(part.raster)
         RasterExtension.ext(asset, add_if_missing=True).bands = [
-            _raster_band(b, part.resolution) for b in part.raster.bands
+            _raster_band(b, metres) for b in part.raster.bands
         ]
         eo_bands = _eo_bands(part.raster.bands, part.key, scene.product)
         if eo_bands is not None:
@@ -135,12 +152,31 @@ def _add_clouds(item: pystac.Item, clouds: CloudEstimate | None) -> None:
     item.properties["byod:cloud_cover_source"] = clouds.source
 
 
+def _declare_projection_v1_2(item: pystac.Item) -> None:
+    """Declare projection v1.2.0 instead of pystac's v2.0.0 (same fields, plus proj:epsg)."""
+    item.stac_extensions = [
+        PROJECTION_SCHEMA if uri == ProjectionExtension.get_schema_uri() else uri
+        for uri in item.stac_extensions
+    ]
+
+
+def epsg_number(code: str | None) -> int | None:
+    """The integer of an `EPSG:nnnn` code, for `proj:epsg`; None for other authorities."""
+    if code is None or not code.upper().startswith("EPSG:"):
+        return None
+    number = code.split(":", 1)[1]
+    return int(number) if number.isdigit() else None
+
+
 def _add_projection(proj: Any, info: RasterInfo, *, with_crs: bool = True) -> None:
     if with_crs:
         # An authority code only when certain; otherwise the full definition, never a guess.
         proj.code = info.crs_code
         if info.crs_code is None:
             proj.wkt2 = info.crs_wkt
+        epsg = epsg_number(info.crs_code)
+        if epsg is not None:  # for clients that read only proj:epsg (stackstac 0.5)
+            proj.properties["proj:epsg"] = epsg
     proj.shape = [info.height, info.width]
     if info.transform is not None:
         a, b, c, d, e, f = info.transform
@@ -168,8 +204,48 @@ def resolution_of(transform: tuple[float, ...] | None) -> tuple[float, float] | 
     return math.hypot(a, d), math.hypot(b, e)
 
 
-def _raster_band(band: BandInfo, resolution: tuple[float, float] | None) -> RasterBand:
+def ground_resolution(info: RasterInfo) -> float | None:
+    """`raster:bands[].spatial_resolution`: the pixel size in metres, or None.
+
+    The raster extension defines the field in metres. For a projected CRS it is the pixel
+    size in the CRS's linear unit converted to metres (feet grids included), as producers
+    publish it (Sentinel-2 10 m, Landsat 30 m). For a geographic CRS, whose pixel size is in
+    degrees, it is the ground length of the centre pixel's sides on the CRS's ellipsoid
+    (pyproj `Geod.inv`); the longer side is given. Rasters placed by GCPs or RPCs (no
+    geotransform) and CRSs pyproj cannot read get None: the field is left out.
+    """
+    sides = resolution_of(info.transform)
+    if sides is None or info.transform is None:
+        return None
+    try:
+        crs = CRS.from_wkt(info.crs_wkt)
+    except CRSError:
+        return None
+    if not crs.is_geographic:
+        unit = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
+        return max(sides) * unit
+    a, b, c, d, e, f = info.transform
+    # GDAL's geotransform is in longitude, latitude order whatever the CRS's axis order.
+    lon, lat = c + a * info.width / 2 + b * info.height / 2, f + d * info.width / 2 + e * (
+        info.height / 2)  # fmt: skip
+    geod = crs.get_geod() or Geod(ellps="WGS84")
+    lengths = [geod.inv(lon, lat, lon + dx, lat + dy)[2] for dx, dy in ((a, d), (b, e))]
+    metres = max(lengths)
+    return metres if math.isfinite(metres) and metres > 0 else None
+
+
+def raster_data_type(name: str) -> DataType:
+    """The raster extension's data_type of a rasterio dtype name (complex types renamed)."""
+    try:
+        return DataType(_RASTER_DATA_TYPES.get(name, name))
+    except ValueError:
+        return DataType.OTHER
+
+
+def _raster_band(band: BandInfo, spatial_resolution: float | None) -> RasterBand:
     nodata: float | str | None = band.nodata
+    if nodata is None and band.has_nan:  # NaN is no data even when no nodata is declared
+        nodata = "nan"
     if isinstance(nodata, float) and math.isnan(nodata):
         nodata = "nan"
     elif isinstance(nodata, float) and math.isinf(nodata):
@@ -178,8 +254,8 @@ def _raster_band(band: BandInfo, resolution: tuple[float, float] | None) -> Rast
         nodata = int(nodata)
     return RasterBand.create(
         nodata=nodata,  # type: ignore[arg-type]
-        data_type=DataType(band.data_type),
-        spatial_resolution=None if resolution is None else max(resolution),
+        data_type=raster_data_type(band.data_type),
+        spatial_resolution=spatial_resolution,
         scale=band.scale if band.scale != 1.0 else None,
         offset=band.offset if band.offset != 0.0 else None,
         unit=band.unit if band.unit and band.unit.lower() not in _UNITLESS else None,
@@ -194,9 +270,9 @@ def _eo_bands(bands: tuple[BandInfo, ...], key: str, product: str | None) -> lis
             Band.create(
                 name=key,
                 common_name=str(facts["common_name"]),
-                center_wavelength=float(facts["center_wavelength"]),
+                center_wavelength=float(str(facts["center_wavelength"])),
             )
-        ]  # type: ignore[arg-type]
+        ]
     if not any(b.color in _COMMON_NAMES for b in bands):
         return None
     out = []

@@ -10,6 +10,8 @@ from rasterio.enums import ColorInterp, Resampling
 from rasterio.io import DatasetReader
 
 THUMBNAIL_SIZE = 256
+# The share of the valid values clipped at each end of the stretch, in percent.
+STRETCH_CLIP_PERCENT = 2.0
 
 
 def write_thumbnail(src: DatasetReader, dst: Path) -> None:
@@ -22,28 +24,49 @@ def write_thumbnail(src: DatasetReader, dst: Path) -> None:
 
 def write_band_thumbnail(bands: list[tuple[DatasetReader, int]], dst: Path) -> None:
     """A PNG at most THUMBNAIL_SIZE on a side from one band (grey) or three (RGB), possibly
-    of different files and resolutions; pixels invalid in the first are transparent."""
+    of different files and resolutions.
+
+    Transparent where the first band's mask (nodata, internal mask, alpha) says invalid and
+    wherever a band is NaN or infinite. Complex bands (SAR single-look data) are shown as
+    their magnitude. Values are stretched by `stretch`, whatever the data type.
+    """
     first = bands[0][0]
     scale = min(THUMBNAIL_SIZE / max(first.width, first.height), 1)
     shape = (max(1, round(first.height * scale)), max(1, round(first.width * scale)))
-    data = [src.read(index, out_shape=shape, resampling=Resampling.nearest)
+    data = [_magnitude(src.read(index, out_shape=shape, resampling=Resampling.nearest))
             for src, index in bands]  # fmt: skip
     valid = first.dataset_mask(out_shape=shape, resampling=Resampling.nearest) > 0
-    channels = [_stretch(band, valid) for band in data]
+    for band in data:
+        valid &= np.isfinite(band)  # NaN is no data even without a nodata tag
+    channels = stretch(data, valid)
     alpha = np.where(valid, 255, 0).astype(np.uint8)
     # Pillow reads the mode from the shape: (h, w, 4) is RGBA, (h, w, 2) grey + alpha.
     pixels = np.ascontiguousarray(np.stack([*channels, alpha], axis=-1))
     Image.fromarray(pixels).save(dst, format="PNG", optimize=True)
 
 
-def _stretch(band: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Linear 2-98 percentile stretch of the valid pixels to 0-255."""
-    if band.dtype == np.uint8:
-        return band
-    values = band[valid & np.isfinite(band)] if band.dtype.kind == "f" else band[valid]
+def _magnitude(band: np.ndarray) -> np.ndarray:
+    """Real values as float64; the magnitude |z| of complex ones."""
+    return np.abs(band) if np.iscomplexobj(band) else band.astype(np.float64)
+
+
+def stretch(bands: list[np.ndarray], valid: np.ndarray) -> list[np.ndarray]:
+    """Linear stretch of the valid values to 0-255 uint8, one range for all bands.
+
+    The range is the 2nd to 98th percentile of the valid values of every band together
+    (one range keeps an RGB's colour balance), so each data type is shown by its real values:
+    a uint8 band holding 0-99 fills the grey scale rather than staying near black. Invalid
+    pixels become 0 (they are transparent). `bands` are 2-D float arrays of one shape.
+    """
+    values = np.concatenate([band[valid] for band in bands])
     if values.size == 0:
-        return np.zeros(band.shape, np.uint8)
-    low, high = np.percentile(values, [2, 98])
+        return [np.zeros(valid.shape, np.uint8) for _ in bands]
+    low, high = np.percentile(values, [STRETCH_CLIP_PERCENT, 100 - STRETCH_CLIP_PERCENT])
+    if high <= low:  # a constant image, or one dominated by a single value
+        low, high = float(values.min()), float(values.max())
     span = float(high - low) or 1.0
-    scaled = (np.nan_to_num(band.astype(np.float64), nan=low) - low) / span * 255
-    return np.clip(scaled, 0, 255).astype(np.uint8)
+    out = []
+    for band in bands:
+        scaled = (np.where(valid, band, low) - low) / span * 255
+        out.append(np.clip(np.rint(scaled), 0, 255).astype(np.uint8))
+    return out
