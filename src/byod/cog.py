@@ -1,4 +1,5 @@
-"""Cloud Optimized GeoTIFF conversion and validation (rio-cogeo)."""
+"""Cloud Optimized GeoTIFF conversion and validation (rio-cogeo; GDAL's COG driver for
+rasters placed by GCPs or RPCs)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,19 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
 
+import defusedxml.ElementTree as DefusedET
 import rasterio
 import rasterio.shutil
 from rasterio.errors import RasterioError
+from rasterio.io import DatasetReader
+from rasterio.transform import Affine
 from rio_cogeo.cogeo import cog_translate, cog_validate
 from rio_cogeo.profiles import cog_profiles
 
+from byod.band_units import keep_band_units, source_units
 from byod.config import Compression
 from byod.rasters import is_out_of_memory
 from byod.reasons import Reason, RejectedInput
@@ -33,14 +40,45 @@ class CogOutcome:
     passthrough: bool  # the input already was a valid COG and was copied byte for byte
 
 
-def is_valid_cog(path: str | Path) -> bool:
+def is_valid_cog(path: str | Path, *, strict: bool = False) -> bool:
+    """rio-cogeo's `cog_validate`; `strict` turns its warnings (no overviews) into errors."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            valid, _, _ = cog_validate(str(path), quiet=True)
+            valid, _, _ = cog_validate(str(path), strict=strict, quiet=True)
         except (RasterioError, OSError, ValueError, KeyError, IndexError):
             return False
     return bool(valid)
+
+
+def is_publishable_cog(path: str | Path) -> bool:
+    """Whether an input may be stored byte for byte: a real COG, not merely a valid one.
+
+    rio-cogeo's strict validation, plus what it lets through (PITFALLS: any raster of at most
+    512 x 512 pixels passes `cog_validate`, striped and uncompressed or not): tiled (a
+    full-width strip shorter than the image is no tile), compressed, with internal overviews
+    wherever the image is larger than one tile, and placed by a geotransform (GCPs and RPCs
+    are rewritten by GDAL's COG driver, which carries sidecar RPCs into the file).
+    """
+    if not is_valid_cog(path, strict=True):
+        return False
+    try:
+        with rasterio.open(path) as src:
+            return _tiled_compressed_with_overviews(src) and _placed_by_transform(src)
+    except (RasterioError, OSError):
+        return False
+
+
+def _tiled_compressed_with_overviews(src: DatasetReader) -> bool:
+    rows, cols = src.block_shapes[0]
+    striped = cols == src.width and rows < src.height
+    larger_than_tile = src.width > cols or src.height > rows
+    has_overviews = all(src.overviews(i) for i in src.indexes)
+    return not striped and src.compression is not None and (has_overviews or not larger_than_tile)
+
+
+def _placed_by_transform(src: DatasetReader) -> bool:
+    return src.crs is not None and src.transform != Affine.identity()
 
 
 def cog_profile(compression: Compression, dtypes: list[str]) -> dict[str, object]:
@@ -65,11 +103,19 @@ def to_cog(
     threads: int,
     may_pass_through: bool,
 ) -> CogOutcome:
-    """Write `source` as a validated COG at `dst`; a valid COG is copied unchanged."""
-    if may_pass_through and is_valid_cog(source):
+    """Write `source` as a validated COG at `dst`; a real COG is copied unchanged.
+
+    A raster placed by GCPs or RPCs only is written by GDAL's COG driver, which keeps its
+    bands, GCPs or RPCs, nodata and mask: rio-cogeo would warp it through an affine fitted
+    to the GCPs (a 1-band raster then gains an alpha band; a strip across 180° is stretched
+    over the globe) and cannot open RPC-only rasters at all. A raster with a geotransform is
+    placed by it (GDAL's priority) even when it also has GCPs or RPCs (a DigitalGlobe
+    `.RPB`), which are then left out of the COG (see `_stage_if_needed`).
+    Raises RejectedInput (CONVERSION_FAILED) and MemoryError at the worker's memory bound.
+    """
+    if may_pass_through and is_publishable_cog(source):
         shutil.copyfile(source, dst)
         return CogOutcome(dst, passthrough=True)
-    staged = _stage_if_needed(source, dst)
     config = {
         "GDAL_NUM_THREADS": str(threads),
         # rasterio hands an int straight to GDALSetCacheMax64, which counts bytes: 256 alone
@@ -78,18 +124,12 @@ def to_cog(
         "GDAL_TIFF_INTERNAL_MASK": "TRUE",
     }
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # rio-cogeo warns about zstd support and masks
-            cog_translate(
-                str(staged or source),
-                str(dst),
-                cog_profile(compression, dtypes),
-                # Never in memory: rio-cogeo would otherwise hold rasters below 10980² whole.
-                in_memory=False,
-                config=config,
-                quiet=True,
-                forward_band_tags=True,
-            )
+        with rasterio.open(source) as src:
+            by_transform = _placed_by_transform(src)
+        if by_transform:
+            _rio_cogeo(source, dst, cog_profile(compression, dtypes), config)
+        else:
+            _gdal_cog(source, dst, cog_profile(compression, dtypes), config)
     except (RasterioError, OSError, ValueError) as exc:
         dst.unlink(missing_ok=True)
         if is_out_of_memory(exc):  # the worker's memory bound, not a broken input
@@ -97,9 +137,6 @@ def to_cog(
         raise RejectedInput(
             Reason.CONVERSION_FAILED, f"{Path(source).name}: COG conversion failed ({exc})"
         ) from None
-    finally:
-        if staged is not None:
-            staged.unlink(missing_ok=True)
     if not is_valid_cog(dst):
         dst.unlink(missing_ok=True)
         raise RejectedInput(
@@ -108,18 +145,78 @@ def to_cog(
     return CogOutcome(dst, passthrough=False)
 
 
-def _stage_if_needed(source: str, dst: Path) -> Path | None:
-    """Copy inputs that rio-cogeo mistakes for GCP rasters to a plain GeoTIFF first.
+def _rio_cogeo(source: str, dst: Path, profile: dict[str, object], config: dict[str, Any]) -> None:
+    staged = _stage_if_needed(source, dst)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # rio-cogeo warns about zstd support and masks
+            cog_translate(
+                str(staged or source),
+                str(dst),
+                profile,
+                # Never in memory: rio-cogeo would otherwise hold rasters below 10980² whole.
+                in_memory=False,
+                config=config,
+                quiet=True,
+                forward_band_tags=True,
+            )
+        keep_band_units(source_units(source), dst, profile, config)  # rio-cogeo drops them
+    finally:
+        if staged is not None:
+            staged.unlink(missing_ok=True)
 
-    rio-cogeo 7 tests `src.gcps[1]` (the GCP CRS) rather than the GCPs themselves; drivers
-    such as JP2OpenJPEG report a CRS there with no GCPs, and the conversion then fails with
-    "Cannot invert geotransform". A GDAL CreateCopy to a tiled GeoTIFF keeps CRS, transform,
-    nodata and masks, streaming block by block.
+
+def _gdal_cog(source: str, dst: Path, profile: dict[str, object], config: dict[str, Any]) -> None:
+    """GDAL's COG driver with byod's profile: same tiles, compression, predictor, BIGTIFF
+    and overview resampling (nearest, as rio-cogeo) as the rio-cogeo path."""
+    options: dict[str, object] = {
+        "COMPRESS": profile["compress"],
+        "BLOCKSIZE": profile["blockxsize"],
+        "BIGTIFF": profile["bigtiff"],
+        "NUM_THREADS": config["GDAL_NUM_THREADS"],
+        "OVERVIEW_RESAMPLING": "NEAREST",
+    }
+    if "predictor" in profile:
+        options["PREDICTOR"] = profile["predictor"]
+    if "zstd_level" in profile:
+        options["LEVEL"] = profile["zstd_level"]
+    with rasterio.Env(**config):
+        rasterio.shutil.copy(source, dst, driver="COG", **options)
+
+
+def _stage_if_needed(source: str, dst: Path) -> Path | None:
+    """A source rio-cogeo would misplace, restaged; None when `source` is fine as it is.
+
+    rio-cogeo warps through the GCPs whenever it finds a GCP CRS, and rasterio's warper
+    uses RPCs, even beside a geotransform: the output then lands where the GCPs or RPCs say
+    (a `.RPB` sidecar put a Vienna scene in Kansas). Such a source is read through a VRT
+    without its GCPs and RPCs (`_without_gcps_and_rpcs`). Drivers such as JP2OpenJPEG also
+    report a GCP CRS with no GCPs, and the conversion then fails with "Cannot invert
+    geotransform": those are copied to a tiled GeoTIFF (CRS, transform, nodata and masks
+    kept, streamed block by block).
     """
     with rasterio.open(source) as src:
         gcps, gcp_crs = src.gcps
-        if gcps or gcp_crs is None:
+        if gcps or src.rpcs is not None:
+            return _without_gcps_and_rpcs(source, dst)
+        if gcp_crs is None:
             return None
     staged = dst.with_name(dst.stem + ".staged.tif")
     rasterio.shutil.copy(source, staged, driver="GTiff", TILED="YES", BIGTIFF="IF_SAFER")
     return staged
+
+
+def _without_gcps_and_rpcs(source: str, dst: Path) -> Path:
+    """A VRT of `source` (bands, nodata, mask, CRS, geotransform, metadata) with its GCP list
+    and RPC metadata domain removed, next to `dst`."""
+    vrt = dst.with_name(dst.stem + ".georef.vrt")
+    rasterio.shutil.copy(source, vrt, driver="VRT")
+    tree = DefusedET.parse(vrt)
+    root = tree.getroot()
+    for element in list(root):
+        if element.tag == "GCPList" or (
+            element.tag == "Metadata" and element.get("domain") == "RPC"
+        ):
+            root.remove(element)
+    vrt.write_bytes(ElementTree.tostring(root))
+    return vrt

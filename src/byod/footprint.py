@@ -3,10 +3,15 @@
 Pure: takes a boolean mask (possibly decimated), the scale back to full-resolution pixels,
 a pixel -> CRS function and the CRS, and returns GeoJSON-ready values. The outline is traced
 in pixel space, so rotated, south-up, GCP- and RPC-georeferenced rasters get their true shape.
+
+Every simplification grows the shape before it simplifies it (buffer by the tolerance, then
+Douglas-Peucker at that tolerance): a footprint only ever gains area, so no valid pixel falls
+outside it (`gdal_footprint` traces without simplifying; a vertex budget needs this instead).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +22,11 @@ import rasterio.features
 import shapely
 from pyproj import CRS, Transformer
 from rasterio.transform import Affine
+from shapely.affinity import translate
 from shapely.geometry import MultiPolygon, Polygon, box, mapping, shape
 from shapely.geometry.polygon import orient
+
+from byod.extents import union_bbox
 
 PixelToCrs = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -26,8 +34,13 @@ PixelToCrs = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 DENSIFY_STEPS = 32
 # The footprint is simplified until it has at most this many vertices.
 MAX_VERTICES = 200
-# Parts of the valid area smaller than this share of the raster are speckle, not footprint.
-MIN_PART_SHARE = 1e-4
+# The pixel-space outline is simplified to this many vertices before it is reprojected.
+PIXEL_VERTICES = 2000
+# A piece cut off by the antimeridian narrower than this (degrees, about 1 m) is an edge a
+# hair past 180° (cell edges rounded in the file), not data: it would make the bbox end at
+# -179.999998 instead of the data's real east edge.
+ANTIMERIDIAN_SLIVER = 1e-5
+WORLD = box(-180.0, -90.0, 180.0, 90.0)
 
 
 @dataclass(frozen=True)
@@ -43,11 +56,16 @@ class NoValidData(ValueError):
 def valid_region(mask: np.ndarray, col_scale: float, row_scale: float) -> Polygon | MultiPolygon:
     """The outline of the True pixels, in full-resolution pixel coordinates (col, row).
 
-    Holes are filled: a footprint says where data is, not where it is missing inside.
+    `mask` is (rows, cols) of the decimated read; `col_scale`/`row_scale` are full-resolution
+    pixels per mask pixel. Holes are filled: a footprint says where data is, not where it is
+    missing inside. Every valid pixel, speckle included, lies inside the result: the staircase
+    of decimated pixels is smoothed outward, by one mask pixel, and clipped to the raster.
+    Raises NoValidData when no pixel is valid.
     """
     height, width = mask.shape
+    raster = box(0, 0, width * col_scale, height * row_scale)
     if mask.all():
-        return box(0, 0, width * col_scale, height * row_scale)
+        return raster
     if not mask.any():
         raise NoValidData("no valid pixel")
     scale = Affine.scale(col_scale, row_scale)
@@ -59,18 +77,19 @@ def valid_region(mask: np.ndarray, col_scale: float, row_scale: float) -> Polygo
         if value == 1
     ]
     region = shapely.union_all(parts)
-    min_area = MIN_PART_SHARE * width * height * col_scale * row_scale
-    polys = [p for p in _polygons(region) if p.area >= min_area] or list(_polygons(region))
-    # A staircase of decimated pixels carries no information: smooth it by one pixel.
     tolerance = max(col_scale, row_scale)
-    simplified = [Polygon(p.exterior).simplify(tolerance, preserve_topology=True) for p in polys]
-    return shapely.union_all(simplified)
+    return _as_polygonal(simplify_outward(region, PIXEL_VERTICES, tolerance, raster))
 
 
 def footprint(
     region: Polygon | MultiPolygon, pixel_to_crs: PixelToCrs, crs: CRS | str
 ) -> Footprint:
-    """Map a pixel-space region to EPSG:4326, split at the antimeridian, simplified."""
+    """Map a pixel-space region to EPSG:4326, split at the antimeridian, simplified outward.
+
+    Latitudes are clamped to [-90, 90] and longitudes wrapped into [-180, 180] (a global grid
+    whose cell edges start at 90.5 or -180.5 covers the globe once). A ring around a pole is
+    closed over it. Raises NoValidData when nothing is left.
+    """
     to_lonlat = Transformer.from_crs(CRS.from_user_input(crs), "EPSG:4326", always_xy=True)
     minx, miny, maxx, maxy = region.bounds
     step = max(maxx - minx, maxy - miny) / DENSIFY_STEPS
@@ -79,12 +98,62 @@ def footprint(
         ring = np.asarray(shapely.segmentize(poly, step).exterior.coords)
         xs, ys = pixel_to_crs(ring[:, 0], ring[:, 1])
         lon, lat = to_lonlat.transform(xs, ys)
-        pieces.extend(_lonlat_polygons(np.asarray(lon), np.asarray(lat)))
-    geom = _simplify(shapely.make_valid(shapely.union_all(pieces)))
-    if geom.is_empty:
+        lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+        finite = np.isfinite(lon) & np.isfinite(lat)
+        if finite.sum() >= 3:
+            pieces.extend(_lonlat_polygons(lon[finite], np.clip(lat[finite], -90.0, 90.0)))
+    merged = shapely.make_valid(shapely.union_all(pieces)) if pieces else Polygon()
+    polys = [p for p in _polygons(merged) if p.area > 0]
+    if not polys:
         raise NoValidData("footprint is empty after reprojection")
-    geojson = mapping(geom)
-    return Footprint(geometry=_as_lists(geojson), bbox=[float(v) for v in antimeridian.bbox(geom)])
+    geom = simplify_outward(MultiPolygon(polys), MAX_VERTICES, _start_tolerance(polys), WORLD)
+    out = [orient(p, sign=1.0) for p in _polygons(geom) if p.area > 0]
+    final = MultiPolygon(out) if len(out) > 1 else out[0]
+    return Footprint(geometry=_as_lists(mapping(final)), bbox=lonlat_bbox(out))
+
+
+def lonlat_bbox(parts: list[Polygon]) -> list[float]:
+    """[west, south, east, north] of lon/lat parts that never cross 180°.
+
+    The smallest interval on the circle of longitudes covering every part (extents.union_bbox),
+    so parts either side of 180° give west > east (RFC 7946 section 5.2). When that interval
+    crosses 180° and is wider than half the globe (the data spread over every longitude, as a
+    global cropland map is), the bbox is the plain [-180, 180]: it excludes almost nothing
+    and every reader handles it.
+    """
+    west, south, east, north = union_bbox(p.bounds for p in parts)
+    if west > east and (east + 360.0 - west) > 180.0:
+        west, east = -180.0, 180.0
+    return [west, south, east, north]
+
+
+def simplify_outward(geom: Any, max_vertices: int, tolerance: float, clip: Polygon) -> Any:
+    """`geom` with at most `max_vertices` coordinates, containing `geom`, within `clip`.
+
+    Unchanged when within budget (exactly collinear points removed). Otherwise buffered by
+    the tolerance (mitred, so corners stay corners) and simplified by Douglas-Peucker at
+    the same tolerance: DP moves a boundary by less than the tolerance, so the buffered shape
+    still contains the original. The tolerance doubles until the budget holds; nearby parts
+    merge on the way, so many islands converge too.
+    """
+    plain = shapely.make_valid(geom.simplify(0.0, preserve_topology=True))
+    if shapely.get_num_coordinates(plain) <= max_vertices:
+        return plain
+    tolerance = max(tolerance, 1e-12)
+    for _ in range(64):
+        grown = geom.buffer(1.5 * tolerance, join_style="mitre", mitre_limit=4.0)
+        simplified = shapely.make_valid(
+            grown.simplify(tolerance, preserve_topology=True).intersection(clip)
+        )
+        if shapely.get_num_coordinates(simplified) <= max_vertices:
+            return simplified
+        tolerance *= 2
+    return shapely.convex_hull(geom).intersection(clip)  # pragma: no cover - never reached
+
+
+def _start_tolerance(polys: list[Polygon]) -> float:
+    minx, miny, maxx, maxy = MultiPolygon(polys).bounds
+    return max(maxx - minx, maxy - miny) * 1e-5
 
 
 def _lonlat_polygons(lon: np.ndarray, lat: np.ndarray) -> list[Polygon]:
@@ -100,33 +169,22 @@ def _lonlat_polygons(lon: np.ndarray, lat: np.ndarray) -> list[Polygon]:
             great_circle=False,
         )
         return list(_polygons(fixed))
-    # Orientation is only meaningful on the continuous (unwrapped) ring.
-    ccw = orient(Polygon(zip(unwrapped, lat, strict=True)), sign=1.0)
-    cw_lon, cw_lat = np.asarray(ccw.exterior.coords).T
-    wrapped = (cw_lon + 180.0) % 360.0 - 180.0
-    # Keep +180 as +180 where the unwrapped ring touches it from the west.
-    wrapped = np.where((wrapped == -180.0) & (cw_lon > 0), 180.0, wrapped)
-    if np.all(np.abs(np.diff(wrapped)) <= 180):
-        return [Polygon(zip(wrapped, cw_lat, strict=True))]
-    fixed = antimeridian.fix_polygon(
-        Polygon(zip(wrapped, cw_lat, strict=True)), fix_winding=False, great_circle=False
-    )
-    return list(_polygons(fixed))
+    # On continuous longitudes the ring is a plain polygon, possibly beyond ±180 (or wider
+    # than 360° for a grid with edges past both): cut it into 360° windows, shift each back.
+    plane = shapely.make_valid(Polygon(zip(unwrapped, lat, strict=True)))
+    minx, _, maxx, _ = plane.bounds
+    pieces: list[Polygon] = []
+    for k in range(math.floor((minx + 180) / 360), math.floor((maxx + 180) / 360) + 1):
+        window = box(-180.0 + 360.0 * k, -90.0, 180.0 + 360.0 * k, 90.0)
+        part = translate(plane.intersection(window), xoff=-360.0 * k)
+        pieces.extend(p for p in _polygons(part) if p.area > 0)
+    wide = [p for p in pieces if p.bounds[2] - p.bounds[0] >= ANTIMERIDIAN_SLIVER]
+    return wide or pieces
 
 
-def _simplify(geom: Any) -> Polygon | MultiPolygon:
+def _as_polygonal(geom: Any) -> Polygon | MultiPolygon:
     polys = [p for p in _polygons(geom) if p.area > 0]
-    geom = MultiPolygon(polys) if len(polys) > 1 else (polys[0] if polys else Polygon())
-    if geom.is_empty:
-        return geom
-    minx, miny, maxx, maxy = geom.bounds
-    tolerance = max(maxx - minx, maxy - miny) * 1e-7
-    simplified = geom.simplify(tolerance, preserve_topology=True)
-    while shapely.get_num_coordinates(simplified) > MAX_VERTICES:
-        tolerance *= 2
-        simplified = geom.simplify(tolerance, preserve_topology=True)
-    out = [orient(p, sign=1.0) for p in _polygons(shapely.make_valid(simplified)) if p.area > 0]
-    return MultiPolygon(out) if len(out) > 1 else out[0]
+    return MultiPolygon(polys) if len(polys) > 1 else polys[0]
 
 
 def _polygons(geom: Any) -> list[Polygon]:

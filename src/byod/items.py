@@ -246,6 +246,8 @@ def _raster_band(band: BandInfo, spatial_resolution: float | None) -> RasterBand
     nodata: float | str | None = band.nodata
     if nodata is None and band.has_nan:  # NaN is no data even when no nodata is declared
         nodata = "nan"
+    if nodata is None and band.has_nan:  # NaN is no data even when no nodata is declared
+        nodata = "nan"
     if isinstance(nodata, float) and math.isnan(nodata):
         nodata = "nan"
     elif isinstance(nodata, float) and math.isinf(nodata):

@@ -16,6 +16,7 @@ import rasterio
 from pyproj import CRS as ProjCRS
 from pyproj.exceptions import CRSError
 from rasterio._err import CPLE_BaseError
+from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
 from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import RasterioError, RasterioIOError
@@ -41,6 +42,8 @@ class BandInfo:
     offset: float
     unit: str | None
     description: str | None
+    # A float band with no declared nodata that holds NaN (GDAL's mask calls NaN valid then).
+    has_nan: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class RasterInfo:
     width: int
     height: int
     crs_wkt: str
-    crs_code: str | None  # "EPSG:32633" only when the authority match is certain
+    crs_code: str | None  # "EPSG:32633" only when the CRS is equivalent to that code's definition
     transform: tuple[float, float, float, float, float, float] | None  # None with GCPs / RPCs
     georeferencing: str  # "transform", "gcps" or "rpcs"
     bands: tuple[BandInfo, ...]
@@ -90,8 +93,17 @@ def subdatasets(name: str | Path) -> list[str]:
         return list(src.subdatasets)
 
 
-def inspect(src: DatasetReader, *, label: str, max_pixels: int) -> RasterInfo:
-    """Read the header of an open dataset; reject what cannot become a georeferenced COG."""
+def inspect(
+    src: DatasetReader, *, label: str, max_pixels: int, scan_nan: bool = False
+) -> RasterInfo:
+    """Read the header of an open dataset; reject what cannot become a georeferenced COG.
+
+    With `scan_nan`, float bands without a declared nodata are read decimated (from
+    overviews in a COG) to set `BandInfo.has_nan`.
+
+    Raises RejectedInput (empty, not a raster, too large, not georeferenced, unknown CRS,
+    truncated) and MemoryError when a block exceeds the worker's memory bound.
+    """
     if src.count == 0:
         raise RejectedInput(Reason.NOT_A_RASTER, f"{label}: has no raster bands")
     if src.width * src.height > max_pixels:
@@ -103,6 +115,7 @@ def inspect(src: DatasetReader, *, label: str, max_pixels: int) -> RasterInfo:
     crs, transform, georef = _georeferencing(src, label)
     _check_crs(crs, src, label)
     _check_readable(src, label)
+    nan_bands = _nan_bands(src) if scan_nan else set()
     bands = tuple(
         BandInfo(
             index=i,
@@ -113,6 +126,7 @@ def inspect(src: DatasetReader, *, label: str, max_pixels: int) -> RasterInfo:
             offset=float(src.offsets[i - 1]),
             unit=src.units[i - 1] or None,
             description=src.descriptions[i - 1] or None,
+            has_nan=i in nan_bands,
         )
         for i in src.indexes
     )
@@ -124,7 +138,7 @@ def inspect(src: DatasetReader, *, label: str, max_pixels: int) -> RasterInfo:
         width=src.width,
         height=src.height,
         crs_wkt=crs.to_wkt(),
-        crs_code=certain_authority_code(crs),
+        crs_code=authority_code(crs),
         transform=None if transform is None else tuple(transform)[:6],  # type: ignore[arg-type]
         georeferencing=georef,
         bands=bands,
@@ -133,13 +147,39 @@ def inspect(src: DatasetReader, *, label: str, max_pixels: int) -> RasterInfo:
     )
 
 
-def certain_authority_code(crs: CRS) -> str | None:
-    """`AUTH:CODE` only when PROJ matches the CRS to it with full confidence, else None."""
+def authority_code(crs: CRS) -> str | None:
+    """`AUTH:CODE` (EPSG preferred) when the CRS is equivalent to that code's definition.
+
+    Equivalence is PROJ's (`pyproj.CRS.equals`, axis order ignored), whatever the CRS is
+    named: PROJ's identification confidence is name-based (PITFALLS: a Landsat `PS WGS84` is
+    EPSG:3031 at 70%), so it only proposes candidates. A CRS equivalent to several codes
+    that are not equivalent to each other (an `unknown` datum, which PROJ compares as a
+    wildcard: EPSG:3450 and EPSG:32618 alike) only resembles them: None, and the item carries
+    the WKT2 instead.
+    """
     try:
-        found = ProjCRS.from_wkt(crs.to_wkt()).to_authority(min_confidence=100)
+        proj_crs = ProjCRS.from_wkt(crs.to_wkt())
+        candidates = proj_crs.list_authority(auth_name="EPSG", min_confidence=0)
+        candidates += proj_crs.list_authority(min_confidence=0)
     except CRSError:
         return None
-    return None if found is None else f"{found[0]}:{found[1]}"
+    equal: list[tuple[str, ProjCRS]] = []
+    for match in candidates:
+        code = f"{match.auth_name}:{match.code}"
+        if any(code == c for c, _ in equal):
+            continue
+        try:
+            defined = ProjCRS.from_authority(match.auth_name, match.code)
+        except CRSError:
+            continue
+        if proj_crs.equals(defined, ignore_axis_order=True):
+            equal.append((code, defined))
+    if not equal:
+        return None
+    first = equal[0][1]
+    if not all(first.equals(other, ignore_axis_order=True) for _, other in equal[1:]):
+        return None
+    return next((c for c, _ in equal if c.startswith("EPSG:")), equal[0][0])
 
 
 def _georeferencing(src: DatasetReader, label: str) -> tuple[CRS, Affine | None, str]:
@@ -201,7 +241,14 @@ def _check_readable(src: DatasetReader, label: str) -> None:
 
 
 def pixel_to_crs(src: DatasetReader) -> PixelToCrs:
-    """A function mapping pixel (col, row) corner coordinates to the raster's CRS."""
+    """A function mapping pixel (col, row) corner coordinates to the raster's CRS.
+
+    GDAL's priority: a geotransform with a CRS wins over GCPs, which win over RPCs. RPCs map
+    to EPSG:4326 at the RPCs' own HEIGHT_OFF, their average height (no DEM is given; GDAL's
+    default would be height 0). GCPs in longitude/latitude that straddle 180° are fitted on
+    continuous longitudes (east of 180 as 180..360): a polynomial through 179.9 and -179.9
+    would otherwise span the globe. The footprint wraps them back.
+    """
     if src.crs is not None and src.transform != Affine.identity():
         transform = src.transform
 
@@ -210,8 +257,13 @@ def pixel_to_crs(src: DatasetReader) -> PixelToCrs:
             return np.asarray(xs), np.asarray(ys)
 
         return affine
-    gcps, _ = src.gcps
-    transformer: Any = GCPTransformer(gcps) if gcps else RPCTransformer(src.rpcs)
+    gcps, gcp_crs = src.gcps
+    transformer: Any
+    if gcps:
+        geographic = gcp_crs is not None and gcp_crs.is_geographic
+        transformer = GCPTransformer(continuous_longitudes(gcps) if geographic else gcps)
+    else:
+        transformer = RPCTransformer(src.rpcs, RPC_HEIGHT=src.rpcs.height_off)
 
     def warped(cols: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         xs, ys = transformer.xy(rows, cols, offset="ul")
@@ -220,15 +272,62 @@ def pixel_to_crs(src: DatasetReader) -> PixelToCrs:
     return warped
 
 
+def continuous_longitudes(gcps: list[GroundControlPoint]) -> list[GroundControlPoint]:
+    """GCPs whose longitudes straddle 180° with those west of it moved to 180..360."""
+    lons = np.array([g.x for g in gcps])
+    if lons.max() - lons.min() <= 180:
+        return gcps
+    shifted = np.where(lons < 0, lons + 360.0, lons)
+    if shifted.max() - shifted.min() >= lons.max() - lons.min():
+        return gcps  # spread over the globe, not across 180°: leave it
+    return [
+        GroundControlPoint(row=g.row, col=g.col, x=float(x), y=g.y, z=g.z, id=g.id, info=g.info)
+        for g, x in zip(gcps, shifted, strict=True)
+    ]
+
+
 def decimated_mask(src: DatasetReader) -> tuple[np.ndarray, float, float]:
     """The valid-data mask read at most FOOTPRINT_MASK_SIZE on a side (from overviews in a
-    COG) and the column and row scale back to full-resolution pixels."""
+    COG) and the column and row scale back to full-resolution pixels.
+
+    Valid is GDAL's dataset mask (nodata, internal mask, alpha) and, for float bands, not
+    NaN: GDAL calls NaN valid when no nodata is declared, yet it is no data by IEEE 754 and
+    by every reader (xarray, odc-stac). A pixel is valid where any band is, as in GDAL.
+    """
+    shape = _decimated_shape(src)
+    scale = src.width / shape[1], src.height / shape[0]
+    floats = _float_bands(src)
+    if _all_valid(src) and not floats:
+        return np.ones(shape, dtype=bool), *scale
+    mask = src.dataset_mask(out_shape=shape, resampling=Resampling.nearest) > 0
+    if floats and len(floats) == src.count:
+        mask &= ~np.isnan(_read_decimated(src, floats, shape)).all(axis=0)
+    return mask, *scale
+
+
+def _nan_bands(src: DatasetReader) -> set[int]:
+    """Float bands with no declared nodata that hold NaN, read decimated like the mask."""
+    bands = [i for i in _float_bands(src) if src.nodatavals[i - 1] is None]
+    if not bands:
+        return set()
+    data = _read_decimated(src, bands, _decimated_shape(src))
+    return {i for i, band in zip(bands, data, strict=True) if np.isnan(band).any()}
+
+
+def _decimated_shape(src: DatasetReader) -> tuple[int, int]:
     factor = max(1, math.ceil(max(src.width, src.height) / FOOTPRINT_MASK_SIZE))
-    shape = (max(1, src.height // factor), max(1, src.width // factor))
-    if _all_valid(src):
-        return np.ones(shape, dtype=bool), src.width / shape[1], src.height / shape[0]
-    mask = src.dataset_mask(out_shape=shape, resampling=Resampling.nearest)
-    return mask > 0, src.width / shape[1], src.height / shape[0]
+    return max(1, src.height // factor), max(1, src.width // factor)
+
+
+def _float_bands(src: DatasetReader) -> list[int]:
+    return [i for i in src.indexes if np.issubdtype(np.dtype(src.dtypes[i - 1]), np.floating)]
+
+
+def _read_decimated(src: DatasetReader, bands: list[int], shape: tuple[int, int]) -> np.ndarray:
+    """Raw values (NaN kept) by nearest neighbour, from overviews where the file has them."""
+    return np.asarray(
+        src.read(bands, out_shape=(len(bands), *shape), resampling=Resampling.nearest)
+    )
 
 
 def _all_valid(src: DatasetReader) -> bool:

@@ -148,7 +148,7 @@ def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Stage) -> P
     stage("describe")
     thumb_path = job.workdir / f"{item_id}.png"
     with rasterio.open(cog_path) as cog:
-        info = inspect(cog, label=label, max_pixels=job.max_pixels)
+        info = inspect(cog, label=label, max_pixels=job.max_pixels, scan_nan=True)
         shape = _footprint(cog, info, label)
         write_thumbnail(cog, thumb_path)
     asset = PreparedAsset("data", job.path.name, _local(cog_path), info,
@@ -183,7 +183,8 @@ def _prepare_scene(job: Job, stage: Stage) -> Prepared:
                          dtypes=[b.data_type for b in infos[band].bands], threads=job.threads,
                          may_pass_through=infos[band].driver == "GTiff")  # fmt: skip
         with rasterio.open(cog_path) as cog:
-            info = inspect(cog, label=f"{job.relpath} ({band})", max_pixels=job.max_pixels)
+            info = inspect(cog, label=f"{job.relpath} ({band})", max_pixels=job.max_pixels,
+                           scan_nan=True)  # fmt: skip
         resolution = resolution_of(info.transform)
         local = _local(cog_path)
         assets.append(PreparedAsset(band, path.name, local, info, resolution, outcome.passthrough))

@@ -1,0 +1,369 @@
+"""Georeferencing kinds (issue 9): geotransform over RPCs, RPC-only and GCP-only rasters, GCP
+swaths across 180°, authority codes by equivalence, COG pass-through only for real COGs.
+
+One ingest of a folder holding every kind. Expected values are computed here independently:
+from the analytic RPC model the fixtures are written with, from the GCPs' own positions and
+GDAL's GCP transformer at full resolution, from pyproj's `CRS.equals`, from the TIFF layout.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rasterio
+from pyproj import CRS, Transformer
+from rasterio.control import GroundControlPoint
+from rasterio.enums import Compression
+from rasterio.rpc import RPC
+from rasterio.transform import GCPTransformer, from_origin
+from rio_cogeo.cogeo import cog_translate, cog_validate
+from rio_cogeo.profiles import cog_profiles
+from shapely.affinity import translate
+from shapely.geometry import MultiPolygon, Polygon, shape
+from shapely.ops import unary_union
+
+from byod.config import IngestSettings
+from byod.pipeline import ingest
+from byod.report import Report, Status
+from byod.validate import validate_catalog
+from tests.conftest import ramp, write_geotiff
+from tests.readback import asset_path, item_files
+
+# An analytic RPC model: sample = (lon - LON0) / LON_SCALE * SAMP_SCALE + SAMP_OFF + a height
+# term, line = -(lat - LAT0) / LAT_SCALE * LINE_SCALE + LINE_OFF. At HEIGHT_OFF (the average
+# height the footprint uses without a DEM) the height term is 0, so the ground position of a
+# pixel is known exactly without GDAL.
+RPC_SIZE = (300, 400)  # rows, cols
+LON0, LAT0, LON_SCALE, LAT_SCALE = -100.0, 35.0, 0.2, 0.15
+HEIGHT_OFF, HEIGHT_SCALE = 1200.0, 500.0
+
+
+def _rpc_model() -> RPC:
+    rows, cols = RPC_SIZE
+    samp_num = [0.0] * 20
+    samp_num[1] = 1.0  # longitude
+    samp_num[3] = 0.05  # height: shifts the image 10 px per 500 m
+    line_num = [0.0] * 20
+    line_num[2] = -1.0  # latitude, north up
+    den = [1.0] + [0.0] * 19
+    return RPC(height_off=HEIGHT_OFF, height_scale=HEIGHT_SCALE, lat_off=LAT0,
+               lat_scale=LAT_SCALE, long_off=LON0, long_scale=LON_SCALE, line_off=rows / 2,
+               line_scale=rows / 2, samp_off=cols / 2, samp_scale=cols / 2,
+               line_num_coeff=line_num, line_den_coeff=den, samp_num_coeff=samp_num,
+               samp_den_coeff=den, err_bias=-1.0, err_rand=-1.0)  # fmt: skip
+
+
+def _rpc_lonlat(col: float, row: float) -> tuple[float, float]:
+    """Ground position of an RPC image position (sample, line) at the average height."""
+    rows, cols = RPC_SIZE
+    return (LON0 + LON_SCALE * (col - cols / 2) / (cols / 2),
+            LAT0 - LAT_SCALE * (row - rows / 2) / (rows / 2))  # fmt: skip
+
+
+def _rpc_txt(rpc: RPC) -> str:
+    """GDAL's `_RPC.TXT` sidecar: `KEY: value` lines, coefficients numbered 1..20."""
+    lines = []
+    for key, value in rpc.to_gdal().items():
+        if key.endswith("_COEFF"):
+            lines += [f"{key}_{i}: {c}" for i, c in enumerate(str(value).split(), 1)]
+        else:
+            lines.append(f"{key}: {value}")
+    return "\n".join(lines) + "\n"
+
+
+def _rpb(rpc: RPC) -> str:
+    """A DigitalGlobe `.RPB` sidecar, as QuickBird/WorldView products ship it."""
+
+    def coefs(values: list[float]) -> str:
+        return "(\n" + ",\n".join(f"\t\t\t{v:+.15E}" for v in values) + ")"
+
+    return (
+        'satId = "WV02";\nbandId = "P";\nSpecId = "RPC00B";\nBEGIN_GROUP = IMAGE\n'
+        f"\terrBias = -1.0;\n\terrRand = -1.0;\n\tlineOffset = {rpc.line_off};\n"
+        f"\tsampOffset = {rpc.samp_off};\n\tlatOffset = {rpc.lat_off};\n"
+        f"\tlongOffset = {rpc.long_off};\n\theightOffset = {rpc.height_off};\n"
+        f"\tlineScale = {rpc.line_scale};\n\tsampScale = {rpc.samp_scale};\n"
+        f"\tlatScale = {rpc.lat_scale};\n\tlongScale = {rpc.long_scale};\n"
+        f"\theightScale = {rpc.height_scale};\n"
+        f"\tlineNumCoef = {coefs(rpc.line_num_coeff)};\n"
+        f"\tlineDenCoef = {coefs(rpc.line_den_coeff)};\n"
+        f"\tsampNumCoef = {coefs(rpc.samp_num_coeff)};\n"
+        f"\tsampDenCoef = {coefs(rpc.samp_den_coeff)};\n"
+        "END_GROUP = IMAGE\nEND;\n"
+    )
+
+
+UTM = from_origin(600000, 5340000, 30, 30)  # near Vienna, UTM 33N
+
+# GCPs of a Sentinel-1-like strip crossing 180°: longitudes run 179.0 -> 180.5 (written
+# -179.5) across the swath, latitudes -15 -> -18 along it, the strip slanting eastwards.
+STRIP = (120, 40)  # rows, cols
+
+
+def _strip_lonlat(col: float, row: float) -> tuple[float, float]:
+    rows, cols = STRIP
+    return 179.0 + 1.5 * col / cols + 0.2 * row / rows, -15.0 - 3.0 * row / rows
+
+
+LANDSAT_PS = (
+    'PROJCS["PS WGS84",GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,'
+    '298.257223563]],PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433]],'
+    'PROJECTION["Polar_Stereographic"],PARAMETER["latitude_of_origin",-71],'
+    'PARAMETER["central_meridian",0],PARAMETER["scale_factor",1],PARAMETER["false_easting",0],'
+    'PARAMETER["false_northing",0],UNIT["metre",1]]'
+)
+# NSIDC's own definition of its southern polar stereographic grid (nsidc.org, EPSG:3412).
+NSIDC_SOUTH = ("+proj=stere +lat_0=-90 +lat_ts=-70 +lon_0=0 +k=1 +x_0=0 +y_0=0 +a=6378273 "
+               "+b=6356889.449 +units=m +no_defs")  # fmt: skip
+# UTM 18N parameters on a datum named "unknown": PROJ matches it to EPSG:3450 (JAD2001) and
+# EPSG:32618 (WGS 84) alike; it is neither.
+UNKNOWN_DATUM = (
+    'PROJCS["unnamed",GEOGCS["unknown",DATUM["unknown",SPHEROID["WGS 84",6378137,'
+    '298.257223563]],PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433]],'
+    'PROJECTION["Transverse_Mercator"],PARAMETER["latitude_of_origin",0],'
+    'PARAMETER["central_meridian",-75],PARAMETER["scale_factor",0.9996],'
+    'PARAMETER["false_easting",500000],PARAMETER["false_northing",0],UNIT["metre",1]]'
+)
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
+    root = tmp_path_factory.mktemp("georef")
+    src = root / "src"
+    rpc = _rpc_model()
+    rows, cols = RPC_SIZE
+
+    # Geotransform + CRS near Vienna with RPC sidecars placing it in Kansas: GDAL's priority
+    # is the geotransform, so the item is in Austria.
+    for name, sidecar, text in (
+        ("dg_rpb_20240201", "dg_rpb_20240201.RPB", _rpb(rpc)),
+        ("dg_txt_20240201", "dg_txt_20240201_RPC.TXT", _rpc_txt(rpc)),
+    ):
+        write_geotiff(src / f"{name}.TIF", ramp(rows, cols), crs="EPSG:32633", transform=UTM)
+        (src / sidecar).write_text(text)
+
+    # RPC-only: the RPCs in the TIFF, and in an .RPB sidecar.
+    path = write_geotiff(src / "rpc_tag_20240202.tif", ramp(rows, cols))
+    with rasterio.open(path, "r+") as dst:
+        dst.rpcs = rpc
+    write_geotiff(src / "rpc_sidecar_20240202.TIF", ramp(rows, cols))
+    (src / "rpc_sidecar_20240202.RPB").write_text(_rpb(rpc))
+
+    # GCP-only, one band (with and without nodata): the COG keeps one band.
+    gcps = [GroundControlPoint(r, c, 16.0 + 0.004 * c + 0.001 * r, 48.0 - 0.003 * r + 0.0005 * c)
+            for r in (0, 50, 100) for c in (0, 60, 120)]  # fmt: skip
+    for name, nodata in (("gcp_1band_20240203", None), ("gcp_nodata_20240203", 0)):
+        data = ramp(100, 120)
+        data[:, :, :10] = 0  # (band, row, col): the first 10 columns
+        path = write_geotiff(src / f"{name}.tif", data, nodata=nodata)
+        with rasterio.open(path, "r+") as dst:
+            dst.gcps = (gcps, rasterio.crs.CRS.from_epsg(4326))
+
+    # A Sentinel-1-like strip with GCPs at 179.x and -179.x.
+    strip_gcps = []
+    for r in np.linspace(0, STRIP[0], 5):
+        for c in np.linspace(0, STRIP[1], 5):
+            lon, lat = _strip_lonlat(c, r)
+            strip_gcps.append(GroundControlPoint(r, c, (lon + 180) % 360 - 180, lat))
+    path = write_geotiff(src / "s1_strip_20240204.tif", ramp(*STRIP))
+    with rasterio.open(path, "r+") as dst:
+        dst.gcps = (strip_gcps, rasterio.crs.CRS.from_epsg(4326))
+
+    # CRSs named otherwise than their authority code, or only resembling one.
+    write_geotiff(src / "landsat_ps_20240205.tif", ramp(32, 32), crs=LANDSAT_PS,
+                  transform=from_origin(-300000, -1000000, 30, 30))  # fmt: skip
+    write_geotiff(src / "nsidc_south_20240205.tif", ramp(33, 32, "float32"), crs=NSIDC_SOUTH,
+                  transform=from_origin(-3950000, 4350000, 250000, 250000))  # fmt: skip
+    write_geotiff(src / "unknown_datum_20240205.tif", ramp(32, 32), crs=UNKNOWN_DATUM,
+                  transform=from_origin(500000, 4000000, 30, 30))  # fmt: skip
+
+    # COG pass-through: only real COGs.
+    write_geotiff(src / "striped_20240206.tif", ramp(64, 64), crs="EPSG:32633", transform=UTM)
+    write_geotiff(src / "tiled_no_overviews_20240206.tif", ramp(1100, 1100), crs="EPSG:32633",
+                  transform=UTM, tiled=True, blockxsize=256, blockysize=256,
+                  compress="deflate")  # fmt: skip
+    plain = write_geotiff(root / "plain.tif", ramp(1100, 1100), crs="EPSG:32633", transform=UTM)
+    cog_translate(plain, src / "real_cog_20240206.tif", cog_profiles.get("deflate"), quiet=True)
+
+    report = ingest(IngestSettings(source=str(src), collection="georef",
+                                   target=str(root / "data"), catalog=str(root / "catalog"),
+                                   workers=2))  # fmt: skip
+    return root, report
+
+
+def _item_file(root: Path, item_id: str) -> Path:
+    return item_files(root / "catalog", "georef")[item_id]
+
+
+def _item(root: Path, item_id: str) -> dict[str, Any]:
+    return json.loads(_item_file(root, item_id).read_text())
+
+
+def _cog(root: Path, item_id: str) -> Path:
+    """The stored COG, found through the item's data asset."""
+    return asset_path(_item_file(root, item_id), _item(root, item_id)["assets"]["data"]["href"])
+
+
+def _sym_diff_share(geom: Any, expected: Any) -> float:
+    return float(geom.symmetric_difference(expected).area / expected.area)
+
+
+def test_every_input_ingested_and_catalog_valid(ingested: tuple[Path, Report]) -> None:
+    root, report = ingested
+    assert {r.input: r.status for r in report.rows if r.status is not Status.INGESTED} == {}
+    assert validate_catalog(str(root / "catalog" / "catalog.json"))[1] == []
+    for row in report.rows:
+        assert cog_validate(str(_cog(root, row.item_ids[0])), quiet=True)[0], row.input
+
+
+@pytest.mark.parametrize("item_id", ["dg_rpb_20240201", "dg_txt_20240201"])
+def test_geotransform_wins_over_rpc_sidecars(ingested: tuple[Path, Report], item_id: str) -> None:
+    root, _ = ingested
+    with rasterio.open(root / "src" / f"{item_id}.TIF") as src:
+        assert src.rpcs is not None  # GDAL did attach the sidecar's RPCs
+    rows, cols = RPC_SIZE
+    to_lonlat = Transformer.from_crs("EPSG:32633", "EPSG:4326", always_xy=True)
+    corners = [UTM * (c, r) for c, r in ((0, 0), (cols, 0), (cols, rows), (0, rows))]
+    expected = Polygon(zip(*to_lonlat.transform(*zip(*corners, strict=True)), strict=True))
+    item = _item(root, item_id)
+    assert _sym_diff_share(shape(item["geometry"]), expected) < 0.01
+    assert item["bbox"] == pytest.approx(list(expected.bounds), abs=1e-4)
+    assert item["properties"]["proj:code"] == "EPSG:32633"
+
+
+@pytest.mark.parametrize("item_id", ["rpc_tag_20240202", "rpc_sidecar_20240202"])
+def test_rpc_only_raster_is_placed_by_its_rpcs(ingested: tuple[Path, Report], item_id: str) -> None:
+    root, _ = ingested
+    rows, cols = RPC_SIZE
+    # Image edges: GDAL's RPC pixel (0, 0) is the centre of the first pixel, so the outer
+    # edges of the image lie half a pixel beyond the first and last centres.
+    expected = Polygon([_rpc_lonlat(c, r) for c, r in
+                        ((-0.5, -0.5), (cols - 0.5, -0.5), (cols - 0.5, rows - 0.5),
+                         (-0.5, rows - 0.5))])  # fmt: skip
+    item = _item(root, item_id)
+    geom = shape(item["geometry"])
+    assert geom.is_valid
+    assert _sym_diff_share(geom, expected) < 0.02
+    pixel = LON_SCALE / (cols / 2)
+    assert item["bbox"] == pytest.approx(list(expected.bounds), abs=1.5 * pixel)
+    # The COG keeps the RPCs (and so stays placeable by any GDAL reader).
+    with rasterio.open(_cog(root, item_id)) as cog:
+        assert cog.rpcs is not None
+        assert cog.rpcs.long_off == pytest.approx(LON0)
+        assert cog.rpcs.samp_num_coeff == pytest.approx(_rpc_model().samp_num_coeff)
+        assert cog.count == 1
+    assert item["properties"]["proj:code"] == "EPSG:4326"
+
+
+@pytest.mark.parametrize("item_id", ["gcp_1band_20240203", "gcp_nodata_20240203"])
+def test_gcp_only_raster_keeps_its_bands(ingested: tuple[Path, Report], item_id: str) -> None:
+    root, _ = ingested
+    with rasterio.open(root / "src" / f"{item_id}.tif") as src:
+        gcps, _ = src.gcps
+        source_count, nodata = src.count, src.nodata
+    with rasterio.open(_cog(root, item_id)) as cog:
+        assert cog.count == source_count == 1
+        assert cog.nodata == nodata
+    item = _item(root, item_id)
+    bands = item["assets"]["data"]["raster:bands"]
+    assert len(bands) == 1
+    # GDAL's GCP transformer at full resolution, along every pixel edge of the valid area
+    # (columns 10..120 where the nodata is declared, the whole image otherwise).
+    first = 10 if nodata is not None else 0
+    transformer = GCPTransformer(gcps)
+    cols = np.r_[np.arange(first, 121), np.full(101, 120), np.arange(120, first - 1, -1),
+                 np.full(101, first)]  # fmt: skip
+    rows = np.r_[np.zeros(121 - first), np.arange(0, 101), np.full(121 - first, 100),
+                 np.arange(100, -1, -1)]  # fmt: skip
+    xs, ys = transformer.xy(rows, cols, offset="ul")
+    expected = Polygon(zip(xs, ys, strict=True))
+    assert _sym_diff_share(shape(item["geometry"]), expected) < 0.01
+
+
+def _unwrapped(geom: Any) -> Any:
+    """A lon/lat geometry split at 180° made continuous again (parts west of 0 moved +360)."""
+    parts = geom.geoms if isinstance(geom, MultiPolygon) else [geom]
+    return unary_union([translate(p, 360) if p.bounds[2] <= 0 else p for p in parts])
+
+
+def test_gcp_strip_across_antimeridian_is_narrow_and_split(ingested: tuple[Path, Report]) -> None:
+    root, _ = ingested
+    item = _item(root, "s1_strip_20240204")
+    rows, cols = STRIP
+    expected = Polygon([_strip_lonlat(c, r) for c, r in ((0, 0), (cols, 0), (cols, rows),
+                                                         (0, rows))])  # fmt: skip
+    geom = shape(item["geometry"])
+    assert item["geometry"]["type"] == "MultiPolygon"
+    assert geom.is_valid
+    assert all(-180 <= x <= 180 for p in geom.geoms for x, _ in p.exterior.coords)
+    assert _sym_diff_share(_unwrapped(geom), expected) < 0.01
+    west, south, east, north = item["bbox"]
+    assert west > east  # crosses the antimeridian
+    assert (west, south, east + 360, north) == pytest.approx(expected.bounds, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("item_id", "code"),
+    [("landsat_ps_20240205", "EPSG:3031"), ("nsidc_south_20240205", "EPSG:3412")],
+)
+def test_equivalent_crs_gets_its_code_whatever_its_name(
+    ingested: tuple[Path, Report], item_id: str, code: str
+) -> None:
+    root, _ = ingested
+    with rasterio.open(_cog(root, item_id)) as cog:
+        stored = CRS.from_wkt(cog.crs.to_wkt())
+    assert stored.name != CRS.from_user_input(code).name  # named otherwise
+    assert stored.equals(CRS.from_user_input(code), ignore_axis_order=True)
+    props = _item(root, item_id)["properties"]
+    assert props["proj:code"] == code
+    assert "proj:wkt2" not in props
+
+
+def test_crs_that_only_resembles_codes_has_no_code(ingested: tuple[Path, Report]) -> None:
+    root, _ = ingested
+    with rasterio.open(_cog(root, "unknown_datum_20240205")) as cog:
+        stored = CRS.from_wkt(cog.crs.to_wkt())
+    # PROJ proposes codes that are not equivalent to each other: the CRS is none of them.
+    proposed = [CRS.from_authority(m.auth_name, m.code)
+                for m in stored.list_authority(min_confidence=0)]  # fmt: skip
+    defined = [c for c in proposed if stored.equals(c, ignore_axis_order=True)]
+    assert not defined or any(not defined[0].equals(d) for d in defined[1:])
+    props = _item(root, "unknown_datum_20240205")["properties"]
+    assert props["proj:code"] is None
+    assert CRS.from_wkt(props["proj:wkt2"]).equals(stored)
+
+
+def _layout(path: Path) -> tuple[bool, str | None, bool]:
+    """(tiled, compression, overviews) as the TIFF stores them."""
+    with rasterio.open(path) as src:
+        rows, cols = src.block_shapes[0]
+        tiled = not (cols == src.width and rows < src.height)
+        return tiled, src.compression, bool(src.overviews(1))
+
+
+@pytest.mark.parametrize("item_id", ["striped_20240206", "tiled_no_overviews_20240206"])
+def test_not_quite_cogs_are_converted(ingested: tuple[Path, Report], item_id: str) -> None:
+    root, _ = ingested
+    source = root / "src" / f"{item_id}.tif"
+    assert cog_validate(str(source), quiet=True)[0]  # rio-cogeo alone would pass them through
+    item = _item(root, item_id)
+    assert item["properties"]["byod:cog_passthrough"] is False
+    stored = _cog(root, item_id)
+    assert stored.read_bytes() != source.read_bytes()
+    tiled, compression, overviews = _layout(stored)
+    assert tiled and compression is not None
+    with rasterio.open(stored) as cog:
+        assert overviews or max(cog.width, cog.height) <= cog.block_shapes[0][0]
+        assert (cog.read(1) == ramp(cog.height, cog.width)[0]).all()  # same pixels
+
+
+def test_real_cog_is_stored_byte_for_byte(ingested: tuple[Path, Report]) -> None:
+    root, _ = ingested
+    source = root / "src" / "real_cog_20240206.tif"
+    assert _layout(source) == (True, Compression.deflate, True)
+    assert _cog(root, "real_cog_20240206").read_bytes() == source.read_bytes()
+    assert _item(root, "real_cog_20240206")["properties"]["byod:cog_passthrough"] is True
