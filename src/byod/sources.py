@@ -14,16 +14,18 @@ import posixpath
 import re
 import stat
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from byod.identify import gdal_raster_extensions, looks_like_raster
 from byod.products import is_product_metadata
 from byod.reasons import Reason
 
-# Extensions GDAL reads as rasters (a subset of rasterio.drivers.raster_driver_extensions,
-# plus the ones it lacks: ENVI/EHdr data files, HDF).
-RASTER_EXTENSIONS = frozenset(
+# Extensions GDAL reads as rasters: the ones its raster drivers declare (identify.py, e.g.
+# `.lcp` FARSITE landscapes), plus the ones they lack (ENVI/EHdr data files, HDF, KEA).
+# Files with other extensions are candidates when GDAL identifies them (`_pair`).
+RASTER_EXTENSIONS = gdal_raster_extensions() | frozenset(
     {
         ".tif", ".tiff", ".gtif", ".jp2", ".j2k", ".png", ".jpg", ".jpeg", ".img", ".vrt",
         ".nc", ".nc4", ".hdf", ".h5", ".hdf5", ".he5", ".bil", ".bsq", ".bip", ".dat",
@@ -105,7 +107,7 @@ def discover(source: Path) -> Discovery:
     found = Discovery()
     files: list[tuple[str, str]] = []
     _walk(source.resolve(), source.resolve(), set(), files, found)
-    _pair(files, {}, found)
+    _pair(files, {}, found, identify=looks_like_raster)
     return found
 
 
@@ -122,7 +124,18 @@ def _hidden(relpath: str) -> bool:
     return any(part.startswith(".") or part in IGNORED_NAMES for part in relpath.split("/"))
 
 
-def _pair(files: list[tuple[str, str]], versions: dict[str, str], found: Discovery) -> None:
+def _pair(
+    files: list[tuple[str, str]],
+    versions: dict[str, str],
+    found: Discovery,
+    identify: Callable[[str], bool] | None = None,
+) -> None:
+    """Sort files into rasters (with their sidecars), sidecars and ignored files.
+
+    A raster by name (RASTER_EXTENSIONS), an ENVI/EHdr data file by its `.hdr`, or, for a
+    file of any other extension that is no sidecar, by `identify` (GDAL's driver
+    identification of its header; local files only: a listing has no bytes to look at).
+    """
     by_dir: dict[str, list[tuple[str, str]]] = {}
     for path, rel in files:
         by_dir.setdefault(posixpath.dirname(rel), []).append((path, rel))
@@ -139,7 +152,9 @@ def _pair(files: list[tuple[str, str]], versions: dict[str, str], found: Discove
             for p, r in entries
             if is_raster_name(_name(r))
             or (not is_sidecar_name(_name(r))
-                and (_name(r) in hdr_stems or os.path.splitext(_name(r))[0] in hdr_stems))
+                and (_name(r) in hdr_stems or os.path.splitext(_name(r))[0] in hdr_stems
+                     or (identify is not None and _name(r) != USER_METADATA_NAME
+                         and identify(p))))
         ]  # fmt: skip
         masks = _cloud_masks(rasters)
         user = next((p for p, r in entries if _name(r) == USER_METADATA_NAME), None)
