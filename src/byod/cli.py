@@ -5,18 +5,21 @@ No logic lives here that the Prefect flows would have to repeat.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, get_args
+from typing import Annotated, Any, NoReturn, TypeVar, get_args
 
 import pystac
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -30,7 +33,7 @@ from byod.config import (
     build_settings,
 )
 from byod.dataset_config import DatasetConfigError
-from byod.pipeline import ConfigurationError
+from byod.errors import ByodError, ConfigurationError, StorageUnavailable
 from byod.pipeline import Progress as PipelineProgress
 from byod.pipeline import ingest as run_ingest
 from byod.report import Report, Row, Status
@@ -43,13 +46,63 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 
-EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
+log = logging.getLogger("byod")
 # Defaults are defined once, on the settings model.
 _DEFAULTS = IngestSettings.model_fields
 # The choices are written once, in config.Compression.
 CompressionChoice = StrEnum("CompressionChoice", {v: v for v in get_args(Compression)})  # type: ignore[misc]
 _STATUS_STYLE = {Status.INGESTED: "green", Status.REPLACED: "cyan",
-                 Status.UNCHANGED: "dim", Status.REJECTED: "red"}  # fmt: skip
+                 Status.UNCHANGED: "dim", Status.REJECTED: "red",
+                 Status.NOT_DONE: "yellow"}  # fmt: skip
+_AZURE_DEFAULTS = AzureOptions.model_fields
+
+
+def exit_code(report: Report | None, error: BaseException | None = None) -> int:
+    """The one place exit codes are decided (README "Exit status"):
+
+    0 every input ingested or unchanged; 1 some inputs rejected (the rest published);
+    2 usage, configuration or storage unreachable, nothing written (`ConfigurationError`,
+    `StorageUnavailable`); 3 the run failed midway (`RunFailed`, or any unexpected error).
+    """
+    if error is None:
+        return EXIT_REJECTED if report is not None and report.rejected else EXIT_OK
+    if isinstance(error, ConfigurationError | StorageUnavailable):
+        return EXIT_USAGE
+    return EXIT_FAILED
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _ends_cleanly(command: F) -> F:
+    """No traceback on the terminal: byod's errors and unexpected ones become one line on
+    stderr and their exit code; the traceback goes to the log (`byod -v`)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, typer.BadParameter):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the edge: every error ends as one line
+            _fail(exc)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _fail(exc: BaseException) -> NoReturn:
+    if not isinstance(exc, ByodError):
+        log.info("traceback of the failure", exc_info=exc)
+    err.print(f"[red]error:[/] {escape(_one_line(exc))}")
+    raise typer.Exit(exit_code(None, exc))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = (str(exc).strip().splitlines() or [""])[0]
+    if isinstance(exc, ByodError):
+        return text
+    return f"unexpected {type(exc).__name__}: {text} (details with byod -v)"
 
 
 class _RichProgress(PipelineProgress):
@@ -84,6 +137,7 @@ def main(
 
 
 @app.command()
+@_ends_cleanly
 def ingest(
     ctx: typer.Context,
     source: Annotated[str, typer.Argument(help="Folder of rasters, walked recursively.")],
@@ -187,6 +241,14 @@ def ingest(
         bool, typer.Option("--json", help="Print the report as JSON on stdout.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no table.")] = False,
+    request_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            help="Seconds one blob storage request may take, retries included, before the "
+            "storage counts as unavailable.",
+        ),
+    ] = _AZURE_DEFAULTS["request_timeout_s"].default,
 ) -> None:
     """Convert every raster under SOURCE to a COG and publish it in the STAC catalog."""
     given = {
@@ -201,13 +263,16 @@ def ingest(
     # Only what was typed overrides the dataset's byod.yaml; the rest falls to it or defaults.
     typed = {k: v for k, v in given.items() if _typed(ctx, _PARAMETER.get(k, k))}
     typed["azure"] = AzureOptions(account_name=azure_account, region=azure_region,
-                                  allow_any_region=allow_any_region)  # fmt: skip
+                                  allow_any_region=allow_any_region,
+                                  request_timeout_s=request_timeout)  # fmt: skip
+    ends = functools.partial(_end_ingest, path=report, json_=json_, quiet=quiet)
     try:
         settings = build_settings(source, typed, str(config) if config else None)
     except ValidationError as exc:
-        _usage_error("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+        message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        ends(_no_report(source, given), ConfigurationError(message))
     except DatasetConfigError as exc:
-        _usage_error(str(exc))
+        ends(_no_report(source, given), ConfigurationError(str(exc)))
     show = not quiet and not json_ and err.is_terminal
     try:
         if show:
@@ -217,18 +282,40 @@ def ingest(
                 outcome = run_ingest(settings, _RichProgress(bar))
         else:
             outcome = run_ingest(settings)
-    except ConfigurationError as exc:
-        _usage_error(str(exc))
-    if report is not None:
-        outcome.write(report)
+    except ByodError as exc:
+        ends(exc.report or _no_report(source, given), exc)
+    ends(outcome, None)
+
+
+def _no_report(source: str, given: dict[str, Any]) -> Report:
+    """The report of a run that could not start: no rows, the places it was asked for."""
+    return Report(source, str(given.get("collection") or ""), str(given.get("catalog")),
+                  str(given.get("target")))  # fmt: skip
+
+
+def _end_ingest(
+    outcome: Report, error: ByodError | None, *, path: Path | None, json_: bool, quiet: bool
+) -> NoReturn:
+    """Every run ends here, finished or not: the report (file, JSON or table), then the
+    error in one line, then the exit code."""
+    if error is not None and outcome.error is None:
+        outcome.error = str(error)
+    if path is not None:
+        try:
+            outcome.write(path)
+        except OSError as exc:  # a full disk must not hide the run's own outcome
+            err.print(f"[red]error:[/] report not written to {escape(str(path))}: {exc.strerror}")
     if json_:
         sys.stdout.write(json.dumps(outcome.to_dict(), indent=2, ensure_ascii=False) + "\n")
-    elif not quiet:
+    elif not quiet and (outcome.rows or error is None):
         _print_summary(outcome)
-    raise typer.Exit(outcome.exit_code)
+    if error is not None:
+        _fail(error)
+    raise typer.Exit(exit_code(outcome))
 
 
 @app.command()
+@_ends_cleanly
 def validate(
     catalog: Annotated[str, typer.Argument(help="Root catalog: a folder or its catalog.json.")],
     json_: Annotated[bool, typer.Option("--json", help="Print problems as JSON.")] = False,
@@ -251,6 +338,7 @@ def validate(
 
 
 @app.command()
+@_ends_cleanly
 def search(
     catalog: Annotated[
         str, typer.Argument(help="Root catalog: folder, catalog.json, az:// or https URL.")
@@ -302,6 +390,7 @@ def search(
 
 
 @app.command()
+@_ends_cleanly
 def browse(
     catalog: Annotated[
         str, typer.Argument(help="Root catalog: folder, catalog.json, az:// or https URL.")
@@ -339,6 +428,7 @@ def browse(
 
 
 @app.command()
+@_ends_cleanly
 def sign(
     target: Annotated[
         str, typer.Argument(help="A blob URL (https or az://), or an item JSON file or URL.")
@@ -373,8 +463,9 @@ def _print_summary(report: Report) -> None:
     for row in report.rows:
         if row.status is Status.UNCHANGED and len(report.rows) > 50:
             continue  # keep long re-runs readable; the JSON report has every row
-        detail = ", ".join(row.item_ids) if row.status is not Status.REJECTED else (
-            f"{row.reason}: {row.message}")  # fmt: skip
+        detail = (f"{row.reason}: {row.message}" if row.status is Status.REJECTED
+                  else row.message or "" if row.status is Status.NOT_DONE
+                  else ", ".join(row.item_ids))  # fmt: skip
         style = _STATUS_STYLE[row.status]
         table.add_row(row.input, f"[{style}]{row.status}[/]", detail)
     out.print(table)
@@ -398,6 +489,5 @@ def _csv(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
-def _usage_error(message: str) -> None:
-    err.print(f"[red]error:[/] {message}")
-    raise typer.Exit(EXIT_USAGE)
+def _usage_error(message: str) -> NoReturn:
+    _fail(ConfigurationError(message))

@@ -17,6 +17,8 @@ This module imports nothing heavy: the CLI loads it before anything else.
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -109,6 +111,21 @@ def storage_failure(exc: BaseException, where: str) -> StorageUnavailable | None
             where,
         )
     return None
+
+
+@contextmanager
+def storage_errors(where: str) -> Iterator[None]:
+    """Let an error through as `StorageUnavailable` when `storage_failure` says the store
+    itself failed; byod's own errors and any other error pass unchanged."""
+    try:
+        yield
+    except ByodError:
+        raise
+    except Exception as exc:
+        failure = storage_failure(exc, where)
+        if failure is None:
+            raise
+        raise failure from exc
 
 
 def _kind(exc: BaseException) -> str:

@@ -44,6 +44,14 @@ from byod.catalog import (
     versioned_key,
 )
 from byod.config import IngestSettings, default_workers
+from byod.errors import (
+    ByodError,
+    ConfigurationError,
+    RunFailed,
+    StorageUnavailable,
+    storage_errors,
+    storage_failure,
+)
 from byod.items import Scene, SceneAsset, StoredFile, build_item
 from byod.metadata import MetadataRules
 from byod.reasons import Reason, RejectedInput
@@ -73,8 +81,7 @@ FINGERPRINT_METADATA = "byod_fingerprint"
 _HOLDS: dict[tuple[str, str], Hold] = {}
 
 
-class ConfigurationError(ValueError):
-    """The run cannot start as configured; nothing has been written."""
+__all__ = ["ConfigurationError", "ingest", "plan_run", "process", "process_all", "publish_run"]
 
 
 class Progress:
@@ -130,6 +137,7 @@ class Run:
     todo: list[WorkItem]
     existing: dict[str, pystac.Item]
     marker: str | None = None  # the run's marker in the catalog, held while it runs
+    published: bool = False  # the catalog was switched to this run's items
 
 
 def ingest(settings: IngestSettings, progress: Progress | None = None) -> Report:
@@ -137,21 +145,73 @@ def ingest(settings: IngestSettings, progress: Progress | None = None) -> Report
 
     The three steps are public so an orchestrator can run them its own way (flows/ runs
     `process` as one task per input): `plan_run`, `process` / `process_all`, `publish_run`.
+
+    A run that cannot start raises `ConfigurationError` or `StorageUnavailable` (nothing
+    written); one that stops midway raises `RunFailed` (or `StorageUnavailable` when it had
+    stored nothing yet) with `.report` saying what was done and what not (byod.errors).
     """
     progress = progress or Progress()
     run = plan_run(settings, progress)
+    outcomes: list[Outcome] = []
     try:
-        outcomes = list(process_all(run, progress))
-    except BaseException:
+        for outcome in process_all(run, progress):
+            outcomes.append(outcome)
+    except BaseException as exc:
         _end_run(run, finished=False)  # a dead run: the next run removes what it stored
+        if isinstance(exc, Exception):
+            raise _stopped(run, outcomes, exc) from exc
         raise
-    return publish_run(run, outcomes)
+    try:
+        return publish_run(run, outcomes)
+    except Exception as exc:
+        if not run.published:
+            raise _stopped(run, outcomes, exc) from exc
+        # Published: only the clean-up after the switch failed; the next run redoes it.
+        log.warning("clean-up after publishing failed: %s", exc)
+        run.report.notes.append(f"clean-up after publishing failed ({type(exc).__name__}); "
+                                "the next run removes what is left")  # fmt: skip
+        run.report.rows.sort(key=lambda r: r.input)
+        run.report.finished = datetime.now(UTC).isoformat()
+        return run.report
+
+
+def _stopped(run: Run, outcomes: list[Outcome], exc: Exception) -> ByodError:
+    """The error that ends a run stopped midway by `exc`, carrying the run's report: rows for
+    what was finished, `not_done` rows for inputs stored but not published and for inputs not
+    worked on. `StorageUnavailable` or `ConfigurationError` (exit 2) when nothing was stored
+    yet, `RunFailed` (exit 3) otherwise."""
+    failure = exc if isinstance(exc, ByodError) else storage_failure(exc, "storage")
+    if failure is None:  # not a storage fault: a bug; its traceback goes to the log (-v)
+        log.info("the run failed", exc_info=exc)
+    cause = str(failure or f"unexpected {type(exc).__name__}: {exc}").splitlines()[0]
+    finished = {o.row.input for o in outcomes}
+    stored = {o.row.input for o in outcomes if o.items}
+    not_done = {i: "stored, not published: the run stopped" for i in sorted(stored)}
+    not_done |= {w.candidate.relpath: "not worked on: the run stopped"
+                 for w in run.todo if w.candidate.relpath not in finished}  # fmt: skip
+    report = run.report
+    report.rows += [o.row for o in outcomes if o.row not in report.rows]
+    message = (f"{cause}; the run stopped: {len(stored)} input(s) stored but not published, "
+               f"{len(not_done) - len(stored)} not worked on")  # fmt: skip
+    report.stop(message, not_done)
+    error: ByodError
+    if not stored and isinstance(failure, StorageUnavailable | ConfigurationError):
+        error = type(failure)(message)
+    else:
+        error = RunFailed(message, exc)
+    error.report = report
+    return error
 
 
 def plan_run(settings: IngestSettings, progress: Progress | None = None) -> Run:
     """Check the configuration (nothing written if it is refused), discover, fingerprint,
-    give ids, and settle what is unchanged."""
-    progress = progress or Progress()
+    give ids, and settle what is unchanged. Raises `ConfigurationError`, or
+    `StorageUnavailable` when a store cannot be read (both before anything is written)."""
+    with storage_errors("planning (source, catalog and target)"):
+        return _plan_run(settings, progress or Progress())
+
+
+def _plan_run(settings: IngestSettings, progress: Progress) -> Run:
     stores = _open_stores(settings)
     collection_id = _collection_id(settings)
     report = Report(settings.source, collection_id, stores.catalog.href("catalog.json"),
@@ -327,6 +387,7 @@ def publish_run(run: Run, outcomes: list[Outcome]) -> Report:
     except BaseException:
         _end_run(run, finished=False)
         raise
+    run.published = True
     for href in superseded:  # after the switch: no published item points at them any more
         key = stores.target.key_of(href)
         if key is not None:
@@ -469,7 +530,10 @@ def _fetch(job: Job, candidate: Candidate, store: Store | None) -> None:
         for key in (candidate.path, *candidate.sidecars):
             (inputs / key).parent.mkdir(parents=True, exist_ok=True)
             store.get_file(key, inputs / key)
-    except Exception as exc:  # noqa: BLE001 - any storage failure rejects this input only
+    except Exception as exc:  # noqa: BLE001 - a failing store ends the run, else this input
+        failure = storage_failure(exc, f"reading the source {store.root}")
+        if failure is not None:
+            raise failure from None
         raise RejectedInput(
             Reason.UNREADABLE,
             f"{candidate.relpath}: could not be downloaded ({type(exc).__name__})",
@@ -626,6 +690,9 @@ def _store(
             thumbnail = StoredFile(thumb_href, scene.thumbnail.size, scene.thumbnail.sha256)
             items.append(_item(scene, plan, tuple(parts), thumbnail))
     except Exception as exc:  # noqa: BLE001 - OSError or an Azure error: this input fails alone
+        failure = storage_failure(exc, f"storing to {target.root}")
+        if failure is not None:  # the store is down or full: the run ends (what it stored
+            raise failure from None  # is removed by the next run, see `_end_run`)
         for key in stored_keys:  # new keys only: the published version stays whole
             _remove_quietly(target, key)
         raise RejectedInput(

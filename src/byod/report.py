@@ -1,4 +1,9 @@
-"""The report of a run: one row per input, written as JSON and rendered by the edges."""
+"""The report of a run: one row per input, written as JSON and rendered by the edges.
+
+A run that stops midway still has a report: `error` says why, in one line, and every input
+it did not finish has a row with status `not_done` (not worked on, or stored but not
+published). Exit codes are decided in one place, the CLI (`byod.cli.exit_code`).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ class Status(StrEnum):
     REPLACED = "replaced"
     UNCHANGED = "unchanged"
     REJECTED = "rejected"
+    NOT_DONE = "not_done"  # the run stopped before this input was published
 
 
 @dataclass
@@ -43,21 +49,28 @@ class Report:
     notes: list[str] = field(default_factory=list)  # about the run, not one input
     storage: str | None = None  # where blobs went and why that was allowed (region guard)
     region_overridden: bool = False
+    error: str | None = None  # why the run stopped, one line; None for a run that finished
 
     def counts(self) -> dict[str, int]:
-        out = {s.value: 0 for s in Status}
+        """Rows per status; `not_done` appears only in a run that stopped."""
+        out = {s.value: 0 for s in Status if s is not Status.NOT_DONE}
         for row in self.rows:
-            out[row.status.value] += 1
+            out[row.status.value] = out.get(row.status.value, 0) + 1
         return out
 
     @property
     def rejected(self) -> list[Row]:
         return [r for r in self.rows if r.status is Status.REJECTED]
 
-    @property
-    def exit_code(self) -> int:
-        """0 when every input was ingested or unchanged, 1 when any was rejected."""
-        return 1 if self.rejected else 0
+    def stop(self, error: str, not_done: dict[str, str]) -> None:
+        """Record that the run stopped: why (one line), and the inputs it did not finish, as
+        rows `not_done` with the reason each (input path -> what happened to it)."""
+        self.error = error
+        self.rows = [r for r in self.rows if r.input not in not_done]
+        for path, message in not_done.items():
+            self.rows.append(Row(path, Status.NOT_DONE, message=f"{path}: {message}"))
+        self.rows.sort(key=lambda r: r.input)
+        self.finished = datetime.now(UTC).isoformat()
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -82,6 +95,7 @@ def to_markdown(report: Report, collection_href: str | None = None) -> str:
         "",
         " · ".join(f"**{n}** {s}" for s, n in counts.items()),
         "",
+        *([f"**The run stopped:** {report.error}", ""] if report.error else []),
         f"- catalog: [{report.catalog}]({report.catalog})",
     ]
     if collection_href:
@@ -92,6 +106,7 @@ def to_markdown(report: Report, collection_href: str | None = None) -> str:
     lines += ["", "| input | status | items / reason |", "| --- | --- | --- |"]
     for row in report.rows:
         detail = (f"`{row.reason}`: {row.message}" if row.status is Status.REJECTED
+                  else row.message or "" if row.status is Status.NOT_DONE
                   else ", ".join(row.item_ids))  # fmt: skip
         notes = "".join(f"<br>{n}" for n in row.notes)
         lines.append(f"| {_cell(row.input)} | {row.status} | {_cell(detail + notes)} |")
