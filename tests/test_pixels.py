@@ -24,8 +24,10 @@ from PIL import Image
 from pyproj import CRS
 from rasterio.enums import Resampling
 from rasterio.transform import from_origin
+from rio_cogeo.cogeo import cog_validate
 
 from byod.report import Report, Status
+from byod.samples import write_samples
 from byod.validate import OfflineValidator, validate_catalog
 from tests.conftest import WriteRaster, ramp
 
@@ -118,9 +120,10 @@ def test_complex_rasters_are_ingested_with_a_magnitude_thumbnail(
     (item,) = _items(tmp_path).values()
     (band,) = item["assets"]["data"]["raster:bands"]
     assert band["data_type"] == COMPLEX_TYPES[dtype]
-    with rasterio.open(tmp_path / "src" / name) as src, rasterio.open(
-        _asset_path(tmp_path, item, "data")
-    ) as cog:
+    with (
+        rasterio.open(tmp_path / "src" / name) as src,
+        rasterio.open(_asset_path(tmp_path, item, "data")) as cog,
+    ):
         np.testing.assert_array_equal(cog.read(1), src.read(1))
     thumb = _thumbnail(tmp_path, item)
     grey, alpha = thumb[..., 0].astype(float), thumb[..., -1]
@@ -344,3 +347,47 @@ def test_thumbnail_reads_overviews_of_a_large_raster(
     with rasterio.open(_asset_path(tmp_path, item, "data")) as cog:
         small = cog.read(1, out_shape=(256, 256), resampling=Resampling.nearest)
     assert np.corrcoef(thumb[..., 0].ravel(), small.ravel())[0, 1] > 0.98
+
+
+# --- the demo's samples -----------------------------------------------------------------------
+
+
+def _real_cog(path: Path) -> bool:
+    """rio-cogeo's strict validation plus the layout it lets through for small files: tiled,
+    compressed, and internal overviews when larger than one tile."""
+    if not cog_validate(str(path), strict=True, quiet=True)[0]:
+        return False
+    with rasterio.open(path) as src:
+        rows, cols = src.block_shapes[0]
+        tiled = not (cols == src.width and rows < src.height)  # strips are full-width
+        one_tile = src.width <= cols and src.height <= rows
+        overviews = all(src.overviews(i) for i in src.indexes)
+        return bool(tiled and src.compression is not None and (overviews or one_tile))
+
+
+def test_demo_samples_are_converted_but_the_real_cog(
+    tmp_path: Path, run_ingest: Callable[..., Report]
+) -> None:
+    src = tmp_path / "src"
+    paths = write_samples(src)
+    real = {p.relative_to(src).as_posix() for p in paths if _real_cog(p)}
+    assert real == {"ready_cog_20240201.tif"}
+    report = run_ingest()
+    assert all(r.status is Status.INGESTED for r in report.rows), report.rows
+    items = _items(tmp_path)
+    converted = 0
+    for item in items.values():
+        source = item["properties"]["byod:source"]
+        passthrough = item["properties"]["byod:cog_passthrough"]
+        assert passthrough == (source in real), source
+        for key in item["assets"]:
+            if key == "thumbnail":
+                continue
+            stored = _asset_path(tmp_path, item, key)
+            if passthrough:
+                assert stored.read_bytes() == (src / source).read_bytes()
+            else:
+                assert _real_cog(stored), (source, key)
+        converted += not passthrough
+    assert converted == len(items) - 1 and converted >= 6
+    _catalog_is_valid(tmp_path)

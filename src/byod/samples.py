@@ -4,6 +4,12 @@ Each one exercises something byod must get right: a UTM scene with a nodata bord
 image in EPSG:4326 with its time in a TIFF tag, a float grid with NaN nodata, a polar
 stereographic grid, a raster crossing the antimeridian, one that is already a COG, and a
 Sentinel-2-like time series (red, NIR and SCL band files of three dates, with clouds).
+
+The files are laid out as researchers' files come, so the demo exercises conversion: most
+are striped and uncompressed (GDAL's GeoTIFF default), some striped but compressed, some
+tiled without overviews; all of those are converted. Exactly one, `ready_cog_20240201.tif`,
+is a real COG (tiled, compressed, internal overviews, larger than one tile) and is stored
+byte for byte.
 """
 
 from __future__ import annotations
@@ -15,6 +21,11 @@ import rasterio
 from rasterio.transform import from_origin
 from rio_cogeo.cogeo import cog_translate
 from rio_cogeo.profiles import cog_profiles
+
+# Creation options of the layouts the samples come in (GDAL GeoTIFF options); without
+# options GDAL writes strips, uncompressed, without overviews.
+STRIPED_DEFLATE = {"compress": "deflate"}
+TILED_NO_OVERVIEWS = {"tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "lzw"}
 
 
 def _write(path: Path, data: np.ndarray, crs: str, transform, **extra) -> None:
@@ -48,14 +59,16 @@ def write_samples(folder: Path) -> list[Path]:
     # RGB aerial-like image in EPSG:4326, time in TIFFTAG_DATETIME.
     rgb = np.stack([(wave / 20) % 255, (wave / 15) % 255, (wave / 25) % 255]).astype("uint8")
     _write(folder / "orthophoto_rgb.tif", rgb, "EPSG:4326", from_origin(11.0, 48.3, 0.0005, 0.0005),
-           photometric="RGB", tags={"TIFFTAG_DATETIME": "2023:06:15 09:30:00"})  # fmt: skip
+           photometric="RGB", tags={"TIFFTAG_DATETIME": "2023:06:15 09:30:00"},
+           **TILED_NO_OVERVIEWS)  # fmt: skip
 
     # Float32 surface temperature with NaN nodata, date in the folder name.
     lst = (wave[None] / 100 - 10).astype("float32")
     lst[:, 300:, 350:] = np.nan
     (folder / "lst_2022-08-01").mkdir(exist_ok=True)
     _write(folder / "lst_2022-08-01" / "surface_temperature.tif", lst, "EPSG:3035",
-           from_origin(4500000, 2800000, 100, 100), nodata=float("nan"))  # fmt: skip
+           from_origin(4500000, 2800000, 100, 100), nodata=float("nan"),
+           **STRIPED_DEFLATE)  # fmt: skip
 
     # Sea ice concentration on the NSIDC polar stereographic grid, covering the pole.
     ice = (rng.random((1, 448, 304)) * 100).astype("uint8")
@@ -65,12 +78,16 @@ def write_samples(folder: Path) -> list[Path]:
     # A Fiji tile straddling the antimeridian in EPSG:4326 (longitudes 177..183).
     fiji = ((wave[None, :256, :512] / 30) % 200).astype("int16")
     fiji_grid = from_origin(177, -15, 0.0117, 0.0117)
-    _write(folder / "fiji_dem_20210704.tif", fiji, "EPSG:4326", fiji_grid, nodata=-32768)
+    _write(folder / "fiji_dem_20210704.tif", fiji, "EPSG:4326", fiji_grid, nodata=-32768,
+           **TILED_NO_OVERVIEWS)  # fmt: skip
 
-    # Already a valid COG: stored byte for byte.
+    # Already a real COG, larger than one 512 px tile, with internal overviews: stored byte
+    # for byte. Written by rio-cogeo as a producer would.
     plain = folder / ".tmp_plain.tif"
-    _write(plain, bands[:1], "EPSG:32633", from_origin(600000, 5350000, 20, 20), nodata=0)
-    cog_translate(plain, folder / "ready_cog_20240201.tif", cog_profiles.get("deflate"), quiet=True)
+    big = np.tile(bands[:1], (1, 2, 2))
+    _write(plain, big, "EPSG:32633", from_origin(600000, 5350000, 10, 10), nodata=0)
+    cog_translate(plain, folder / "ready_cog_20240201.tif", cog_profiles.get("deflate"),
+                  quiet=True)  # fmt: skip
     plain.unlink()
     _time_series(folder / "s2_timeseries", rng)
     return sorted(p for p in folder.rglob("*.tif"))
