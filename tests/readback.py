@@ -44,3 +44,70 @@ def asset_path(item_file: Path, href: str) -> Path:
 def sha256_multihash(data: bytes) -> str:
     """The file extension's `file:checksum` of `data`, computed here (multihash sha2-256)."""
     return "1220" + hashlib.sha256(data).hexdigest()
+
+
+def published(catalog: Store, target: Store, collection: str, scratch: Path) -> dict[str, Any]:
+    """Check, from storage alone, that the collection, its index, its items and the bytes
+    they point at agree, and return the items by id. Checked: the root links the collection;
+    each linked item's assets exist in `target` and hash to their `file:checksum`; the index
+    the collection links holds exactly the linked items, each equal to its item file."""
+    import pyarrow.parquet as pq
+
+    root = json.loads(catalog.read_text("catalog.json"))
+    children = {link["href"] for link in root["links"] if link["rel"] == "child"}
+    assert f"./{collection}/collection.json" in children
+    items = read_items(catalog, collection)
+    for item in items.values():
+        for name, asset in item["assets"].items():
+            href = asset["href"]
+            if catalog.is_local and "://" not in href:
+                href = str((Path(catalog.href(item["_key"])).parent / href).resolve())
+            key = target.key_of(href)
+            assert key is not None, f"{item['id']}/{name}: {href} is not in the target"
+            local = scratch / "asset"
+            target.get_file(key, local)
+            if "file:checksum" in asset:
+                assert sha256_multihash(local.read_bytes()) == asset["file:checksum"], key
+    data = json.loads(catalog.read_text(f"{collection}/collection.json"))
+    (mirror,) = [a for a in data["assets"].values() if "collection-mirror" in a["roles"]]
+    catalog.get_file(posixpath.normpath(posixpath.join(collection, mirror["href"])),
+                     scratch / "index.parquet")  # fmt: skip
+    rows = pq.read_table(scratch / "index.parquet").column("byod:item").to_pylist()
+    indexed = {json.loads(r)["id"]: json.loads(r) for r in rows}
+    assert sorted(indexed) == sorted(items)
+    for item_id, row in indexed.items():
+        checksums = {k: a.get("file:checksum") for k, a in row["assets"].items()}
+        assert checksums == {k: a.get("file:checksum") for k, a in items[item_id]["assets"].items()}
+        assert row["properties"] == items[item_id]["properties"]
+    return items
+
+
+def referenced_keys(catalog: Store, target: Store, collection: str) -> set[tuple[str, str]]:
+    """(store root, key) of every file the published collection needs."""
+    data = json.loads(catalog.read_text(f"{collection}/collection.json"))
+    keys = {(catalog.root, "catalog.json"), (catalog.root, f"{collection}/collection.json")}
+    for asset in data.get("assets", {}).values():
+        keys.add((catalog.root, posixpath.normpath(posixpath.join(collection, asset["href"]))))
+    for item in read_items(catalog, collection).values():
+        keys.add((catalog.root, item["_key"]))
+        for asset in item["assets"].values():
+            href = asset["href"]
+            if catalog.is_local and "://" not in href:
+                href = str((Path(catalog.href(item["_key"])).parent / href).resolve())
+            key = target.key_of(href)
+            assert key is not None
+            keys.add((target.root, key))
+    return keys
+
+
+def orphans(catalog: Store, target: Store, collection: str) -> list[str]:
+    """Files in the catalog or target that the published catalog does not need (lock files
+    for the OS locks excepted): what a killed or losing run must not leave behind."""
+    needed = referenced_keys(catalog, target, collection)
+    out = []
+    for store in {catalog.root: catalog, target.root: target}.values():
+        for info in store.list_files():
+            if (store.root, info.key) in needed or posixpath.basename(info.key).endswith(".lock"):
+                continue
+            out.append(f"{store.root}/{info.key}")
+    return sorted(out)

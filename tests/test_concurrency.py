@@ -1,0 +1,113 @@
+"""Concurrent runs lose nothing: 2 and 3 ingests at once (separate processes) into the same
+catalog and collection, 10 trials each, on a local folder and on Azurite. Every check reads
+the storage back (the collection, its index, its items, the bytes at their hrefs), never the
+runs' reports.
+
+Before this, every overlap lost the items of all runs but the last to publish: each run
+merged its items into the collection it had read when it was planned."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from byod.azure import AzureOptions, resolve_access
+from byod.config import IngestSettings
+from byod.pipeline import ingest
+from byod.storage import Store, open_store
+from byod.validate import validate_catalog
+from tests.conftest import ramp, write_geotiff
+from tests.readback import orphans, published, read_items
+
+TRIALS = 10
+COLLECTION = "shared"
+
+
+def _run(options: dict[str, Any]) -> list[str]:
+    """One ingest, in a process of the pool (so runs are as separate as two CLIs)."""
+    report = ingest(IngestSettings(**options))
+    return [f"{r.input}:{r.status.value}:{r.reason}" for r in report.rows]
+
+
+def _started(_: int) -> int:
+    return os.getpid()
+
+
+@pytest.fixture
+def pool() -> Iterator[ProcessPoolExecutor]:
+    """Three long-lived processes (imports paid once); spawned, so they inherit the
+    environment of the test (Azurite's connection string) and nothing else."""
+    with ProcessPoolExecutor(3, mp_context=multiprocessing.get_context("spawn")) as executor:
+        list(executor.map(_started, range(3)))  # all three up before the first trial
+        yield executor
+
+
+def _sources(folder: Path, runs: int) -> dict[int, list[str]]:
+    """Per run, its own folder with a tiny raster (conversion dominates a run's time, and
+    one item per run suffices for runs to overlap); returns the item ids they must get
+    (lower-case slugs of the file names, as the README defines them)."""
+    ids: dict[int, list[str]] = {}
+    for run in range(runs):
+        ids[run] = []
+        for n in range(1):
+            name = f"run{run}_tile{n}_2024010{n + 1}"
+            write_geotiff(folder / f"src{run}" / f"{name}.tif", ramp(32, 32) + run * 7 + n,
+                          crs="EPSG:32633", transform=_origin(run, n))  # fmt: skip
+            ids[run].append(name)
+    return ids
+
+
+def _origin(run: int, n: int) -> Any:
+    from rasterio.transform import from_origin
+
+    return from_origin(500000 + 1000 * run, 5000000 - 1000 * n, 10, 10)
+
+
+def _trial(pool: ProcessPoolExecutor, folder: Path, runs: int, catalog: str, target: str,
+           catalog_store: Store, target_store: Store) -> None:  # fmt: skip
+    ids = _sources(folder, runs)
+    options = [
+        {"source": str(folder / f"src{run}"), "collection": COLLECTION, "catalog": catalog,
+         "target": target, "workers": 1, "timeout_s": 120}
+        for run in range(runs)
+    ]  # fmt: skip
+    results = list(pool.map(_run, options))
+    assert all(":ingested:" in row for rows in results for row in rows), results
+    expected = sorted(i for run_ids in ids.values() for i in run_ids)
+    assert sorted(read_items(catalog_store, COLLECTION)) == expected  # no run's items lost
+    assert sorted(published(catalog_store, target_store, COLLECTION, folder)) == expected
+    assert orphans(catalog_store, target_store, COLLECTION) == []
+
+
+@pytest.mark.parametrize("runs", [2, 3])
+def test_concurrent_local_runs_lose_nothing(
+    pool: ProcessPoolExecutor, tmp_path: Path, runs: int
+) -> None:
+    for trial in range(TRIALS):
+        folder = tmp_path / f"trial{trial}"
+        catalog, target = folder / "catalog", folder / "data"
+        _trial(pool, folder, runs, str(catalog), str(target), open_store(catalog),
+               open_store(target))  # fmt: skip
+    assert validate_catalog(str(tmp_path / f"trial{TRIALS - 1}" / "catalog"))[1] == []
+
+
+@pytest.mark.parametrize("runs", [2, 3])
+def test_concurrent_blob_runs_lose_nothing(
+    azure_env: str, pool: ProcessPoolExecutor, tmp_path: Path, runs: int
+) -> None:
+    access = resolve_access(AzureOptions())
+    for trial in range(TRIALS):
+        catalog = f"az://stac-{azure_env}/t{trial}"
+        target = f"az://cogs-{azure_env}/t{trial}"
+        catalog_store, target_store = open_store(catalog, access), open_store(target, access)
+        for store in (catalog_store, target_store):
+            store.ensure_container()  # type: ignore[attr-defined]
+        _trial(pool, tmp_path / f"trial{trial}", runs, catalog, target, catalog_store,
+               target_store)  # fmt: skip
+    assert validate_catalog(f"az://stac-{azure_env}/t{TRIALS - 1}")[1] == []
