@@ -4,9 +4,9 @@ Pure: takes a boolean mask (possibly decimated), the scale back to full-resoluti
 a pixel -> CRS function and the CRS, and returns GeoJSON-ready values. The outline is traced
 in pixel space, so rotated, south-up, GCP- and RPC-georeferenced rasters get their true shape.
 
-Every simplification grows the shape before it simplifies it (buffer by the tolerance, then
-Douglas-Peucker at that tolerance): a footprint only ever gains area, so no valid pixel falls
-outside it (`gdal_footprint` traces without simplifying; a vertex budget needs this instead).
+Every simplification is outward (Douglas-Peucker at a tolerance, then a buffer a little wider
+than it): a footprint only ever gains area, so no valid pixel falls outside it
+(`gdal_footprint` traces without simplifying; a vertex budget needs this instead).
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ def valid_region(mask: np.ndarray, col_scale: float, row_scale: float) -> Polygo
     ]
     region = shapely.union_all(parts)
     tolerance = max(col_scale, row_scale)
-    return _as_polygonal(simplify_outward(region, PIXEL_VERTICES, tolerance, raster))
+    # Only a first cut (the budget in lon/lat is met, and refined, after reprojection).
+    return _as_polygonal(simplify_outward(region, PIXEL_VERTICES, tolerance, raster, refine=False))
 
 
 def footprint(
@@ -127,28 +128,46 @@ def lonlat_bbox(parts: list[Polygon]) -> list[float]:
     return [west, south, east, north]
 
 
-def simplify_outward(geom: Any, max_vertices: int, tolerance: float, clip: Polygon) -> Any:
+def simplify_outward(
+    geom: Any, max_vertices: int, tolerance: float, clip: Polygon, *, refine: bool = True
+) -> Any:
     """`geom` with at most `max_vertices` coordinates, containing `geom`, within `clip`.
 
-    Unchanged when within budget (exactly collinear points removed). Otherwise buffered by
-    the tolerance (mitred, so corners stay corners) and simplified by Douglas-Peucker at
-    the same tolerance: DP moves a boundary by less than the tolerance, so the buffered shape
-    still contains the original. The tolerance doubles until the budget holds; nearby parts
-    merge on the way, so many islands converge too.
+    Unchanged when within budget (exactly collinear points removed). Otherwise simplified by
+    Douglas-Peucker at a tolerance, which moves the boundary by less than it, then grown by
+    a little more (mitred, so corners stay corners): the result contains the original. The
+    tolerance doubles until the budget holds (nearby parts
+    merge on the way, so many islands converge too); with `refine` it is then bisected back
+    towards the smallest one that holds, so the footprint grows no more than needed.
     """
     plain = shapely.make_valid(geom.simplify(0.0, preserve_topology=True))
     if shapely.get_num_coordinates(plain) <= max_vertices:
         return plain
-    tolerance = max(tolerance, 1e-12)
+    low, high = 0.0, max(tolerance, 1e-12)
+    best = _grown_and_simplified(geom, high, clip)
     for _ in range(64):
-        grown = geom.buffer(1.5 * tolerance, join_style="mitre", mitre_limit=4.0)
-        simplified = shapely.make_valid(
-            grown.simplify(tolerance, preserve_topology=True).intersection(clip)
-        )
-        if shapely.get_num_coordinates(simplified) <= max_vertices:
-            return simplified
-        tolerance *= 2
-    return shapely.convex_hull(geom).intersection(clip)  # pragma: no cover - never reached
+        if shapely.get_num_coordinates(best) <= max_vertices:
+            break
+        low, high = high, high * 2
+        best = _grown_and_simplified(geom, high, clip)
+    for _ in range(6 if refine else 0):
+        middle = (low + high) / 2
+        candidate = _grown_and_simplified(geom, middle, clip)
+        if shapely.get_num_coordinates(candidate) <= max_vertices:
+            best, high = candidate, middle
+        else:
+            low = middle
+    return best
+
+
+def _grown_and_simplified(geom: Any, tolerance: float, clip: Polygon) -> Any:
+    # Simplifying first moves every boundary point of `geom` by less than the tolerance, so
+    # growing the result by a little more contains `geom` again; a mitred buffer (cut no
+    # closer than the mitre limit times the distance) contains the round one. Growing the
+    # few simplified vertices is much faster than growing the traced staircase.
+    simplified = geom.simplify(tolerance, preserve_topology=True)
+    grown = simplified.buffer(1.1 * tolerance, join_style="mitre", mitre_limit=4.0)
+    return shapely.make_valid(grown.intersection(clip))
 
 
 def _start_tolerance(polys: list[Polygon]) -> float:

@@ -1,0 +1,198 @@
+"""Footprints and bboxes against the truth (issue 9): valid data never left outside, latitudes
+and longitudes in range, antimeridian bboxes from the footprint's parts, NaN as no data.
+
+Expected values are computed here from the rasters themselves: pixel centres of the valid
+(and of the NaN) pixels placed with the raster's own transform and pyproj, tested against
+the footprint with shapely; bboxes from the grid's edges.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import shapely
+from pyproj import Transformer
+from rasterio.transform import Affine, from_origin
+from shapely.geometry import shape
+
+from byod.analysis import search
+from byod.config import IngestSettings
+from byod.footprint import MAX_VERTICES, footprint, lonlat_bbox, valid_region
+from byod.pipeline import ingest
+from byod.report import Report, Status
+from byod.validate import validate_catalog
+from tests.conftest import write_geotiff
+from tests.readback import item_files
+
+GLOBAL = from_origin(-180.0, 90.0, 0.25, 0.25)  # 1440 x 720 cells
+NSIDC_SOUTH = ("+proj=stere +lat_0=-90 +lat_ts=-70 +lon_0=0 +k=1 +x_0=0 +y_0=0 +a=6378273 "
+               "+b=6356889.449 +units=m +no_defs")  # fmt: skip
+SEA_ICE = from_origin(-3950000, 4350000, 25000, 25000)  # NSIDC 25 km southern grid, 332 x 316
+
+
+def cropland_mask(rows: int = 720, cols: int = 1440, seed: int = 7) -> np.ndarray:
+    """A global cropland-like mask: continents of irregular blobs, a scatter of small islands,
+    fields either side of 180° (Chukotka, Fiji) and the Po valley (10-11°E, 45-46°N)."""
+    rng = np.random.default_rng(seed)
+    lat = 90 - (np.arange(rows) + 0.5) * 180 / rows
+    lon = -180 + (np.arange(cols) + 0.5) * 360 / cols
+    lon2, lat2 = np.meshgrid(lon, lat)
+    field = np.zeros((rows, cols))
+    for _ in range(60):
+        clon, clat = rng.uniform(-180, 180), rng.uniform(-55, 70)
+        sx, sy = rng.uniform(2, 15), rng.uniform(2, 10)
+        dlon = (lon2 - clon + 180) % 360 - 180
+        field += np.exp(-((dlon / sx) ** 2 + ((lat2 - clat) / sy) ** 2))
+    noise = rng.uniform(0, 1, (rows, cols))
+    mask = (field > 0.5) & (noise > 0.35)  # ragged fields, not smooth blobs
+    near = np.argwhere((field > 0.05) & (field < 0.5))
+    for r, c in near[rng.integers(0, len(near), 400)]:  # islands of 1-3 cells off the coasts
+        mask[r : r + rng.integers(1, 4), c : c + rng.integers(1, 4)] = True
+    for west, south, east, north in ((175, 62, 180, 68), (-180, 62, -172, 68), (9, 44, 12, 46.5)):
+        mask[(lon2 >= west) & (lon2 <= east) & (lat2 >= south) & (lat2 <= north)] = True
+    return mask
+
+
+def _centres(transform: Affine, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rows, cols = np.nonzero(mask)
+    xs, ys = transform * (cols + 0.5, rows + 0.5)
+    return np.asarray(xs), np.asarray(ys)
+
+
+def share_inside(geom: Any, lon: np.ndarray, lat: np.ndarray) -> float:
+    """Share of the points inside (or on) the geometry."""
+    inside = shapely.contains_xy(geom, lon, lat) | shapely.intersects_xy(geom, lon, lat)
+    return float(inside.mean())
+
+
+def test_simplified_footprint_keeps_valid_pixels_inside() -> None:
+    mask = cropland_mask()
+    region = valid_region(mask, 1.0, 1.0)
+
+    def affine(cols: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = GLOBAL * (cols, rows)
+        return np.asarray(xs), np.asarray(ys)
+
+    result = footprint(region, affine, "EPSG:4326")
+    geom = shape(result.geometry)
+    assert geom.is_valid
+    assert shapely.get_num_coordinates(geom) <= MAX_VERTICES
+    assert share_inside(geom, *_centres(GLOBAL, mask)) >= 0.99
+    # Not simply the whole grid: most of the empty sea stays outside.
+    assert share_inside(geom, *_centres(GLOBAL, ~mask)) < 0.9
+    assert result.bbox[0] == -180 and result.bbox[2] == 180
+
+
+@pytest.mark.parametrize(
+    ("parts", "expected"),
+    [
+        # A hair-wide sliver past 180 is an edge, not data (lonlat_bbox gets pieces already
+        # cut; a sliver wider than the tolerance still counts).
+        ([(170, 0, 180, 10)], [170, 0, 180, 10]),
+        ([(179, -17, 180, -16), (-180, -17, -179, -16)], [179, -17, -179, -16]),
+        # Parts spread over every longitude: the plain world range.
+        ([(-180, 60, -170, 70), (-20, 40, 50, 60), (170, 60, 180, 70), (100, 0, 140, 30)],
+         [-180, 0, 180, 70]),
+        # The widest gap is the Pacific: no crossing, west < east.
+        ([(-120, 30, -60, 50), (0, 40, 100, 60), (150, -40, 178, -30)],
+         [-120, -40, 178, 60]),
+    ],
+)  # fmt: skip
+def test_lonlat_bbox_from_parts(parts: list[tuple[float, ...]], expected: list[float]) -> None:
+    from shapely.geometry import box
+
+    assert lonlat_bbox([box(*p) for p in parts]) == pytest.approx(expected)
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
+    root = tmp_path_factory.mktemp("truth")
+    src = root / "src"
+    crops = cropland_mask()
+    write_geotiff(src / "cropland_2020.tif", crops.astype("uint8"), crs="EPSG:4326",
+                  transform=GLOBAL, nodata=0)  # fmt: skip
+    # A global grid whose cell edges start half a cell beyond the globe (90.5, -180.5).
+    write_geotiff(src / "global_edges_2021.tif", np.ones((181, 361), "int16"), crs="EPSG:4326",
+                  transform=from_origin(-180.5, 90.5, 1.0, 1.0))  # fmt: skip
+    # A grid whose east edge is 2e-6° past 180 (its cell size rounded in the file).
+    write_geotiff(src / "east_edge_2022.tif", np.ones((100, 200), "uint8"), crs="EPSG:4326",
+                  transform=from_origin(170.0, -10.0, 10.000002 / 200, 0.05))  # fmt: skip
+    # A polar sea-ice grid (NSIDC 25 km, south), float32, ice in a disk around the pole,
+    # NaN over 72% of the grid and no nodata tag, as in NSIDC's float products.
+    xs, ys = _centres(SEA_ICE, np.ones((332, 316), bool))
+    ice = np.hypot(xs, ys).reshape(332, 316) < 2_419_000
+    conc = np.where(ice, 0.8, np.nan).astype("float32")
+    write_geotiff(src / "sea_ice_20240915.tif", conc, crs=NSIDC_SOUTH, transform=SEA_ICE)
+    report = ingest(IngestSettings(source=str(src), collection="truth", target=str(root / "data"),
+                                   catalog=str(root / "catalog"), workers=2))  # fmt: skip
+    return root, report
+
+
+def _item(root: Path, item_id: str) -> dict[str, Any]:
+    return json.loads(item_files(root / "catalog", "truth")[item_id].read_text())
+
+
+def test_every_input_ingested_and_catalog_valid(ingested: tuple[Path, Report]) -> None:
+    root, report = ingested
+    assert {r.input: r.status for r in report.rows if r.status is not Status.INGESTED} == {}
+    assert validate_catalog(str(root / "catalog" / "catalog.json"))[1] == []
+
+
+def _in_range(item: dict[str, Any]) -> bool:
+    geom = shape(item["geometry"])
+    minx, miny, maxx, maxy = geom.bounds
+    return geom.is_valid and minx >= -180 and maxx <= 180 and miny >= -90 and maxy <= 90
+
+
+def test_global_cropland_footprint_and_bbox(ingested: tuple[Path, Report]) -> None:
+    root, _ = ingested
+    item = _item(root, "cropland_2020")
+    geom = shape(item["geometry"])
+    assert _in_range(item)
+    assert shapely.get_num_coordinates(geom) <= MAX_VERTICES
+    crops = cropland_mask()
+    assert share_inside(geom, *_centres(GLOBAL, crops)) >= 0.99
+    lat = 90 - (np.nonzero(crops)[0] + 0.5) * 0.25
+    assert item["bbox"][0] == -180 and item["bbox"][2] == 180
+    assert item["bbox"][1] <= lat.min() and item["bbox"][3] >= lat.max()
+    found = search(str(root / "catalog"), bbox=[10, 45, 11, 46])
+    assert "cropland_2020" in [i.id for i in found]
+
+
+def test_latitudes_clamped_longitudes_wrapped(ingested: tuple[Path, Report]) -> None:
+    root, _ = ingested
+    item = _item(root, "global_edges_2021")
+    assert _in_range(item)
+    assert item["bbox"] == [-180, -90, 180, 90]
+    # Every point of the globe is inside: the grid covers it (more than once at the edges).
+    lon, lat = np.meshgrid(np.linspace(-179.9, 179.9, 50), np.linspace(-89.9, 89.9, 30))
+    assert share_inside(shape(item["geometry"]), lon.ravel(), lat.ravel()) == 1.0
+
+
+def test_hair_past_antimeridian_does_not_wreck_the_bbox(ingested: tuple[Path, Report]) -> None:
+    root, _ = ingested
+    item = _item(root, "east_edge_2022")
+    assert _in_range(item)
+    west, south, east, north = item["bbox"]
+    assert (west, south, north) == pytest.approx((170.0, -15.0, -10.0))
+    assert east == pytest.approx(180.0, abs=1e-5)
+
+
+def test_nan_is_nodata_for_float_rasters(ingested: tuple[Path, Report]) -> None:
+    root, _ = ingested
+    item = _item(root, "sea_ice_20240915")
+    assert item["assets"]["data"]["raster:bands"][0]["nodata"] == "nan"
+    geom = shape(item["geometry"])
+    assert _in_range(item)
+    xs, ys = _centres(SEA_ICE, np.ones((332, 316), bool))
+    ice = np.hypot(xs, ys) < 2_419_000
+    assert 0.7 < 1 - ice.mean() < 0.74  # the fixture is 72% NaN
+    lon, lat = Transformer.from_crs(NSIDC_SOUTH, "EPSG:4326", always_xy=True).transform(xs, ys)
+    lon, lat = np.asarray(lon), np.asarray(lat)
+    assert share_inside(geom, lon[ice], lat[ice]) >= 0.99
+    assert share_inside(geom, lon[~ice], lat[~ice]) < 0.05  # not the whole grid
+    assert item["bbox"][1] == -90 and item["bbox"][0] == -180 and item["bbox"][2] == 180
