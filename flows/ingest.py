@@ -162,6 +162,7 @@ def ingest(
     catalog: str | None = None,
     datetime: str | None = None,
     datetime_pattern: str | None = None,
+    require_datetime: bool | None = None,
     cloud_cover: float | None = None,
     cloud_rule: str | None = None,
     cloud_band: int | None = None,
@@ -186,7 +187,8 @@ def ingest(
     """
     options = _options(
         collection=collection, target=target, catalog=catalog, datetime=datetime,
-        datetime_pattern=datetime_pattern, cloud_cover=cloud_cover, cloud_rule=cloud_rule,
+        datetime_pattern=datetime_pattern, require_datetime=require_datetime,
+        cloud_cover=cloud_cover, cloud_rule=cloud_rule,
         cloud_band=cloud_band, group_pattern=group_pattern, compression=compression,
         license=license, description=description, title=title, timeout_s=timeout_s,
         max_memory_mb=max_memory_mb,

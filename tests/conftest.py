@@ -54,6 +54,28 @@ def write_geotiff(
     return path
 
 
+def write_cf_grid(
+    ds: Any, rows: int = 20, cols: int = 30, *, epsg: int = 32633, res: float = 10.0,
+    west: float = 500000.0, north: float = 5000000.0,
+) -> None:  # fmt: skip
+    """On an open netCDF4.Dataset: a `rows` x `cols` grid of `res` m cells from (west, north)
+    in a transverse Mercator CRS, as CF writes it (projection_x/y_coordinate variables `x`,
+    `y` at cell centres and a `crs` grid mapping with its WKT)."""
+    from pyproj import CRS
+
+    ds.createDimension("y", rows)
+    ds.createDimension("x", cols)
+    x = ds.createVariable("x", "f8", ("x",))
+    x[:] = west + res / 2 + res * np.arange(cols)
+    x.standard_name = "projection_x_coordinate"
+    y = ds.createVariable("y", "f8", ("y",))
+    y[:] = north - res / 2 - res * np.arange(rows)
+    y.standard_name = "projection_y_coordinate"
+    crs = ds.createVariable("crs", "i4")
+    crs.spatial_ref = crs.crs_wkt = CRS.from_epsg(epsg).to_wkt()
+    crs.grid_mapping_name = "transverse_mercator"
+
+
 @pytest.fixture
 def write_raster(tmp_path: Path) -> WriteRaster:
     """Write a GeoTIFF under tmp_path/src (UTM 33N, 10 m, unless told otherwise)."""

@@ -22,7 +22,6 @@ from http import HTTPStatus
 
 # action for one request: "forward", "reset", "stall", or an HTTP status code (as int)
 Action = str | int
-Decide = Callable[[str, str], Action]
 
 
 @dataclass
@@ -33,6 +32,10 @@ class Fault:
     count: int = 1
     match: str = ""
     retry_after: str | None = None
+
+
+# A test's own rule: (method, path) -> an action, or a Fault (for its Retry-After).
+Decide = Callable[[str, str], "Action | Fault"]
 
 
 @dataclass
@@ -88,6 +91,8 @@ class FaultProxy:
         with self._lock:
             if self.decide is not None:
                 chosen = self.decide(method, path)
+                if isinstance(chosen, Fault):
+                    return chosen.action, chosen.retry_after
                 if chosen != "forward":
                     return chosen, None
             for fault in self.faults:

@@ -9,13 +9,12 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 import rasterio
-from pyproj import CRS
 from rasterio.transform import from_origin
 from rio_cogeo.cogeo import cog_validate
 
 from byod.report import Report, Status
 from byod.validate import validate_catalog
-from tests.conftest import ramp
+from tests.conftest import ramp, write_cf_grid
 
 GRID = from_origin(500000, 5000000, 10, 10)
 
@@ -31,17 +30,7 @@ def _write(path: Path, driver: str, **options: object) -> None:
 def _netcdf(path: Path) -> None:
     """A CF NetCDF with two variables on one projected grid: two GDAL subdatasets."""
     with netCDF4.Dataset(path, "w") as ds:
-        ds.createDimension("y", 20)
-        ds.createDimension("x", 30)
-        x = ds.createVariable("x", "f8", ("x",))
-        x[:] = 500005 + 10 * np.arange(30)
-        x.standard_name = "projection_x_coordinate"
-        y = ds.createVariable("y", "f8", ("y",))
-        y[:] = 4999995 - 10 * np.arange(20)
-        y.standard_name = "projection_y_coordinate"
-        crs = ds.createVariable("crs", "i4")
-        crs.spatial_ref = crs.crs_wkt = CRS.from_epsg(32633).to_wkt()
-        crs.grid_mapping_name = "transverse_mercator"
+        write_cf_grid(ds)
         for name in ("temperature", "humidity"):
             var = ds.createVariable(name, "f4", ("y", "x"))
             var[:] = np.arange(600, dtype="f4").reshape(20, 30)

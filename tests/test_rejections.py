@@ -156,11 +156,6 @@ def _absurd_header(src: Path, _: WriteRaster) -> str:
     return "huge_20240101.tif"
 
 
-def _no_datetime(src: Path, write_raster: WriteRaster) -> str:
-    write_raster("scene.tif", ramp())  # no date in the name, no --datetime, no TIFF tag
-    return "scene.tif"
-
-
 BAD_INPUTS: list[Any] = [
     pytest.param(_empty, {Reason.EMPTY_FILE}, id="empty"),
     pytest.param(_text, {Reason.NOT_A_RASTER}, id="text-named-tif"),
@@ -169,7 +164,6 @@ BAD_INPUTS: list[Any] = [
     pytest.param(_png_without_world_file, {Reason.NOT_GEOREFERENCED}, id="png-no-world-file"),
     pytest.param(_unknown_crs, {Reason.UNKNOWN_CRS}, id="local-cs"),
     pytest.param(_absurd_header, {Reason.TOO_LARGE}, id="absurd-header"),
-    pytest.param(_no_datetime, {Reason.NO_DATETIME}, id="no-datetime"),
 ]
 
 
@@ -245,8 +239,8 @@ def test_bad_input_is_rejected_beside_good_ones(
     bad = make_bad(tmp_path / "src", write_raster)
     report = run_ingest()
     _assert_outcome(tmp_path, report, {bad: reasons}, list(GOOD))
-    # Only the good inputs' dates: a rejected input (NO_DATETIME above all) is never
-    # stamped with "now", and widens no extent.
+    # Only the good inputs' dates: a rejected input widens no extent. (Time-less inputs
+    # are ingested, or rejected with --require-datetime: tests/test_timeless.py.)
     assert _interval(tmp_path) == GOOD_INTERVAL
     assert report.ignored == []
 

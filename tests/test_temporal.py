@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import calendar
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -8,6 +9,7 @@ import pytest
 from byod.temporal import (
     Acquisition,
     acquisition_from_name,
+    cf_acquisition,
     datetime_from_name,
     find_acquisition,
     parse_tag_datetime,
@@ -55,22 +57,47 @@ def test_tiff_tag_formats() -> None:
     assert parse_tag_datetime("not a date") is None
 
 
-def test_order_option_then_tag_then_name() -> None:
+def test_order_option_then_name_then_write_time() -> None:
     when = datetime(2000, 1, 1, 12, tzinfo=timezone(timedelta(hours=1)))
     tags = {"TIFFTAG_DATETIME": "2023:06:15 09:30:00"}
     by_option = find_acquisition(override=when, tags=tags, relpath="a/b_20240101.tif")
     assert by_option is not None
     assert by_option.datetime == datetime(2000, 1, 1, 11, tzinfo=UTC)
     assert by_option.source == "option"
-    by_tag = find_acquisition(override=None, tags=tags, relpath="a/b_20240101.tif")
+    # TIFFTAG_DATETIME is when the file was written (TIFF 6.0): a date in the name wins.
+    by_name = find_acquisition(override=None, tags=tags, relpath="a/b_20240101.tif")
+    assert by_name is not None and by_name.source == "name:20240101"
+    assert by_name.datetime == datetime(2024, 1, 1, tzinfo=UTC)
+    by_folder = find_acquisition(override=None, tags={}, relpath="2019-05-04/b.tif")
+    assert by_folder is not None
+    assert by_folder.datetime == datetime(2019, 5, 4, tzinfo=UTC)
+    assert by_folder.source == "name:2019-05-04"
+    # Only when nothing better exists, and it says so.
+    by_tag = find_acquisition(override=None, tags=tags, relpath="a/b.tif")
     assert by_tag is not None and by_tag.source == "tag:TIFFTAG_DATETIME"
-    by_name = find_acquisition(override=None, tags={}, relpath="2019-05-04/b.tif")
-    assert by_name is not None
-    assert by_name.datetime == datetime(2019, 5, 4, tzinfo=UTC)
-    assert by_name.source == "name:2019-05-04"
+    assert by_tag.datetime == datetime(2023, 6, 15, 9, 30, tzinfo=UTC)
+    assert by_tag.note is not None and "written" in by_tag.note
     assert (
         find_acquisition(override=None, tags={"TIFFTAG_DATETIME": "junk"}, relpath="b.tif") is None
     )
+
+
+def test_imerg_daily_file_is_the_day_in_its_name_not_its_write_time() -> None:
+    # A real GPM IMERG daily GeoTIFF: written 2024-06-18T14:14:24 for the day 2024-06-17.
+    name = "3B-DAY.MS.MRG.3IMERG.20240617-S000000-E235959.V07B.tif"
+    found = find_acquisition(override=None, tags={"TIFFTAG_DATETIME": "2024:06:18 14:14:24"},
+                             relpath=f"imerg/{name}")  # fmt: skip
+    assert found is not None and found.datetime == datetime(2024, 6, 17, tzinfo=UTC)
+
+
+def test_acquisition_tags_and_sidecars_outrank_the_name() -> None:
+    tags = {"ACQUISITIONDATETIME": "2023-06-14T08:00:00Z"}
+    by_tag = find_acquisition(override=None, tags=tags, relpath="scene_20240101.tif")
+    assert by_tag is not None and by_tag.datetime == datetime(2023, 6, 14, 8, tzinfo=UTC)
+    sidecar = Acquisition(datetime(2022, 1, 2, tzinfo=UTC), "sidecar:X_MTL.txt")
+    by_sidecar = find_acquisition(override=None, tags=tags, relpath="scene_20240101.tif",
+                                  sidecar=sidecar)  # fmt: skip
+    assert by_sidecar == sidecar
 
 
 def test_imagery_acquisition_tag_wins_over_file_tag() -> None:
@@ -135,3 +162,137 @@ def test_landsat_ids_are_an_acquisition_day_not_a_period() -> None:
 def test_a_hyphen_before_a_month_or_year(name: str, month: int) -> None:
     found = acquisition_from_name(name)
     assert found is not None and found.start == datetime(2020, month, 1, tzinfo=UTC)
+
+
+# --- dates as real products write them (issue 10) ------------------------------------------
+# Expected values come from each product's naming convention, decoded with the standard
+# library's own parsers (`%j` is the day of the year), never from byod.
+
+
+def _utc(text: str, fmt: str) -> datetime:
+    return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+
+
+def _month_end(year: int, month: int) -> datetime:
+    last = calendar.monthrange(year, month)[1]
+    return datetime(year, month, last, 23, 59, 59, 999999, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # a lower-case t between date and time keeps the time of day
+        ("SSC_2019-01-15t103359_ortho.tif", _utc("2019-01-15 10:33:59", "%Y-%m-%d %H:%M:%S")),
+        ("ang20200712t181214_rfl_v2z1.tif", _utc("20200712 181214", "%Y%m%d %H%M%S")),
+        # CHIRPS v3 daily: the day
+        ("chirps-v3.0.rnl.2020.01.01.tif", _utc("2020.01.01", "%Y.%m.%d")),
+        # year + day of year: MODIS A-prefixed and dotted, Landsat scene ids, bare YYYYDDD
+        ("MCD43A1.A2011009.h12v04.061.2021040145821.hdf", _utc("2011009", "%Y%j")),
+        ("MCD43A1.2011.009.h12v04.tif", _utc("2011009", "%Y%j")),
+        ("VNP09GA.A2020366.h18v04.002.2022264063713.h5", _utc("2020366", "%Y%j")),
+        ("LC80440342017101LGN00_B4.TIF", _utc("2017101", "%Y%j")),
+        ("ndvi_2017101.tif", _utc("2017101", "%Y%j")),
+        # unpadded parts
+        ("flood_extent_2022_9_9.tif", _utc("2022-09-09", "%Y-%m-%d")),
+        ("flood_extent_2022_10_03.tif", _utc("2022-10-03", "%Y-%m-%d")),
+        # creation / processing stamps are not acquisition times
+        ("gfs_20190101_c20190103154220.tif", _utc("20190101", "%Y%m%d")),
+        ("ndvi_20200601_processed_20200715.tif", _utc("20200601", "%Y%m%d")),
+        ("processed_20200715_ndvi_20200601.tif", _utc("20200601", "%Y%m%d")),
+        # Sentinel-2: sensing time first, the product discriminator last
+        ("S2B_MSIL2A_20190601T102029_N0212_R065_T32TPT_20190601T135530_B04.tif",
+         _utc("20190601T102029", "%Y%m%dT%H%M%S")),
+    ],
+)  # fmt: skip
+def test_instants_as_products_write_them(name: str, expected: datetime) -> None:
+    found = acquisition_from_name(name)
+    assert found is not None, name
+    assert (found.datetime, found.start, found.end) == (expected, None, None)
+
+
+@pytest.mark.parametrize(
+    ("name", "start", "end"),
+    [
+        # CHIRPS v2 monthly: January 2020, not the year
+        ("chirps-v2.0.2020.01.tif", datetime(2020, 1, 1, tzinfo=UTC), _month_end(2020, 1)),
+        # a CHIRPS dekad or pentad (2020.01.1) lies within its month
+        ("chirps-v2.0.2020.02.3.tif", datetime(2020, 2, 1, tzinfo=UTC), _month_end(2020, 2)),
+        # Sentinel-1 start and stop of the acquisition
+        ("S1A_IW_GRDH_1SDV_20200101T053956_20200101T054021_030598_038166_2A3F.tif",
+         _utc("20200101T053956", "%Y%m%dT%H%M%S"), _utc("20200101T054021", "%Y%m%dT%H%M%S")),
+        # Sentinel-3: start, stop, then the creation time
+        ("S3A_OL_1_EFR____20200101T100000_20200101T100300_20200101T120000_0179_053_179_2160"
+         "_LN1_O_NT_002.tif",
+         _utc("20200101T100000", "%Y%m%dT%H%M%S"), _utc("20200101T100300", "%Y%m%dT%H%M%S")),
+        # GOES-R ABI: scan start (s) and end (e), day of year and tenths of a second
+        ("OR_ABI-L2-CMIPF-M6C13_G16_s20190011200215_e20190011209523_c20190011210005.nc",
+         _utc("2019001120021.5", "%Y%j%H%M%S.%f"), _utc("2019001120952.3", "%Y%j%H%M%S.%f")),
+        # an explicit period beats a single date, whatever else the name holds
+        ("ndvi_20200101_20200131_v20200205.tif", datetime(2020, 1, 1, tzinfo=UTC),
+         datetime(2020, 1, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+    ],
+)  # fmt: skip
+def test_periods_as_products_write_them(name: str, start: datetime, end: datetime) -> None:
+    found = acquisition_from_name(name)
+    assert found is not None, name
+    assert (found.start, found.end, found.datetime) == (start, end, start)
+
+
+@pytest.mark.parametrize(
+    ("name", "chosen", "skipped"),
+    [
+        ("gfs_20190101_c20190103154220.tif", "20190101", "c20190103154220"),
+        ("ndvi_20200601_processed_20200715.tif", "20200601", "20200715"),
+        ("LC09_L2SP_190026_20240131_20240205_02_T1_SR_B4.TIF", "20240131", "20240205"),
+        ("x_20200131_20200101.tif", "20200131", "20200101"),
+    ],
+)
+def test_the_report_says_which_of_several_dates_was_taken(
+    name: str, chosen: str, skipped: str
+) -> None:
+    found = acquisition_from_name(name)
+    assert found is not None and found.source == f"name:{chosen}"
+    assert found.note is not None and chosen in found.note and skipped in found.note
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "tile_2017367.tif",  # no day 367
+        "tile_2019366.tif",  # 2019 is no leap year
+        "grid_12345678901.tif",  # digits that run on
+        "MCD43A1.A2011400.h12v04.hdf",
+        "x_2022_13_9.tif",
+    ],
+)
+def test_no_date_where_the_parts_are_impossible(name: str) -> None:
+    found = acquisition_from_name(name)
+    assert found is None or found.start is not None  # at most a lone year, never a day
+
+
+def test_cf_time_decoded_with_the_variables_calendar() -> None:
+    # 59 days after 2000-01-01 is 1 March in a 365-day calendar, 29 February in the real one.
+    noleap = cf_acquisition([59.0], "days since 2000-01-01", "noleap", None, "cf:time")
+    assert noleap.datetime == datetime(2000, 3, 1, tzinfo=UTC)
+    standard = cf_acquisition([59.0], "days since 2000-01-01", "standard", None, "cf:time")
+    assert standard.datetime == datetime(2000, 2, 29, tzinfo=UTC)
+    with pytest.raises(ValueError, match="360_day"):  # 30 February exists only there
+        cf_acquisition([59.0], "days since 2000-01-01", "360_day", None, "cf:time")
+
+
+def test_cf_bounds_give_the_period_before_the_upper_bound() -> None:
+    units = "hours since 2020-01-01 00:00:00"
+    found = cf_acquisition([12.0], units, None, [(0.0, 24.0)], "cf:time_bnds")
+    day = datetime(2020, 1, 1, tzinfo=UTC)
+    assert (found.start, found.end) == (day, day + timedelta(days=1) - timedelta(microseconds=1))
+
+
+def test_unknown_time_is_an_open_period_up_to_the_first_ingest() -> None:
+    until = datetime(2026, 5, 4, 3, 2, 1, 999, tzinfo=UTC)
+    found = Acquisition.unknown(until)
+    assert found.datetime is None and found.is_unknown
+    assert found.start == datetime(1, 1, 1, tzinfo=UTC)
+    assert found.end == until.replace(microsecond=0)
+    assert found.note is not None
+    for way in ("--datetime", "byod.yaml", "byod-metadata.csv", "name"):
+        assert way in found.note

@@ -94,7 +94,7 @@ def _ends_cleanly(command: F) -> F:
 def _fail(exc: BaseException) -> NoReturn:
     if not isinstance(exc, ByodError):
         log.info("traceback of the failure", exc_info=exc)
-    err.print(f"[red]error:[/] {escape(_one_line(exc))}")
+    err.print(f"[red]error:[/] {escape(_one_line(exc))}", soft_wrap=True)  # one line
     raise typer.Exit(exit_code(None, exc))
 
 

@@ -17,7 +17,7 @@ from byod.azure import AzureOptions
 
 Compression = Literal["deflate", "zstd"]
 CloudSource = Literal["option", "user", "mask", "sidecar", "imagery"]
-TimeSource = Literal["option", "user", "sidecar", "tag", "name"]
+TimeSource = Literal["option", "user", "sidecar", "tag", "name", "written"]
 
 DEFAULT_TARGET = "data"
 DEFAULT_CATALOG = "catalogs"
@@ -75,7 +75,12 @@ class IngestSettings(BaseModel):
         description="Regex with named groups year, month, day, hour, minute, second, "
         "tried on file and folder names before the built-in patterns.",
     )
-    datetime_order: tuple[TimeSource, ...] = ("option", "user", "sidecar", "tag", "name")
+    datetime_order: tuple[TimeSource, ...] = ("option", "user", "sidecar", "tag", "name", "written")
+    require_datetime: bool = Field(
+        default=False,
+        description="Reject inputs with no acquisition time (no_datetime) instead of ingesting "
+        "them with datetime null and the period 'acquired up to when first ingested'.",
+    )
     group_pattern: str | None = Field(
         default=None,
         description="Regex with named groups scene and band, matched on each input's path: "

@@ -6,7 +6,7 @@ so a dataset is ingested the same way every time.
     license: CC-BY-4.0
     providers: [{name: TU Wien, roles: [producer], url: https://www.tuwien.at}]
     keywords: [vienna, ndvi]
-    datetime: {pattern: 'doy(?P<year>\\d{4})', order: [sidecar, name]}
+    datetime: {pattern: 'doy(?P<year>\\d{4})', order: [sidecar, name], require: true}
     clouds: {rule: fmask, band: 2, cover: 10, order: [mask, sidecar]}
     group: {pattern: '(?P<scene>.+)_(?P<band>B\\d+)\\.tif$'}
 
@@ -39,6 +39,7 @@ class Provider(_Strict):
 class _Time(_Strict):
     pattern: str | None = None
     order: list[str] | None = None
+    require: bool | None = None  # reject time-less inputs (no_datetime)
 
 
 class _Clouds(_Strict):
@@ -70,6 +71,7 @@ class DatasetConfig(_Strict):
             "keywords": self.keywords or None,
             "datetime_pattern": self.datetime.pattern,
             "datetime_order": tuple(self.datetime.order) if self.datetime.order else None,
+            "require_datetime": self.datetime.require,
             "cloud_rule": self.clouds.rule, "cloud_band": self.clouds.band,
             "cloud_cover": self.clouds.cover,
             "cloud_order": tuple(self.clouds.order) if self.clouds.order else None,

@@ -1,7 +1,8 @@
 """Gather what an input's metadata says of its time and clouds, inside its worker.
 
-Reads the product metadata files and the cloud mask (block by block, at full resolution),
-then leaves the choosing to the pure functions in `temporal` and `clouds`.
+Reads the product metadata files, a NetCDF variable's CF time coordinate (through GDAL's
+netCDF driver) and the cloud mask (block by block, at full resolution), then leaves the
+choosing to the pure functions in `temporal` and `clouds`.
 """
 
 from __future__ import annotations
@@ -9,11 +10,14 @@ from __future__ import annotations
 import csv
 import logging
 import re
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import rasterio
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
 from byod import products
 from byod.clouds import (
@@ -26,7 +30,13 @@ from byod.clouds import (
     imagery_cloud_cover,
     parse_rule,
 )
-from byod.temporal import Acquisition, find_acquisition, parse_tag_datetime
+from byod.temporal import (
+    DEFAULT_ORDER,
+    Acquisition,
+    cf_acquisition,
+    find_acquisition,
+    parse_tag_datetime,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +51,8 @@ class MetadataRules:
 
     datetime: datetime | None = None
     datetime_pattern: str | None = None
-    datetime_order: tuple[str, ...] = ("option", "user", "sidecar", "tag", "name")
+    datetime_order: tuple[str, ...] = DEFAULT_ORDER
+    require_datetime: bool = False  # reject a time-less input instead of ingesting it
     cloud_cover: float | None = None
     cloud_rule: str | None = None
     cloud_band: int | None = None
@@ -99,7 +110,9 @@ def acquisition(
     relpath: str,
     found: list[products.ProductMetadata],
     user: Acquisition | None = None,
+    embedded: Acquisition | None = None,
 ) -> Acquisition | None:
+    """The time the run's order picks among every source; None when there is none."""
     sidecar = next(
         (Acquisition(p.datetime, f"sidecar:{p.source}", p.start_datetime, p.end_datetime)
          for p in found if p.datetime is not None),
@@ -107,8 +120,91 @@ def acquisition(
     )  # fmt: skip
     pattern = re.compile(rules.datetime_pattern) if rules.datetime_pattern else None
     return find_acquisition(override=rules.datetime, tags=tags, relpath=relpath,
-                            sidecar=sidecar, user=user, pattern=pattern,
+                            sidecar=sidecar, user=user, embedded=embedded, pattern=pattern,
                             order=rules.datetime_order)  # fmt: skip
+
+
+# --- CF NetCDF: time coordinates and variables that are not rasters -------------------------
+
+
+def cf_time(name: str, tags: Mapping[str, str], label: str) -> tuple[Acquisition | None, list[str]]:
+    """The time of a NetCDF variable (GDAL dataset `name`) from its CF time coordinate.
+
+    GDAL's netCDF driver lists the variable's non-spatial dimensions in `NETCDF_DIM_EXTRA`,
+    their values in `NETCDF_DIM_<dim>_VALUES` and their attributes as `<dim>#units` etc.; the
+    time dimension is the one with `axis = T`, `standard_name = time` or units "... since ..."
+    (CF 1.11, section 4.4). Its `bounds` variable (`time_bnds`) is read through GDAL too.
+    Returns (None, []) for a raster without a time axis, (None, [note]) when the axis cannot
+    be decoded (the other sources then decide).
+    """
+    extra = tags.get("NETCDF_DIM_EXTRA", "").strip("{}")
+    for dim in (d.strip() for d in extra.split(",") if d.strip()):
+        units = tags.get(f"{dim}#units", "")
+        if not (tags.get(f"{dim}#axis", "").upper() == "T" or " since " in units
+                or tags.get(f"{dim}#standard_name") == "time"):  # fmt: skip
+            continue
+        values = _numbers(tags.get(f"NETCDF_DIM_{dim}_VALUES", ""))
+        bounds_var = tags.get(f"{dim}#bounds", "").strip()
+        bounds = _bounds(name, bounds_var) if bounds_var else None
+        source = f"cf:{bounds_var}" if bounds is not None else f"cf:{dim}"
+        try:
+            return cf_acquisition(values, units, tags.get(f"{dim}#calendar"), bounds, source), []
+        except ValueError as exc:
+            return None, [f"{label}: its {dim} coordinate gives no time ({exc})"]
+    return None, []
+
+
+def _numbers(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.strip("{}").split(",") if v.strip()]
+    except ValueError:
+        return []
+
+
+def _bounds(name: str, variable: str) -> list[tuple[float, float]] | None:
+    """The (lower, upper) pairs of a CF bounds variable beside the variable GDAL opened as
+    `name` (`NETCDF:"file":var`, or the file itself); None when they cannot be read."""
+    base = name.rsplit(":", 1)[0] if name.lower().startswith("netcdf:") else f'NETCDF:"{name}"'
+    try:
+        with warnings.catch_warnings():  # a bounds table has no geotransform, as expected
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(f"{base}:{variable}") as src:
+                rows = src.read(1)
+    except RasterioError:
+        return None
+    if rows.ndim != 2 or rows.shape[1] != 2:
+        return None
+    return [(float(low), float(high)) for low, high in rows]
+
+
+def auxiliary_variables(tags_by_variable: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """The variables of a NetCDF file that are not rasters of their own, with the reason.
+
+    By CF (1.11, sections 5, 5.6, 7.1): a variable named by another's `bounds`,
+    `coordinates` or `grid_mapping` attribute describes that variable (cell bounds such as
+    `time_bnds`, 2-D latitude/longitude, the CRS); GDAL lists them as subdatasets all the same.
+    A name ending in `_bnds` or `_bounds` is taken as bounds too, as producers write them.
+    """
+    roles: dict[str, str] = {}
+    for tags in tags_by_variable.values():
+        for key, value in tags.items():
+            owner, _, attribute = key.partition("#")
+            if owner == "NC_GLOBAL" or not attribute:
+                continue
+            if attribute == "bounds":
+                roles.setdefault(value.strip(), f"cell bounds of {owner}")
+            elif attribute == "coordinates":
+                for name in value.split():
+                    roles.setdefault(name, f"a coordinate of {owner}")
+            elif attribute == "grid_mapping":
+                roles.setdefault(value.split(":")[0].strip(), f"the grid mapping of {owner}")
+    out = {}
+    for variable in tags_by_variable:
+        if variable in roles:
+            out[variable] = roles[variable]
+        elif re.search(r"_(bnds|bounds)$", variable):
+            out[variable] = "cell bounds"
+    return out
 
 
 def clouds(

@@ -6,9 +6,11 @@ publishing happen in the parent, which alone decides what reaches the target and
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 import rasterio
@@ -16,6 +18,7 @@ import rasterio.crs
 import rasterio.shutil
 from pyproj import CRS
 from pyproj.exceptions import CRSError
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import DatasetReader
 from rasterio.transform import Affine
 
@@ -115,16 +118,38 @@ def prepare(job: Job, stage: Stage) -> PrepareResult:
     names = subdatasets(job.path)
     if not names:
         return PrepareResult([_prepare_one(job, str(job.path), None, stage)], [])
+    variables = {name: name.rsplit(":", 1)[-1].strip("/") for name in names}
+    auxiliary = metadata.auxiliary_variables(
+        {variable: _tags(name) for name, variable in variables.items()}
+    )
     scenes, notes, first_rejection = [], [], None
-    for name in names:
+    for name, variable in variables.items():
+        if variable in auxiliary:  # CF bounds, coordinates, grid mappings: not rasters
+            notes.append(f"variable {variable} ignored: {auxiliary[variable]}, not a raster")
+            continue
         try:
-            scenes.append(_prepare_one(job, name, name.rsplit(":", 1)[-1].strip("/"), stage))
+            scenes.append(_prepare_one(job, name, variable, stage))
         except RejectedInput as exc:
             notes.append(exc.message)
             first_rejection = first_rejection or exc
-    if not scenes and first_rejection is not None:
-        raise first_rejection
+    if not scenes:
+        raise first_rejection or RejectedInput(
+            Reason.NOT_A_RASTER,
+            f"{job.relpath}: no raster variable, only coordinates and bounds "
+            f"({', '.join(auxiliary)})",
+        )
     return PrepareResult(scenes, notes)
+
+
+def _tags(name: str) -> dict[str, str]:
+    """A subdataset's tags (its variables' attributes), {} when it cannot be opened."""
+    try:
+        with warnings.catch_warnings():  # bounds and coordinates have no geotransform
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with open_dataset(name) as src:
+                return src.tags()
+    except RejectedInput:
+        return {}
 
 
 def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Stage) -> Prepared:
@@ -217,22 +242,30 @@ def _prepare_scene(job: Job, stage: Stage) -> Prepared:
 def _time_and_clouds(
     job: Job, tags: dict[str, str], source: str, label: str, stage: Stage
 ) -> tuple[Acquisition, CloudDecision, list[str]]:
-    """The acquisition time (or a rejection) and the cloud decision, from every source the
-    job's rules name: options, the folder's byod-metadata.csv, product metadata, tags, names
-    and masks."""
+    """The acquisition time and the cloud decision, from every source the job's rules name:
+    options, the folder's byod-metadata.csv, product metadata, acquisition tags, a CF time
+    coordinate, names, TIFFTAG_DATETIME, and masks. With no time anywhere the input is
+    time-less (`Acquisition.unknown`, noted for the report), or rejected as `no_datetime`
+    when the run requires a time."""
     found, notes = metadata.read_products(job.metadata_paths)
     row, row_notes = metadata.user_row(job.user_metadata_path, job.relpath)
     notes += row_notes
+    embedded, cf_notes = metadata.cf_time(source, tags, label)
+    notes += cf_notes
     user_source = f"user:{metadata.USER_METADATA_LABEL}"
     when = metadata.acquisition(job.rules, tags, job.relpath, found,
-                                metadata.user_acquisition(row, user_source))  # fmt: skip
-    if when is None:
+                                metadata.user_acquisition(row, user_source), embedded)  # fmt: skip
+    if when is None and job.rules.require_datetime:
         raise RejectedInput(
             Reason.NO_DATETIME,
             f"{label}: no acquisition time in --datetime, byod-metadata.csv, product metadata, "
-            "the TIFF/IMAGERY tags or the name (e.g. 20240131, 2024-01-31, 20240131T101500, "
-            "2024-07, 2024)",
+            "the file's tags or time coordinate, or the name (e.g. 20240131, 2024-01-31, "
+            "20240131T101500, 2024-07, 2024), and the run requires one (--require-datetime)",
         )
+    if when is None:  # first ingested now: the upper bound of when it was acquired
+        when = Acquisition.unknown(datetime.now(UTC))
+    if when.note:
+        notes.append(when.note)
     stage("clouds")
     clouds = metadata.clouds(job.rules, tags, found, source, job.mask_path,
                              metadata.user_cloud(row, user_source))  # fmt: skip
