@@ -37,6 +37,7 @@ from byod.errors import ByodError, ConfigurationError, StorageUnavailable
 from byod.pipeline import Progress as PipelineProgress
 from byod.pipeline import ingest as run_ingest
 from byod.report import Report, Row, Status
+from byod.temporal import UNKNOWN_NOTE, WRITTEN_NOTE
 from byod.validate import validate_catalog
 
 app = typer.Typer(
@@ -209,6 +210,14 @@ def ingest(
     datetime_order: Annotated[
         str, typer.Option(help="Which time source wins, first to last.")
     ] = ",".join(_DEFAULTS["datetime_order"].default),
+    require_datetime: Annotated[
+        bool,
+        typer.Option(
+            "--require-datetime",
+            help="Reject inputs with no acquisition time (no_datetime) instead of ingesting "
+            "them with datetime null.",
+        ),
+    ] = False,
     group_pattern: Annotated[
         str | None,
         typer.Option(
@@ -258,6 +267,7 @@ def ingest(
         "description": description, "title": title, "cloud_cover": cloud_cover,
         "cloud_rule": cloud_rule, "cloud_band": cloud_band, "cloud_order": _csv(cloud_order),
         "datetime_pattern": datetime_pattern, "datetime_order": _csv(datetime_order),
+        "require_datetime": require_datetime,
         "group_pattern": group_pattern,
     }  # fmt: skip
     # Only what was typed overrides the dataset's byod.yaml; the rest falls to it or defaults.
@@ -466,6 +476,9 @@ def _print_summary(report: Report) -> None:
         detail = (f"{row.reason}: {row.message}" if row.status is Status.REJECTED
                   else row.message or "" if row.status is Status.NOT_DONE
                   else ", ".join(row.item_ids))  # fmt: skip
+        # Time-less or write-time-only inputs: say so, and how to give the time.
+        detail += "".join(f"\n[yellow]{escape(n)}[/]" for n in row.notes
+                          if n.startswith(_TIME_NOTES))  # fmt: skip
         style = _STATUS_STYLE[row.status]
         table.add_row(row.input, f"[{style}]{row.status}[/]", detail)
     out.print(table)
@@ -475,6 +488,8 @@ def _print_summary(report: Report) -> None:
         out.print(f"[{style}]storage: {report.storage}[/]")
 
 
+# Row notes the table shows: the input has no acquisition time, or only its write time.
+_TIME_NOTES = (UNKNOWN_NOTE.split(":", 1)[0], WRITTEN_NOTE.split(",", 1)[0])
 # CLI parameter names where they differ from the settings' field names.
 _PARAMETER = {"datetime": "datetime_", "timeout_s": "timeout", "max_memory_mb": "max_memory"}
 
