@@ -98,6 +98,7 @@ def _rpb(rpc: RPC) -> str:
 
 
 UTM = from_origin(600000, 5340000, 30, 30)  # near Vienna, UTM 33N
+DG_SIZE = (600, 700)  # rows, cols
 
 # GCPs of a Sentinel-1-like strip crossing 180°: longitudes run 179.0 -> 180.5 (written
 # -179.5) across the swath, latitudes -15 -> -18 along it, the strip slanting eastwards.
@@ -143,7 +144,8 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
         ("dg_rpb_20240201", "dg_rpb_20240201.RPB", _rpb(rpc)),
         ("dg_txt_20240201", "dg_txt_20240201_RPC.TXT", _rpc_txt(rpc)),
     ):
-        write_geotiff(src / f"{name}.TIF", ramp(rows, cols), crs="EPSG:32633", transform=UTM)
+        # Larger than one 512 px tile, so it is converted, not passed through.
+        write_geotiff(src / f"{name}.TIF", ramp(*DG_SIZE), crs="EPSG:32633", transform=UTM)
         (src / sidecar).write_text(text)
 
     # RPC-only: the RPCs in the TIFF, and in an .RPB sidecar.
@@ -225,7 +227,7 @@ def test_geotransform_wins_over_rpc_sidecars(ingested: tuple[Path, Report], item
     root, _ = ingested
     with rasterio.open(root / "src" / f"{item_id}.TIF") as src:
         assert src.rpcs is not None  # GDAL did attach the sidecar's RPCs
-    rows, cols = RPC_SIZE
+    rows, cols = DG_SIZE
     to_lonlat = Transformer.from_crs("EPSG:32633", "EPSG:4326", always_xy=True)
     corners = [UTM * (c, r) for c, r in ((0, 0), (cols, 0), (cols, rows), (0, rows))]
     expected = Polygon(zip(*to_lonlat.transform(*zip(*corners, strict=True)), strict=True))
