@@ -391,3 +391,25 @@ def test_demo_samples_are_converted_but_the_real_cog(
         converted += not passthrough
     assert converted == len(items) - 1 and converted >= 6
     _catalog_is_valid(tmp_path)
+
+
+def test_scene_assets_on_other_grids_keep_their_own_resolution(
+    tmp_path: Path, run_ingest: Callable[..., Report], write_raster: WriteRaster
+) -> None:
+    """A Sentinel-2 band-per-file scene: 10 m bands and a 20 m SCL. The SCL asset carries its
+    own proj:shape/proj:transform (valid under projection v1.2.0) and a 20 m resolution."""
+    stamp = "T33UXP_20240605T100031"
+    for band in ("B02", "B03", "B04"):
+        write_raster(f"{stamp}_{band}_10m.tif", ramp(40, 40), nodata=0,
+                     transform=from_origin(600000, 5340400, 10, 10))  # fmt: skip
+    write_raster(f"{stamp}_SCL_20m.tif", np.full((20, 20), 4, "uint8"), nodata=0,
+                 transform=from_origin(600000, 5340400, 20, 20))  # fmt: skip
+    (row,) = run_ingest().rows
+    assert row.status is Status.INGESTED, row.message
+    (item,) = _items(tmp_path).values()
+    assert item["properties"]["proj:epsg"] == 32633
+    assert PROJECTION_V1_2 in item["stac_extensions"]
+    scl = item["assets"]["SCL"]
+    assert scl["proj:shape"] == [20, 20] and scl["raster:bands"][0]["spatial_resolution"] == 20
+    assert item["assets"]["B04"]["raster:bands"][0]["spatial_resolution"] == 10
+    _catalog_is_valid(tmp_path)
