@@ -121,6 +121,14 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
     # A grid whose east edge is 2e-6° past 180 (its cell size rounded in the file).
     write_geotiff(src / "east_edge_2022.tif", np.ones((100, 200), "uint8"), crs="EPSG:4326",
                   transform=from_origin(170.0, -10.0, 10.000002 / 200, 0.05))  # fmt: skip
+    # Grids on 0..360° longitudes (GRIB/NetCDF models write them so): one global, one with
+    # data only over the eastern Pacific (190-230°E, i.e. 170-130°W).
+    write_geotiff(src / "model_0_360_2023.tif", np.ones((180, 360), "float32"),
+                  crs="EPSG:4326", transform=from_origin(0.0, 90.0, 1.0, 1.0))  # fmt: skip
+    pacific = np.zeros((180, 360), "float32")
+    pacific[60:100, 190:230] = 1.0  # rows: 30N..10S
+    write_geotiff(src / "pacific_0_360_2023.tif", pacific, crs="EPSG:4326",
+                  transform=from_origin(0.0, 90.0, 1.0, 1.0), nodata=0)  # fmt: skip
     # A polar sea-ice grid (NSIDC 25 km, south), float32, ice in a disk around the pole,
     # NaN over 72% of the grid and no nodata tag, as in NSIDC's float products.
     xs, ys = _centres(SEA_ICE, np.ones((332, 316), bool))
@@ -196,3 +204,15 @@ def test_nan_is_nodata_for_float_rasters(ingested: tuple[Path, Report]) -> None:
     assert share_inside(geom, lon[ice], lat[ice]) >= 0.99
     assert share_inside(geom, lon[~ice], lat[~ice]) < 0.05  # not the whole grid
     assert item["bbox"][1] == -90 and item["bbox"][0] == -180 and item["bbox"][2] == 180
+
+
+def test_grids_on_0_to_360_longitudes(ingested: tuple[Path, Report]) -> None:
+    root, _ = ingested
+    whole = _item(root, "model_0_360_2023")
+    assert _in_range(whole)
+    assert whole["bbox"] == [-180, -90, 180, 90]
+    pacific = _item(root, "pacific_0_360_2023")
+    assert _in_range(pacific)
+    # Columns 190..230 of a grid starting at 0°: 190°E..230°E, that is 170°W..130°W.
+    assert pacific["bbox"] == pytest.approx([190 - 360, -10, 230 - 360, 30])
+    assert shape(pacific["geometry"]).equals(shapely.box(-170, -10, -130, 30))

@@ -158,10 +158,13 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
     # GCP-only, one band (with and without nodata): the COG keeps one band.
     gcps = [GroundControlPoint(r, c, 16.0 + 0.004 * c + 0.001 * r, 48.0 - 0.003 * r + 0.0005 * c)
             for r in (0, 50, 100) for c in (0, 60, 120)]  # fmt: skip
-    for name, nodata in (("gcp_1band_20240203", None), ("gcp_nodata_20240203", 0)):
+    valid = np.ones((100, 120), bool)
+    valid[:, :10] = False
+    for name, invalid in (("gcp_1band_20240203", {}), ("gcp_nodata_20240203", {"nodata": 0}),
+                          ("gcp_masked_20240203", {"mask": valid})):  # fmt: skip
         data = ramp(100, 120)
         data[:, :, :10] = 0  # (band, row, col): the first 10 columns
-        path = write_geotiff(src / f"{name}.tif", data, nodata=nodata)
+        path = write_geotiff(src / f"{name}.tif", data, **invalid)
         with rasterio.open(path, "r+") as dst:
             dst.gcps = (gcps, rasterio.crs.CRS.from_epsg(4326))
 
@@ -261,21 +264,26 @@ def test_rpc_only_raster_is_placed_by_its_rpcs(ingested: tuple[Path, Report], it
     assert item["properties"]["proj:code"] == "EPSG:4326"
 
 
-@pytest.mark.parametrize("item_id", ["gcp_1band_20240203", "gcp_nodata_20240203"])
+@pytest.mark.parametrize(
+    "item_id", ["gcp_1band_20240203", "gcp_nodata_20240203", "gcp_masked_20240203"]
+)
 def test_gcp_only_raster_keeps_its_bands(ingested: tuple[Path, Report], item_id: str) -> None:
     root, _ = ingested
     with rasterio.open(root / "src" / f"{item_id}.tif") as src:
         gcps, _ = src.gcps
-        source_count, nodata = src.count, src.nodata
+        source_count, nodata, flags = src.count, src.nodata, src.mask_flag_enums
+        source_valid = src.dataset_mask()
     with rasterio.open(_cog(root, item_id)) as cog:
         assert cog.count == source_count == 1
         assert cog.nodata == nodata
+        assert cog.mask_flag_enums == flags
+        assert (cog.dataset_mask() == source_valid).all()  # validity kept, no alpha band
     item = _item(root, item_id)
     bands = item["assets"]["data"]["raster:bands"]
     assert len(bands) == 1
     # GDAL's GCP transformer at full resolution, along every pixel edge of the valid area
-    # (columns 10..120 where the nodata is declared, the whole image otherwise).
-    first = 10 if nodata is not None else 0
+    # (columns 10..120 where nodata or a mask is declared, the whole image otherwise).
+    first = 10 if not source_valid.all() else 0
     transformer = GCPTransformer(gcps)
     cols = np.r_[np.arange(first, 121), np.full(101, 120), np.arange(120, first - 1, -1),
                  np.full(101, first)]  # fmt: skip
