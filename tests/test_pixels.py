@@ -273,22 +273,24 @@ def test_proj_epsg_beside_proj_code_survives_re_publishing(
 # --- spatial resolution in metres ---------------------------------------------------------
 
 
-def _centre_ground_sides(crs: CRS, transform: Any, rows: int, cols: int) -> float:
-    """The longer ground side of the centre pixel, with pyproj's Geod on the CRS ellipsoid."""
-    lon, lat = transform * (cols / 2, rows / 2)
+def _centre_ground_sides(crs: CRS, transform: Any, rows: int, cols: int, unit: float) -> float:
+    """The longer ground side of the centre pixel, with pyproj's Geod on the CRS ellipsoid;
+    `unit` is the size of the CRS's angular unit in degrees."""
+    lon, lat = (v * unit for v in transform * (cols / 2, rows / 2))
     geod = crs.get_geod()
     assert geod is not None
-    sides = [geod.inv(lon, lat, lon + transform.a, lat)[2],
-             geod.inv(lon, lat, lon, lat + transform.e)[2]]  # fmt: skip
+    sides = [geod.inv(lon, lat, lon + transform.a * unit, lat)[2],
+             geod.inv(lon, lat, lon, lat + transform.e * unit)[2]]  # fmt: skip
     return max(sides)
 
 
 @pytest.mark.parametrize(
-    ("crs", "transform"),
+    ("crs", "transform", "unit"),
     [
-        ("EPSG:4326", from_origin(16.0, 60.5, 0.001, 0.001)),  # 60 N: 55.8 m x 111.4 m
-        ("EPSG:4326", from_origin(-60.0, 0.1, 0.0002, 0.0002)),
-        ("EPSG:4269", from_origin(-100.0, 45.0, 1 / 3600, 1 / 3600)),  # NAD83, 1 arc-second
+        ("EPSG:4326", from_origin(16.0, 60.5, 0.001, 0.001), 1.0),  # 60 N: 55.8 m x 111.4 m
+        ("EPSG:4326", from_origin(-60.0, 0.1, 0.0002, 0.0002), 1.0),
+        ("EPSG:4269", from_origin(-100.0, 45.0, 1 / 3600, 1 / 3600), 1.0),  # NAD83, 1"
+        ("EPSG:4807", from_origin(2.5, 54.0, 0.001, 0.001), 0.9),  # NTF (Paris): grads
     ],
 )
 def test_geographic_spatial_resolution_is_ground_metres(
@@ -297,13 +299,14 @@ def test_geographic_spatial_resolution_is_ground_metres(
     write_raster: WriteRaster,
     crs: str,
     transform: Any,
+    unit: float,
 ) -> None:
     write_raster("geo_20240101.tif", ramp(40, 50), crs=crs, transform=transform)
     (row,) = run_ingest().rows
     assert row.status is Status.INGESTED, row.message
     (item,) = _items(tmp_path).values()
     (band,) = item["assets"]["data"]["raster:bands"]
-    expected = _centre_ground_sides(CRS.from_user_input(crs), transform, 40, 50)
+    expected = _centre_ground_sides(CRS.from_user_input(crs), transform, 40, 50, unit)
     assert band["spatial_resolution"] == pytest.approx(expected, rel=1e-6)
     assert band["spatial_resolution"] > 1  # metres, never degrees
 

@@ -224,8 +224,10 @@ def ground_resolution(info: RasterInfo) -> float | None:
     if not crs.is_geographic:
         unit = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
         return max(sides) * unit
-    a, b, c, d, e, f = info.transform
-    # GDAL's geotransform is in longitude, latitude order whatever the CRS's axis order.
+    # GDAL's geotransform is in longitude, latitude order whatever the CRS's axis order, in
+    # the CRS's angular unit (degrees, or grads as in NTF Paris).
+    degrees = math.degrees(crs.axis_info[0].unit_conversion_factor) if crs.axis_info else 1.0
+    a, b, c, d, e, f = (v * degrees for v in info.transform)
     lon, lat = c + a * info.width / 2 + b * info.height / 2, f + d * info.width / 2 + e * (
         info.height / 2)  # fmt: skip
     geod = crs.get_geod() or Geod(ellps="WGS84")
@@ -244,8 +246,6 @@ def raster_data_type(name: str) -> DataType:
 
 def _raster_band(band: BandInfo, spatial_resolution: float | None) -> RasterBand:
     nodata: float | str | None = band.nodata
-    if nodata is None and band.has_nan:  # NaN is no data even when no nodata is declared
-        nodata = "nan"
     if nodata is None and band.has_nan:  # NaN is no data even when no nodata is declared
         nodata = "nan"
     if isinstance(nodata, float) and math.isnan(nodata):
