@@ -7,6 +7,7 @@ folder itself, and by the exit code and stderr of the CLI, never by trusting the
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -22,11 +23,15 @@ from azure.core.exceptions import AzureError
 from azure.storage.blob import BlobServiceClient
 
 from byod.azure import AzureOptions, resolve_access
-from byod.errors import StorageUnavailable, storage_failure
-from byod.storage import BlobStore
+from byod.cli import exit_code
+from byod.config import IngestSettings
+from byod.errors import RunFailed, StorageUnavailable, storage_failure
+from byod.pipeline import Progress, ingest
+from byod.report import Row, Status
+from byod.storage import BlobStore, Store
 from tests.conftest import ramp, write_geotiff
 from tests.faultproxy import Fault, FaultProxy
-from tests.readback import published
+from tests.readback import orphans, published
 
 RETRYABLE = [
     pytest.param(429, "1", id="429-retry-after"),
@@ -257,3 +262,112 @@ def test_a_stalled_server_ends_the_run_within_the_request_bound(
     assert _report(tmp_path)["rows"][0]["status"] == "not_done"
     assert not any(k.endswith(".tif") for k in _blobs(azurite, f"cogs-{via_proxy}"))
     assert "faults/collection.json" not in _blobs(azurite, f"stac-{via_proxy}")
+
+
+# --- a full disk -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MB tmpfs mounted for this test (root and mount needed; skipped, saying so, where
+    the machine does not allow it)."""
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)],
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (mount: {mount.stderr.strip()})")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _fill(folder: Path) -> Path:
+    """Write zeros until the file system is full; returns the filler (delete it to free)."""
+    filler = folder / "filler.bin"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    return filler
+
+
+def _local_run(tmp_path: Path, catalog: Path, target: Path) -> subprocess.CompletedProcess[str]:
+    return _byod(tmp_path, str(tmp_path / "src"), "--collection", "faults", "--workers", "1",
+                 "--target", str(target), "--catalog", str(catalog),
+                 "--report", str(tmp_path / "report.json"), "--quiet")  # fmt: skip
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    """Every file's bytes, but the filler and the markers of runs (bookkeeping a failed run
+    leaves for the next one to clean up, see `orphans` after it)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != "filler.bin" and "_runs" not in p.parts}  # fmt: skip
+
+
+@pytest.mark.parametrize("full", ["catalog", "target"])
+def test_a_full_disk_ends_the_run_with_exit_2_a_report_and_the_old_catalog(
+    tmp_path: Path, small_disk: Path, full: str
+) -> None:
+    catalog = small_disk / "catalog" if full == "catalog" else tmp_path / "catalog"
+    target = small_disk / "data" if full == "target" else tmp_path / "data"
+    _rasters(tmp_path / "src", "a_20240101.tif")
+    assert _local_run(tmp_path, catalog, target).returncode == 0
+    catalog_before, target_before = _tree(catalog), _tree(target)
+
+    _rasters(tmp_path / "src", "b_20240102.tif")
+    filler = _fill(small_disk)
+    result = _local_run(tmp_path, catalog, target)
+    assert result.returncode == 2, result.stderr  # nothing of this run was written
+    assert "No space left on device" in _one_error_line(result)
+    report = _report(tmp_path)
+    assert "No space left" in report["error"]
+    status = {r["input"]: r["status"] for r in report["rows"]}
+    assert status.get("b_20240102.tif", "not_done") == "not_done"
+    assert _tree(catalog) == catalog_before and _tree(target) == target_before
+
+    filler.unlink()
+    assert _local_run(tmp_path, catalog, target).returncode == 0
+    items = published(Store(catalog), Store(target), "faults", tmp_path)
+    assert sorted(i["properties"]["byod:source"] for i in items.values()) == [
+        "a_20240101.tif", "b_20240102.tif"]  # fmt: skip
+    assert orphans(Store(catalog), Store(target), "faults") == []
+
+
+def test_a_disk_full_while_publishing_fails_the_run_with_exit_3_and_keeps_the_old_catalog(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    catalog, target = small_disk / "catalog", tmp_path / "data"
+    _rasters(tmp_path / "src", "a_20240101.tif")
+    settings = IngestSettings(source=str(tmp_path / "src"), collection="faults",
+                              catalog=str(catalog), target=str(target), workers=1)  # fmt: skip
+    ingest(settings)
+    before = _tree(catalog)
+
+    class FillOnceStored(Progress):
+        """The disk fills up after the new input's COG is stored, before publishing."""
+
+        def finished(self, row: Row) -> None:
+            if row.status is Status.INGESTED:
+                _fill(small_disk)
+
+    _rasters(tmp_path / "src", "b_20240102.tif")
+    with pytest.raises(RunFailed) as failed:
+        ingest(settings, FillOnceStored())
+    report = failed.value.report
+    assert report is not None and exit_code(report, failed.value) == 3
+    assert "No space left" in str(failed.value) and "\n" not in str(failed.value)
+    assert {r.input: r.status for r in report.rows} == {
+        "a_20240101.tif": Status.UNCHANGED, "b_20240102.tif": Status.NOT_DONE}  # fmt: skip
+    assert _tree(catalog) == before  # not half-written: the old catalog, byte for byte
+
+    (small_disk / "filler.bin").unlink()
+    ingest(settings)
+    items = published(Store(catalog), Store(target), "faults", tmp_path)
+    assert len(items) == 2
+    assert orphans(Store(catalog), Store(target), "faults") == []
