@@ -111,8 +111,10 @@ def run_marker_key(collection_id: str, version: str) -> str:
 
 
 def version_of(key: str) -> str | None:
-    """The run version a key belongs to (a path component), if any."""
-    return next((p for p in key.split("/") if VERSION.fullmatch(p)), None)
+    """The run version a key belongs to (a folder, or the name of a run marker), if any."""
+    parts = key.split("/")
+    parts[-1] = posixpath.splitext(parts[-1])[0]
+    return next((p for p in parts if VERSION.fullmatch(p)), None)
 
 
 def read_state(

@@ -1,0 +1,226 @@
+"""Kills converge: `byod ingest` killed (SIGKILL to its whole process group) at seeded random
+points during conversion, upload and publish, locally and on Azurite. After each kill the
+catalog as published still agrees with itself and with the bytes it points at (old set or
+new set, never a mix); the next run converges to exactly the catalog of an uninterrupted
+run (items, assets, checksums, properties) and removes every file the killed run left (COGs,
+thumbnails, item and index versions, its run marker). All read back from storage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rasterio.transform import from_origin
+
+from byod.azure import AzureOptions, resolve_access
+from byod.config import IngestSettings
+from byod.pipeline import ingest
+from byod.storage import Store, open_store
+from tests.conftest import ramp, write_geotiff
+from tests.readback import orphans, published, read_items
+
+COLLECTION = "kills"
+PHASES = ("convert", "upload", "publish")
+KILLS = 5  # per storage: phases in turn, each after a seeded random delay past its trigger
+BYOD = [str(Path(sys.executable).with_name("byod"))]  # the installed CLI
+
+
+def _write(folder: Path, name: str, offset: int) -> None:
+    write_geotiff(folder / name, ramp(96, 96) + offset, crs="EPSG:32633",
+                  transform=from_origin(500000 + 2000 * offset, 5000000, 10, 10))  # fmt: skip
+
+
+def _first_inputs(folder: Path) -> None:
+    for n, name in enumerate(("a_20240101.tif", "b_20240102.tif", "c_20240103.tif")):
+        _write(folder, name, n)
+
+
+def _second_inputs(folder: Path) -> None:
+    """What the killed run has to do: replace one item, add two, leave two unchanged."""
+    _write(folder, "a_20240101.tif", 7)
+    _write(folder, "d_20240104.tif", 3)
+    _write(folder, "sub/e_20240105.tif", 4)
+
+
+@dataclass
+class Place:
+    """One catalog + target (a folder pair, or a prefix in two containers)."""
+
+    catalog_url: str
+    target_url: str
+    catalog: Store
+    target: Store
+
+    def options(self, source: Path) -> dict[str, Any]:
+        return {"source": str(source), "collection": COLLECTION, "catalog": self.catalog_url,
+                "target": self.target_url, "workers": 1, "timeout_s": 120}  # fmt: skip
+
+
+def _keys(place: Place) -> set[str]:
+    return {f"c:{i.key}" for i in place.catalog.list_files()} | {
+        f"t:{i.key}" for i in place.target.list_files()
+    }
+
+
+def _trigger(phase: str, before: set[str]) -> Callable[[set[str]], bool]:
+    """When a phase has begun, judged from storage: the run's marker (planned: workers
+    convert next), a new file in the target (uploads), a new item or index version in the
+    catalog (publishing)."""
+
+    def fired(now: set[str]) -> bool:
+        new = now - before
+        if phase == "convert":
+            return any("/_runs/" in k for k in new)
+        if phase == "upload":
+            return any(k.startswith("t:") for k in new)
+        return any(k.startswith("c:") and "/_runs/" not in k for k in new)
+
+    return fired
+
+
+def _kill_during(place: Place, source: Path, phase: str, delay: float) -> str:
+    """Start `byod ingest` in a process group of its own and SIGKILL the group `delay`
+    seconds after `phase` begins; returns what happened (for the failure message)."""
+    before = _keys(place)
+    fired = _trigger(phase, before)
+    opts = place.options(source)
+    command = [*BYOD, "ingest", opts["source"], "--collection", COLLECTION, "--catalog",
+               opts["catalog"], "--target", opts["target"], "--workers", "1", "-q"]  # fmt: skip
+    proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            if fired(_keys(place)):
+                time.sleep(delay)
+                break
+            time.sleep(0.002)
+        alive = proc.poll() is None
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        alive = False
+    proc.wait(timeout=30)
+    return f"{phase}+{delay:.3f}s: {'killed' if alive else 'finished before the kill'}"
+
+
+def _comparable(place: Place) -> dict[str, Any]:
+    """The published items as a reader sees them, without what differs between two
+    correct runs (the version folders in hrefs)."""
+    out = {}
+    for item_id, item in read_items(place.catalog, COLLECTION).items():
+        assets = {
+            name: {**{k: v for k, v in a.items() if k != "href"},
+                   "file": posixpath.basename(a["href"])}
+            for name, a in item["assets"].items()
+        }  # fmt: skip
+        out[item_id] = {"properties": item["properties"], "assets": assets,
+                        "geometry": item["geometry"], "bbox": item["bbox"]}  # fmt: skip
+    return out
+
+
+def _reference(tmp_path: Path, make_place: Callable[[str], Place]) -> dict[str, Any]:
+    """The catalog of the same two runs, uninterrupted."""
+    place = make_place("reference")
+    source = tmp_path / "reference" / "src"
+    _first_inputs(source)
+    ingest(IngestSettings(**place.options(source)))  # type: ignore[arg-type]
+    _second_inputs(source)
+    ingest(IngestSettings(**place.options(source)))  # type: ignore[arg-type]
+    return _comparable(place)
+
+
+def _check_consistent(place: Place, scratch: Path, sets: list[set[str]]) -> None:
+    """The catalog agrees with itself and its bytes, and shows one whole set of items."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    items = published(place.catalog, place.target, COLLECTION, scratch)
+    assert set(items) in sets, sorted(items)
+
+
+def _scenarios(tmp_path: Path, make_place: Callable[[str], Place],
+               wait_for_dead: Callable[[Place], None]) -> None:  # fmt: skip
+    reference = _reference(tmp_path, make_place)
+    first_ids = {"a_20240101", "b_20240102", "c_20240103"}
+    second_ids = first_ids | {"d_20240104", "sub-e_20240105"}
+    rng = random.Random(20261129)
+    killed = []
+    for n in range(KILLS):
+        phase, delay = PHASES[n % len(PHASES)], rng.uniform(0.0, 0.15)
+        place = make_place(f"k{n}")
+        source = tmp_path / f"k{n}" / "src"
+        _first_inputs(source)
+        ingest(IngestSettings(**place.options(source)))  # type: ignore[arg-type]
+        _second_inputs(source)
+        what = _kill_during(place, source, phase, delay)
+        _check_consistent(place, tmp_path / f"k{n}" / "after-kill", [first_ids, second_ids])
+        killed.append((place, source, what))
+        print(what)  # shown with -s: where each kill landed
+    for place, source, what in killed:
+        wait_for_dead(place)
+        ingest(IngestSettings(**place.options(source)))  # type: ignore[arg-type]
+        scratch = tmp_path / "check"
+        shutil.rmtree(scratch, ignore_errors=True)
+        _check_consistent(place, scratch, [second_ids])
+        assert _comparable(place) == reference, what
+        assert orphans(place.catalog, place.target, COLLECTION) == [], what
+
+
+def test_kills_converge_locally(tmp_path: Path) -> None:
+    def make_place(name: str) -> Place:
+        catalog, target = tmp_path / name / "catalog", tmp_path / name / "data"
+        return Place(str(catalog), str(target), open_store(catalog), open_store(target))
+
+    _scenarios(tmp_path, make_place, lambda place: None)  # the OS drops a dead run's lock
+
+
+def test_kills_converge_on_azurite(azure_env: str, tmp_path: Path) -> None:
+    access = resolve_access(AzureOptions())
+
+    def make_place(name: str) -> Place:
+        catalog, target = f"az://stac-{azure_env}/{name}", f"az://cogs-{azure_env}/{name}"
+        place = Place(catalog, target, open_store(catalog, access), open_store(target, access))
+        for store in (place.catalog, place.target):
+            store.ensure_container()  # type: ignore[attr-defined]
+        return place
+
+    def wait_for_dead(place: Place) -> None:
+        """A killed run's lease runs out within LEASE_SECONDS; until then it counts as alive
+        and its files are kept, so the next run would rightly leave them."""
+        markers = [i.key for i in place.catalog.list_files(f"{COLLECTION}/_runs/")]
+        deadline = time.monotonic() + 60
+        while any(place.catalog.held(m) for m in markers) and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+    _scenarios(tmp_path, make_place, wait_for_dead)
+
+
+def test_a_live_runs_files_are_never_removed(tmp_path: Path) -> None:
+    """A run whose marker is still held is alive: another run finishing meanwhile must not
+    remove its unpublished files (they are not orphans yet)."""
+    catalog, target = tmp_path / "catalog", tmp_path / "data"
+    store = open_store(catalog)
+    hold = store.hold(f"{COLLECTION}/_runs/20260101T000000-abcdef.json", {"test": True})
+    pending = target / COLLECTION / "x_20240101" / "20260101T000000-abcdef" / "x_20240101.tif"
+    pending.parent.mkdir(parents=True)
+    pending.write_bytes(b"not yet published")
+    source = tmp_path / "src"
+    _first_inputs(source)
+    ingest(IngestSettings(source=str(source), collection=COLLECTION, catalog=str(catalog),
+                          target=str(target), workers=1))  # fmt: skip
+    assert pending.exists()
+    hold.abandon()  # the run dies: the next run removes what it left
+    ingest(IngestSettings(source=str(source), collection=COLLECTION, catalog=str(catalog),
+                          target=str(target), workers=1))  # fmt: skip
+    assert not pending.exists()
+    assert json.loads((catalog / COLLECTION / "collection.json").read_text())["id"] == COLLECTION
