@@ -271,3 +271,26 @@ def test_netcdf_several_steps_without_bounds_span_first_to_last(
     steps = _cf_dates(path, "time")
     assert _parse(item.properties["start_datetime"]) == steps[0]
     assert _parse(item.properties["end_datetime"]) == steps[-1]
+
+
+def test_netcdf_2d_coordinates_and_bounds_are_listed_as_ignored(
+    tmp_path: Path, run_ingest: RunIngest
+) -> None:
+    # A regional model's output (CORDEX-like): tas on the projected grid, with 2-D latitude
+    # and longitude named by its `coordinates` attribute; no time axis at all.
+    path = tmp_path / "src" / "orog_EUR-11_ICHEC-EC-EARTH_fx.nc"
+    path.parent.mkdir(parents=True)
+    with netCDF4.Dataset(path, "w") as ds:
+        write_cf_grid(ds)
+        for name, values in (("lat", 45.0), ("lon", 15.0)):
+            coordinate = ds.createVariable(name, "f8", ("y", "x"))
+            coordinate[:] = np.full((20, 30), values)
+        orog = ds.createVariable("orog", "f4", ("y", "x"))
+        orog[:] = np.ones((20, 30), "f4")
+        orog.grid_mapping, orog.coordinates = "crs", "lat lon"
+    report = run_ingest()
+    (row,) = report.rows
+    assert row.status is Status.INGESTED and row.item_ids == ["orog_eur-11_ichec-ec-earth_fx-orog"]
+    ignored = sorted(n.split()[1] for n in row.notes if " ignored: " in n)
+    assert ignored == ["lat", "lon"]
+    assert _items(tmp_path / "catalog")[row.item_ids[0]].properties["datetime"] is None
