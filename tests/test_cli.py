@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -47,3 +49,41 @@ def test_bad_option_is_a_usage_error(tmp_path: Path, write_raster: WriteRaster) 
                                       "--catalog", str(tmp_path / "c")])  # fmt: skip
     assert result.exit_code == 2
     assert not (tmp_path / "c").exists()
+
+
+def test_a_configuration_error_exits_2_with_one_line_and_a_report(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["ingest", str(tmp_path / "missing"), "--catalog",
+                                      str(tmp_path / "c"), "--report", str(report)])  # fmt: skip
+    assert result.exit_code == 2
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "missing" in lines[0]
+    written = json.loads(report.read_text())
+    assert "not a folder" in written["error"] and written["rows"] == []
+    assert not (tmp_path / "c").exists()
+
+
+def test_an_unexpected_error_exits_3_with_one_line_a_report_and_the_traceback_in_the_log(
+    tmp_path: Path, write_raster: WriteRaster
+) -> None:
+    """A catalog whose collection.json is not JSON: not a storage fault, not an input's
+    fault. The run stops with exit 3 (not 1, which means rejected inputs)."""
+    write_raster("a_20240101.tif", ramp())
+    bad = tmp_path / "c" / "src" / "collection.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("{not json")
+    args = ["ingest", str(tmp_path / "src"), "--catalog", str(tmp_path / "c"), "--target",
+            str(tmp_path / "d"), "--report", str(tmp_path / "r.json")]  # fmt: skip
+    result = subprocess.run([str(Path(sys.executable).with_name("byod")), *args],
+                            capture_output=True, text=True, cwd=tmp_path, check=False)  # fmt: skip
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: unexpected JSONDecodeError")
+    assert "JSONDecodeError" in json.loads((tmp_path / "r.json").read_text())["error"]
+    assert bad.read_text() == "{not json"  # nothing was written over it
+
+    verbose = subprocess.run([str(Path(sys.executable).with_name("byod")), "-v", *args],
+                             capture_output=True, text=True, cwd=tmp_path, check=False)  # fmt: skip
+    assert verbose.returncode == 3 and "Traceback" in verbose.stderr

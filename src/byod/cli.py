@@ -53,6 +53,7 @@ log = logging.getLogger("byod")
 _DEFAULTS = IngestSettings.model_fields
 # The choices are written once, in config.Compression.
 CompressionChoice = StrEnum("CompressionChoice", {v: v for v in get_args(Compression)})  # type: ignore[misc]
+_DEFLATE = CompressionChoice("deflate")
 _STATUS_STYLE = {Status.INGESTED: "green", Status.REPLACED: "cyan",
                  Status.UNCHANGED: "dim", Status.REJECTED: "red",
                  Status.NOT_DONE: "yellow"}  # fmt: skip
@@ -178,7 +179,7 @@ def ingest(
     compression: Annotated[
         CompressionChoice,
         typer.Option(help="COG compression (zstd: faster, smaller; deflate: read everywhere)."),
-    ] = CompressionChoice.deflate,
+    ] = _DEFLATE,
     license: Annotated[
         str, typer.Option(help="SPDX license id of the collection.")
     ] = DEFAULT_LICENSE,
@@ -260,7 +261,7 @@ def ingest(
     ] = _AZURE_DEFAULTS["request_timeout_s"].default,
 ) -> None:
     """Convert every raster under SOURCE to a COG and publish it in the STAC catalog."""
-    given = {
+    given: dict[str, Any] = {
         "collection": collection, "target": target, "catalog": catalog, "datetime": datetime_,
         "workers": workers, "timeout_s": timeout, "max_memory_mb": max_memory,
         "max_pixels": max_pixels, "compression": compression.value, "license": license,
@@ -294,6 +295,8 @@ def ingest(
             outcome = run_ingest(settings)
     except ByodError as exc:
         ends(exc.report or _no_report(source, given), exc)
+    except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen fault: still a report
+        ends(_no_report(source, given), exc)
     ends(outcome, None)
 
 
@@ -304,12 +307,12 @@ def _no_report(source: str, given: dict[str, Any]) -> Report:
 
 
 def _end_ingest(
-    outcome: Report, error: ByodError | None, *, path: Path | None, json_: bool, quiet: bool
+    outcome: Report, error: Exception | None, *, path: Path | None, json_: bool, quiet: bool
 ) -> NoReturn:
     """Every run ends here, finished or not: the report (file, JSON or table), then the
     error in one line, then the exit code."""
     if error is not None and outcome.error is None:
-        outcome.error = str(error)
+        outcome.error = _one_line(error)
     if path is not None:
         try:
             outcome.write(path)

@@ -178,7 +178,7 @@ def ingest(settings: IngestSettings, progress: Progress | None = None) -> Report
 def _stopped(run: Run, outcomes: list[Outcome], exc: Exception) -> ByodError:
     """The error that ends a run stopped midway by `exc`, carrying the run's report: rows for
     what was finished, `not_done` rows for inputs stored but not published and for inputs not
-    worked on. `StorageUnavailable` or `ConfigurationError` (exit 2) when nothing was stored
+    stored. `StorageUnavailable` or `ConfigurationError` (exit 2) when nothing was stored
     yet, `RunFailed` (exit 3) otherwise."""
     failure = exc if isinstance(exc, ByodError) else storage_failure(exc, "storage")
     if failure is None:  # not a storage fault: a bug; its traceback goes to the log (-v)
@@ -187,12 +187,12 @@ def _stopped(run: Run, outcomes: list[Outcome], exc: Exception) -> ByodError:
     finished = {o.row.input for o in outcomes}
     stored = {o.row.input for o in outcomes if o.items}
     not_done = {i: "stored, not published: the run stopped" for i in sorted(stored)}
-    not_done |= {w.candidate.relpath: "not worked on: the run stopped"
+    not_done |= {w.candidate.relpath: "not stored: the run stopped"
                  for w in run.todo if w.candidate.relpath not in finished}  # fmt: skip
     report = run.report
     report.rows += [o.row for o in outcomes if o.row not in report.rows]
     message = (f"{cause}; the run stopped: {len(stored)} input(s) stored but not published, "
-               f"{len(not_done) - len(stored)} not worked on")  # fmt: skip
+               f"{len(not_done) - len(stored)} not stored")  # fmt: skip
     report.stop(message, not_done)
     error: ByodError
     if not stored and isinstance(failure, StorageUnavailable | ConfigurationError):
