@@ -22,11 +22,13 @@ from PIL import Image
 from pyproj import CRS
 from typer.testing import CliRunner
 
+from byod.catalog import VERSION
 from byod.cli import app
 from byod.reasons import Reason
 from byod.report import Report, Status
 from byod.validate import validate_catalog
 from tests.conftest import WriteRaster, ramp, write_geotiff
+from tests.readback import item_files
 
 RunIngest = Callable[..., Report]
 MakeBad = Callable[[Path, WriteRaster], str]
@@ -171,12 +173,14 @@ BAD_INPUTS: list[Any] = [
 
 
 def _catalog_items(tmp_path: Path) -> dict[str, dict[str, Any]]:
-    folder = tmp_path / "catalog" / "test"
-    return {p.stem: json.loads(p.read_text("utf-8")) for p in folder.glob("*/*.json")}
+    return {k: json.loads(p.read_text("utf-8"))
+            for k, p in item_files(tmp_path / "catalog", "test").items()}  # fmt: skip
 
 
 def _files(root: Path) -> list[str]:
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    """Files below `root`, a run's version folder shown as `<v>` (catalog.py's layout)."""
+    return sorted(VERSION.sub("<v>", p.relative_to(root).as_posix())
+                  for p in root.rglob("*") if p.is_file())  # fmt: skip
 
 
 def _assert_outcome(
@@ -206,14 +210,16 @@ def _assert_outcome(
     assert sorted(i["properties"]["byod:source"] for i in items.values()) == sorted(ingested)
     # Nothing derived from a rejected input, and no half-written file, anywhere.
     assert _files(tmp_path / "data") == sorted(
-        f"test/{i}/{i}{suffix}" for i in ids for suffix in (".tif", "-thumbnail.png")
+        f"test/{i}/<v>/{i}{suffix}" for i in ids for suffix in (".tif", "-thumbnail.png")
     )
     assert _files(tmp_path / "catalog") == sorted(
         [
+            ".catalog.json.lock",  # the OS locks of concurrent runs (empty files)
             "catalog.json",
+            "test/.collection.json.lock",
             "test/collection.json",
-            "test/items.parquet",
-            *(f"test/{i}/{i}.json" for i in ids),
+            "test/_index/<v>/items-0.parquet",
+            *(f"test/{i}/<v>/{i}.json" for i in ids),
         ]
     )
     return items
