@@ -320,7 +320,8 @@ def _decimated_shape(src: DatasetReader) -> tuple[int, int]:
 
 
 def _float_bands(src: DatasetReader) -> list[int]:
-    return [i for i in src.indexes if np.issubdtype(np.dtype(src.dtypes[i - 1]), np.floating)]
+    # By name: numpy does not know rasterio's "complex_int16" (SAR data; issue 9).
+    return [i for i in src.indexes if src.dtypes[i - 1].startswith("float")]
 
 
 def _read_decimated(src: DatasetReader, bands: list[int], shape: tuple[int, int]) -> np.ndarray:
