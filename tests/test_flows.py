@@ -121,9 +121,9 @@ def test_flow_parameters_mirror_the_cli() -> None:
     renamed = {"datetime_": "datetime", "timeout": "timeout_s", "max_memory": "max_memory_mb"}
     cli_params = {renamed.get(p, p) for p in inspect.signature(cli_ingest).parameters}
     shared = {"source", "collection", "target", "catalog", "datetime", "datetime_pattern",
-              "cloud_cover", "cloud_rule", "cloud_band", "group_pattern", "compression",
-              "license", "description", "title", "config", "azure_region", "timeout_s",
-              "max_memory_mb"}  # fmt: skip
+              "require_datetime", "cloud_cover", "cloud_rule", "cloud_band", "group_pattern",
+              "compression", "license", "description", "title", "config", "azure_region",
+              "timeout_s", "max_memory_mb"}  # fmt: skip
     assert shared <= flow_params and shared <= cli_params
 
 
