@@ -416,3 +416,28 @@ def test_scene_assets_on_other_grids_keep_their_own_resolution(
     assert scl["proj:shape"] == [20, 20] and scl["raster:bands"][0]["spatial_resolution"] == 20
     assert item["assets"]["B04"]["raster:bands"][0]["spatial_resolution"] == 10
     _catalog_is_valid(tmp_path)
+
+
+def test_paletted_band_thumbnail_uses_its_colour_table(
+    tmp_path: Path, run_ingest: Callable[..., Report], write_raster: WriteRaster
+) -> None:
+    """A land-cover map (uint8 classes with a GDAL colour table): each class in its colour,
+    nodata transparent, rather than a grey stretch of class numbers."""
+    yy, xx = np.mgrid[0:64, 0:64]
+    classes = np.choose((xx // 22 + yy // 32) % 3, [10, 20, 30]).astype("uint8")
+    classes[:, :5] = 0
+    path = write_raster("landcover_20240101.tif", classes, nodata=0, photometric="palette")
+    table = {0: (0, 0, 0, 0), 10: (0, 100, 0, 255), 20: (250, 230, 20, 255),
+             30: (0, 80, 200, 255)}  # fmt: skip
+    with rasterio.open(path, "r+") as dst:
+        dst.write_colormap(1, table)
+    (row,) = run_ingest().rows
+    assert row.status is Status.INGESTED, row.message
+    (item,) = _items(tmp_path).values()
+    thumb = _thumbnail(tmp_path, item)
+    with rasterio.open(path) as src:
+        source, colours = src.read(1), src.colormap(1)
+    valid = source != 0
+    expected = np.array([colours[v] for v in source[valid]], np.uint8)
+    np.testing.assert_array_equal(thumb[valid][:, :3], expected[:, :3])
+    assert (thumb[valid][:, 3] == 255).all() and (thumb[~valid][:, 3] == 0).all()

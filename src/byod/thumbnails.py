@@ -15,8 +15,12 @@ STRETCH_CLIP_PERCENT = 2.0
 
 
 def write_thumbnail(src: DatasetReader, dst: Path) -> None:
-    """RGB from the bands coloured red, green, blue when there are such; else band 1."""
+    """RGB from the bands coloured red, green, blue when there are such; a paletted band 1
+    (a land-cover map) in its own colours; else band 1 in grey."""
     colors = src.colorinterp
+    if colors[0] == ColorInterp.palette:
+        _write_palette_thumbnail(src, dst)
+        return
     rgb = [colors.index(c) + 1 for c in (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
            if c in colors]  # fmt: skip
     write_band_thumbnail([(src, i) for i in (rgb if len(rgb) == 3 else [1])], dst)
@@ -31,8 +35,7 @@ def write_band_thumbnail(bands: list[tuple[DatasetReader, int]], dst: Path) -> N
     their magnitude. Values are stretched by `stretch`, whatever the data type.
     """
     first = bands[0][0]
-    scale = min(THUMBNAIL_SIZE / max(first.width, first.height), 1)
-    shape = (max(1, round(first.height * scale)), max(1, round(first.width * scale)))
+    shape = _thumbnail_shape(first)
     data = [_magnitude(src.read(index, out_shape=shape, resampling=Resampling.nearest))
             for src, index in bands]  # fmt: skip
     valid = first.dataset_mask(out_shape=shape, resampling=Resampling.nearest) > 0
@@ -43,6 +46,33 @@ def write_band_thumbnail(bands: list[tuple[DatasetReader, int]], dst: Path) -> N
     # Pillow reads the mode from the shape: (h, w, 4) is RGBA, (h, w, 2) grey + alpha.
     pixels = np.ascontiguousarray(np.stack([*channels, alpha], axis=-1))
     Image.fromarray(pixels).save(dst, format="PNG", optimize=True)
+
+
+def _write_palette_thumbnail(src: DatasetReader, dst: Path) -> None:
+    """Band 1 through its colour table (GDAL's colour interpretation `palette`): class
+    values keep their colours rather than being stretched to grey."""
+    try:
+        table = src.colormap(1)
+    except ValueError:  # palette interpretation without a table: grey, as any band
+        write_band_thumbnail([(src, 1)], dst)
+        return
+    shape = _thumbnail_shape(src)
+    values = src.read(1, out_shape=shape, resampling=Resampling.nearest)
+    if values.dtype.kind not in "ui" or values.min() < 0:  # a table indexes 0..N only
+        write_band_thumbnail([(src, 1)], dst)
+        return
+    lut = np.zeros((max(int(values.max()), max(table)) + 1, 4), np.uint8)
+    for value, rgba in table.items():
+        lut[value] = rgba
+    pixels = lut[values]
+    valid = src.dataset_mask(out_shape=shape, resampling=Resampling.nearest) > 0
+    pixels[..., 3] = np.where(valid, pixels[..., 3], 0)
+    Image.fromarray(np.ascontiguousarray(pixels)).save(dst, format="PNG", optimize=True)
+
+
+def _thumbnail_shape(src: DatasetReader) -> tuple[int, int]:
+    scale = min(THUMBNAIL_SIZE / max(src.width, src.height), 1)
+    return max(1, round(src.height * scale)), max(1, round(src.width * scale))
 
 
 def _magnitude(band: np.ndarray) -> np.ndarray:
