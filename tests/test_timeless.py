@@ -23,8 +23,10 @@ import pytest
 from typer.testing import CliRunner
 
 from byod.cli import app
+from byod.index import Query, walk_catalog
 from byod.reasons import Reason
 from byod.report import Report, Status
+from byod.storage import open_store
 from byod.validate import validate_catalog
 from tests.conftest import WriteRaster, ramp, write_cf_grid
 
@@ -103,7 +105,11 @@ def test_time_search_overlapping_the_period_finds_the_item(
     def found(period: str) -> list[str]:
         result = CliRunner().invoke(app, ["search", catalog, "--datetime", period, "--json"])
         assert result.exit_code == 0, result.output
-        return sorted(f["id"] for f in json.loads(result.stdout)["features"])
+        ids = sorted(f["id"] for f in json.loads(result.stdout)["features"])
+        # The index answers as a walk of the JSON items does (the reference semantics).
+        walked = walk_catalog(open_store(catalog), Query.parse(datetime=period))
+        assert ids == sorted(i["id"] for i in walked)
+        return ids
 
     # Any period up to the first ingest may hold the acquisition: the item is never hidden.
     assert found("1990-01-01/1990-12-31") == ["landcover"]
