@@ -19,9 +19,11 @@ import pystac
 import pystac.validation
 import pytest
 import rasterio
+import rasterio.crs
 import rasterio.shutil
 from PIL import Image
 from pyproj import CRS
+from rasterio.control import GroundControlPoint
 from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 from rio_cogeo.cogeo import cog_validate
@@ -441,3 +443,20 @@ def test_paletted_band_thumbnail_uses_its_colour_table(
     expected = np.array([colours[v] for v in source[valid]], np.uint8)
     np.testing.assert_array_equal(thumb[valid][:, :3], expected[:, :3])
     assert (thumb[valid][:, 3] == 255).all() and (thumb[~valid][:, 3] == 0).all()
+
+
+def test_gcp_raster_has_no_spatial_resolution_in_degrees(
+    tmp_path: Path, run_ingest: Callable[..., Report], write_raster: WriteRaster
+) -> None:
+    """A raster placed by GCPs in EPSG:4326 has no geotransform to take a pixel size from:
+    the field is left out rather than given in degrees."""
+    path = write_raster("swath_20240101.tif", ramp(60, 80), crs=None)
+    gcps = [GroundControlPoint(r, c, 16.0 + 0.004 * c, 48.0 - 0.003 * r)
+            for r in (0, 30, 60) for c in (0, 40, 80)]  # fmt: skip
+    with rasterio.open(path, "r+") as dst:
+        dst.gcps = (gcps, rasterio.crs.CRS.from_epsg(4326))
+    (row,) = run_ingest().rows
+    assert row.status is Status.INGESTED, row.message
+    (item,) = _items(tmp_path).values()
+    for band in item["assets"]["data"]["raster:bands"]:
+        assert band.get("spatial_resolution", 1000.0) > 1.0
