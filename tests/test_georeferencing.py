@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pystac
 import pytest
 import rasterio
 from pyproj import CRS, Transformer
@@ -221,6 +222,9 @@ def test_every_input_ingested_and_catalog_valid(ingested: tuple[Path, Report]) -
     root, report = ingested
     assert {r.input: r.status for r in report.rows if r.status is not Status.INGESTED} == {}
     assert validate_catalog(str(root / "catalog" / "catalog.json"))[1] == []
+    walked = pystac.Catalog.from_file(str(root / "catalog" / "catalog.json"))
+    ids = {item.id for item in walked.get_items(recursive=True)}
+    assert ids == {i for row in report.rows for i in row.item_ids}
     for row in report.rows:
         assert cog_validate(str(_cog(root, row.item_ids[0])), quiet=True)[0], row.input
 
