@@ -98,6 +98,31 @@ def _rpb(rpc: RPC) -> str:
     )
 
 
+def _dg_xml(rpc: RPC) -> str:
+    """A DigitalGlobe product `.XML` (the `isd` document) with its RPB section, as GDAL's
+    DigitalGlobe metadata reader reads it (gcore/mdreader/reader_digital_globe.cpp)."""
+
+    def coefs(tag: str, values: list[float]) -> str:
+        return f"<{tag}List><{tag}>{' '.join(f'{v:+.15E}' for v in values)}</{tag}></{tag}List>"
+
+    image = (
+        f"<ERRBIAS>-1.0</ERRBIAS><ERRRAND>-1.0</ERRRAND><LINEOFFSET>{rpc.line_off}</LINEOFFSET>"
+        f"<SAMPOFFSET>{rpc.samp_off}</SAMPOFFSET><LATOFFSET>{rpc.lat_off}</LATOFFSET>"
+        f"<LONGOFFSET>{rpc.long_off}</LONGOFFSET><HEIGHTOFFSET>{rpc.height_off}</HEIGHTOFFSET>"
+        f"<LINESCALE>{rpc.line_scale}</LINESCALE><SAMPSCALE>{rpc.samp_scale}</SAMPSCALE>"
+        f"<LATSCALE>{rpc.lat_scale}</LATSCALE><LONGSCALE>{rpc.long_scale}</LONGSCALE>"
+        f"<HEIGHTSCALE>{rpc.height_scale}</HEIGHTSCALE>"
+        + coefs("LINENUMCOEF", rpc.line_num_coeff)
+        + coefs("LINEDENCOEF", rpc.line_den_coeff)
+        + coefs("SAMPNUMCOEF", rpc.samp_num_coeff)
+        + coefs("SAMPDENCOEF", rpc.samp_den_coeff)
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<isd><RPB><SATID>WV02</SATID>'
+        f"<BANDID>P</BANDID><SPECID>RPC00B</SPECID><IMAGE>{image}</IMAGE></RPB></isd>\n"
+    )
+
+
 UTM = from_origin(600000, 5340000, 30, 30)  # near Vienna, UTM 33N
 DG_SIZE = (600, 700)  # rows, cols
 
@@ -144,6 +169,7 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
     for name, sidecar, text in (
         ("dg_rpb_20240201", "dg_rpb_20240201.RPB", _rpb(rpc)),
         ("dg_txt_20240201", "dg_txt_20240201_RPC.TXT", _rpc_txt(rpc)),
+        ("dg_xml_20240201", "dg_xml_20240201.XML", _dg_xml(rpc)),
     ):
         # Larger than one 512 px tile, so it is converted, not passed through.
         write_geotiff(src / f"{name}.TIF", ramp(*DG_SIZE), crs="EPSG:32633", transform=UTM)
@@ -155,6 +181,8 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
         dst.rpcs = rpc
     write_geotiff(src / "rpc_sidecar_20240202.TIF", ramp(rows, cols))
     (src / "rpc_sidecar_20240202.RPB").write_text(_rpb(rpc))
+    write_geotiff(src / "rpc_xml_20240202.TIF", ramp(rows, cols))
+    (src / "rpc_xml_20240202.XML").write_text(_dg_xml(rpc))
 
     # GCP-only, one band (with and without nodata): the COG keeps one band.
     gcps = [GroundControlPoint(r, c, 16.0 + 0.004 * c + 0.001 * r, 48.0 - 0.003 * r + 0.0005 * c)
@@ -229,7 +257,7 @@ def test_every_input_ingested_and_catalog_valid(ingested: tuple[Path, Report]) -
         assert cog_validate(str(_cog(root, row.item_ids[0])), quiet=True)[0], row.input
 
 
-@pytest.mark.parametrize("item_id", ["dg_rpb_20240201", "dg_txt_20240201"])
+@pytest.mark.parametrize("item_id", ["dg_rpb_20240201", "dg_txt_20240201", "dg_xml_20240201"])
 def test_geotransform_wins_over_rpc_sidecars(ingested: tuple[Path, Report], item_id: str) -> None:
     root, _ = ingested
     with rasterio.open(root / "src" / f"{item_id}.TIF") as src:
@@ -244,7 +272,9 @@ def test_geotransform_wins_over_rpc_sidecars(ingested: tuple[Path, Report], item
     assert item["properties"]["proj:code"] == "EPSG:32633"
 
 
-@pytest.mark.parametrize("item_id", ["rpc_tag_20240202", "rpc_sidecar_20240202"])
+@pytest.mark.parametrize(
+    "item_id", ["rpc_tag_20240202", "rpc_sidecar_20240202", "rpc_xml_20240202"]
+)
 def test_rpc_only_raster_is_placed_by_its_rpcs(ingested: tuple[Path, Report], item_id: str) -> None:
     root, _ = ingested
     rows, cols = RPC_SIZE
