@@ -17,6 +17,7 @@ from prefect.context import TaskRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from byod.config import build_settings, default_workers
+from byod.errors import ByodError, StorageUnavailable, storage_failure
 from byod.pipeline import (
     Outcome,
     Run,
@@ -33,7 +34,22 @@ from byod.report import Row, Status, to_markdown
 Runner = Literal["threads", "dask"]
 
 
-@task(name="plan", retries=3, retry_delay_seconds=[2, 10, 30])
+def _retry_storage_only(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry what a failing store caused (it may come back); fail fast on everything else
+    (a configuration error, a rejected input, a bug): byod.errors' split."""
+    try:
+        state.result()
+    except (StorageFailed, StorageUnavailable):
+        return True
+    except ByodError:
+        return False
+    except Exception as exc:  # noqa: BLE001 - e.g. a full disk or an Azure error in publish
+        return storage_failure(exc, "") is not None
+    return False
+
+
+@task(name="plan", retries=3, retry_delay_seconds=[2, 10, 30],
+      retry_condition_fn=_retry_storage_only)  # fmt: skip
 def plan_task(options: dict[str, Any], source: str, config: str | None) -> Run:
     """Discover, fingerprint and settle what is unchanged (a listing and HEADs, no downloads)."""
     return plan_run(build_settings(source, options, config))
@@ -64,16 +80,6 @@ class StorageFailed(InputRejected):
     """Storing the input's files failed: retried with backoff."""
 
 
-def _retry_storage_only(task: Any, task_run: Any, state: Any) -> bool:
-    try:
-        state.result()
-    except StorageFailed:
-        return True
-    except Exception:  # noqa: BLE001 - any other failure: no retry
-        return False
-    return False
-
-
 @task(
     name="convert-describe-store",
     task_run_name="{work.candidate.relpath}",
@@ -95,7 +101,8 @@ def process_task(context: RunContext, work: WorkItem) -> Outcome:
     return outcome
 
 
-@task(name="publish", retries=3, retry_delay_seconds=[2, 10, 30])
+@task(name="publish", retries=3, retry_delay_seconds=[2, 10, 30],
+      retry_condition_fn=_retry_storage_only)  # fmt: skip
 def publish_task(run: Run, outcomes: list[Outcome]) -> dict[str, Any]:
     report = publish_run(run, outcomes)
     collection = report.catalog.replace("catalog.json", f"{report.collection}/collection.json")
@@ -123,6 +130,8 @@ def _ingest_run(options: dict[str, Any], source: str, config: str | None) -> dic
             outcomes.append(result)
         elif isinstance(result, InputRejected):
             outcomes.append(result.outcome)
+        elif isinstance(result, StorageUnavailable):  # still down after the retries: an
+            raise result  # outage ends the run (Failed); the next run removes what it stored
         else:  # the task itself failed: the input is rejected, and the run goes on
             row = Row(work.candidate.relpath, Status.REJECTED, reason=Reason.CRASHED,
                       message=f"{work.candidate.relpath}: {result}")  # fmt: skip
