@@ -27,9 +27,11 @@ from shapely.affinity import translate
 from shapely.geometry import MultiPolygon, Polygon, shape
 from shapely.ops import unary_union
 
+from byod.cog import is_publishable_cog
 from byod.config import IngestSettings
 from byod.pipeline import ingest
 from byod.report import Report, Status
+from byod.samples import write_samples
 from byod.validate import validate_catalog
 from tests.conftest import ramp, write_geotiff
 from tests.readback import asset_path, item_files
@@ -411,3 +413,22 @@ def test_real_cog_is_stored_byte_for_byte(ingested: tuple[Path, Report]) -> None
     assert _layout(source) == (True, Compression.deflate, True)
     assert _cog(root, "real_cog_20240206").read_bytes() == source.read_bytes()
     assert _item(root, "real_cog_20240206")["properties"]["byod:cog_passthrough"] is True
+
+
+def _real_cog(path: Path) -> bool:
+    """Tiled, compressed, overviews where larger than a tile, strictly valid: read here."""
+    tiled, compression, overviews = _layout(path)
+    with rasterio.open(path) as src:
+        rows, cols = src.block_shapes[0]
+        one_tile = src.width <= cols and src.height <= rows
+    strict = cog_validate(str(path), strict=True, quiet=True)[0]
+    return tiled and compression is not None and (overviews or one_tile) and strict
+
+
+def test_demo_samples_exercise_conversion(tmp_path: Path) -> None:
+    """The demo converts its samples for real: exactly one is already a COG and passes."""
+    write_samples(tmp_path)
+    rasters = sorted(p for p in tmp_path.rglob("*") if p.suffix.lower() == ".tif")
+    assert len(rasters) > 5
+    assert [p.name for p in rasters if _real_cog(p)] == ["ready_cog_20240201.tif"]
+    assert [p.name for p in rasters if is_publishable_cog(p)] == ["ready_cog_20240201.tif"]
