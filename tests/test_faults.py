@@ -371,3 +371,14 @@ def test_a_disk_full_while_publishing_fails_the_run_with_exit_3_and_keeps_the_ol
     items = published(Store(catalog), Store(target), "faults", tmp_path)
     assert len(items) == 2
     assert orphans(Store(catalog), Store(target), "faults") == []
+
+
+@pytest.mark.parametrize("command", ["search", "validate"])
+def test_reading_commands_end_with_exit_2_and_one_line_when_the_storage_refuses(
+    tmp_path: Path, via_proxy: str, proxy: FaultProxy, command: str
+) -> None:
+    proxy.faults.append(Fault(403, count=1000))  # every request refused
+    result = subprocess.run([str(BYOD), command, f"az://stac-{via_proxy}"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "HTTP 403" in _one_error_line(result)

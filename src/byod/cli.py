@@ -33,7 +33,7 @@ from byod.config import (
     build_settings,
 )
 from byod.dataset_config import DatasetConfigError
-from byod.errors import ByodError, ConfigurationError, StorageUnavailable
+from byod.errors import ByodError, ConfigurationError, StorageUnavailable, storage_failure
 from byod.pipeline import Progress as PipelineProgress
 from byod.pipeline import ingest as run_ingest
 from byod.report import Report, Row, Status
@@ -96,6 +96,8 @@ def _ends_cleanly(command: F) -> F:
 def _fail(exc: BaseException) -> NoReturn:
     if not isinstance(exc, ByodError):
         log.info("traceback of the failure", exc_info=exc)
+        # validate, search, browse, sign: a store that failed is exit 2, like an ingest's.
+        exc = storage_failure(exc, "storage") or exc
     err.print(f"[red]error:[/] {escape(_one_line(exc))}", soft_wrap=True)  # one line
     raise typer.Exit(exit_code(None, exc))
 
