@@ -382,3 +382,26 @@ def test_reading_commands_end_with_exit_2_and_one_line_when_the_storage_refuses(
                             capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert "HTTP 403" in _one_error_line(result)
+
+
+def test_a_source_that_cannot_be_downloaded_stops_the_run_instead_of_rejecting_inputs(
+    tmp_path: Path, via_proxy: str, azurite: str, proxy: FaultProxy
+) -> None:
+    """An outage is not the input's fault: no `unreadable` rows, exit 2, nothing stored."""
+    uid = via_proxy
+    direct = BlobServiceClient.from_connection_string(azurite)
+    direct.create_container(f"uploads-{uid}")
+    _rasters(tmp_path / "local", "a_20240101.tif", "b_20240102.tif")
+    for path in sorted((tmp_path / "local").iterdir()):
+        direct.get_blob_client(f"uploads-{uid}", f"in/{path.name}").upload_blob(path.read_bytes())
+    downloads = f"GET /devstoreaccount1/uploads-{uid}/in/"
+    proxy.faults.append(Fault("reset", count=1000, match=downloads))
+    result = _byod(tmp_path, f"az://uploads-{uid}/in", "--collection", "faults", "--workers", "1",
+                   "--target", f"az://cogs-{uid}", "--catalog", f"az://stac-{uid}",
+                   "--report", str(tmp_path / "report.json"), "--quiet",
+                   "--request-timeout", "3")  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "reading the source" in _one_error_line(result)
+    rows = _report(tmp_path)["rows"]
+    assert {r["status"] for r in rows} == {"not_done"} and len(rows) == 2
+    assert not any(k.endswith(".tif") for k in _blobs(azurite, f"cogs-{uid}"))
