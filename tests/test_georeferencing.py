@@ -16,6 +16,7 @@ import numpy as np
 import pystac
 import pytest
 import rasterio
+import rasterio.shutil
 from pyproj import CRS, Transformer
 from rasterio.control import GroundControlPoint
 from rasterio.enums import Compression
@@ -126,6 +127,14 @@ def _dg_xml(rpc: RPC) -> str:
 
 
 UTM = from_origin(600000, 5340000, 30, 30)  # near Vienna, UTM 33N
+KANSAS_GCPS = """
+  <GCPList Projection="EPSG:4326">
+    <GCP Id="1" Pixel="0" Line="0" X="-100" Y="35"/>
+    <GCP Id="2" Pixel="700" Line="0" X="-99" Y="35"/>
+    <GCP Id="3" Pixel="700" Line="600" X="-99" Y="34"/>
+    <GCP Id="4" Pixel="0" Line="600" X="-100" Y="34"/>
+  </GCPList>
+"""
 DG_SIZE = (600, 700)  # rows, cols
 
 # GCPs of a Sentinel-1-like strip crossing 180°: longitudes run 179.0 -> 180.5 (written
@@ -176,6 +185,13 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
         # Larger than one 512 px tile, so it is converted, not passed through.
         write_geotiff(src / f"{name}.TIF", ramp(*DG_SIZE), crs="EPSG:32633", transform=UTM)
         (src / sidecar).write_text(text)
+
+    # A VRT with a CRS, a geotransform and GCPs (in Kansas) over one of them: rio-cogeo
+    # would warp by the GCPs.
+    vrt = src / "gcps_too_20240201.vrt"
+    rasterio.shutil.copy(src / "dg_rpb_20240201.TIF", vrt, driver="VRT")
+    text = vrt.read_text().replace("</GeoTransform>", "</GeoTransform>" + KANSAS_GCPS, 1)
+    vrt.write_text(text)
 
     # RPC-only: the RPCs in the TIFF, and in an .RPB sidecar.
     path = write_geotiff(src / "rpc_tag_20240202.tif", ramp(rows, cols))
@@ -259,11 +275,16 @@ def test_every_input_ingested_and_catalog_valid(ingested: tuple[Path, Report]) -
         assert cog_validate(str(_cog(root, row.item_ids[0])), quiet=True)[0], row.input
 
 
-@pytest.mark.parametrize("item_id", ["dg_rpb_20240201", "dg_txt_20240201", "dg_xml_20240201"])
+@pytest.mark.parametrize(
+    "item_id", ["dg_rpb_20240201", "dg_txt_20240201", "dg_xml_20240201", "gcps_too_20240201"]
+)
 def test_geotransform_wins_over_rpc_sidecars(ingested: tuple[Path, Report], item_id: str) -> None:
     root, _ = ingested
-    with rasterio.open(root / "src" / f"{item_id}.TIF") as src:
+    source = next(p for p in (root / "src").glob(f"{item_id}.*") if p.suffix in {".TIF", ".vrt"})
+    with rasterio.open(source) as src:
         assert src.rpcs is not None  # GDAL did attach the sidecar's RPCs
+        assert src.crs is not None and not src.transform.is_identity
+        assert len(src.gcps[0]) == (4 if source.suffix == ".vrt" else 0)
     rows, cols = DG_SIZE
     to_lonlat = Transformer.from_crs("EPSG:32633", "EPSG:4326", always_xy=True)
     corners = [UTM * (c, r) for c, r in ((0, 0), (cols, 0), (cols, rows), (0, rows))]

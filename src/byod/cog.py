@@ -207,16 +207,24 @@ def _stage_if_needed(source: str, dst: Path) -> Path | None:
 
 
 def _without_gcps_and_rpcs(source: str, dst: Path) -> Path:
-    """A VRT of `source` (bands, nodata, mask, CRS, geotransform, metadata) with its GCP list
-    and RPC metadata domain removed, next to `dst`."""
+    """A VRT of `source` (bands, nodata, mask, metadata) placed by its CRS and geotransform
+    alone, next to `dst`: its GCP list and RPC metadata domain removed. GDAL's VRT copy
+    writes GCPs instead of the geotransform when a dataset has both, so the CRS and the
+    geotransform are written back from the source."""
     vrt = dst.with_name(dst.stem + ".georef.vrt")
     rasterio.shutil.copy(source, vrt, driver="VRT")
-    tree = DefusedET.parse(vrt)
-    root = tree.getroot()
+    with rasterio.open(source) as src:
+        crs_wkt, geotransform = src.crs.to_wkt(), src.transform.to_gdal()
+    root = DefusedET.parse(vrt).getroot()
     for element in list(root):
-        if element.tag == "GCPList" or (
+        if element.tag in {"GCPList", "SRS", "GeoTransform"} or (
             element.tag == "Metadata" and element.get("domain") == "RPC"
         ):
             root.remove(element)
+    srs = ElementTree.Element("SRS")  # read in GIS order (x = easting or longitude)
+    srs.text = crs_wkt
+    transform = ElementTree.Element("GeoTransform")
+    transform.text = ", ".join(repr(float(v)) for v in geotransform)
+    root[0:0] = [srs, transform]
     vrt.write_bytes(ElementTree.tostring(root))
     return vrt
