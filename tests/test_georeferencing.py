@@ -453,3 +453,20 @@ def test_demo_samples_exercise_conversion(tmp_path: Path) -> None:
     assert len(rasters) > 5
     assert [p.name for p in rasters if _real_cog(p)] == ["ready_cog_20240201.tif"]
     assert [p.name for p in rasters if is_publishable_cog(p)] == ["ready_cog_20240201.tif"]
+
+
+def test_unusable_rpcs_are_one_report_row(tmp_path: Path, run_ingest: Any) -> None:
+    """RPCs that place nothing (zero scales and denominators) reject that file only."""
+    broken = _rpc_model().to_gdal() | {"LINE_DEN_COEFF": "0 " * 20, "SAMP_DEN_COEFF": "0 " * 20,
+                              "LONG_SCALE": 0.0, "LAT_SCALE": 0.0}  # fmt: skip
+    path = write_geotiff(tmp_path / "src" / "broken_rpc_20240207.tif", ramp(20, 30))
+    with rasterio.open(path, "r+") as dst:
+        dst.update_tags(ns="RPC", **{k: str(v) for k, v in broken.items()})
+    write_geotiff(tmp_path / "src" / "fine_20240207.tif", ramp(20, 30), crs="EPSG:32633",
+                  transform=UTM)  # fmt: skip
+    rows = {r.input: r for r in run_ingest().rows}
+    assert rows["fine_20240207.tif"].status is Status.INGESTED
+    bad = rows["broken_rpc_20240207.tif"]
+    assert bad.status is Status.REJECTED and bad.reason == "unknown_crs"
+    assert bad.message is not None and "\n" not in bad.message
+    assert "broken_rpc_20240207.tif" in bad.message and "RPCs" in bad.message

@@ -14,6 +14,7 @@ from xml.etree import ElementTree
 import defusedxml.ElementTree as DefusedET
 import rasterio
 import rasterio.shutil
+from rasterio._err import CPLE_BaseError
 from rasterio.errors import RasterioError
 from rasterio.io import DatasetReader
 from rasterio.transform import Affine
@@ -130,7 +131,8 @@ def to_cog(
             _rio_cogeo(source, dst, cog_profile(compression, dtypes), config)
         else:
             _gdal_cog(source, dst, cog_profile(compression, dtypes), config)
-    except (RasterioError, OSError, ValueError) as exc:
+    # GDAL's own errors (CPLE_*) are no RasterioError: the COG driver path raises them.
+    except (RasterioError, CPLE_BaseError, OSError, ValueError) as exc:
         dst.unlink(missing_ok=True)
         if is_out_of_memory(exc):  # the worker's memory bound, not a broken input
             raise MemoryError(str(exc)) from exc

@@ -113,7 +113,7 @@ def inspect(
             f"{max_pixels:,} (--max-pixels)",
         )
     crs, transform, georef = _georeferencing(src, label)
-    _check_crs(crs, src, label)
+    _check_crs(crs, src, label, georef)
     _check_readable(src, label)
     nan_bands = _nan_bands(src) if scan_nan else set()
     bands = tuple(
@@ -202,10 +202,12 @@ def _georeferencing(src: DatasetReader, label: str) -> tuple[CRS, Affine | None,
     )
 
 
-def _check_crs(crs: CRS, src: DatasetReader, label: str) -> None:
-    """A CRS is usable when the raster's centre maps to finite longitude and latitude."""
-    xs, ys = pixel_to_crs(src)(np.array([src.width / 2]), np.array([src.height / 2]))
+def _check_crs(crs: CRS, src: DatasetReader, label: str, georef: str) -> None:
+    """A CRS is usable when the raster's centre maps to finite longitude and latitude
+    (through its geotransform, GCPs or RPCs, as `georef` says)."""
+    what = {"gcps": "its GCPs", "rpcs": "its RPCs"}.get(georef, "its coordinate system")
     try:
+        xs, ys = pixel_to_crs(src)(np.array([src.width / 2]), np.array([src.height / 2]))
         lon, lat = warp_transform(crs, "EPSG:4326", xs.tolist(), ys.tolist())
         ok = all(math.isfinite(v) for v in (*lon, *lat))
     # GDAL's own errors are no RasterioError: an engineering (LOCAL_CS) CRS raises
@@ -213,12 +215,11 @@ def _check_crs(crs: CRS, src: DatasetReader, label: str) -> None:
     except (RasterioError, CPLE_BaseError, CRSError, ValueError) as exc:
         raise RejectedInput(
             Reason.UNKNOWN_CRS,
-            f"{label}: coordinate system cannot be related to longitude/latitude "
-            f"({_first_line(str(exc))})",
+            f"{label}: {what} cannot be related to longitude/latitude ({_first_line(str(exc))})",
         ) from None
     if not ok:
         raise RejectedInput(
-            Reason.UNKNOWN_CRS, f"{label}: coordinate system cannot be related to lon/lat"
+            Reason.UNKNOWN_CRS, f"{label}: {what} cannot be related to longitude/latitude"
         )
 
 
