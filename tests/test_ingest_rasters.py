@@ -26,6 +26,7 @@ from byod.pipeline import ingest
 from byod.report import Report, Status
 from byod.validate import validate_catalog
 from tests.conftest import ramp, write_geotiff
+from tests.readback import asset_path, item_files
 
 UTM = from_origin(500000, 5000000, 10, 10)
 
@@ -98,7 +99,13 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
 
 
 def _item(root: Path, item_id: str) -> dict[str, Any]:
-    return json.loads((root / "catalog" / "kinds" / item_id / f"{item_id}.json").read_text())
+    return json.loads(item_files(root / "catalog", "kinds")[item_id].read_text())
+
+
+def _cog(root: Path, item_id: str) -> Path:
+    """The stored COG, found through the published item (never by guessing the layout)."""
+    item_file = item_files(root / "catalog", "kinds")[item_id]
+    return asset_path(item_file, json.loads(item_file.read_text())["assets"]["data"]["href"])
 
 
 def _lonlat(crs: str, xs: list[float], ys: list[float]) -> list[tuple[float, float]]:
@@ -123,7 +130,7 @@ def test_cogs_are_valid_and_checksums_match(ingested: tuple[Path, Report]) -> No
     root, report = ingested
     for row in report.rows:
         item = _item(root, row.item_ids[0])
-        cog = root / "catalog" / "kinds" / row.item_ids[0] / item["assets"]["data"]["href"]
+        cog = _cog(root, row.item_ids[0])
         assert cog.resolve().is_relative_to((root / "data").resolve())
         assert cog_validate(str(cog), quiet=True)[0], row.input
         digest = hashlib.sha256(cog.read_bytes()).hexdigest()
@@ -139,7 +146,7 @@ def test_cogs_are_valid_and_checksums_match(ingested: tuple[Path, Report]) -> No
 def test_valid_cog_input_is_stored_byte_for_byte(ingested: tuple[Path, Report]) -> None:
     root, _ = ingested
     item = _item(root, "cog_20240108")
-    stored = root / "data" / "kinds" / "cog_20240108" / "cog_20240108.tif"
+    stored = _cog(root, "cog_20240108")
     assert stored.read_bytes() == (root / "src" / "cog_20240108.tif").read_bytes()
     assert item["properties"]["byod:cog_passthrough"] is True
 
@@ -205,7 +212,7 @@ def test_internal_mask_kept_and_footprint(ingested: tuple[Path, Report]) -> None
     item = _item(root, "masked_20240101")
     expected = Polygon(_lonlat("EPSG:32633", *zip(*_corners(UTM, 0, 0, 16, 32), strict=True)))
     assert shape(item["geometry"]).symmetric_difference(expected).area / expected.area < 0.01
-    cog = root / "data" / "kinds" / "masked_20240101" / "masked_20240101.tif"
+    cog = _cog(root, "masked_20240101")
     with rasterio.open(cog) as src:
         valid = src.dataset_mask()
     assert valid[:, :16].all() and not valid[:, 16:].any()
@@ -258,7 +265,7 @@ def test_gcp_outline(ingested: tuple[Path, Report]) -> None:
     assert geom.area < expected.envelope.area * 0.95  # not the envelope
     # GDAL stores GCPs that fit an affine exactly as a geotransform: the item describes the
     # stored COG, so its proj:transform is the COG's.
-    cog = root / "data" / "kinds" / "gcps_20240106" / "gcps_20240106.tif"
+    cog = _cog(root, "gcps_20240106")
     with rasterio.open(cog) as src:
         stored = None if src.gcps[0] else list(src.transform)[:6]
     assert item["properties"].get("proj:transform") == stored
