@@ -9,12 +9,14 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 import rasterio
+import rasterio.shutil
 from rasterio.transform import from_origin
 from rio_cogeo.cogeo import cog_validate
 
 from byod.report import Report, Status
 from byod.validate import validate_catalog
 from tests.conftest import ramp, write_cf_grid
+from tests.readback import asset_path, item_files
 
 GRID = from_origin(500000, 5000000, 10, 10)
 
@@ -43,10 +45,10 @@ def test_formats(tmp_path: Path, run_ingest: Callable[..., Report]) -> None:
     _write(src / "envi_20240101.dat", "ENVI")  # writes the .hdr sidecar beside it
     _write(src / "erdas_20240101.img", "HFA")
     _write(src / "png_20240101.png", "PNG", WORLDFILE="YES")  # .wld + .aux.xml with the CRS
-    _write(tmp_path / "vrt_source.tif", "GTiff")
-    with rasterio.open(tmp_path / "vrt_source.tif") as ds:
-        vrt = rasterio.vrt._boundless_vrt_doc(ds)  # a plain VRT over a GeoTIFF
-    (src / "mosaic_20240101.vrt").write_text(vrt)
+    # A plain VRT over a GeoTIFF inside the source folder (a VRT may read only files there).
+    _write(src / "tiles" / "tile_20240101.tif", "GTiff")
+    rasterio.shutil.copy(src / "tiles" / "tile_20240101.tif", src / "mosaic_20240101.vrt",
+                         driver="VRT")  # fmt: skip
     _netcdf(src / "climate_20240101.nc")
 
     report = run_ingest()
@@ -58,23 +60,22 @@ def test_formats(tmp_path: Path, run_ingest: Callable[..., Report]) -> None:
         "jp2_20240101.jp2": Status.INGESTED,
         "mosaic_20240101.vrt": Status.INGESTED,
         "png_20240101.png": Status.INGESTED,
+        "tiles/tile_20240101.tif": Status.INGESTED,
     }
     assert rows["climate_20240101.nc"].item_ids == [
         "climate_20240101-humidity", "climate_20240101-temperature"
     ]  # fmt: skip
     # Sidecars are metadata, never items.
-    assert len([i for r in report.rows for i in r.item_ids]) == 7
-    for item_json in (tmp_path / "catalog" / "test").glob("*/*.json"):
+    assert len([i for r in report.rows for i in r.item_ids]) == 8
+    items = item_files(tmp_path / "catalog", "test")
+    assert len(items) == 8
+    for item_json in items.values():
         item = json.loads(item_json.read_text())
-        cog = (item_json.parent / item["assets"]["data"]["href"]).resolve()
+        cog = asset_path(item_json, item["assets"]["data"]["href"])
         assert cog_validate(str(cog), quiet=True)[0], item["id"]
         assert item["properties"]["proj:code"] == "EPSG:32633", item["id"]
     assert validate_catalog(str(tmp_path / "catalog" / "catalog.json"))[1] == []
-    nc_item = json.loads(
-        (
-            tmp_path / "catalog/test/climate_20240101-humidity/climate_20240101-humidity.json"
-        ).read_text()
-    )
+    nc_item = json.loads(items["climate_20240101-humidity"].read_text())
     assert nc_item["properties"]["byod:subdataset"] == "humidity"
     assert nc_item["properties"]["proj:shape"] == [20, 30]
     assert nc_item["bbox"][0] < nc_item["bbox"][2]
