@@ -33,7 +33,7 @@ import os
 import posixpath
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -208,6 +208,7 @@ def publish(
     new: dict[str, pystac.Item],
     removed: Iterable[str],
     version: str,
+    on_switch: Callable[[], None] = lambda: None,
 ) -> list[str]:
     """Publish `new` items (asset hrefs absolute, their files already stored) and drop the
     `removed` ids, merged into whatever the collection holds at the moment of the switch.
@@ -217,6 +218,8 @@ def publish(
     then the root catalog (merged the same way); then the files of superseded catalog
     versions are deleted. Returns the asset hrefs the switch superseded (the old COGs and
     thumbnails of replaced or removed items), for the caller to delete from the target.
+    `on_switch` is called as soon as `collection.json` points at the new items: an error
+    after it leaves a published catalog (and files the next run removes), not an old one.
 
     Raises `storage.ConflictError` when other writers won `UPDATE_ATTEMPTS` times running.
     """
@@ -244,6 +247,7 @@ def publish(
         return _dumps(_collection_dict(info, items, keys, index))
 
     store.update_text(collection_key(info.id), switch)
+    on_switch()
     before, linked = seen[-1]
     store.update_text(ROOT_KEY, lambda text: _dumps(_root_dict(text, info)))
     stale = [i for i in written if i != linked]

@@ -229,7 +229,7 @@ def _plan_run(settings: IngestSettings, progress: Progress) -> Run:
                                       message=problem.message))  # fmt: skip
     todo = []
     for plan in _plan(found.candidates, items, _recipe(settings)):
-        if plan.previous and _unchanged(plan, stores.target, collection_id):
+        if plan.previous and _unchanged(plan, stores.target):
             ids = [i.id for i in plan.previous]
             _finish(report, progress, Row(plan.candidate.relpath, Status.UNCHANGED, ids))
         else:
@@ -382,12 +382,15 @@ def publish_run(run: Run, outcomes: list[Outcome]) -> Report:
         keywords=tuple(settings.keywords),
     )
     stores = _open_stores(settings, check_region=False)
+
+    def switched() -> None:
+        run.published = True
+
     try:
-        superseded = publish(stores.catalog, info, new, removed, run.context.version)
+        superseded = publish(stores.catalog, info, new, removed, run.context.version, switched)
     except BaseException:
-        _end_run(run, finished=False)
+        _end_run(run, finished=False)  # the next run removes what this one left
         raise
-    run.published = True
     for href in superseded:  # after the switch: no published item points at them any more
         key = stores.target.key_of(href)
         if key is not None:
@@ -588,7 +591,7 @@ def _plan(candidates: list[Candidate], items: dict[str, pystac.Item], recipe: st
     return plans
 
 
-def _unchanged(plan: _Plan, target: Store, collection_id: str) -> bool:
+def _unchanged(plan: _Plan, target: Store) -> bool:
     """Same fingerprint as the stored items, and their COGs are in the target (with the same
     fingerprint in the blob metadata, where the target keeps metadata)."""
     for item in plan.previous:
