@@ -111,3 +111,33 @@ def test_concurrent_blob_runs_lose_nothing(
         _trial(pool, tmp_path / f"trial{trial}", runs, catalog, target, catalog_store,
                target_store)  # fmt: skip
     assert validate_catalog(f"az://stac-{azure_env}/t{TRIALS - 1}")[1] == []
+
+
+def test_a_cli_run_and_a_flow_run_at_once_lose_nothing(tmp_path: Path) -> None:
+    """`byod ingest` (its own process) and the Prefect flow (this process) at once, 3 trials:
+    the flow publishes through the same `publish_run`, so it merges like any run."""
+    import subprocess
+    import sys
+
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.ingest import ingest as ingest_flow
+
+    cli = str(Path(sys.executable).with_name("byod"))
+    with prefect_test_harness(server_startup_timeout=60):
+        for trial in range(3):
+            folder = tmp_path / f"trial{trial}"
+            ids = _sources(folder, 2)
+            catalog, target = folder / "catalog", folder / "data"
+            command = [cli, "ingest", str(folder / "src0"), "--collection", COLLECTION,
+                       "--catalog", str(catalog), "--target", str(target), "--workers", "1",
+                       "-q"]  # fmt: skip
+            with subprocess.Popen(command) as proc:
+                ingest_flow(source=str(folder / "src1"), collection=COLLECTION,
+                            catalog=str(catalog), target=str(target))  # fmt: skip
+                assert proc.wait(timeout=120) == 0
+            expected = sorted(i for run_ids in ids.values() for i in run_ids)
+            stores = open_store(catalog), open_store(target)
+            assert sorted(read_items(stores[0], COLLECTION)) == expected
+            assert sorted(published(*stores, COLLECTION, folder)) == expected
+            assert orphans(*stores, COLLECTION) == []
