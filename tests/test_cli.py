@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from byod.cli import app
 from tests.conftest import WriteRaster, ramp
+from tests.readback import item_files
 
 
 def test_ingest_json_report_and_options(tmp_path: Path, write_raster: WriteRaster) -> None:
@@ -28,7 +29,7 @@ def test_ingest_json_report_and_options(tmp_path: Path, write_raster: WriteRaste
     collection = json.loads((tmp_path / "cat" / "src" / "collection.json").read_text())
     assert collection["license"] == "CC-BY-4.0"
     assert collection["description"] == "My rasters"
-    item = json.loads((tmp_path / "cat" / "src" / "a" / "a.json").read_text())
+    item = json.loads(item_files(tmp_path / "cat", "src")["a"].read_text())
     assert item["properties"]["datetime"] == "2021-02-03T04:05:06Z"
 
 

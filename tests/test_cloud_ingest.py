@@ -14,12 +14,13 @@ import rasterio
 
 from byod.report import Report, Status
 from tests.conftest import WriteRaster, ramp
+from tests.readback import item_files
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def _item(tmp_path: Path, item_id: str) -> dict[str, Any]:
-    return json.loads((tmp_path / "catalog" / "test" / item_id / f"{item_id}.json").read_text())
+    return json.loads(item_files(tmp_path / "catalog", "test")[item_id].read_text())
 
 
 def test_sentinel2_scl_mask_and_mtd(

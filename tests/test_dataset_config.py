@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from byod.cli import app
 from tests.conftest import WriteRaster, ramp
+from tests.readback import item_files
 
 CONFIG = """
 title: Lab composites
@@ -33,7 +34,7 @@ def _run(tmp_path: Path, *extra: str) -> tuple[int, dict[str, object], dict[str,
                                       str(tmp_path / "d"), "--catalog", str(tmp_path / "c"),
                                       "--quiet", *extra])  # fmt: skip
     collection = json.loads((tmp_path / "c" / "src" / "collection.json").read_text())
-    item = json.loads((tmp_path / "c/src/tile_doy2019_05/tile_doy2019_05.json").read_text())
+    item = json.loads(item_files(tmp_path / "c", "src")["tile_doy2019_05"].read_text())
     return result.exit_code, collection, item
 
 

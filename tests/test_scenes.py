@@ -16,6 +16,7 @@ from rasterio.transform import from_origin
 from byod.report import Report, Status
 from byod.validate import validate_catalog
 from tests.conftest import ramp, write_geotiff
+from tests.readback import asset_path, item_files
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LANDSAT = "LC09_L2SP_190026_20240131_20240201_02_T1"
@@ -23,7 +24,7 @@ S2 = "T33UUP_20240131T101301"
 
 
 def _item(tmp_path: Path, item_id: str) -> dict[str, Any]:
-    return json.loads((tmp_path / "catalog" / "test" / item_id / f"{item_id}.json").read_text())
+    return json.loads(item_files(tmp_path / "catalog", "test")[item_id].read_text())
 
 
 def _landsat(folder: Path) -> None:
@@ -56,7 +57,8 @@ def test_landsat_scene(tmp_path: Path, run_ingest: Callable[..., Report]) -> Non
     assert props["datetime"] == "2024-01-31T09:41:27.123456Z"
     assert props["proj:code"] == "EPSG:32633" and props["proj:shape"] == [20, 20]
     for key in ("SR_B2", "SR_B4", "QA_PIXEL"):
-        cog = (tmp_path / "catalog/test" / row.item_ids[0] / item["assets"][key]["href"]).resolve()
+        item_file = item_files(tmp_path / "catalog", "test")[row.item_ids[0]]
+        cog = asset_path(item_file, item["assets"][key]["href"])
         assert cog.is_file()
     assert validate_catalog(str(tmp_path / "catalog" / "catalog.json"))[1] == []
     assert run_ingest().rows[0].status is Status.UNCHANGED

@@ -12,6 +12,7 @@ from byod.cli import app
 from byod.report import Report
 from byod.validate import OfflineValidator, local_schemas, validate_catalog
 from tests.conftest import WriteRaster, ramp
+from tests.readback import item_files
 
 
 def test_every_schema_an_item_needs_is_shipped() -> None:
@@ -31,7 +32,7 @@ def test_invalid_item_is_reported(
     catalog = tmp_path / "catalog" / "catalog.json"
     assert validate_catalog(str(catalog)) == (4, [])
 
-    item_path = tmp_path / "catalog" / "test" / "a_20240101" / "a_20240101.json"
+    item_path = item_files(tmp_path / "catalog", "test")["a_20240101"]
     item = json.loads(item_path.read_text())
     item["properties"]["proj:shape"] = "64 x 64"  # the projection schema wants two integers
     item_path.write_text(json.dumps(item))
