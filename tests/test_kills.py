@@ -224,3 +224,31 @@ def test_a_live_runs_files_are_never_removed(tmp_path: Path) -> None:
                           target=str(target), workers=1))  # fmt: skip
     assert not pending.exists()
     assert json.loads((catalog / COLLECTION / "collection.json").read_text())["id"] == COLLECTION
+
+
+def test_a_cached_outcome_of_a_dead_run_is_not_reused(tmp_path: Path) -> None:
+    """An orchestrator's cache may hold an outcome whose COG a killed run stored and never
+    published: those files are the next run's to remove, so the outcome must be redone,
+    while the same outcome of a live run is still good."""
+    from byod.pipeline import Outcome, RunContext, outcome_is_stored
+    from byod.report import Row, Status
+    from tests.readback import sha256_multihash
+
+    catalog, target = tmp_path / "catalog", tmp_path / "data"
+    source = tmp_path / "src"
+    source.mkdir()
+    version = "20260101T000000-abcdef"
+    cog = target / COLLECTION / "x_20240101" / version / "x_20240101.tif"
+    cog.parent.mkdir(parents=True)
+    cog.write_bytes(b"a COG stored by a run that may die")
+    data = {"id": "x_20240101", "assets": {"data": {
+        "href": str(cog), "roles": ["data"], "file:checksum": sha256_multihash(cog.read_bytes()),
+    }}}  # fmt: skip
+    outcome = Outcome(Row("x_20240101.tif", Status.INGESTED), [data])
+    settings = IngestSettings(source=str(source), collection=COLLECTION, catalog=str(catalog),
+                              target=str(target))  # fmt: skip
+    context = RunContext(settings, COLLECTION, "20260102T000000-012345")
+    hold = open_store(catalog).hold(f"{COLLECTION}/_runs/{version}.json", {})
+    assert outcome_is_stored(context, outcome)  # its run is alive
+    hold.abandon()  # killed
+    assert not outcome_is_stored(context, outcome)
