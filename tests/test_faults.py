@@ -87,7 +87,7 @@ def test_a_failed_request_is_retried_and_then_succeeds(
 def test_a_stalled_request_fails_within_the_bound_and_a_stall_once_is_retried(
     via_proxy: str, proxy: FaultProxy
 ) -> None:
-    store = _store(f"stall-{via_proxy}", timeout_s=8)
+    store = _store(f"stall-{via_proxy}", timeout_s=12)
     proxy.faults.append(Fault("stall", count=1, match="PUT"))
     store.write_text("once.json", "{}")  # stalled once: retried on a fresh connection
     assert [a for m, p, a in proxy.log if "once.json" in p] == ["stall", "forward"]
@@ -182,7 +182,7 @@ def test_an_outage_midway_exits_3_keeps_the_old_catalog_and_the_next_run_converg
 ) -> None:
     uid = via_proxy
     _rasters(tmp_path / "src", "a_20240101.tif")
-    first = _blob_run(tmp_path, uid, "--request-timeout", "3")
+    first = _blob_run(tmp_path, uid, "--request-timeout", "8")
     assert first.returncode == 0, first.stderr
     catalog, target = _direct_stores(azurite, uid, proxy)
     before = published(catalog, target, "faults", tmp_path)
@@ -202,7 +202,7 @@ def test_an_outage_midway_exits_3_keeps_the_old_catalog_and_the_next_run_converg
         return "forward"
 
     proxy.decide = outage_after_first_thumbnail
-    second = _blob_run(tmp_path, uid, "--request-timeout", "3")
+    second = _blob_run(tmp_path, uid, "--request-timeout", "8")
     assert second.returncode == 3, second.stderr
     assert "the run stopped" in _one_error_line(second)
     report = _report(tmp_path)
@@ -215,7 +215,7 @@ def test_an_outage_midway_exits_3_keeps_the_old_catalog_and_the_next_run_converg
     assert published(catalog, target, "faults", tmp_path).keys() == before.keys()
 
     proxy.decide = None
-    third = _blob_run(tmp_path, uid, "--request-timeout", "3")
+    third = _blob_run(tmp_path, uid, "--request-timeout", "8")
     assert third.returncode == 0, third.stderr
     after = published(catalog, target, "faults", tmp_path)  # checksums of every COG checked
     sources = sorted(i["properties"]["byod:source"] for i in after.values())
@@ -256,7 +256,7 @@ def test_a_stalled_server_ends_the_run_within_the_request_bound(
 ) -> None:
     _rasters(tmp_path / "src", "a_20240101.tif")
     proxy.faults.append(Fault("stall", count=1000, match=".tif"))  # COG uploads never answer
-    result = _blob_run(tmp_path, via_proxy, "--request-timeout", "2")
+    result = _blob_run(tmp_path, via_proxy, "--request-timeout", "4")
     assert result.returncode == 2, result.stderr  # nothing was stored
     assert "Timeout" in _one_error_line(result)
     assert _report(tmp_path)["rows"][0]["status"] == "not_done"
@@ -399,7 +399,7 @@ def test_a_source_that_cannot_be_downloaded_stops_the_run_instead_of_rejecting_i
     result = _byod(tmp_path, f"az://uploads-{uid}/in", "--collection", "faults", "--workers", "1",
                    "--target", f"az://cogs-{uid}", "--catalog", f"az://stac-{uid}",
                    "--report", str(tmp_path / "report.json"), "--quiet",
-                   "--request-timeout", "3")  # fmt: skip
+                   "--request-timeout", "6")  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert "reading the source" in _one_error_line(result)
     rows = _report(tmp_path)["rows"]
