@@ -94,7 +94,9 @@ def _ends_cleanly(command: F) -> F:
 
 
 def _fail(exc: BaseException) -> NoReturn:
-    if not isinstance(exc, ByodError):
+    if isinstance(exc, ByodError):  # its cause (an Azure or OS error) for `byod -vv`
+        log.debug("what ended the run", exc_info=exc)
+    else:
         log.info("traceback of the failure", exc_info=exc)
         # validate, search, browse, sign: a store that failed is exit 2, like an ingest's.
         exc = storage_failure(exc, "storage") or exc
