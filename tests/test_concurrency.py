@@ -20,6 +20,7 @@ import pytest
 from byod.azure import AzureOptions, resolve_access
 from byod.config import IngestSettings
 from byod.pipeline import ingest
+from byod.sources import disambiguated_id, item_id_for
 from byod.storage import Store, open_store
 from byod.validate import validate_catalog
 from tests.conftest import ramp, write_geotiff
@@ -111,6 +112,35 @@ def test_concurrent_blob_runs_lose_nothing(
         _trial(pool, tmp_path / f"trial{trial}", runs, catalog, target, catalog_store,
                target_store)  # fmt: skip
     assert validate_catalog(f"az://stac-{azure_env}/t{TRIALS - 1}")[1] == []
+
+
+def test_runs_whose_inputs_share_a_slug_keep_both_items(
+    pool: ProcessPoolExecutor, tmp_path: Path
+) -> None:
+    """`a b_….tif` and `a-b_….tif` in two folders both slug to `a-b_…`: run one after the
+    other, the second gets the hashed id; run at once, neither may replace the other's
+    item (different sources), so the later publisher takes the hashed id at the switch."""
+    names = ("a b_20240101.tif", "a-b_20240101.tif")
+    for trial in range(5):
+        folder = tmp_path / f"trial{trial}"
+        for run, name in enumerate(names):
+            write_geotiff(folder / f"src{run}" / name, ramp(32, 32) + run, crs="EPSG:32633",
+                          transform=_origin(run, 0))  # fmt: skip
+        catalog, target = folder / "catalog", folder / "data"
+        options = [{"source": str(folder / f"src{run}"), "collection": COLLECTION,
+                    "catalog": str(catalog), "target": str(target), "workers": 1}
+                   for run in range(2)]  # fmt: skip
+        list(pool.map(_run, options))
+        stores = open_store(catalog), open_store(target)
+        items = published(*stores, COLLECTION, folder)
+        assert sorted(i["properties"]["byod:source"] for i in items.values()) == sorted(names)
+        slug = item_id_for(names[0])
+        assert slug == item_id_for(names[1]) and slug in items
+        (other,) = set(items) - {slug}
+        assert other == disambiguated_id(items[other]["properties"]["byod:source"])
+        assert orphans(*stores, COLLECTION) == []
+        again = list(pool.map(_run, options))  # each input keeps the id it was published with
+        assert all(":unchanged:" in row for rows in again for row in rows), again
 
 
 def test_a_cli_run_and_a_flow_run_at_once_lose_nothing(tmp_path: Path) -> None:

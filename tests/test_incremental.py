@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from byod.cli import exit_code
 from byod.report import Report, Status
 from byod.validate import validate_catalog
 from tests.conftest import WriteRaster, ramp
@@ -38,7 +39,7 @@ def test_rerun_is_a_no_op(
     assert all(r.seconds is None for r in second.rows)  # no worker ran
     assert _mtimes(tmp_path / "data") == data_before
     assert _mtimes(tmp_path / "catalog") == catalog_before  # not a file written
-    assert second.exit_code == 0
+    assert exit_code(second) == 0
 
 
 def test_changed_input_replaces_only_its_item(

@@ -209,7 +209,7 @@ def publish(
     removed: Iterable[str],
     version: str,
     on_switch: Callable[[], None] = lambda: None,
-) -> list[str]:
+) -> Published:
     """Publish `new` items (asset hrefs absolute, their files already stored) and drop the
     `removed` ids, merged into whatever the collection holds at the moment of the switch.
 
@@ -217,7 +217,10 @@ def publish(
     `collection.json`, an index version of the merged set and the collection linking both;
     then the root catalog (merged the same way); then the files of superseded catalog
     versions are deleted. Returns the asset hrefs the switch superseded (the old COGs and
-    thumbnails of replaced or removed items), for the caller to delete from the target.
+    thumbnails of replaced or removed items), for the caller to delete from the target, and
+    the items it renamed: a new item whose id another run gave meanwhile to another input
+    (another `byod:source`) gets the id `_plan` would have given it had it seen that item
+    (`sources.disambiguated_id`), so neither run's item is lost.
     `on_switch` is called as soon as `collection.json` points at the new items: an error
     after it leaves a published catalog (and files the next run removes), not an old one.
 
@@ -232,32 +235,77 @@ def publish(
         new_keys[item_id] = key
     gone = set(removed) - set(new)
     written: list[str] = []  # index versions, one per attempt that needed one
-    seen: list[tuple[State, str]] = []  # per attempt: the state read, the index linked
+    seen: list[tuple[State, str, dict[str, str]]] = []  # per attempt: read, index, renames
+    moved: dict[str, tuple[pystac.Item, str]] = {}  # renamed items, written once
+
+    def place(state: State) -> tuple[dict[str, pystac.Item], dict[str, str], dict[str, str]]:
+        items, keys, renamed = {}, {}, {}
+        for item_id in sorted(new):
+            item, key = new[item_id], new_keys[item_id]
+            other = state.items.get(item_id)
+            if other is not None and _source(other) != _source(item):
+                if item_id not in moved:
+                    item = item.clone()
+                    item.id = _free_id(item_id, _source(item), state.items)
+                    key = item_key(info.id, item.id, version)
+                    store.write_text(key, _dumps(_item_dict(store, item, key)))
+                    moved[item_id] = (item, key)
+                item, key = moved[item_id]
+                renamed[item_id] = item.id
+            items[item.id], keys[item.id] = item, key
+        return items, keys, renamed
 
     def switch(text: str | None) -> str:
         state = read_state(store, info.id, text)
-        items = {k: v for k, v in state.items.items() if k not in gone} | new
-        keys = {k: v for k, v in state.item_keys.items() if k not in gone} | new_keys
+        placed, placed_keys, renamed = place(state)
+        items = {k: v for k, v in state.items.items() if k not in gone} | placed
+        keys = {k: v for k, v in state.item_keys.items() if k not in gone} | placed_keys
         index = state.index
         if new or gone & state.items.keys() or index is None or version_of(index) is None:
             index = index_key(info.id, version, len(written))
             written.append(index)
             write_index(store, index, (items[k] for k in sorted(items)))
-        seen.append((state, index))
+        seen.append((state, index, renamed))
         return _dumps(_collection_dict(info, items, keys, index))
 
     store.update_text(collection_key(info.id), switch)
     on_switch()
-    before, linked = seen[-1]
+    before, linked, renamed = seen[-1]
     store.update_text(ROOT_KEY, lambda text: _dumps(_root_dict(text, info)))
     stale = [i for i in written if i != linked]
     if before.index is not None and before.index != linked:
         stale.append(before.index)
-    touched = (set(new) | gone) & before.item_keys.keys()
+    stale += [new_keys[i] for i in renamed] + [k for i, (_, k) in moved.items() if i not in renamed]
+    kept = set(new) - set(renamed)
+    touched = (kept | gone) & before.item_keys.keys()
     stale += [before.item_keys[i] for i in touched if before.item_keys[i] != new_keys.get(i)]
     for key in stale:
         remove_file(store, key)
-    return sorted(asset_hrefs(before.items[i] for i in touched) - asset_hrefs(new.values()))
+    superseded = asset_hrefs(before.items[i] for i in touched) - asset_hrefs(new.values())
+    return Published(sorted(superseded), renamed)
+
+
+@dataclass(frozen=True)
+class Published:
+    superseded: list[str]  # asset hrefs no published item points at any more
+    renamed: dict[str, str]  # new item id -> the id it was published under
+
+
+def _source(item: pystac.Item) -> Any:
+    return item.properties.get("byod:source")
+
+
+def _free_id(item_id: str, source: Any, taken: dict[str, pystac.Item]) -> str:
+    """The id of an item whose id another input took: the hash of its source path added, as
+    `_plan` does (`sources.disambiguated_id`)."""
+    from byod.sources import disambiguated_id, item_id_for
+
+    with_hash = disambiguated_id(str(source))
+    candidate = with_hash if item_id == item_id_for(str(source)) else (
+        f"{item_id}-{with_hash.rsplit('-', 1)[1]}")  # fmt: skip
+    if candidate in taken and _source(taken[candidate]) != source:
+        candidate = f"{candidate}-{uuid.uuid4().hex[:6]}"  # a collision of hashes, too
+    return candidate
 
 
 def remove_file(store: Store, key: str) -> None:

@@ -387,11 +387,13 @@ def publish_run(run: Run, outcomes: list[Outcome]) -> Report:
         run.published = True
 
     try:
-        superseded = publish(stores.catalog, info, new, removed, run.context.version, switched)
+        done = publish(stores.catalog, info, new, removed, run.context.version, switched)
     except BaseException:
         _end_run(run, finished=False)  # the next run removes what this one left
         raise
-    for href in superseded:  # after the switch: no published item points at them any more
+    for row in report.rows:  # ids another run took meanwhile (see catalog.publish)
+        row.item_ids = sorted(done.renamed.get(i, i) for i in row.item_ids)
+    for href in done.superseded:  # after the switch: no published item points at them
         key = stores.target.key_of(href)
         if key is not None:
             _remove_quietly(stores.target, key)
