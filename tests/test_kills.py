@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from rasterio.transform import from_origin
 
 from byod.azure import AzureOptions, resolve_access
@@ -252,3 +253,22 @@ def test_a_cached_outcome_of_a_dead_run_is_not_reused(tmp_path: Path) -> None:
     assert outcome_is_stored(context, outcome)  # its run is alive
     hold.abandon()  # killed
     assert not outcome_is_stored(context, outcome)
+
+
+def test_a_run_that_lost_its_marker_does_not_publish(tmp_path: Path) -> None:
+    """Other runs take a run whose marker is gone (an Azure lease not renewed in time) for
+    dead and may remove its files: it must not then publish items pointing at them."""
+    from byod.pipeline import RunLost, plan_run, process_all, publish_run
+
+    source = tmp_path / "src"
+    _first_inputs(source)
+    catalog, target = tmp_path / "catalog", tmp_path / "data"
+    settings = IngestSettings(source=str(source), collection=COLLECTION, catalog=str(catalog),
+                              target=str(target), workers=1)  # fmt: skip
+    run = plan_run(settings)
+    outcomes = list(process_all(run))
+    assert run.marker is not None
+    open_store(catalog).drop_hold(run.marker)  # what another run does to a dead run's marker
+    with pytest.raises(RunLost):
+        publish_run(run, outcomes)
+    assert not (catalog / COLLECTION / "collection.json").exists()

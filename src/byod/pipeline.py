@@ -382,6 +382,7 @@ def publish_run(run: Run, outcomes: list[Outcome]) -> Report:
         keywords=tuple(settings.keywords),
     )
     stores = _open_stores(settings, check_region=False)
+    _confirm_alive(run, stores.catalog)
 
     def switched() -> None:
         run.published = True
@@ -402,6 +403,25 @@ def publish_run(run: Run, outcomes: list[Outcome]) -> Report:
     report.rows.sort(key=lambda r: r.input)
     report.finished = datetime.now(UTC).isoformat()
     return report
+
+
+def _confirm_alive(run: Run, catalog: Store) -> None:
+    """Refuse to publish when this run's marker was lost (an Azure lease not renewed for
+    LEASE_SECONDS): other runs may have taken it for dead and removed its files, and its
+    items would point at nothing."""
+    if run.marker is None:
+        return
+    hold = _HOLDS.get((catalog.root, run.marker))
+    alive = hold.confirm() if hold is not None else catalog.held(run.marker)
+    if not alive:
+        raise RunLost(
+            f"{catalog.href(run.marker)}: this run's marker was lost, so its files may have "
+            "been removed as a dead run's; nothing was published, run again"
+        )
+
+
+class RunLost(RuntimeError):
+    """The run's marker was lost before it published (see `_confirm_alive`)."""
 
 
 def _remove_dead_runs(stores: _Stores, context: RunContext) -> None:

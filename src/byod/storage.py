@@ -374,6 +374,11 @@ class BlobStore(Store):
 class Hold:
     """A held marker (see `Store.hold`)."""
 
+    def confirm(self) -> bool:
+        """Whether the marker is still held (a lease is renewed now): False when it was lost,
+        and other runs may have taken this run for dead."""
+        return True
+
     def release(self) -> None:
         """The run finished: remove the marker."""
 
@@ -385,6 +390,9 @@ class Hold:
 class _LocalHold(Hold):
     def __init__(self, path: Path, fd: int) -> None:
         self.path, self.fd = path, fd
+
+    def confirm(self) -> bool:
+        return self.fd >= 0 and self.path.exists()
 
     def release(self) -> None:
         self.path.unlink(missing_ok=True)  # before unlocking: never seen unlocked
@@ -410,6 +418,13 @@ class _LeaseHold(Hold):
             except Exception as exc:  # noqa: BLE001 - released elsewhere, or storage down
                 log.warning("run marker %s: lease not renewed (%s)", self.blob.blob_name, exc)
                 return
+
+    def confirm(self) -> bool:
+        try:
+            self.lease.renew()  # fails once the lease expired and the marker was removed
+        except Exception:  # noqa: BLE001 - lost, or storage down: either way not proven held
+            return False
+        return not self.stop.is_set()
 
     def release(self) -> None:
         from azure.core.exceptions import HttpResponseError
