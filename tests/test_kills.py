@@ -255,20 +255,28 @@ def test_a_cached_outcome_of_a_dead_run_is_not_reused(tmp_path: Path) -> None:
     assert not outcome_is_stored(context, outcome)
 
 
-def test_a_run_that_lost_its_marker_does_not_publish(tmp_path: Path) -> None:
+def test_a_run_that_lost_its_marker_does_not_publish_removed_files(tmp_path: Path) -> None:
     """Other runs take a run whose marker is gone (an Azure lease not renewed in time) for
-    dead and may remove its files: it must not then publish items pointing at them."""
+    dead and may remove its files: it must not then publish items pointing at them (and
+    publishes when its files are all still there)."""
     from byod.pipeline import RunLost, plan_run, process_all, publish_run
 
     source = tmp_path / "src"
     _first_inputs(source)
-    catalog, target = tmp_path / "catalog", tmp_path / "data"
-    settings = IngestSettings(source=str(source), collection=COLLECTION, catalog=str(catalog),
-                              target=str(target), workers=1)  # fmt: skip
-    run = plan_run(settings)
-    outcomes = list(process_all(run))
-    assert run.marker is not None
-    open_store(catalog).drop_hold(run.marker)  # what another run does to a dead run's marker
-    with pytest.raises(RunLost):
-        publish_run(run, outcomes)
-    assert not (catalog / COLLECTION / "collection.json").exists()
+    place = Place(str(tmp_path / "catalog"), str(tmp_path / "data"),
+                  open_store(tmp_path / "catalog"), open_store(tmp_path / "data"))  # fmt: skip
+    settings = IngestSettings(**place.options(source))  # type: ignore[arg-type]
+    for remove_a_cog in (True, False):
+        run = plan_run(settings)
+        outcomes = list(process_all(run))
+        assert run.marker is not None
+        place.catalog.drop_hold(run.marker)  # what another run does to a dead run's marker
+        if remove_a_cog:
+            cog = outcomes[0].items[0]["assets"]["data"]["href"]
+            Path(cog).unlink()  # ... and to its files
+            with pytest.raises(RunLost):
+                publish_run(run, outcomes)
+            assert not (tmp_path / "catalog" / COLLECTION / "collection.json").exists()
+        else:
+            publish_run(run, outcomes)
+            assert len(published(place.catalog, place.target, COLLECTION, tmp_path)) == 3

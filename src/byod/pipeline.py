@@ -382,7 +382,7 @@ def publish_run(run: Run, outcomes: list[Outcome]) -> Report:
         keywords=tuple(settings.keywords),
     )
     stores = _open_stores(settings, check_region=False)
-    _confirm_alive(run, stores.catalog)
+    _confirm_alive(run, stores, new)
 
     def switched() -> None:
         run.published = True
@@ -399,25 +399,32 @@ def publish_run(run: Run, outcomes: list[Outcome]) -> Report:
         if key is not None:
             _remove_quietly(stores.target, key)
     _end_run(run, finished=True)
-    _remove_dead_runs(stores, run.context)
+    try:
+        _remove_dead_runs(stores, run.context)
+    except Exception as exc:  # noqa: BLE001 - published: what is left, a later run removes
+        log.warning("files of dead runs not removed: %s", exc)
     report.rows.sort(key=lambda r: r.input)
     report.finished = datetime.now(UTC).isoformat()
     return report
 
 
-def _confirm_alive(run: Run, catalog: Store) -> None:
-    """Refuse to publish when this run's marker was lost (an Azure lease not renewed for
-    LEASE_SECONDS): other runs may have taken it for dead and removed its files, and its
-    items would point at nothing."""
+def _confirm_alive(run: Run, stores: _Stores, new: dict[str, pystac.Item]) -> None:
+    """Refuse to publish items whose files are gone: when this run's marker was lost (an
+    Azure lease not renewed for LEASE_SECONDS, or the run ended and this is a retry), other
+    runs may have taken it for dead and removed its files, so every new asset is checked."""
     if run.marker is None:
         return
+    catalog = stores.catalog
     hold = _HOLDS.get((catalog.root, run.marker))
-    alive = hold.confirm() if hold is not None else catalog.held(run.marker)
-    if not alive:
-        raise RunLost(
-            f"{catalog.href(run.marker)}: this run's marker was lost, so its files may have "
-            "been removed as a dead run's; nothing was published, run again"
-        )
+    if hold.confirm() if hold is not None else catalog.held(run.marker):
+        return
+    for href in sorted(asset_hrefs(new.values())):
+        key = stores.target.key_of(href)
+        if key is None or not stores.target.exists(key):
+            raise RunLost(
+                f"{catalog.href(run.marker)}: this run's marker was lost and {href} is gone "
+                "(removed as a dead run's file); nothing was published, run again"
+            )
 
 
 class RunLost(RuntimeError):
