@@ -427,8 +427,8 @@ def _confirm_alive(run: Run, stores: _Stores, new: dict[str, pystac.Item]) -> No
             )
 
 
-class RunLost(RuntimeError):
-    """The run's marker was lost before it published (see `_confirm_alive`)."""
+class RunLost(RunFailed):
+    """The run's marker was lost before it published (see `_confirm_alive`): exit 3."""
 
 
 def _remove_dead_runs(stores: _Stores, context: RunContext) -> None:
