@@ -132,7 +132,9 @@ def test_periods_in_names(name: str, start: datetime, end: datetime) -> None:
 
 def test_reversed_range_is_not_a_period() -> None:
     found = acquisition_from_name("x_20200131_20200101.tif")
-    assert found is not None and found.start is None  # falls back to the first date
+    day = datetime(2020, 1, 31, tzinfo=UTC)
+    assert found is not None  # falls back to the first date: its day
+    assert (found.start, found.end) == (day, day + timedelta(days=1) - timedelta(microseconds=1))
 
 
 def test_user_pattern_comes_first() -> None:
@@ -154,8 +156,10 @@ def test_sidecar_order() -> None:
 
 def test_landsat_ids_are_an_acquisition_day_not_a_period() -> None:
     found = acquisition_from_name("LC09_L2SP_190026_20240131_20240205_02_T1_SR_B4.TIF")
-    assert found is not None and found.start is None
-    assert found.datetime == datetime(2024, 1, 31, tzinfo=UTC)
+    day = datetime(2024, 1, 31, tzinfo=UTC)
+    assert found is not None and found.datetime == day
+    # The acquisition day only, not through the processing date 2024-02-05.
+    assert (found.start, found.end) == (day, _day_end(day))
 
 
 @pytest.mark.parametrize(("name", "month"), [("ndvi-2020-07.tif", 7), ("ndvi-2020.tif", 1)])
@@ -173,6 +177,10 @@ def _utc(text: str, fmt: str) -> datetime:
     return datetime.strptime(text, fmt).replace(tzinfo=UTC)
 
 
+def _day_end(day: datetime) -> datetime:
+    return day + timedelta(days=1) - timedelta(microseconds=1)
+
+
 def _month_end(year: int, month: int) -> datetime:
     last = calendar.monthrange(year, month)[1]
     return datetime(year, month, last, 23, 59, 59, 999999, tzinfo=UTC)
@@ -184,6 +192,27 @@ def _month_end(year: int, month: int) -> datetime:
         # a lower-case t between date and time keeps the time of day
         ("SSC_2019-01-15t103359_ortho.tif", _utc("2019-01-15 10:33:59", "%Y-%m-%d %H:%M:%S")),
         ("ang20200712t181214_rfl_v2z1.tif", _utc("20200712 181214", "%Y%m%d %H%M%S")),
+        # Sentinel-2: sensing time first, the product discriminator last
+        ("S2B_MSIL2A_20190601T102029_N0212_R065_T32TPT_20190601T135530_B04.tif",
+         _utc("20190601T102029", "%Y%m%dT%H%M%S")),
+        # NASA HLS v2.0: YYYYDDDTHHMMSS, the sensing time (HLS product guide, file naming)
+        ("HLS.S30.T32TQM.2023166T103629.v2.0.B04.tif", _utc("2023166T103629", "%Y%jT%H%M%S")),
+        ("HLS.L30.T17SLU.2020117T160901.v2.0.Fmask.tif", _utc("2020117T160901", "%Y%jT%H%M%S")),
+        # hour stamps of reanalysis and NWP runs (YYYYMMDDHH), minute slots (YYYYMMDDHHMM)
+        ("ERA5_2019011512.tif", _utc("2019011512", "%Y%m%d%H")),
+        ("gfs_2023061500_f000.tif", _utc("2023061500", "%Y%m%d%H")),
+        ("seviri_202301151215.tif", _utc("202301151215", "%Y%m%d%H%M")),
+    ],
+)  # fmt: skip
+def test_instants_as_products_write_them(name: str, expected: datetime) -> None:
+    found = acquisition_from_name(name)
+    assert found is not None, name
+    assert (found.datetime, found.start, found.end) == (expected, None, None)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
         # CHIRPS v3 daily: the day
         ("chirps-v3.0.rnl.2020.01.01.tif", _utc("2020.01.01", "%Y.%m.%d")),
         # year + day of year: MODIS A-prefixed and dotted, Landsat scene ids, bare YYYYDDD
@@ -199,15 +228,13 @@ def _month_end(year: int, month: int) -> datetime:
         ("gfs_20190101_c20190103154220.tif", _utc("20190101", "%Y%m%d")),
         ("ndvi_20200601_processed_20200715.tif", _utc("20200601", "%Y%m%d")),
         ("processed_20200715_ndvi_20200601.tif", _utc("20200601", "%Y%m%d")),
-        # Sentinel-2: sensing time first, the product discriminator last
-        ("S2B_MSIL2A_20190601T102029_N0212_R065_T32TPT_20190601T135530_B04.tif",
-         _utc("20190601T102029", "%Y%m%dT%H%M%S")),
+        ("LC09_L2SP_190026_20240131_20240205_02_T1_SR_B4.TIF", _utc("20240131", "%Y%m%d")),
     ],
 )  # fmt: skip
-def test_instants_as_products_write_them(name: str, expected: datetime) -> None:
+def test_a_date_without_a_time_is_its_whole_day(name: str, expected: datetime) -> None:
     found = acquisition_from_name(name)
     assert found is not None, name
-    assert (found.datetime, found.start, found.end) == (expected, None, None)
+    assert (found.datetime, found.start, found.end) == (expected, expected, _day_end(expected))
 
 
 @pytest.mark.parametrize(
@@ -215,8 +242,8 @@ def test_instants_as_products_write_them(name: str, expected: datetime) -> None:
     [
         # CHIRPS v2 monthly: January 2020, not the year
         ("chirps-v2.0.2020.01.tif", datetime(2020, 1, 1, tzinfo=UTC), _month_end(2020, 1)),
-        # a CHIRPS dekad or pentad (2020.01.1) lies within its month
-        ("chirps-v2.0.2020.02.3.tif", datetime(2020, 2, 1, tzinfo=UTC), _month_end(2020, 2)),
+        # CHIRPS dekad 3: day 21 to the end of the month (29 days in February 2020)
+        ("chirps-v2.0.2020.02.3.tif", datetime(2020, 2, 21, tzinfo=UTC), _month_end(2020, 2)),
         # Sentinel-1 start and stop of the acquisition
         ("S1A_IW_GRDH_1SDV_20200101T053956_20200101T054021_030598_038166_2A3F.tif",
          _utc("20200101T053956", "%Y%m%dT%H%M%S"), _utc("20200101T054021", "%Y%m%dT%H%M%S")),
@@ -296,3 +323,152 @@ def test_unknown_time_is_an_open_period_up_to_the_first_ingest() -> None:
     assert found.note is not None
     for way in ("--datetime", "byod.yaml", "byod-metadata.csv", "name"):
         assert way in found.note
+
+
+# --- more product forms, periods and folders (issue 10 review) ------------------------------
+
+
+def _end_of(start: datetime, **length: int) -> datetime:
+    """The inclusive end of a period of `length` (timedelta keywords) from `start`."""
+    return start + timedelta(**length) - timedelta(microseconds=1)
+
+
+@pytest.mark.parametrize(
+    ("name", "start", "end"),
+    [
+        # CMIP6 DRS time ranges: <start>-<end> at the table's precision, ends inclusive
+        ("tas_Amon_MPI-ESM1-2-HR_ssp585_r1i1p1f1_gn_201501-210012.tif",
+         datetime(2015, 1, 1, tzinfo=UTC), _month_end(2100, 12)),
+        ("pr_day_MPI-ESM1-2-HR_historical_r1i1p1f1_gn_19500101-19541231.tif",
+         datetime(1950, 1, 1, tzinfo=UTC), _day_end(datetime(1954, 12, 31, tzinfo=UTC))),
+        ("co2mass_Ayr_CanESM5_ssp245_r1i1p1f1_gn_2015-2100.tif",
+         datetime(2015, 1, 1, tzinfo=UTC), _end_of(datetime(2100, 1, 1, tzinfo=UTC), days=365)),
+        # an ISO 8601 duration before the date gives the period (ESA CCI / C3S land cover)
+        ("ESACCI-LC-L4-LCCS-Map-300m-P1Y-2015-v2.0.7.tif",
+         datetime(2015, 1, 1, tzinfo=UTC), _end_of(datetime(2015, 1, 1, tzinfo=UTC), days=365)),
+        ("C3S-LC-L4-LCCS-Map-300m-P1Y-2020-v2.1.1.tif",
+         datetime(2020, 1, 1, tzinfo=UTC), _end_of(datetime(2020, 1, 1, tzinfo=UTC), days=366)),
+        ("ESACCI-SOILMOISTURE-L3S-SSMV-COMBINED-P1M-2019-07-fv06.1.tif",
+         datetime(2019, 7, 1, tzinfo=UTC), _month_end(2019, 7)),
+        ("ESACCI-SOILMOISTURE-L3S-SSMV-COMBINED-P1D-20190715-fv06.1.tif",
+         datetime(2019, 7, 15, tzinfo=UTC), _day_end(datetime(2019, 7, 15, tzinfo=UTC))),
+        ("ndvi_composite_P8D_2021-01-01.tif",
+         datetime(2021, 1, 1, tzinfo=UTC), _end_of(datetime(2021, 1, 1, tzinfo=UTC), days=8)),
+        # a range after the duration is the whole range (the duration is its step)
+        ("ESACCI-LC-L4-LCCS-Map-300m-P1Y-1992_2015-v2.0.7b.tif",
+         datetime(1992, 1, 1, tzinfo=UTC), _end_of(datetime(2015, 1, 1, tzinfo=UTC), days=365)),
+        # ISO 8601 weeks start on Monday (2020-W05 is 27 January to 2 February)
+        ("ndvi_2020-W05.tif", datetime.fromisocalendar(2020, 5, 1).replace(tzinfo=UTC),
+         _end_of(datetime.fromisocalendar(2020, 5, 1).replace(tzinfo=UTC), days=7)),
+        ("lst_2020W53.tif", datetime.fromisocalendar(2020, 53, 1).replace(tzinfo=UTC),
+         _end_of(datetime.fromisocalendar(2020, 53, 1).replace(tzinfo=UTC), days=7)),
+        # a month written YYYY_MM (ERA5 downloads), not the whole year
+        ("era5_t2m_2019_01.tif", datetime(2019, 1, 1, tzinfo=UTC), _month_end(2019, 1)),
+        # GPM PPS names: S and E are the first and last second of the granule
+        # (StopGranuleDateTime 23:59:59.999 in the file header)
+        ("3B-HHR.MS.MRG.3IMERG.20240617-S233000-E235959.1410.V07B.tif",
+         _utc("20240617233000", "%Y%m%d%H%M%S"),
+         _end_of(_utc("20240617233000", "%Y%m%d%H%M%S"), minutes=30)),
+        ("3B-HHR-L.MS.MRG.3IMERG.20160101-S000000-E002959.0000.V07B.tif",
+         _utc("20160101", "%Y%m%d"), _end_of(_utc("20160101", "%Y%m%d"), minutes=30)),
+        ("3B-DAY.MS.MRG.3IMERG.20240617-S000000-E235959.V07B.tif",
+         _utc("20240617", "%Y%m%d"), _day_end(_utc("20240617", "%Y%m%d"))),
+        # an IMERG monthly file carries its month's first day: the month
+        ("3B-MO.MS.MRG.3IMERG.20000601-S000000-E235959.06.V06B.tif",
+         datetime(2000, 6, 1, tzinfo=UTC), _month_end(2000, 6)),
+        # an orbit that ends after midnight ends the next day
+        ("2A.GPM.GMI.GPROF2021v1.20240617-S231500-E004747.057123.V07A.tif",
+         _utc("20240617231500", "%Y%m%d%H%M%S"),
+         _end_of(_utc("20240618004747", "%Y%m%d%H%M%S"), seconds=1)),
+        # CHIRPS dekads: 1 = days 1-10, 2 = 11-20, 3 = 21 to the end of the month
+        ("chirps-v2.0.2020.01.1.tif", datetime(2020, 1, 1, tzinfo=UTC),
+         _day_end(datetime(2020, 1, 10, tzinfo=UTC))),
+        ("chirps-v2.0.2020.01.2.tif", datetime(2020, 1, 11, tzinfo=UTC),
+         _day_end(datetime(2020, 1, 20, tzinfo=UTC))),
+        ("chirps-v2.0.2021.02.3.tif", datetime(2021, 2, 21, tzinfo=UTC), _month_end(2021, 2)),
+        # parts 4-6 exist only for pentads (5 days; the 6th to the end of the month)
+        ("chirps-v2.0.2020.01.5.tif", datetime(2020, 1, 21, tzinfo=UTC),
+         _day_end(datetime(2020, 1, 25, tzinfo=UTC))),
+        ("chirps-v2.0.2020.01.6.tif", datetime(2020, 1, 26, tzinfo=UTC), _month_end(2020, 1)),
+    ],
+)  # fmt: skip
+def test_more_periods_as_products_write_them(name: str, start: datetime, end: datetime) -> None:
+    found = acquisition_from_name(name)
+    assert found is not None, name
+    assert (found.start, found.end, found.datetime) == (start, end, start)
+
+
+@pytest.mark.parametrize(
+    ("name", "stamp"),
+    [
+        ("ndvi_2021-W53.tif", "W53"),  # 2021 has 52 ISO weeks
+        ("x_2019011524.tif", "2019011524"),  # no hour 24
+        ("x_201901151260.tif", "201901151260"),  # no minute 60
+        ("x_201513-210012.tif", "201513-210012"),  # no month 13
+        ("x_210012-201501.tif", "210012-201501"),  # reversed
+        ("x_2015-21001.tif", "2015-21001"),  # stamps of different precision
+        ("GPMCOR_KUR_1406010018_0150_001471_1BS_DUB_03B.tif", "1406010018"),  # JAXA YYMMDDhhmm
+    ],
+)
+def test_impossible_stamps_and_ranges_are_not_read(name: str, stamp: str) -> None:
+    found = acquisition_from_name(name)
+    assert found is None or stamp not in found.source
+
+
+def test_chirps_pentads_are_told_by_their_folder() -> None:
+    # CHIRPS publishes dekads and pentads under the same name form, in global_dekad/ and
+    # global_pentad/: pentad 2 is days 6-10.
+    rel = "CHIRPS-2.0/global_pentad/tifs/chirps-v2.0.2020.01.2.tif"
+    found = find_acquisition(override=None, tags={}, relpath=rel)
+    assert found is not None
+    assert (found.start, found.end) == (datetime(2020, 1, 6, tzinfo=UTC),
+                                        _day_end(datetime(2020, 1, 10, tzinfo=UTC)))  # fmt: skip
+    dekad = find_acquisition(override=None, tags={}, relpath=rel.replace("pentad", "dekad"))
+    assert dekad is not None and dekad.start == datetime(2020, 1, 11, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("relpath", "start", "end"),
+    [
+        ("era5/2023/07/15/t2m.tif", datetime(2023, 7, 15, tzinfo=UTC),
+         _day_end(datetime(2023, 7, 15, tzinfo=UTC))),
+        ("2023/7/5/t2m.tif", datetime(2023, 7, 5, tzinfo=UTC),
+         _day_end(datetime(2023, 7, 5, tzinfo=UTC))),
+        # LAADS DAAC archive layout: product/YYYY/DDD/
+        ("MOD09GA/2021/001/sr.tif", _utc("2021001", "%Y%j"), _day_end(_utc("2021001", "%Y%j"))),
+        ("MOD09GA/2020/366/sr.tif", _utc("2020366", "%Y%j"), _day_end(_utc("2020366", "%Y%j"))),
+        ("monthly/2023/07/t2m_monthly_mean.tif", datetime(2023, 7, 1, tzinfo=UTC),
+         _month_end(2023, 7)),
+        # a folder that is not part of a date is read alone
+        ("ndvi/2023/x.tif", datetime(2023, 1, 1, tzinfo=UTC),
+         _end_of(datetime(2023, 1, 1, tzinfo=UTC), days=365)),
+    ],
+)  # fmt: skip
+def test_dates_split_over_folders(relpath: str, start: datetime, end: datetime) -> None:
+    found = find_acquisition(override=None, tags={}, relpath=relpath)
+    assert found is not None, relpath
+    assert (found.start, found.end, found.datetime) == (start, end, start)
+
+
+def test_a_date_in_the_file_name_beats_its_folders() -> None:
+    found = find_acquisition(override=None, tags={}, relpath="2023/07/15/t2m_20230716.tif")
+    assert found is not None and found.datetime == datetime(2023, 7, 16, tzinfo=UTC)
+    # an impossible folder date (day 31 of June) is no day: the year and month folders are read
+    wrong = find_acquisition(override=None, tags={}, relpath="2023/06/31/t2m.tif")
+    assert wrong is not None
+    assert (wrong.start, wrong.end) == (datetime(2023, 6, 1, tzinfo=UTC), _month_end(2023, 6))
+
+
+def test_a_day_is_found_by_an_instant_within_it() -> None:
+    # A daily CHIRPS file is the whole day: a search for noon of that day finds it.
+    from byod.index import Query, matches
+
+    found = acquisition_from_name("chirps-v2.0.2020.01.01.tif")
+    assert found is not None and found.start is not None and found.end is not None
+    props = {"datetime": found.start.isoformat(), "start_datetime": found.start.isoformat(),
+             "end_datetime": found.end.isoformat()}  # fmt: skip
+    item = {"bbox": [0, 0, 1, 1], "properties": props}
+    assert matches(item, Query.parse(datetime="2020-01-01T12:00:00Z"))
+    assert matches(item, Query.parse(datetime="2020-01-01T23:59:59Z"))
+    assert not matches(item, Query.parse(datetime="2020-01-02T00:00:00Z"))
+    assert not matches(item, Query.parse(datetime="2019-12-31T23:59:59Z"))

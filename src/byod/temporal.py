@@ -40,6 +40,7 @@ WRITTEN_NOTE = (
 )
 
 _MICROSECOND = timedelta(microseconds=1)
+_DAY = timedelta(days=1)
 Instant = datetime  # the field `Acquisition.datetime` shadows the type inside the class
 
 
@@ -94,8 +95,8 @@ def parse_tag_datetime(text: str) -> datetime | None:
 # --- dates in names ----------------------------------------------------------------------
 #
 # Each form is a regex with named groups; a date must not run on into more digits (a tile
-# number is no date), and the coarse forms (year+doy, month, year) must stand apart from
-# letters too (`2000m`, `v2020a`). Where forms overlap, the longest match wins.
+# number is no date), and the coarse forms (year+doy, week, month, year) must stand apart
+# from letters too (`2000m`, `v2020a`). Where forms overlap, the longest match wins.
 
 _NOT_DIGIT_BEFORE = r"(?<!\d)"
 _APART_BEFORE = r"(?<![\dA-Za-z])"
@@ -109,6 +110,13 @@ _FORMS = (
     + r"(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})[Tt_ ]"
     + _CLOCK
     + r"(?:\.\d+)?(?![\d\-:])",
+    # hour and minute stamps of NWP and reanalysis runs and geostationary slots:
+    # ERA5_2019011512, gfs_2023061500 (YYYYMMDDHH), seviri_202301151215 (YYYYMMDDHHMM)
+    _NOT_DIGIT_BEFORE + r"(?P<year>\d{4})(?P<month>\d{2})(?P<day>\d{2})(?P<hour>\d{2})"
+    r"(?P<minute>\d{2})?(?!\d)",
+    # NASA HLS: year, day of year, time (HLS.S30.T32TQM.2023166T103629.v2.0)
+    _NOT_DIGIT_BEFORE + r"(?P<year>\d{4})(?P<doy>\d{3})[Tt](?P<hour>\d{2})(?P<minute>\d{2})"
+    r"(?P<second>\d{2})(?!\d)",
     # 2024-01-31, 20240131, CHIRPS 2020.01.01
     _NOT_DIGIT_BEFORE + r"(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})(?!\d)",
     _NOT_DIGIT_BEFORE + r"(?P<year>\d{4})(?P<month>\d{2})(?P<day>\d{2})(?!\d)",
@@ -120,12 +128,22 @@ _FORMS = (
     _APART_BEFORE + r"[Aa](?P<year>\d{4})(?P<doy>\d{3})(?!\d)",
     _APART_BEFORE + r"(?P<year>\d{4})\.(?P<doy>\d{3})(?![\dA-Za-z])",
     _APART_BEFORE + r"(?P<year>\d{4})(?P<doy>\d{3})(?![\dA-Za-z])",
-    # a month: 2020-07, CHIRPS monthly 2020.01 (and its dekads 2020.01.1, a part of it)
-    _APART_BEFORE + r"(?P<year>\d{4})[\-.](?P<month>\d{2})(?![\dA-Za-z\-]|\.\d\d)",
-    # a lone year: _2020., -2020_
-    _APART_BEFORE + r"(?P<year>\d{4})(?![\dA-Za-z\-])",
+    # an ISO 8601 week (2020-W05, 2020W05) or week date (2020-W05-3)
+    _APART_BEFORE + r"(?P<year>\d{4})-?W(?P<week>\d{2})(?:-?(?P<weekday>[1-7]))?(?![\dA-Za-z])",
+    # a month: 2020-07, era5_t2m_2019_01, CHIRPS monthly 2020.01
+    _APART_BEFORE + r"(?P<year>\d{4})[\-._](?P<month>\d{2})(?![\dA-Za-z]|-\d|\.\d\d)",
+    # a lone year: _2020., -2020_, ESA CCI -2015-v2.0.7
+    _APART_BEFORE + r"(?P<year>\d{4})(?![\dA-Za-z]|-\d)",
 )
 _PATTERNS = tuple(re.compile(p) for p in _FORMS)
+# A period as two stamps of the same precision joined by `-` or `_` (CMIP DRS time ranges
+# 2015-2100, 201501-210012, 20150101-20151231, down to YYYYMMDDhhmmss; ESA CCI 1992_2015).
+_RANGE = re.compile(
+    _APART_BEFORE + r"(?P<first>\d{4}(?:\d\d){0,5})[-_](?P<last>\d{4}(?:\d\d){0,5})(?!\d)"
+)
+# An ISO 8601 duration right before a date gives the period's length (ESA CCI `P1Y-2015`).
+_DURATION = re.compile(r"(?<![\dA-Za-z])P(?P<count>\d{1,3})(?P<unit>[YMWD])[_\-.]$")
+_STAMP_KEYS = ("year", "month", "day", "hour", "minute", "second")
 
 # A stamp right after these is when the file was made, not when the data was acquired:
 # `_c20190103154220` (NOAA/GOES creation), `_processed_20200715`, `created-2021-01-01`.
@@ -152,6 +170,29 @@ _SENTINEL2 = re.compile(
 _GOES_STAMP = r"(?P<{0}year>\d{{4}})(?P<{0}doy>\d{{3}})(?P<{0}hour>\d{{2}})" \
     r"(?P<{0}minute>\d{{2}})(?P<{0}second>\d{{2}})(?P<{0}tenth>\d)"  # fmt: skip
 _GOES = re.compile(r"_s" + _GOES_STAMP.format("s") + r"_e" + _GOES_STAMP.format("e") + r"_c\d{14}")
+# GPM PPS file naming convention (IMERG, GPROF, ...): YYYYMMDD-SHHMMSS-EHHMMSS, the first
+# and the last second of the granule (an orbit's end may be past midnight); an IMERG
+# monthly (3B-MO) file carries its month's first day.
+_GPM = re.compile(
+    r"(?<!\d)(?P<year>\d{4})(?P<month>\d{2})(?P<day>\d{2})-S(?P<start>\d{6})-E(?P<end>\d{6})(?!\d)"
+)
+_GPM_MONTHLY = re.compile(r"(?i)(?<![A-Za-z0-9])3B-MO\.")
+# CHIRPS dekads (YYYY.MM.1-3: days 1-10, 11-20, 21-end) and pentads (YYYY.MM.1-6: days 1-5,
+# ..., 26-end) share one name form; a pentad lies in a folder named so (global_pentad).
+_CHIRPS = re.compile(
+    r"(?i)chirps?\b.*?(?<!\d)(?P<year>\d{4})\.(?P<month>\d{2})\.(?P<part>[1-6])(?![\dA-Za-z])"
+)
+_DEKAD_FIRST_DAYS = (1, 11, 21)
+_PENTAD_FIRST_DAYS = (1, 6, 11, 16, 21, 26)
+# Dates split over folders, innermost last: YYYY/MM/DD, YYYY/DDD (LAADS), YYYY/MM.
+_FOLDER_CHAINS = tuple(
+    tuple(re.compile(part) for part in chain)
+    for chain in (
+        (r"(?P<year>\d{4})", r"(?P<month>\d{1,2})", r"(?P<day>\d{1,2})"),
+        (r"(?P<year>\d{4})", r"(?P<doy>\d{3})"),
+        (r"(?P<year>\d{4})", r"(?P<month>\d{1,2})"),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -163,7 +204,8 @@ class _Date:
     text: str
     start: datetime
     end: datetime
-    fine: bool  # a day or finer (not a month or a year)
+    fine: bool  # a day or finer (not a week, a month or a year)
+    period: bool = False  # an explicit period: a range or a date with its duration
 
 
 def _instant(parts: Mapping[str, int]) -> datetime | None:
@@ -178,24 +220,36 @@ def _instant(parts: Mapping[str, int]) -> datetime | None:
                 return None
             return when.replace(hour=parts.get("hour", 0), minute=parts.get("minute", 0),
                                 second=parts.get("second", 0))  # fmt: skip
+        if "week" in parts:  # ISO 8601 week date; week 53 exists only in long years
+            day = datetime.fromisocalendar(parts["year"], parts["week"], parts.get("weekday", 1))
+            return day.replace(tzinfo=UTC)
         keys = ("year", "month", "day", "hour", "minute", "second")
         return datetime(tzinfo=UTC, **{k: parts[k] for k in keys if k in parts})
     except (ValueError, TypeError):  # 20241345 is no date
         return None
 
 
+def _plus(start: datetime, count: int, unit: str) -> datetime | None:
+    """`start` plus an ISO 8601 duration of `count` years (Y), months (M), weeks (W) or days
+    (D); None when the result does not exist (29 February plus a year)."""
+    if unit in "WD":
+        return start + timedelta(days=count * (7 if unit == "W" else 1))
+    months = start.month - 1 + count * (12 if unit == "Y" else 1)
+    try:
+        return start.replace(year=start.year + months // 12, month=months % 12 + 1)
+    except ValueError:
+        return None
+
+
 def _span(parts: Mapping[str, int]) -> tuple[datetime, datetime, bool] | None:
-    """The span a date covers, inclusive: an instant, a day, a month or a year."""
-    if "day" not in parts and "doy" not in parts:
+    """The span a date covers, inclusive: an instant, a day, a week, a month or a year."""
+    if "week" in parts and "weekday" not in parts:
+        start = _instant(parts)
+        return None if start is None else (start, start + timedelta(days=7) - _MICROSECOND, False)
+    if not {"day", "doy", "week"} & parts.keys():
         start = _instant({"year": parts.get("year", 0), "month": parts.get("month", 1), "day": 1})
-        if start is None:
-            return None
-        if "month" in parts:
-            after = start.replace(year=start.year + (start.month == 12),
-                                  month=start.month % 12 + 1)  # fmt: skip
-        else:
-            after = start.replace(year=start.year + 1)
-        return start, after - _MICROSECOND, False
+        after = None if start is None else _plus(start, 1, "M" if "month" in parts else "Y")
+        return None if start is None or after is None else (start, after - _MICROSECOND, False)
     start = _instant(parts)
     if start is None:
         return None
@@ -208,6 +262,13 @@ def _ints(match: re.Match[str]) -> dict[str, int]:
     return {k: int(v) for k, v in match.groupdict().items() if v and v.isdigit()}
 
 
+def _stamp(text: str) -> dict[str, int]:
+    """The parts of a compact stamp YYYY[MM[DD[hh[mm[ss]]]]]."""
+    starts = (0, 4, 6, 8, 10, 12)
+    return {key: int(text[i : i + (4 if i == 0 else 2)])
+            for key, i in zip(_STAMP_KEYS, starts, strict=True) if i < len(text)}  # fmt: skip
+
+
 def _dates(name: str) -> list[_Date]:
     """Every date written in a name, left to right, the longest where forms overlap."""
     found = []
@@ -216,12 +277,31 @@ def _dates(name: str) -> list[_Date]:
             span = _span(_ints(match))
             if span is not None:
                 found.append(_Date(match.start(), match.end(), match.group(0), *span))
+    for match in _RANGE.finditer(name):
+        first, last = match.group("first"), match.group("last")
+        spans = (_span(_stamp(first)), _span(_stamp(last))) if len(first) == len(last) else ()
+        if spans and spans[0] and spans[1] and spans[0][0] <= spans[1][0]:
+            found.append(_Date(match.start(), match.end(), match.group(0), spans[0][0],
+                               spans[1][1], spans[0][2], period=True))  # fmt: skip
     found.sort(key=lambda d: (d.at, d.at - d.stop))
     kept: list[_Date] = []
     for date in found:
         if not kept or date.at >= kept[-1].stop:
             kept.append(date)
-    return kept
+    return [_with_duration(name, date) for date in kept]
+
+
+def _with_duration(name: str, date: _Date) -> _Date:
+    """A date right after an ISO 8601 duration (`P1Y-2015`) is a period of that length."""
+    duration = _DURATION.search(name[: date.at])
+    if duration is None or date.period:
+        return date
+    after = _plus(date.start, int(duration.group("count")), duration.group("unit"))
+    if after is None or after <= date.start:
+        return date
+    at = duration.start()
+    return _Date(at, date.stop, name[at : date.stop], date.start, after - _MICROSECOND,
+                 date.fine, period=True)  # fmt: skip
 
 
 def _is_made_stamp(name: str, date: _Date) -> bool:
@@ -236,19 +316,26 @@ def _several(dates: Sequence[_Date], chosen: str, why: str) -> str | None:
     return f"the name holds several dates ({', '.join(texts)}): {chosen} taken ({why})"
 
 
-def _from_layout(name: str) -> Acquisition | None:
+def _acquisition(start: datetime, end: datetime, text: str, note: str | None = None) -> Acquisition:
+    """An instant when the span is one, else the period with `datetime` at its start."""
+    if start == end:
+        return Acquisition(start, f"name:{text}", note=note)
+    return Acquisition(start, f"name:{text}", start, end, note)
+
+
+def _from_layout(name: str, pentads: bool) -> Acquisition | None:
     """Dates of products whose names byod knows: the acquisition date by its place."""
     dates = _dates(name)
     if (landsat := _LANDSAT_ID.search(name)) is not None:
         day = landsat.group("acquired")
-        span = _span({"year": int(day[:4]), "month": int(day[4:6]), "day": int(day[6:])})
+        span = _span(_stamp(day))
         if span is not None:
             why = "Landsat product id: acquisition date, then processing date"
-            return Acquisition(span[0], f"name:{day}", note=_several(dates, day, why))
+            return _acquisition(span[0], span[1], day, _several(dates, day, why))
     if (scene := _LANDSAT_SCENE.search(name)) is not None:
-        when = _instant(_ints(scene))
-        if when is not None:
-            return Acquisition(when, f"name:{scene.group('year')}{scene.group('doy')}")
+        span = _span(_ints(scene))
+        if span is not None:
+            return _acquisition(span[0], span[1], f"{scene.group('year')}{scene.group('doy')}")
     if (s2 := _SENTINEL2.search(name)) is not None:
         when = _instant(_ints(s2))
         if when is not None:
@@ -265,53 +352,98 @@ def _from_layout(name: str) -> Acquisition | None:
         if start is not None and end is not None and start <= end:
             note = "GOES-R name: scan start (s) to end (e); the c-stamp is the file's creation"
             return Acquisition(start, f"name:{goes.group(0)[1:]}", start, end, note)
+    if (gpm := _GPM.search(name)) is not None and (found := _gpm(gpm, name)) is not None:
+        return found
+    if (chirps := _CHIRPS.search(name)) is not None:
+        return _chirps(chirps, pentads)
     return None
 
 
-def acquisition_from_name(name: str, pattern: re.Pattern[str] | None = None) -> Acquisition | None:
-    """An instant or a period written in a name.
+def _gpm(match: re.Match[str], name: str) -> Acquisition | None:
+    day = match.group(0)[:8]
+    if _GPM_MONTHLY.search(name) is not None:
+        span = _span(_stamp(day[:6]))
+        return None if span is None else _acquisition(span[0], span[1], match.group(0))
+    start, end = (_instant(_stamp(day + match.group(side))) for side in ("start", "end"))
+    if start is None or end is None:
+        return None
+    # E is the granule's last second (PPS: StopGranuleDateTime ...:59.999); past midnight
+    # when it is earlier than S.
+    end += timedelta(days=end < start, seconds=1) - _MICROSECOND
+    return _acquisition(start, end, match.group(0))
+
+
+def _chirps(match: re.Match[str], pentads: bool) -> Acquisition | None:
+    part = int(match.group("part"))
+    parts = _ints(match)
+    month = _span({"year": parts["year"], "month": parts["month"]})
+    if month is None:
+        return None
+    pentad = pentads or part > len(_DEKAD_FIRST_DAYS)
+    firsts = _PENTAD_FIRST_DAYS if pentad else _DEKAD_FIRST_DAYS
+    if part > len(firsts):
+        return None
+    start = month[0].replace(day=firsts[part - 1])
+    end = month[1] if part == len(firsts) else month[0].replace(day=firsts[part]) - _MICROSECOND
+    kind = "pentad" if pentad else "dekad"
+    text = match.group(0)[match.start("year") - match.start() :]
+    note = f"CHIRPS {kind} {part}: days {start.day}-{end.day}" + (
+        "" if pentad else " (a pentad file lies in a folder whose name says 'pentad')"
+    )
+    return _acquisition(start, end, text, note)
+
+
+def acquisition_from_name(
+    name: str, pattern: re.Pattern[str] | None = None, *, pentads: bool = False
+) -> Acquisition | None:
+    """An instant or a period written in a name (times UTC, period ends inclusive).
 
     In order: the user's pattern; the layout of a known product (Landsat, Sentinel-2,
-    GOES-R); an explicit period (two dates joined by `_`, `-`, `--` or `_to_`, the first
-    not after the second); the first date of a day or finer; a month; a year. Creation and
+    GOES-R, GPM PPS `-S...-E...`, CHIRPS dekads, or pentads when `pentads`); an explicit
+    period (a range `201501-210012`, a date after an ISO 8601 duration `P1Y-2015`, or two
+    dates joined by `_`, `-`, `--` or `_to_`, the first not after the second); the first
+    date of a day or finer; a week, month or year. A date-time is an instant; a date
+    without a time is its whole day (start to its last microsecond). Creation and
     processing stamps (`_c20190103154220`, `_processed_20200715`) are never taken.
     """
     if pattern is not None and (match := pattern.search(name)) is not None:
         span = _span(_ints(match))
         if span is not None:
-            start, end, is_day = span
-            text = f"name:{match.group(0)}"
-            # A day or finer is an instant (as the built-in forms); a month or year a period.
-            return Acquisition(start, text) if is_day else Acquisition(start, text, start, end)
-    if (known := _from_layout(name)) is not None:
+            return _acquisition(span[0], span[1], match.group(0))
+    if (known := _from_layout(name, pentads)) is not None:
         return known
     dates = _dates(name)
     usable = [d for d in dates if not _is_made_stamp(name, d)]
     made = [name[max(0, d.at - 1) : d.stop].lstrip("_-.") for d in dates if d not in usable]
     why_made = f"; {', '.join(made)} is when the file was made" if made else ""
+    periods = [(d.at, d.text, d.start, d.end, 1) for d in usable if d.period]
     for first, second in itertools.pairwise(usable):
         joined = _PERIOD_JOIN.match(name[first.stop : second.at]) is not None
         if joined and first.fine == second.fine and first.start <= second.start:
-            text = name[first.at : second.stop]
-            end = max(second.end, first.end)
-            # Both dates are used: a note only when the name held more than the period.
-            note = _several(dates, text, "a period" + why_made) if len(dates) > 2 else None
-            return Acquisition(first.start, f"name:{text}", first.start, end, note)
+            periods.append((first.at, name[first.at : second.stop], first.start,
+                            max(second.end, first.end), 2))  # fmt: skip
+    if periods:
+        _, text, start, end, inside = min(periods)
+        # A note only when the name held more than the period.
+        note = _several(dates, text, "a period" + why_made) if len(dates) > inside else None
+        return _acquisition(start, end, text, note)
     fine = [d for d in usable if d.fine]
     if fine:
         date = fine[0]
-        note = _several(dates, date.text, "the first" + why_made)
-        return Acquisition(date.start, f"name:{date.text}", note=note)
-    if usable:  # a month or a year
+        return _acquisition(date.start, date.end, date.text,
+                            _several(dates, date.text, "the first" + why_made))  # fmt: skip
+    if usable:  # a week, a month or a year
         date = usable[0]
-        return Acquisition(date.start, f"name:{date.text}", date.start, date.end)
+        return _acquisition(date.start, date.end, date.text)
     return None
 
 
 def datetime_from_name(name: str) -> tuple[datetime, str] | None:
-    """The instant (day or finer) a name gives, and the text it was read from."""
+    """The instant or the day (its start) a name gives, and the text it was read from."""
     found = acquisition_from_name(name)
-    if found is None or found.datetime is None or found.start is not None:
+    if found is None or found.datetime is None:
+        return None
+    if found.start is not None and found.end is not None and found.end - found.start >= _DAY:
         return None
     return found.datetime, found.source.removeprefix("name:")
 
@@ -397,9 +529,29 @@ def find_acquisition(
 
 
 def _from_path(relpath: str, pattern: re.Pattern[str] | None) -> Acquisition | None:
-    for part in reversed(relpath.split("/")):
-        if (found := acquisition_from_name(part, pattern)) is not None:
+    """The file name, then its folders from the nearest outwards; at each folder, a date
+    split over it and the folders above (`2023/07/15/`, `2021/001/`, `2023/07/`) first."""
+    *folders, name = relpath.split("/")
+    pentads = any("pentad" in folder.lower() for folder in folders)
+    if (found := acquisition_from_name(name, pattern, pentads=pentads)) is not None:
+        return found
+    for inner in range(len(folders), 0, -1):
+        if (found := _from_folders(folders[:inner])) is not None:
             return found
+        if found := acquisition_from_name(folders[inner - 1], pattern, pentads=pentads):
+            return found
+    return None
+
+
+def _from_folders(folders: Sequence[str]) -> Acquisition | None:
+    """A date whose parts are the innermost folders, one part per folder."""
+    for chain in _FOLDER_CHAINS:
+        names = folders[len(folders) - len(chain) :] if len(folders) >= len(chain) else []
+        matches = [p.fullmatch(n) for p, n in zip(chain, names, strict=False)]
+        if names and all(matches):
+            parts = {k: int(v) for m in matches if m for k, v in m.groupdict().items()}
+            if (span := _span(parts)) is not None:
+                return _acquisition(span[0], span[1], "/".join(names))
     return None
 
 
