@@ -285,7 +285,8 @@ def test_collection_extent_covers_items(ingested: tuple[Path, Report]) -> None:
     items = [link for link in collection["links"] if link["rel"] == "item"]
     assert len(items) == 12
     start, end = collection["extent"]["temporal"]["interval"][0]
-    assert start == "2020-01-01T00:00:00Z" and end == "2024-03-01T00:00:00Z"
+    # The latest item is named with a day (2024-03-01): the whole day, to its last microsecond.
+    assert start == "2020-01-01T00:00:00Z" and end == "2024-03-01T23:59:59.999999Z"
     west, south, east, north = collection["extent"]["spatial"]["bbox"][0]
     assert north == 90 and south == pytest.approx(-17.0)
     # The polar item spans every longitude, so the union does too.
