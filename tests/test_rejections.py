@@ -35,7 +35,8 @@ MakeBad = Callable[[Path, WriteRaster], str]
 
 # Two good inputs written beside every bad one; their names carry their acquisition dates.
 GOOD = ("good_20240101.tif", "good_20240102.tif")
-GOOD_INTERVAL = [["2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z"]]
+# Dates without a time are whole days: the extent ends at the second day's last microsecond.
+GOOD_INTERVAL = [["2024-01-01T00:00:00Z", "2024-01-02T23:59:59.999999Z"]]
 URL_SAFE = re.compile(r"[a-z0-9._-]+")
 # An engineering CRS: metres on a lab floor, with no relation to any datum on Earth.
 LOCAL_CS = (
