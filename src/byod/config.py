@@ -54,6 +54,13 @@ class IngestSettings(BaseModel):
     max_pixels: int = Field(
         default=200_000 * 200_000, ge=1, description="Inputs claiming more pixels are rejected."
     )
+    disk_budget_mb: int | None = Field(
+        default=None,
+        ge=1,
+        description="Temp disk space (MB) one input's conversion may need (its bands at full "
+        "size plus overviews, uncompressed); larger inputs are rejected as too_large before "
+        "conversion. Default: the free space of the temp folder minus 1 GB.",
+    )
     compression: Compression = "deflate"
     license: str = DEFAULT_LICENSE
     description: str | None = None

@@ -11,7 +11,6 @@ import logging
 import os
 import shutil
 import socket
-import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -71,6 +70,7 @@ from byod.sources import (
 )
 from byod.storage import BlobStore, Hold, Store, is_blob_url, open_store
 from byod.work import Job, Prepared, PrepareResult, georef_sidecar_names, prepare
+from byod.workspace import make_workdir
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ def _end_run(run: Run, *, finished: bool) -> None:
 def process(context: RunContext, work: WorkItem) -> Outcome:
     """Convert, describe and store one input in a bounded worker process of its own."""
     stores = _open_stores(context.settings, check_region=False)
-    workdir = Path(tempfile.mkdtemp(prefix="byod-"))
+    workdir = make_workdir()  # byod-<pid>-*: removed by the next run after a kill
     try:
         job = _job(work, context.settings, workdir, stores.source is None)
         (done,) = run_bounded(
@@ -290,7 +290,7 @@ def process_all(run: Run, progress: Progress | None = None) -> Iterator[Outcome]
     progress = progress or Progress()
     settings = run.context.settings
     stores = _open_stores(settings, check_region=False)
-    workdir = Path(tempfile.mkdtemp(prefix="byod-"))
+    workdir = make_workdir()  # byod-<pid>-*: removed by the next run after a kill
     try:
         # GDAL threads per conversion: the cores shared by the conversions that run at once.
         threads = max(1, default_workers() // max(1, min(settings.workers, len(run.todo))))
@@ -548,7 +548,8 @@ def _discover(url: str, store: Store | None, group_pattern: str | None) -> Disco
         found = discover(Path(url))
     else:
         found = discover_listing((f.key, f.version) for f in store.list_files())
-    found.candidates, found.notes = group(found.candidates, group_pattern)
+    found.candidates, notes = group(found.candidates, group_pattern)
+    found.notes += notes  # discovery's own notes (links not followed, duplicates) kept
     return found
 
 

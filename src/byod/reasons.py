@@ -19,6 +19,9 @@ class Reason(StrEnum):
     EMPTY_FILE = "empty_file"
     NOT_A_FILE = "not_a_file"
     SYMLINK_LOOP = "symlink_loop"
+    # A link, VRT, sidecar or GDAL name that reaches outside the source folder (untrusted.py).
+    OUTSIDE_SOURCE = "outside_source"
+    BAD_NAME = "bad_name"  # a file name that is not valid UTF-8
     UNREADABLE = "unreadable"
     NOT_A_RASTER = "not_a_raster"
     TRUNCATED = "truncated"

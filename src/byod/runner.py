@@ -4,24 +4,41 @@ One pathological file (a decompression bomb, a GDAL hang, a segfault) costs its 
 never the run: a worker over its time is killed, one over its address-space limit fails its
 allocation, and both become rejections. Processes come from a forkserver, so each starts as a
 cheap fork of a clean, pre-imported interpreter (no threads of the parent inherited).
+
+Workers import only byod's code (issue 11). PITFALLS: Python 3.11's forkserver is started
+with `python -c`, which puts the working directory first on its import path (a `secrets.py`
+there ran while byod was preloaded), and each child imports the caller's `__main__` again
+(a script without an `if __name__ == "__main__":` guard ran again in every worker, issue 12).
+So the forkserver is started with PYTHONSAFEPATH (Python 3.11's `-P`: nothing prepended to
+the path), and children get a preparation without the caller's `__main__` and with an import
+path without the working directory or the script's folder (`_Popen`). Each worker then drops
+credentials and network access before it reads an input (`untrusted.worker_environment`).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import multiprocessing as mp
+import os
 import resource
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from multiprocessing import forkserver, popen_forkserver, process, reduction, spawn
 from multiprocessing.connection import Connection, wait
+from multiprocessing.context import ForkServerProcess
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from rasterio.errors import RasterioError
 
 from byod.rasters import is_out_of_memory
 from byod.reasons import Reason, RejectedInput
+from byod.untrusted import worker_environment
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +47,93 @@ R = TypeVar("R")
 
 _CONTEXT = mp.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["byod.work"])
+_FORKSERVER_LOCK = threading.Lock()
+
+
+def _start_forkserver() -> None:
+    """Start the (process-wide) forkserver, if it is not running, with a safe import path:
+    PYTHONSAFEPATH=1 so `python -c` prepends no working directory, and no relative entries
+    of PYTHONPATH. The environment is changed only while the server is spawned."""
+    with _FORKSERVER_LOCK:
+        saved = {k: os.environ.get(k) for k in ("PYTHONSAFEPATH", "PYTHONPATH")}
+        os.environ["PYTHONSAFEPATH"] = "1"
+        entries = [e for e in (saved["PYTHONPATH"] or "").split(os.pathsep) if os.path.isabs(e)]
+        if entries:
+            os.environ["PYTHONPATH"] = os.pathsep.join(entries)
+        else:
+            os.environ.pop("PYTHONPATH", None)
+        try:
+            forkserver.ensure_running()
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def _safe_preparation(name: str, work_module: str | None) -> dict[str, Any]:
+    """What a child is told of its parent, minus what would import the caller's code: no
+    `__main__` to re-import, no working directory or script folder on the import path. The
+    folder that holds the worker function's own module is kept, last (a test's module)."""
+    data = spawn.get_preparation_data(name)
+    data.pop("init_main_from_name", None)
+    data.pop("init_main_from_path", None)
+    original = getattr(process, "ORIGINAL_DIR", None) or os.getcwd()
+    unsafe = {os.path.realpath(p) for p in (os.getcwd(), original)}
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file:
+        unsafe.add(os.path.realpath(os.path.dirname(os.path.abspath(main_file))))
+    paths = [p for p in data["sys_path"] if os.path.isabs(p) and os.path.realpath(p) not in unsafe]
+    home = _module_root(work_module)
+    if home is not None and home not in paths:
+        paths.append(home)
+    data["sys_path"] = paths
+    return data
+
+
+def _module_root(module_name: str | None) -> str | None:
+    """The import-path entry that provides `module_name` (e.g. a tests folder's parent)."""
+    if module_name is None or module_name == "__main__":
+        return None
+    file = getattr(sys.modules.get(module_name), "__file__", None)
+    if file is None:
+        return None
+    root = Path(file).resolve().parent
+    for _ in range(module_name.count(".") + (1 if file.endswith("__init__.py") else 0)):
+        root = root.parent
+    return str(root)
+
+
+class _Popen(popen_forkserver.Popen):
+    """The forkserver's Popen, sending `_safe_preparation` instead of the whole parent state.
+
+    `_launch` follows CPython 3.11's `multiprocessing/popen_forkserver.py` line for line, with
+    `spawn.get_preparation_data` replaced."""
+
+    def _launch(self, process_obj: Any) -> None:
+        work = process_obj._args[1] if len(process_obj._args) > 1 else None
+        prep_data = _safe_preparation(process_obj._name, getattr(work, "__module__", None))
+        buf = io.BytesIO()
+        popen_forkserver.set_spawning_popen(self)  # type: ignore[attr-defined]
+        try:
+            reduction.dump(prep_data, buf)
+            reduction.dump(process_obj, buf)
+        finally:
+            popen_forkserver.set_spawning_popen(None)  # type: ignore[attr-defined]
+        self.sentinel, w = forkserver.connect_to_new_process(self._fds)  # type: ignore[attr-defined]
+        _parent_w = os.dup(w)
+        util = popen_forkserver.util  # type: ignore[attr-defined]
+        self.finalizer = util.Finalize(self, util.close_fds, (_parent_w, self.sentinel))
+        with open(w, "wb", closefd=True) as f:
+            f.write(buf.getbuffer())
+        self.pid = forkserver.read_signed(self.sentinel)
+
+
+class _Process(ForkServerProcess):
+    @staticmethod
+    def _Popen(process_obj: Any) -> _Popen:  # multiprocessing's name
+        return _Popen(process_obj)
 
 
 @dataclass(frozen=True)
@@ -75,7 +179,8 @@ def run_bounded(
                 yield Done(job, rejection=exc)
                 continue
             recv, send = _CONTEXT.Pipe(duplex=False)
-            process = _CONTEXT.Process(
+            _start_forkserver()
+            process = _Process(
                 target=_child, args=(send, work, job, label, max_memory_mb), daemon=True
             )
             process.start()
@@ -139,6 +244,7 @@ def _reap(run: _Running, kill: bool = False) -> None:
 def _child(
     conn: Connection, work: Callable[..., Any], job: Any, label: str, max_memory_mb: int
 ) -> None:
+    worker_environment()  # before any input is opened: no credentials, no network for GDAL
     limit = max_memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:

@@ -103,12 +103,42 @@ def is_sidecar_name(name: str) -> bool:
 
 
 def discover(source: Path) -> Discovery:
-    """Walk a local folder recursively (following links, detecting loops), pair sidecars."""
+    """Walk a local folder recursively, pair sidecars.
+
+    Links are followed only where they stay inside the source folder (after resolving them);
+    others are listed as ignored with the reason (issue 11: uploads are untrusted). Loops are
+    detected; a file reached twice (two links, a link and the file, hard links) is one input.
+    Names that are not valid UTF-8 are rejected (`bad_name`), shown with their bytes escaped.
+    """
     found = Discovery()
     files: list[tuple[str, str]] = []
     _walk(source.resolve(), source.resolve(), set(), files, found)
     _pair(files, {}, found, identify=looks_like_raster)
+    _drop_duplicates(found)
     return found
+
+
+def _drop_duplicates(found: Discovery) -> None:
+    """Keep one candidate per file on disk (device, inode): the one reached without a link,
+    else the first by path; the others are listed as ignored, with a note naming the kept."""
+    kept: dict[tuple[int, int], Candidate] = {}
+    order = sorted(found.candidates, key=lambda c: (os.path.islink(c.path), c.relpath))
+    dropped = set()
+    for candidate in order:
+        try:
+            st = os.stat(candidate.path)
+        except OSError:
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in kept:
+            dropped.add(candidate.relpath)
+            found.ignored.append(candidate.relpath)
+            found.notes.append(f"{candidate.relpath}: ignored: the same file as "
+                               f"{kept[key].relpath}, ingested once")  # fmt: skip
+        else:
+            kept[key] = candidate
+    found.candidates = [c for c in found.candidates if c.relpath not in dropped]
+    found.ignored.sort()
 
 
 def discover_listing(listing: Iterable[tuple[str, str]]) -> Discovery:
@@ -257,6 +287,14 @@ def _walk(
         rel = _rel(root, path)
         if entry.name in IGNORED_NAMES or entry.name.startswith("."):
             continue
+        if not _is_utf8(rel):
+            _bad_name(entry, rel, found)
+            continue
+        if entry.is_symlink() and not _resolves_inside(path, root):
+            found.ignored.append(rel)
+            found.notes.append(f"{rel}: ignored: a symbolic link leading outside the source "
+                               "folder; not followed")  # fmt: skip
+            continue
         try:
             mode = path.stat().st_mode  # follows links
         except OSError as exc:
@@ -283,6 +321,46 @@ def _walk(
             found.problems.append(
                 DiscoveryProblem(rel, Reason.NOT_A_FILE, f"{rel}: not a regular file")
             )
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # os.scandir turned undecodable bytes into surrogates
+        return False
+    return True
+
+
+def safe_name(text: str) -> str:
+    """A file name or path as text that can be printed and written to JSON: bytes that are
+    not UTF-8 shown as `\\xe9` escapes (the name's surrogates turned back to bytes)."""
+    return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
+def _bad_name(entry: os.DirEntry[str], rel: str, found: Discovery) -> None:
+    """GDAL (through rasterio) cannot open a path that is not UTF-8: a folder or a raster so
+    named is a rejection naming the escaped name; any other file is ignored."""
+    shown = safe_name(rel)
+    try:
+        is_dir = entry.is_dir()
+    except OSError:
+        is_dir = False
+    if is_dir or is_raster_name(entry.name):
+        what = "folder" if is_dir else "file"
+        found.problems.append(DiscoveryProblem(
+            shown, Reason.BAD_NAME,
+            f"{shown}: the {what} name is not valid UTF-8 (bytes shown escaped); rename it",
+        ))  # fmt: skip
+    else:
+        found.ignored.append(shown)
+
+
+def _resolves_inside(path: Path, root: Path) -> bool:
+    try:
+        target = path.resolve()
+    except (OSError, RuntimeError):
+        return True  # a loop: reported as symlink_loop by the walk, inside or not
+    return target == root or target.is_relative_to(root)
 
 
 def _rel(root: Path, path: Path) -> str:
@@ -336,11 +414,24 @@ def slugify(text: str) -> str:
     return re.sub(r"-{2,}", "-", slug) or "item"
 
 
+# Longest item id: ids name folders and files (`<id>-thumbnail.png`, temp `.partial` names);
+# a 255-byte file name (the usual filesystem limit) must still fit in all of them.
+MAX_ID_LENGTH = 120
+
+
 def item_id_for(relpath: str) -> str:
-    """The preferred item id of an input: a slug of its path without the extension."""
-    return slugify(os.path.splitext(relpath)[0].replace("/", "-"))
+    """The preferred item id of an input: a slug of its path without the extension; a slug
+    longer than MAX_ID_LENGTH is cut and given a short hash of the whole path."""
+    slug = slugify(os.path.splitext(relpath)[0].replace("/", "-"))
+    if len(slug) <= MAX_ID_LENGTH:
+        return slug
+    return f"{slug[: MAX_ID_LENGTH - 9].rstrip('-._')}-{_path_hash(relpath)}"
 
 
 def disambiguated_id(relpath: str) -> str:
     """The id used when the preferred one is taken by another input: a hash of the path added."""
-    return f"{item_id_for(relpath)}-{hashlib.sha256(relpath.encode()).hexdigest()[:8]}"
+    return f"{item_id_for(relpath)}-{_path_hash(relpath)}"
+
+
+def _path_hash(relpath: str) -> str:
+    return hashlib.sha256(relpath.encode()).hexdigest()[:8]

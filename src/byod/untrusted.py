@@ -1,0 +1,300 @@
+"""Uploads are untrusted: what one input may make GDAL read, and the bounds checked before work.
+
+An input may only make GDAL read files inside its own source folder tree (issue 11). Formats
+that name other files (VRT, nested VRTs, `.ovr` files that are VRTs, raw-band VRTs, GDAL
+`/vsi` paths and connection strings, headers naming a data file) are checked twice, in the
+worker and before any pixel is read:
+
+1. before GDAL opens anything, each VRT among the input and its sidecars is parsed with
+   defusedxml and every file it names is resolved (`relativeToVRT`, then symbolic links);
+2. after GDAL opened it, every file GDAL says it uses (`GetFileList`, rasterio's
+   `DatasetReader.files`) must resolve inside the source folder, and drivers that reach
+   network services are refused.
+
+GDAL's own switches are set in every worker too (`worker_environment`), but PITFALLS: they do
+not stop a VRT's plain file sources, and the rasterio wheel's GDAL 3.10 ignores
+`GDAL_VRT_ENABLE_RAWRASTERBAND` (measured: a raw band on /etc/passwd is still read), so the
+parsed check is the rule and the switches are the second wall.
+
+Rejections name the CLASS of reference ("an absolute path outside the source", "a network
+URL", ...), never the path or URL itself: a report must not leak what an attacker probed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from defusedxml import ElementTree
+from defusedxml.common import DefusedXmlException
+from rasterio.enums import MaskFlags
+from rasterio.io import DatasetReader
+
+from byod.rasters import open_dataset
+from byod.reasons import Reason, RejectedInput
+
+# Classes of references, as the report names them.
+NETWORK = "a network URL"
+VSI = "a GDAL /vsi path"
+CONNECTION = "a GDAL connection string"
+ABSOLUTE = "an absolute path outside the source"
+RELATIVE = "a relative path leading outside the source"
+LINK = "a symbolic link leading outside the source"
+SERVICE = "a network service driver"
+NESTING = "VRTs nested too deeply"
+BROKEN = "a VRT that cannot be parsed"
+
+# How deep VRTs may nest (a VRT naming a VRT ...); GDAL itself stops at a similar depth.
+MAX_VRT_DEPTH = 8
+# How much of a file is sniffed for a VRT root element (GDAL's VRT driver looks at the header).
+_SNIFF_BYTES = 64 * 1024
+# `scheme://` URLs and GDAL's `DRIVER:` connection strings (two or more letters: not `C:`).
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_CONNECTION = re.compile(r"^[A-Za-z][A-Za-z0-9_]+:")
+# `scheme://` names GDAL itself resolves (vrt://path?options), not network protocols.
+GDAL_SCHEMES = frozenset({"vrt"})
+# Drivers that open network services rather than files (GDAL's driver list, "network" ones).
+NETWORK_DRIVERS = frozenset(
+    {"WMS", "WMTS", "WCS", "DAAS", "EEDA", "EEDAI", "PLMOSAIC", "PLSCENES", "HTTP", "OGCAPI",
+     "STACIT", "STACTA", "NGW", "PostGISRaster", "GTI", "RDB", "ESRIC", "TileDB"}
+)  # fmt: skip
+
+# Environment variables that carry credentials GDAL (or anything in a worker) could use:
+# /vsiaz/ reads AZURE_*, /vsis3/ AWS_*, /vsigs/ GS_*/GOOGLE_*, /vsioss/ OSS_*, /vsiswift/ SWIFT_*.
+CREDENTIAL_PREFIXES = ("AZURE_", "AWS_", "GS_", "GOOGLE_", "OSS_", "SWIFT_", "OS_", "CPL_AWS_")
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "ftp_proxy")
+# GDAL's switches for a worker (GDAL docs: configuration options, security considerations).
+GDAL_WORKER_OPTIONS = {
+    "GDAL_VRT_ENABLE_RAWRASTERBAND": "NO",
+    "GDAL_VRT_ENABLE_PYTHON": "NO",
+    # Only this (impossible) extension may be fetched by /vsicurl/ and friends ...
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".byod-no-network",
+    # ... and any request still made goes to a closed loopback port, once, quickly.
+    "GDAL_HTTP_PROXY": "127.0.0.1:9",
+    "GDAL_HTTP_MAX_RETRY": "0",
+    "GDAL_HTTP_TIMEOUT": "2",
+    "GDAL_HTTP_CONNECTTIMEOUT": "2",
+    "AWS_NO_SIGN_REQUEST": "YES",
+}
+
+# The uncompressed temp file rio-cogeo writes holds every band plus overviews (a 1/3 more);
+# PITFALLS: 4.3 GB of temp file for a 3.4 GB input.
+OVERVIEW_FACTOR = 4 / 3
+# What stays free on the temp disk when the budget is not set (--disk-budget).
+DISK_MARGIN_BYTES = 1024**3
+
+
+def worker_environment(allow_raw_bands: bool = False) -> None:
+    """Make this (worker) process unable to use byod's credentials or the network through GDAL.
+
+    Removes credential and proxy variables from the environment and sets GDAL's switches
+    (`GDAL_WORKER_OPTIONS`). Call it first thing in a worker, before any input is opened:
+    GDAL reads these options from the environment when a dataset is opened.
+    """
+    for name in list(os.environ):
+        if name.startswith(CREDENTIAL_PREFIXES) or name.lower() in _PROXY_VARIABLES:
+            del os.environ[name]
+    os.environ.update(GDAL_WORKER_OPTIONS)
+    if allow_raw_bands:
+        os.environ["GDAL_VRT_ENABLE_RAWRASTERBAND"] = "YES"
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What the parsed check found: whether any VRT of the input has raw bands (all inside)."""
+
+    raw_bands: bool = False
+
+
+def reference_class(reference: str, base: Path, root: Path) -> str | None:
+    """None when `reference` (as a VRT or GDAL names it) is a file inside `root`; else its class.
+
+    `base` is the folder a relative reference is resolved against (the VRT's own folder with
+    `relativeToVRT="1"`, the worker's working directory without). `root` is resolved.
+    """
+    text = reference.strip()
+    if _URL.match(text):
+        scheme = text.split(":", 1)[0].lower()
+        return CONNECTION if scheme in GDAL_SCHEMES else NETWORK
+    if text.startswith("/vsi"):
+        return VSI
+    if _CONNECTION.match(text):
+        return CONNECTION
+    path = Path(text) if os.path.isabs(text) else base / text
+    plain = Path(os.path.normpath(path))
+    if not _inside(plain, root):
+        return ABSOLUTE if os.path.isabs(text) else RELATIVE
+    if not _inside(path.resolve(), root):
+        return LINK
+    return None
+
+
+def check_references(path: Path, root: Path, label: str) -> Checked:
+    """Parse every VRT among `path` and the files GDAL may open beside it (`x.tif.ovr`, `x.ovr`,
+    `x.tif.msk`, ...), recursively through nested VRTs; raise RejectedInput(outside_source)
+    for the first reference that is not a file inside `root`.
+
+    `root` is the source folder (or, for a remote source, the folder it was fetched to).
+    """
+    root = root.resolve()
+    where = reference_class(str(path), Path.cwd(), root)
+    if where is not None:
+        raise _outside(label, where)
+    raw = False
+    for candidate in (path, *_companions(path)):
+        raw |= _check_vrt(candidate, root, label, depth=0, seen=set())
+    return Checked(raw_bands=raw)
+
+
+def check_opened(files: Iterable[str], driver: str, root: Path, label: str) -> None:
+    """After GDAL opened a dataset: every file it uses (its `GetFileList`) inside `root`, and
+    no network-service driver. Raises RejectedInput(outside_source)."""
+    if driver in NETWORK_DRIVERS:
+        raise _outside(label, SERVICE)
+    root = root.resolve()
+    for name in files:
+        where = reference_class(name, Path.cwd(), root)
+        if where is not None:
+            raise _outside(label, where)
+        _check_vrt(Path(name), root, label, depth=0, seen=set())
+
+
+def guard_inputs(
+    paths: Iterable[Path], root: Path, *, budget: int | None, workdir: Path, label: str
+) -> None:
+    """Everything checked before one input's work starts, in its worker: the references of
+    each raster file (`check_references`, then `check_opened` on what GDAL opened, its
+    subdatasets too) and the temp space their conversion needs (`check_disk`).
+
+    Raises RejectedInput: outside_source, too_large, or the reasons `open_dataset` gives.
+    """
+    paths = list(paths)
+    raw = False
+    for path in paths:
+        raw |= check_references(path, root, label).raw_bands
+    if raw:  # every raw band was checked to lie inside the source
+        os.environ["GDAL_VRT_ENABLE_RAWRASTERBAND"] = "YES"
+    needed = 0
+    for path in paths:
+        with open_dataset(path) as src:
+            check_opened(src.files, src.driver, root, label)
+            names = list(src.subdatasets)
+            if not names:
+                needed += temp_bytes(src.width, src.height, src.dtypes, _has_mask(src))
+        for name in names:
+            with open_dataset(name) as sub:
+                check_opened(sub.files, sub.driver, root, label)
+                needed += temp_bytes(sub.width, sub.height, sub.dtypes, _has_mask(sub))
+    check_disk(needed, budget, workdir, label)
+
+
+def temp_bytes(width: int, height: int, dtypes: Iterable[str], mask: bool = False) -> int:
+    """Bytes of the uncompressed temp file a conversion writes: every band at full size plus
+    overviews (`OVERVIEW_FACTOR`), and a one-byte mask band when the raster has one."""
+    # rasterio's "complex_int16" is unknown to numpy: two int16, the size of an int32.
+    sizes = (np.dtype("int32" if d == "complex_int16" else d).itemsize for d in dtypes)
+    per_pixel = sum(sizes) + (1 if mask else 0)
+    return int(width * height * per_pixel * OVERVIEW_FACTOR)
+
+
+def default_disk_budget(folder: Path) -> int:
+    """Free bytes on the temp disk of `folder` minus `DISK_MARGIN_BYTES` (at least 0)."""
+    return max(0, shutil.disk_usage(folder).free - DISK_MARGIN_BYTES)
+
+
+def check_disk(needed: int, budget: int | None, folder: Path, label: str) -> None:
+    """Reject as too_large an input whose temp file would exceed the budget (`--disk-budget`,
+    bytes; None: no budget of its own) or the space now free in `folder` less
+    DISK_MARGIN_BYTES, before any conversion writes a byte."""
+    free = default_disk_budget(folder)
+    limit = free if budget is None else min(budget, free)
+    if needed > limit:
+        which = "--disk-budget" if budget is not None and budget <= free else (
+            f"free temp space less {DISK_MARGIN_BYTES // 1024**3} GB")  # fmt: skip
+        raise RejectedInput(
+            Reason.TOO_LARGE,
+            f"{label}: converting it needs about {needed / 1024**3:,.1f} GB of temp space, "
+            f"over the {limit / 1024**3:,.1f} GB allowed ({which}); not converted",
+        )
+
+
+def _check_vrt(path: Path, root: Path, label: str, depth: int, seen: set[Path]) -> bool:
+    """Check one file if it is a VRT (by content, as GDAL's driver identifies it); True when it
+    (or a VRT it names) has raw bands."""
+    if not _is_vrt(path):
+        return False
+    if depth >= MAX_VRT_DEPTH:
+        raise _outside(label, NESTING)
+    resolved = path.resolve()
+    if resolved in seen:
+        return False  # GDAL refuses the loop itself; nothing new to read here
+    seen.add(resolved)
+    try:
+        tree = ElementTree.parse(str(path))
+    except (DefusedXmlException, ElementTree.ParseError, OSError):
+        raise _outside(label, BROKEN) from None
+    raw = False
+    for element in tree.iter():
+        tag = element.tag if isinstance(element.tag, str) else ""
+        if tag == "VRTRasterBand" and element.get("subClass") == "VRTRawRasterBand":
+            raw = True
+        if not (tag.endswith("Filename") or tag == "SourceDataset") or not element.text:
+            continue
+        relative = _attribute(element, "relativeToVRT") == "1"
+        base = path.parent if relative else Path.cwd()
+        where = reference_class(element.text, base, root)
+        if where is not None:
+            raise _outside(label, where)
+        name = element.text.strip()
+        target = Path(name) if os.path.isabs(name) else base / name
+        raw |= _check_vrt(target, root, label, depth + 1, seen)
+    return raw
+
+
+def _has_mask(src: DatasetReader) -> bool:
+    return any(MaskFlags.per_dataset in flags for flags in src.mask_flag_enums)
+
+
+def _is_vrt(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            head = f.read(_SNIFF_BYTES)
+    except OSError:
+        return False
+    return b"<VRTDataset" in head
+
+
+def _companions(path: Path) -> list[Path]:
+    """Files GDAL may open by name beside a raster: `x.tif.*` and `x.*` in its folder."""
+    try:
+        siblings = list(path.parent.iterdir())
+    except OSError:
+        return []
+    stem = path.stem
+    return sorted(
+        p for p in siblings
+        if p != path and (p.name.startswith(path.name) or p.name.startswith(stem + "."))
+    )  # fmt: skip
+
+
+def _attribute(element: object, name: str) -> str | None:
+    """An XML attribute matched case-insensitively (GDAL writes `relativeToVRT`, and reads
+    `relativetoVRT` too)."""
+    attributes: dict[str, str] = getattr(element, "attrib", {})
+    return next((v.strip() for k, v in attributes.items() if k.lower() == name.lower()), None)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or path.is_relative_to(root)
+
+
+def _outside(label: str, where: str) -> RejectedInput:
+    return RejectedInput(
+        Reason.OUTSIDE_SOURCE,
+        f"{label}: refers to {where}; only files inside the source folder may be read",
+    )
