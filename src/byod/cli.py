@@ -37,7 +37,7 @@ from byod.errors import ByodError, ConfigurationError, StorageUnavailable, stora
 from byod.pipeline import Progress as PipelineProgress
 from byod.pipeline import ingest as run_ingest
 from byod.report import Report, Row, Status
-from byod.temporal import UNKNOWN_NOTE, WRITTEN_NOTE
+from byod.temporal import UNKNOWN_NOTE, UNKNOWN_SOURCE, WRITTEN_NOTE
 from byod.validate import validate_catalog
 
 app = typer.Typer(
@@ -364,10 +364,14 @@ def search(
         list[str] | None, typer.Option(help="Collection id (repeat for several) \\[default: all].")
     ] = None,
     bbox: Annotated[
-        str | None, typer.Option(help="W,S,E,N in degrees (W > E crosses 180°).")
+        str | None,
+        typer.Option(help="W,S,E,N in degrees (W > E crosses 180°; 0..360 longitudes accepted)."),
     ] = None,
     datetime_: Annotated[
-        str | None, typer.Option("--datetime", help="Instant or START/END (ISO 8601, '..' open).")
+        str | None,
+        typer.Option(
+            "--datetime", help="Instant, day or START/END (ISO 8601, '..' open, START <= END)."
+        ),
     ] = None,
     max_cloud: Annotated[
         float | None, typer.Option(min=0, max=100, help="Largest eo:cloud_cover, percent.")
@@ -398,12 +402,20 @@ def search(
         table.add_column(column)
     for item in found:
         props = item.properties
-        when = props.get("datetime") or f"{props.get('start_datetime')}/{props.get('end_datetime')}"
+        when = _when(props)
         cloud = props.get("eo:cloud_cover")
         table.add_row(item.collection_id or "", item.id, str(when),
                       "" if cloud is None else f"{cloud:g}",
                       ", ".join(f"{v:.3f}" for v in item.bbox or []))  # fmt: skip
     out.print(table)
+
+
+def _when(props: dict[str, Any]) -> str:
+    """The table's time: the instant, START/END, or "unknown" for a time-less item (its
+    0001-01-01 start is STAC's placeholder, not a time; see byod.temporal)."""
+    if props.get("byod:datetime_source") == UNKNOWN_SOURCE:
+        return "unknown"
+    return props.get("datetime") or f"{props.get('start_datetime')}/{props.get('end_datetime')}"
 
 
 @app.command()

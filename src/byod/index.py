@@ -81,7 +81,11 @@ class SearchError(ValueError):
 
 @dataclass(frozen=True)
 class Query:
-    bbox: tuple[float, float, float, float] | None = None  # west > east crosses 180°
+    """A search: bbox W,S,E,N in degrees (EPSG:4326, longitudes in [-180, 180], west > east
+    crosses 180°), an inclusive UTC period (either end open), a largest cloud cover in
+    percent and a CQL2 filter."""
+
+    bbox: tuple[float, float, float, float] | None = None
     start: datetime | None = None
     end: datetime | None = None
     max_cloud: float | None = None
@@ -90,19 +94,39 @@ class Query:
     @classmethod
     def parse(cls, bbox: Sequence[float] | str | None = None, datetime: str | None = None,
               max_cloud: float | None = None, filter: str | None = None) -> Query:  # fmt: skip
-        box = None
-        if bbox is not None:
-            try:
-                values = [float(v) for v in (bbox.split(",") if isinstance(bbox, str) else bbox)]
-            except ValueError:
-                raise SearchError(f"bbox must be four numbers W,S,E,N, got {bbox!r}") from None
-            if len(values) != 4 or not (-90 <= values[1] <= values[3] <= 90):
-                raise SearchError(f"bbox must be W,S,E,N with S <= N, got {bbox!r}")
-            box = (values[0], values[1], values[2], values[3])
+        """Check and normalise user input; raises SearchError saying what is wrong.
+
+        `bbox` may give longitudes in the 0..360 form (`200,-10,202,-8` is
+        `-160,-10,-158,-8`); `datetime` is an RFC 3339 instant, a day, or START/END with
+        `..` for an open end (STAC API), START not after END.
+        """
+        box = None if bbox is None else _bbox(bbox)
         start, end = _interval(datetime) if datetime else (None, None)
         if filter is not None:
             _cql2(filter)  # fail early, with the parser's message
         return cls(box, start, end, max_cloud, filter)
+
+
+def _bbox(bbox: Sequence[float] | str) -> tuple[float, float, float, float]:
+    """W,S,E,N with longitudes brought into [-180, 180] (items' bboxes are: RFC 7946)."""
+    try:
+        values = [float(v) for v in (bbox.split(",") if isinstance(bbox, str) else bbox)]
+    except ValueError:
+        raise SearchError(f"bbox must be four numbers W,S,E,N, got {bbox!r}") from None
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise SearchError(f"bbox must be four numbers W,S,E,N, got {bbox!r}")
+    west, south, east, north = values
+    if not -90 <= south <= north <= 90:
+        raise SearchError(f"bbox must be W,S,E,N with -90 <= S <= N <= 90, got {bbox!r}")
+    if not (-180 <= west <= 360 and -180 <= east <= 360):
+        raise SearchError(
+            f"bbox longitudes must lie in -180..180 (or 0..360), got W={west:g}, E={east:g}"
+        )
+    if west <= east and east - west >= 360:  # the whole circle, in either form
+        return (-180.0, south, 180.0, north)
+    # The 0..360 form: 200 is -160; a box that then has west > east crosses 180°.
+    west, east = (v - 360 if v > 180 else v for v in (west, east))
+    return (west, south, east, north)
 
 
 def _interval(text: str) -> tuple[datetime | None, datetime | None]:
@@ -113,7 +137,10 @@ def _interval(text: str) -> tuple[datetime | None, datetime | None]:
     bounds = [_instant(p, end=(i == 1 or len(parts) == 1)) for i, p in enumerate(parts)]
     if len(parts) == 1:
         return _instant(parts[0], end=False), bounds[0]
-    return bounds[0], bounds[1]
+    start, end = bounds
+    if start is not None and end is not None and end < start:
+        raise SearchError(f"datetime period ends before it starts: {text!r}")
+    return start, end
 
 
 def _instant(text: str, *, end: bool) -> datetime | None:
