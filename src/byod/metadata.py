@@ -20,6 +20,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
 from byod import products
+from byod.cf import variable_name
 from byod.clouds import (
     CloudCounts,
     CloudDecision,
@@ -164,11 +165,10 @@ def _numbers(text: str) -> list[float]:
 def _bounds(name: str, variable: str) -> list[tuple[float, float]] | None:
     """The (lower, upper) pairs of a CF bounds variable beside the variable GDAL opened as
     `name` (`NETCDF:"file":var`, or the file itself); None when they cannot be read."""
-    base = name.rsplit(":", 1)[0] if name.lower().startswith("netcdf:") else f'NETCDF:"{name}"'
     try:
         with warnings.catch_warnings():  # a bounds table has no geotransform, as expected
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(f"{base}:{variable}") as src:
+            with rasterio.open(variable_name(name, variable)) as src:
                 rows = src.read(1)
     except RasterioError:
         return None

@@ -24,6 +24,7 @@ from rasterio.io import DatasetReader
 from rasterio.transform import Affine, GCPTransformer, RPCTransformer
 from rasterio.warp import transform as warp_transform
 
+from byod.cf import is_geolocated
 from byod.footprint import PixelToCrs
 from byod.reasons import Reason, RejectedInput
 
@@ -190,6 +191,8 @@ def _georeferencing(src: DatasetReader, label: str) -> tuple[CRS, Affine | None,
         return gcp_crs, None, "gcps"
     if src.rpcs is not None:
         return CRS.from_epsg(4326), None, "rpcs"
+    if src.driver in SCIENTIFIC_DRIVERS:  # a world file or .prj is no advice for these
+        raise RejectedInput(Reason.NOT_GEOREFERENCED, f"{label}: {_container_problem(src)}")
     if src.crs is not None:
         what = "a coordinate system but no geotransform"
     elif src.transform != Affine.identity():
@@ -199,6 +202,26 @@ def _georeferencing(src: DatasetReader, label: str) -> tuple[CRS, Affine | None,
     raise RejectedInput(
         Reason.NOT_GEOREFERENCED,
         f"{label}: has {what}; a raster needs a CRS with a geotransform, GCPs or RPCs",
+    )
+
+
+# GDAL drivers of self-describing scientific containers (NetCDF, HDF): georeferencing comes
+# from inside the file (CF attributes, geolocation arrays), never from world files.
+SCIENTIFIC_DRIVERS = frozenset({"netCDF", "HDF5", "HDF5Image", "HDF4", "HDF4Image"})
+
+
+def _container_problem(src: DatasetReader) -> str:
+    """Why a NetCDF/HDF variable GDAL (and byod's CF reading, `cf.place`) could not place
+    is not georeferenced, in the user's terms."""
+    if is_geolocated(src):
+        return (
+            "placed by 2-D geolocation arrays (curvilinear/swath), which byod does not rectify yet"
+        )
+    if src.crs is not None:
+        return "has a coordinate system but its coordinates are no regular grid"
+    return (
+        "has no CF grid_mapping, and its coordinates are neither a regular latitude/longitude "
+        "grid (units degrees_north/degrees_east) nor placed by 2-D latitude/longitude arrays"
     )
 
 

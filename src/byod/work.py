@@ -6,12 +6,14 @@ publishing happen in the parent, which alone decides what reaches the target and
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from xml.etree import ElementTree
 
 import rasterio
 import rasterio.crs
@@ -22,7 +24,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import DatasetReader
 from rasterio.transform import Affine
 
-from byod import metadata
+from byod import cf, metadata
 from byod.clouds import CloudDecision
 from byod.cog import to_cog
 from byod.config import Compression
@@ -43,6 +45,7 @@ from byod.sources import WORLD_FILE_EXTENSIONS, file_sha256, slugify
 from byod.temporal import Acquisition
 from byod.thumbnails import write_band_thumbnail, write_thumbnail
 
+log = logging.getLogger(__name__)
 Stage = Callable[[str], None]
 # The bands a thumbnail of a known product is made of.
 RGB_BANDS = {"landsat": ("SR_B4", "SR_B3", "SR_B2"), "sentinel2": ("B04", "B03", "B02")}
@@ -110,8 +113,22 @@ def prepare(job: Job, stage: Stage) -> PrepareResult:
     """All scenes of one input: one for a plain raster, one per subdataset of a container.
 
     A container is rejected only when none of its subdatasets can be ingested; the ones left
-    out (coordinate bounds, variables without a CRS) are noted in the report.
+    out (coordinate bounds, variables without a CRS) are noted in the report. Python
+    warnings (rasterio's NotGeoreferencedWarning on every NetCDF bounds variable) go to the
+    log at debug level, not to stderr: the CLI promises at most one line there.
     """
+    with warnings.catch_warnings():
+        warnings.showwarning = _log_warning
+        warnings.simplefilter("default")
+        return _prepare(job, stage)
+
+
+def _log_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: object = None, line: str | None = None) -> None:  # fmt: skip
+    log.debug("%s: %s (%s:%d)", category.__name__, message, filename, lineno)
+
+
+def _prepare(job: Job, stage: Stage) -> PrepareResult:
     stage("inspect")
     if job.bands:
         return PrepareResult([_prepare_scene(job, stage)], [])
@@ -156,13 +173,16 @@ def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Stage) -> P
     label = job.relpath if subdataset is None else f"{job.relpath} (subdataset {subdataset})"
     item_id = job.item_id if subdataset is None else f"{job.item_id}-{slugify(subdataset)}"
     name = _with_prj_crs(name, job, label) if subdataset is None else name
-    with open_dataset(name) as src:
+    # `placed` is what is converted; `name` stays the NetCDF variable (time bounds beside it).
+    placed, cf_notes = _with_cf_placement(name, job, label, item_id)
+    with open_dataset(placed) as src:
         source_info = inspect(src, label=label, max_pixels=job.max_pixels)
     when, cloud_decision, notes = _time_and_clouds(job, source_info.tags, name, label, stage)
+    notes = cf_notes + notes
     stage("convert")
     cog_path = job.workdir / f"{item_id}.tif"
     outcome = to_cog(
-        name,
+        placed,
         cog_path,
         compression=job.compression,
         dtypes=[b.data_type for b in source_info.bands],
@@ -170,6 +190,7 @@ def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Stage) -> P
         may_pass_through=subdataset is None and not job.has_georef_sidecars
         and source_info.driver == "GTiff",
     )  # fmt: skip
+    notes += _keep_crs(cog_path, source_info.crs_wkt, label)
     stage("describe")
     thumb_path = job.workdir / f"{item_id}.png"
     with rasterio.open(cog_path) as cog:
@@ -297,10 +318,55 @@ def _with_prj_crs(name: str, job: Job, label: str) -> str:
     except CRSError as exc:
         raise RejectedInput(Reason.UNKNOWN_CRS, f"{label}: {prj.name} is no CRS ({exc})") from None
     staged = job.workdir / f"{job.path.stem}.prj-applied.tif"
-    rasterio.shutil.copy(name, staged, driver="GTiff", TILED="YES", BIGTIFF="IF_SAFER")
-    with rasterio.open(staged, "r+") as dst:
-        dst.crs = rasterio.crs.CRS.from_wkt(crs.to_wkt())
-    return str(staged)
+    return _staged(name, staged, rasterio.crs.CRS.from_wkt(crs.to_wkt()))
+
+
+def _with_cf_placement(name: str, job: Job, label: str, item_id: str) -> tuple[str, list[str]]:
+    """A NetCDF variable GDAL leaves unplaced but CF places (`cf.place`: a lat/lon grid
+    without grid_mapping, a rotated-pole or projected grid beside 2-D lat/lon arrays) as a
+    tiled GeoTIFF copy with that CRS and geotransform, and the report notes; else `name`."""
+    with open_dataset(name) as src:
+        placement = cf.place(src, label)
+    if placement is None:
+        return name, []
+    staged = _staged(name, job.workdir / f"{item_id}.cf-placed.tif", placement.crs,
+                     placement.transform)  # fmt: skip
+    notes = [placement.note] if placement.note else []
+    if not placement.crs.to_epsg():
+        # GeoTIFF keys cannot hold every CRS (a rotated pole): the item's proj:wkt2 is exact.
+        notes.append(f"{label}: CRS from {placement.source.removeprefix('cf:')}")
+    return staged, notes
+
+
+def _keep_crs(cog_path: Path, crs_wkt: str, label: str) -> list[str]:
+    """Keep a CRS GeoTIFF keys cannot encode (a rotated pole: GeoTIFF 1.1 has no such
+    projection, and GDAL then writes it only to a `.aux.xml` beside the file, which the COG
+    conversion does not carry) for describing the COG here, in GDAL's PAM sidecar beside
+    the local COG; the stored COG has no CRS then, and the note says the item's proj:wkt2
+    is where it is. [] when the COG kept its CRS."""
+    with rasterio.open(cog_path) as cog:
+        if cog.crs is not None:
+            return []
+    crs = CRS.from_wkt(crs_wkt)
+    first_axis = crs.axis_info[0].direction.lower() if crs.axis_info else "east"
+    root = ElementTree.Element("PAMDataset")
+    srs = ElementTree.SubElement(root, "SRS")
+    srs.set("dataAxisToSRSAxisMapping", "2,1" if first_axis in ("north", "south") else "1,2")
+    srs.text = crs.to_wkt()
+    ElementTree.ElementTree(root).write(f"{cog_path}.aux.xml", encoding="utf-8")
+    return [f"{label}: GeoTIFF cannot encode its CRS ({crs.name}); the COG has none, "
+            "the item's proj:wkt2 holds it"]  # fmt: skip
+
+
+def _staged(name: str, path: Path, crs: rasterio.crs.CRS, transform: Affine | None = None) -> str:
+    """A tiled GeoTIFF copy of `name` (metadata and band units kept) with `crs` and, when
+    given, `transform` set: what GDAL did not read from the input's own files."""
+    rasterio.shutil.copy(name, path, driver="GTiff", TILED="YES", BIGTIFF="IF_SAFER")
+    with rasterio.open(path, "r+") as dst:
+        dst.crs = crs
+        if transform is not None:
+            dst.transform = transform
+    return str(path)
 
 
 def _local(path: Path) -> LocalFile:
