@@ -64,18 +64,24 @@ def test_landsat_qa_pixel_and_mtl(
     qa[4, :5] = 1 << 2  # cirrus: 5
     write_raster(f"{product}_SR_QA_PIXEL.tif", qa)
 
+    # USGS's CLOUD_COVER counts the cloud bit (3) of the non-fill pixels: dilated cloud and
+    # cirrus are not cloud (Landsat 8-9 C2 L2 product guide, QA_PIXEL).
+    valid = (qa & 1) == 0
+    usgs = round(
+        100.0 * np.count_nonzero(valid & ((qa >> 3) & 1 == 1)) / np.count_nonzero(valid), 2
+    )
     report = run_ingest(cloud_order=("sidecar", "mask"))
     (row,) = report.rows
     props = _item(tmp_path, row.item_ids[0])["properties"]
     assert props["eo:cloud_cover"] == 37.52  # the configured order put the MTL first
     assert props["byod:cloud_cover_source"] == f"sidecar:{product}_MTL.txt"
     assert props["datetime"] == "2024-01-31T09:41:27.123456Z"
-    assert any("38.89" in n for n in row.notes)  # the mask's 35 of 90 valid, kept in the report
+    assert any(str(usgs) in n for n in row.notes)  # the mask's value, kept in the report
 
     by_mask = run_ingest()  # default order: the mask
     props = _item(tmp_path, by_mask.rows[0].item_ids[0])["properties"]
     assert by_mask.rows[0].status is Status.REPLACED  # the options changed the output
-    assert props["eo:cloud_cover"] == 38.89
+    assert props["eo:cloud_cover"] == usgs
 
 
 def test_fmask_band_rules_and_option(
