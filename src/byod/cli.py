@@ -180,6 +180,15 @@ def ingest(
     max_pixels: Annotated[
         int, typer.Option(min=1, help="Reject inputs whose header claims more pixels than this.")
     ] = _DEFAULTS["max_pixels"].default,
+    disk_budget: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="MB of temp disk one input's conversion may need (bands uncompressed plus "
+            "overviews); larger inputs are rejected before conversion \\[default: free temp "
+            "space minus 1 GB].",
+        ),
+    ] = None,
     compression: Annotated[
         CompressionChoice,
         typer.Option(help="COG compression (zstd: faster, smaller; deflate: read everywhere)."),
@@ -268,7 +277,8 @@ def ingest(
     given: dict[str, Any] = {
         "collection": collection, "target": target, "catalog": catalog, "datetime": datetime_,
         "workers": workers, "timeout_s": timeout, "max_memory_mb": max_memory,
-        "max_pixels": max_pixels, "compression": compression.value, "license": license,
+        "max_pixels": max_pixels, "disk_budget_mb": disk_budget,
+        "compression": compression.value, "license": license,
         "description": description, "title": title, "cloud_cover": cloud_cover,
         "cloud_rule": cloud_rule, "cloud_band": cloud_band, "cloud_order": _csv(cloud_order),
         "datetime_pattern": datetime_pattern, "datetime_order": _csv(datetime_order),
@@ -510,7 +520,8 @@ def _print_summary(report: Report) -> None:
 # Row notes the table shows: the input has no acquisition time, or only its write time.
 _TIME_NOTES = (UNKNOWN_NOTE.split(":", 1)[0], WRITTEN_NOTE.split(",", 1)[0])
 # CLI parameter names where they differ from the settings' field names.
-_PARAMETER = {"datetime": "datetime_", "timeout_s": "timeout", "max_memory_mb": "max_memory"}
+_PARAMETER = {"datetime": "datetime_", "timeout_s": "timeout", "max_memory_mb": "max_memory",
+              "disk_budget_mb": "disk_budget"}
 
 
 def _typed(ctx: typer.Context, name: str) -> bool:

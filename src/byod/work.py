@@ -44,6 +44,7 @@ from byod.scenes import MASK_BANDS
 from byod.sources import WORLD_FILE_EXTENSIONS, file_sha256, slugify
 from byod.temporal import Acquisition
 from byod.thumbnails import write_band_thumbnail, write_thumbnail
+from byod.untrusted import guard_inputs
 
 log = logging.getLogger(__name__)
 Stage = Callable[[str], None]
@@ -67,6 +68,10 @@ class Job:
     max_pixels: int
     bands: tuple[tuple[str, Path], ...] = ()  # a band-per-file scene: (band, local path)
     product: str | None = None
+    # Untrusted inputs (untrusted.py): the folder every file GDAL reads must lie in (None: the
+    # job's fetched `input` folder), and the temp bytes its conversion may need.
+    source_root: Path | None = None
+    disk_budget: int | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,7 @@ def _log_warning(message: Warning | str, category: type[Warning], filename: str,
 
 def _prepare(job: Job, stage: Stage) -> PrepareResult:
     stage("inspect")
+    _guard(job)
     if job.bands:
         return PrepareResult([_prepare_scene(job, stage)], [])
     names = subdatasets(job.path)
@@ -167,6 +173,14 @@ def _tags(name: str) -> dict[str, str]:
                 return src.tags()
     except RejectedInput:
         return {}
+
+
+def _guard(job: Job) -> None:
+    """Refuse what reads outside the source, and what would overflow the temp disk, before
+    any pixel is read (untrusted.guard_inputs)."""
+    paths = [job.path, *(p for _, p in job.bands), *([job.mask_path] if job.mask_path else [])]
+    guard_inputs(dict.fromkeys(paths), job.source_root or job.workdir / "input",
+                 budget=job.disk_budget, workdir=job.workdir, label=job.relpath)  # fmt: skip
 
 
 def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Stage) -> Prepared:
@@ -317,7 +331,7 @@ def _with_prj_crs(name: str, job: Job, label: str) -> str:
         crs = CRS.from_wkt(prj.read_text("utf-8", errors="replace"))
     except CRSError as exc:
         raise RejectedInput(Reason.UNKNOWN_CRS, f"{label}: {prj.name} is no CRS ({exc})") from None
-    staged = job.workdir / f"{job.path.stem}.prj-applied.tif"
+    staged = job.workdir / f"{job.item_id}.prj-applied.tif"  # by id: names stay short
     return _staged(name, staged, rasterio.crs.CRS.from_wkt(crs.to_wkt()))
 
 
