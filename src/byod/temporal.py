@@ -48,10 +48,11 @@ Instant = datetime  # the field `Acquisition.datetime` shadows the type inside t
 class Acquisition:
     """When the data was acquired, and which source said so.
 
-    A period (a year, a month, two dates, a CF time axis) has `start` and `end` (inclusive,
-    UTC); `datetime` is then the period's start. A time-less input has `datetime` None and
-    the period [UNKNOWN_START, when it was first ingested]. `note` says why a source or a
-    date was chosen when that was a choice (for the report).
+    A period (a day named without a time, a week, a month, a year, two dates, a CF time
+    axis) has `start` and `end` (inclusive, UTC: the end is the period's last microsecond);
+    `datetime` is then the period's start. An instant has neither. A time-less input has
+    `datetime` None and the period [UNKNOWN_START, when it was first ingested]. `note` says
+    why a source or a date was chosen when that was a choice (for the report).
     """
 
     datetime: Instant | None
