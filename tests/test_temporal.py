@@ -202,6 +202,9 @@ def _month_end(year: int, month: int) -> datetime:
         ("ERA5_2019011512.tif", _utc("2019011512", "%Y%m%d%H")),
         ("gfs_2023061500_f000.tif", _utc("2023061500", "%Y%m%d%H")),
         ("seviri_202301151215.tif", _utc("202301151215", "%Y%m%d%H%M")),
+        ("icon-d2_germany_regular-lat-lon_single-level_2023011512_000_2d_t_2m.tif",
+         _utc("2023011512", "%Y%m%d%H")),
+        ("fci_rad_20230115T1215Z.tif", _utc("20230115T1215", "%Y%m%dT%H%M")),
     ],
 )  # fmt: skip
 def test_instants_as_products_write_them(name: str, expected: datetime) -> None:

@@ -112,8 +112,9 @@ _FORMS = (
     + _CLOCK
     + r"(?:\.\d+)?(?![\d\-:])",
     # hour and minute stamps of NWP and reanalysis runs and geostationary slots:
-    # ERA5_2019011512, gfs_2023061500 (YYYYMMDDHH), seviri_202301151215 (YYYYMMDDHHMM)
-    _NOT_DIGIT_BEFORE + r"(?P<year>\d{4})(?P<month>\d{2})(?P<day>\d{2})(?P<hour>\d{2})"
+    # ERA5_2019011512, gfs_2023061500 (YYYYMMDDHH), seviri_202301151215 (YYYYMMDDHHMM),
+    # 20230115T1215Z
+    _NOT_DIGIT_BEFORE + r"(?P<year>\d{4})(?P<month>\d{2})(?P<day>\d{2})[Tt]?(?P<hour>\d{2})"
     r"(?P<minute>\d{2})?(?!\d)",
     # NASA HLS: year, day of year, time (HLS.S30.T32TQM.2023166T103629.v2.0)
     _NOT_DIGIT_BEFORE + r"(?P<year>\d{4})(?P<doy>\d{3})[Tt](?P<hour>\d{2})(?P<minute>\d{2})"
