@@ -28,6 +28,7 @@ from shapely.affinity import translate
 from shapely.geometry import MultiPolygon, Polygon, shape
 from shapely.ops import unary_union
 
+from byod.analysis import UnrectifiedItems, load
 from byod.cog import is_publishable_cog
 from byod.config import IngestSettings
 from byod.pipeline import ingest
@@ -241,6 +242,18 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
     plain = write_geotiff(root / "plain.tif", ramp(1100, 1100), crs="EPSG:32633", transform=UTM)
     cog_translate(plain, src / "real_cog_20240206.tif", cog_profiles.get("deflate"), quiet=True)
 
+    # One side over a tile, the other not (D2): a global 0.5° grid, a long thin strip, and
+    # a GCP-only raster of the global grid's shape (GDAL's COG driver path).
+    write_geotiff(src / "cru_0p5_20240208.tif", ramp(360, 720), crs="EPSG:4326",
+                  transform=from_origin(-180, 90, 0.5, 0.5))  # fmt: skip
+    write_geotiff(src / "strip_20240208.tif", ramp(4000, 100), crs="EPSG:4326",
+                  transform=from_origin(10, 50, 0.001, 0.001))  # fmt: skip
+    path = write_geotiff(src / "gcp_wide_20240208.tif", ramp(360, 720))
+    wide_gcps = [GroundControlPoint(r, c, 10 + c / 72, 50 - r / 72)
+                 for r in (0, 360) for c in (0, 720)]  # fmt: skip
+    with rasterio.open(path, "r+") as dst:
+        dst.gcps = (wide_gcps, rasterio.crs.CRS.from_epsg(4326))
+
     report = ingest(IngestSettings(source=str(src), collection="georef",
                                    target=str(root / "data"), catalog=str(root / "catalog"),
                                    workers=2))  # fmt: skip
@@ -318,7 +331,17 @@ def test_rpc_only_raster_is_placed_by_its_rpcs(ingested: tuple[Path, Report], it
         assert cog.rpcs.long_off == pytest.approx(LON0)
         assert cog.rpcs.samp_num_coeff == pytest.approx(_rpc_model().samp_num_coeff)
         assert cog.count == 1
-    assert item["properties"]["proj:code"] == "EPSG:4326"
+    _assert_unrectified(item, "rpcs")
+
+
+def _assert_unrectified(item: dict[str, Any], georeferencing: str) -> None:
+    """The projection extension: proj:code null for "non-rectified imagery with Ground
+    Control Points", which has a shape but no CRS or transform of its pixel grid."""
+    props = item["properties"]
+    assert props["proj:code"] is None
+    assert "proj:wkt2" not in props and "proj:epsg" not in props
+    assert "proj:transform" not in props and len(props["proj:shape"]) == 2
+    assert props["byod:georeferencing"] == georeferencing
 
 
 @pytest.mark.parametrize(
@@ -349,6 +372,7 @@ def test_gcp_only_raster_keeps_its_bands(ingested: tuple[Path, Report], item_id:
     xs, ys = transformer.xy(rows, cols, offset="ul")
     expected = Polygon(zip(xs, ys, strict=True))
     assert _sym_diff_share(shape(item["geometry"]), expected) < 0.01
+    _assert_unrectified(item, "gcps")
 
 
 def _unwrapped(geom: Any) -> Any:
@@ -470,3 +494,40 @@ def test_unusable_rpcs_are_one_report_row(tmp_path: Path, run_ingest: Any) -> No
     assert bad.status is Status.REJECTED and bad.reason == "unknown_crs"
     assert bad.message is not None and "\n" not in bad.message
     assert "broken_rpc_20240207.tif" in bad.message and "RPCs" in bad.message
+
+
+@pytest.mark.parametrize("item_id", ["cru_0p5_20240208", "strip_20240208", "gcp_wide_20240208"])
+def test_one_side_over_a_tile_gets_overviews(ingested: tuple[Path, Report], item_id: str) -> None:
+    """rio-cogeo's strict validation warns ("greater than 512xH or 512xW ... overviews")
+    when either side exceeds 512 px and there are no overviews; the smallest overview's
+    longer side fits in one tile."""
+    root, _ = ingested
+    stored = _cog(root, item_id)
+    assert _real_cog(stored)
+    with rasterio.open(stored) as cog:
+        assert max(cog.width, cog.height) > 512 >= min(cog.width, cog.height)
+        factors = cog.overviews(1)
+        assert factors
+        smallest = factors[-1]
+        assert max(-(-cog.width // smallest), -(-cog.height // smallest)) <= 512
+        placed_by_transform = cog.crs is not None
+    # byod would store it byte for byte (GCP-only COGs are always rewritten: by design).
+    assert is_publishable_cog(stored) is placed_by_transform
+
+
+def test_load_names_unrectified_items(ingested: tuple[Path, Report]) -> None:
+    """odc-stac cannot place pixels without a transform: byod.load says which items and
+    what to do instead of odc-stac's "Failed to auto-guess CRS/resolution"."""
+    root, _ = ingested
+    items = [pystac.Item.from_file(str(_item_file(root, i)))
+             for i in ("gcp_1band_20240203", "rpc_tag_20240202", "cru_0p5_20240208")]  # fmt: skip
+    for kwargs in ({}, {"crs": "EPSG:4326", "resolution": 0.001}):
+        with pytest.raises(UnrectifiedItems) as caught:
+            load(items, bands=["data"], chunks={}, **kwargs)
+        message = str(caught.value)
+        assert "gcp_1band_20240203" in message and "rpc_tag_20240202" in message
+        assert "cru_0p5_20240208" not in message and "\n" not in message
+    # A rectified item alone still loads, with the pixels of its COG.
+    loaded = load(items[2:], bands=["data"], chunks={})
+    with rasterio.open(_cog(root, "cru_0p5_20240208")) as cog:
+        assert (loaded["data"].isel(time=0).values == cog.read(1)).all()

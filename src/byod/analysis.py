@@ -69,6 +69,28 @@ def search(
     return pystac.ItemCollection([pystac.Item.from_dict(d) for d in found])
 
 
+class UnrectifiedItems(ValueError):
+    """Items whose rasters are placed by GCPs or RPCs only, which byod.load cannot load."""
+
+
+def _unrectified(item: pystac.Item, bands: Sequence[str] | None) -> bool:
+    """Whether an asset odc-stac would read declares a grid (`proj:shape`, byod's
+    `byod:georeferencing`) but has no `proj:transform`, on itself or on the item."""
+    props = item.properties
+    keys = (
+        bands
+        if bands is not None
+        else [k for k, a in item.assets.items() if "data" in (a.roles or [])]
+    )
+    for key in keys:
+        asset = item.assets.get(key)
+        fields = {**props, **(asset.extra_fields if asset is not None else {})}
+        gridded = "proj:shape" in fields or "byod:georeferencing" in fields
+        if gridded and fields.get("proj:transform") is None:
+            return True
+    return False
+
+
 def load(
     items: pystac.ItemCollection | Sequence[pystac.Item],
     *,
@@ -81,16 +103,31 @@ def load(
     **odc_kwargs: Any,
 ) -> Any:
     """A lazy, dask-backed xarray Dataset of the items (odc-stac), read from the COGs over
-    HTTP(S) with signed URLs where they are in private containers."""
+    HTTP(S) with signed URLs where they are in private containers.
+
+    Raises UnrectifiedItems (a ValueError) naming the items placed by GCPs or RPCs only:
+    their pixel grid has no CRS and no `proj:transform`, which odc-stac needs to place
+    pixels ("Failed to auto-guess CRS/resolution", or a bare AssertionError with `crs` and
+    `resolution` given).
+    """
     try:
         import odc.stac
     except ImportError:
         raise ImportError("byod.load needs odc-stac: install byod[analysis]") from None
     listed = list(items)
+    unrectified = [i.id for i in listed if _unrectified(i, bands)]
+    if unrectified:
+        raise UnrectifiedItems(
+            f"byod.load: {len(unrectified)} item(s) are unrectified (placed by GCPs or RPCs, "
+            f"no proj:transform): {', '.join(unrectified)}; odc-stac cannot place their "
+            "pixels. Leave them out, or warp their COGs onto a grid first (gdalwarp; "
+            "rioxarray.open_rasterio(href).rio.reproject(crs) uses the GCPs or RPCs)"
+        )
     needs_signing = any(is_blob_url(a.href) or a.href.startswith("http")
                         for i in listed for a in i.assets.values())  # fmt: skip
     if needs_signing:
         access = access or resolve_access(AzureOptions())
         listed = [sign(i, expiry, access) for i in listed]
-    return odc.stac.load(listed, bands=bands, resolution=resolution, crs=crs,
-                         chunks=chunks if chunks is not None else {}, **odc_kwargs)  # fmt: skip
+    lazy: dict[str, Any] = dict(chunks) if chunks is not None else {}  # {} : dask, native chunks
+    return odc.stac.load(listed, bands=bands, resolution=resolution, crs=crs, chunks=lazy,
+                         **odc_kwargs)  # fmt: skip

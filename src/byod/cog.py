@@ -139,16 +139,32 @@ def to_cog(
         raise RejectedInput(
             Reason.CONVERSION_FAILED, f"{Path(source).name}: COG conversion failed ({exc})"
         ) from None
-    if not is_valid_cog(dst):
+    # Strict: a tiled file larger than one tile without overviews is no COG byod would pass
+    # through either (is_publishable_cog), so it is none byod may write.
+    if not is_valid_cog(dst, strict=True):
         dst.unlink(missing_ok=True)
         raise RejectedInput(
-            Reason.CONVERSION_FAILED, f"{Path(source).name}: converted file is not a valid COG"
+            Reason.CONVERSION_FAILED,
+            f"{Path(source).name}: converted file is not a valid COG (rio-cogeo strict)",
         )
     return CogOutcome(dst, passthrough=False)
 
 
+def overview_levels(width: int, height: int, tile: int) -> int:
+    """How many 2x overviews a COG of `width` x `height` pixels needs: until its LONGER side
+    fits in one `tile` (GDAL's COG driver rule). rio-cogeo's default counts from the shorter
+    side, so a 720 x 360 global grid or a 100 x 4000 strip got none and failed
+    `cog_validate(strict=True)` ("greater than 512xH or 512xW ... internal overviews")."""
+    levels = 0
+    while max(width, height) > tile * 2**levels:
+        levels += 1
+    return levels
+
+
 def _rio_cogeo(source: str, dst: Path, profile: dict[str, object], config: dict[str, Any]) -> None:
     staged = _stage_if_needed(source, dst)
+    with rasterio.open(source) as src:
+        levels = overview_levels(src.width, src.height, int(str(profile["blockxsize"])))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # rio-cogeo warns about zstd support and masks
@@ -158,6 +174,7 @@ def _rio_cogeo(source: str, dst: Path, profile: dict[str, object], config: dict[
                 profile,
                 # Never in memory: rio-cogeo would otherwise hold rasters below 10980² whole.
                 in_memory=False,
+                overview_level=levels,
                 config=config,
                 quiet=True,
                 forward_band_tags=True,

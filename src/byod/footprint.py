@@ -91,18 +91,20 @@ def footprint(
     whose cell edges start at 90.5 or -180.5 covers the globe once). A ring around a pole is
     closed over it. Raises NoValidData when nothing is left.
     """
-    to_lonlat = Transformer.from_crs(CRS.from_user_input(crs), "EPSG:4326", always_xy=True)
+    source = CRS.from_user_input(crs)
+    to_lonlat = Transformer.from_crs(source, "EPSG:4326", always_xy=True)
     minx, miny, maxx, maxy = region.bounds
     step = max(maxx - minx, maxy - miny) / DENSIFY_STEPS
     pieces: list[Polygon] = []
     for poly in _polygons(region):
         ring = np.asarray(shapely.segmentize(poly, step).exterior.coords)
         xs, ys = pixel_to_crs(ring[:, 0], ring[:, 1])
-        lon, lat = to_lonlat.transform(xs, ys)
-        lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-        finite = np.isfinite(lon) & np.isfinite(lat)
-        if finite.sum() >= 3:
-            pieces.extend(_lonlat_polygons(lon[finite], np.clip(lat[finite], -90.0, 90.0)))
+        for xs_on, ys_on in _on_the_earth(np.asarray(xs), np.asarray(ys), source):
+            lon, lat = to_lonlat.transform(xs_on, ys_on)
+            lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+            finite = np.isfinite(lon) & np.isfinite(lat)
+            if finite.sum() >= 3:
+                pieces.extend(_lonlat_polygons(lon[finite], np.clip(lat[finite], -90.0, 90.0)))
     merged = shapely.make_valid(shapely.union_all(pieces)) if pieces else Polygon()
     polys = [p for p in _polygons(merged) if p.area > 0]
     if not polys:
@@ -111,6 +113,88 @@ def footprint(
     out = [orient(p, sign=1.0) for p in _polygons(geom) if p.area > 0]
     final = MultiPolygon(out) if len(out) > 1 else out[0]
     return Footprint(geometry=_as_lists(mapping(final)), bbox=lonlat_bbox(out))
+
+
+def _on_the_earth(xs: np.ndarray, ys: np.ndarray, crs: CRS) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A ring in a projected CRS as rings within the projection's valid domain.
+
+    Unchanged when every vertex maps to longitude/latitude and back to itself. Otherwise the
+    ring leaves the Earth, as the corners of a global grid in Mollweide (GHSL, ESRI:54009) or
+    of a MODIS sinusoidal tile at the map's edge do: PROJ's inverse then gives non-finite
+    values (Mollweide) or longitudes wrapped past 180° (sinusoidal), and dropping those
+    vertices left a sliver. The ring's polygon is then clipped, in the projected CRS, to the
+    image of the whole globe (`_projected_globe`) and densified again.
+    """
+    if not crs.is_projected or _round_trips(xs, ys, crs):
+        return [(xs, ys)]
+    globe = _projected_globe(crs)
+    if globe is None:
+        return [(xs, ys)]
+    inside = shapely.make_valid(Polygon(zip(xs, ys, strict=True))).intersection(globe)
+    minx, miny, maxx, maxy = globe.bounds
+    step = max(maxx - minx, maxy - miny) / (DENSIFY_STEPS * 8)
+    rings = []
+    for part in _polygons(inside):
+        if part.area > 0:
+            coords = np.asarray(shapely.segmentize(part, step).exterior.coords)
+            rings.append((coords[:, 0], coords[:, 1]))
+    return rings
+
+
+# Degrees kept off the globe's edges (poles, the antimeridian of the projection) when its
+# outline is projected: points exactly on them are ambiguous (-180 or 180) or singular.
+GLOBE_MARGIN = 1e-7
+# Points per side of the globe's outline (0.25° apart along meridians, 0.5° along parallels).
+GLOBE_STEPS = 720
+
+
+def _round_trips(xs: np.ndarray, ys: np.ndarray, crs: CRS) -> bool:
+    """Whether every point maps to its geodetic CRS's lon/lat and back to itself (to within
+    a millionth of the ring's extent, or 1 CRS unit)."""
+    to_geo = Transformer.from_crs(crs, crs.geodetic_crs, always_xy=True)
+    lon, lat = to_geo.transform(xs, ys)
+    back_x, back_y = to_geo.transform(lon, lat, direction="INVERSE")
+    extent = max(float(np.ptp(xs)), float(np.ptp(ys)))
+    tolerance = max(1.0, extent * 1e-6)
+    with np.errstate(invalid="ignore"):
+        error = np.hypot(np.asarray(back_x) - xs, np.asarray(back_y) - ys)
+    return bool(np.all(np.isfinite(error) & (error <= tolerance)))
+
+
+def _projected_globe(crs: CRS) -> Polygon | None:
+    """The whole globe (the geodetic CRS's longitudes lon_0 ± 180°, latitudes ±90°, a hair
+    inside) as a polygon in the projected CRS; None when its outline does not project (a
+    projection that sends a pole or the far hemisphere to infinity: stereographic, geos).
+
+    For the cylindrical and pseudo-cylindrical projections global grids use (Mollweide,
+    sinusoidal, Robinson, Eckert, equirectangular) the projected outline is the edge of the
+    map: the ellipse, the sinusoids.
+    """
+    lon_0 = _central_meridian(crs)
+    edge = 180.0 - GLOBE_MARGIN
+    along = np.linspace(-edge, edge, GLOBE_STEPS)
+    lon = np.concatenate([np.full(GLOBE_STEPS, -edge), along, np.full(GLOBE_STEPS, edge),
+                          along[::-1]]) + lon_0  # fmt: skip
+    lat = np.concatenate([along[::-1] / 2, np.full(GLOBE_STEPS, -edge / 2), along / 2,
+                          np.full(GLOBE_STEPS, edge / 2)])  # fmt: skip
+    to_crs = Transformer.from_crs(crs.geodetic_crs, crs, always_xy=True)
+    xs, ys = to_crs.transform(lon, lat)
+    xs, ys = np.asarray(xs), np.asarray(ys)
+    if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
+        return None
+    globe = shapely.make_valid(Polygon(zip(xs, ys, strict=True)))
+    polys = [p for p in _polygons(globe) if p.area > 0]
+    return max(polys, key=lambda p: p.area) if polys else None
+
+
+def _central_meridian(crs: CRS) -> float:
+    """The projection's central meridian (degrees), 0 when it names none."""
+    operation = crs.coordinate_operation
+    for param in operation.params if operation is not None else []:
+        name = param.name.lower()
+        if "longitude" in name and ("origin" in name or "centre" in name or "center" in name):
+            return float(param.value)
+    return 0.0
 
 
 def lonlat_bbox(parts: list[Polygon]) -> list[float]:

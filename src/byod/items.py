@@ -169,7 +169,18 @@ def epsg_number(code: str | None) -> int | None:
 
 
 def _add_projection(proj: Any, info: RasterInfo, *, with_crs: bool = True) -> None:
-    if with_crs:
+    """proj: fields of an item (`with_crs`) or of an asset on another grid than the item's.
+
+    A raster placed by GCPs or RPCs only is unrectified: its pixel grid has no CRS and no
+    transform (the GCPs' or RPCs' CRS is that of the ground points, not of the grid), so
+    `proj:code` is null with no `proj:wkt2`, as the projection extension says for
+    "non-rectified imagery with Ground Control Points", and `byod:georeferencing` names
+    what places it ("gcps" or "rpcs"). Only `proj:shape` is given.
+    """
+    if with_crs and info.transform is None:
+        proj.code = None
+        proj.properties["byod:georeferencing"] = info.georeferencing
+    elif with_crs:
         # An authority code only when certain; otherwise the full definition, never a guess.
         proj.code = info.crs_code
         if info.crs_code is None:

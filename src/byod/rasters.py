@@ -1,12 +1,13 @@
 """Open a raster and read what it says into plain records; the reasons an input is rejected.
 
-Everything read here comes from headers, overviews or decimated reads, so memory stays
-bounded by the block size, not the raster size.
+Everything read here comes from headers, overviews, decimated reads or chunk-by-chunk reads,
+so memory stays bounded by the block or chunk size, not the raster size.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,13 @@ from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.transform import Affine, GCPTransformer, RPCTransformer
 from rasterio.warp import transform as warp_transform
+from rasterio.windows import Window
 
 from byod.cf import is_geolocated
 from byod.footprint import PixelToCrs
 from byod.reasons import Reason, RejectedInput
 
-# Longest side of the mask read for a footprint; PITFALLS: a 16x decimated mask took 32 ms
-# where the full-resolution one took 4-5 s.
+# Longest side of the pooled mask a footprint is traced from (the outline's resolution).
 FOOTPRINT_MASK_SIZE = 1024
 
 
@@ -311,8 +312,17 @@ def continuous_longitudes(gcps: list[GroundControlPoint]) -> list[GroundControlP
 
 
 def decimated_mask(src: DatasetReader) -> tuple[np.ndarray, float, float]:
-    """The valid-data mask read at most FOOTPRINT_MASK_SIZE on a side (from overviews in a
-    COG) and the column and row scale back to full-resolution pixels.
+    """The valid-data mask pooled to at most FOOTPRINT_MASK_SIZE on a side, and the column and
+    row scale back to full-resolution pixels (`mask.shape * scale` is the raster's size).
+
+    A mask cell is True when ANY full-resolution pixel it touches is valid (max-pooling), so
+    a lone valid pixel keeps its cell: every valid pixel lies inside the union of the True
+    cells. A COG's nearest-neighbour overviews skip isolated pixels (5 valid pixels in
+    2100 x 2100: 3 lost), so they only settle the cells they find valid (a valid pixel at
+    most one overview pixel away: the outline can only grow); every chunk of about
+    MASK_CHUNK pixels a side that holds another cell is read at full resolution
+    (`_pooled_chunks`). Memory is bounded by the chunk, not the raster; the cost is a full
+    read of the chunks with nodata in them (benchmarks/README.md).
 
     Valid is GDAL's dataset mask (nodata, internal mask, alpha) and, for float bands, not
     NaN: GDAL calls NaN valid when no nodata is declared, yet it is no data by IEEE 754 and
@@ -323,10 +333,74 @@ def decimated_mask(src: DatasetReader) -> tuple[np.ndarray, float, float]:
     floats = _float_bands(src)
     if _all_valid(src) and not floats:
         return np.ones(shape, dtype=bool), *scale
-    mask = src.dataset_mask(out_shape=shape, resampling=Resampling.nearest) > 0
-    if floats and len(floats) == src.count:
-        mask &= ~np.isnan(_read_decimated(src, floats, shape)).all(axis=0)
-    return mask, *scale
+    nan_is_nodata = bool(floats) and len(floats) == src.count
+
+    def valid(window: Window) -> np.ndarray:
+        mask = src.dataset_mask(window=window) > 0
+        if nan_is_nodata:
+            mask &= ~np.isnan(src.read(floats, window=window)).all(axis=0)
+        return np.asarray(mask)
+
+    # Cheap and certain where it says valid: the decimated read (overviews in a COG).
+    seen = src.dataset_mask(out_shape=shape, resampling=Resampling.nearest) > 0
+    if nan_is_nodata:
+        seen &= ~np.isnan(_read_decimated(src, floats, shape)).all(axis=0)
+    return _pooled_chunks(valid, (src.height, src.width), shape, seen), *scale
+
+
+# Cells of the pooled mask read at once, as full-resolution pixels on a side (about).
+MASK_CHUNK = 1024
+
+
+def _pooled_chunks(
+    read: Callable[[Window], np.ndarray],
+    size: tuple[int, int],
+    shape: tuple[int, int],
+    known: np.ndarray | None = None,
+) -> np.ndarray:
+    """Max-pool a boolean raster of `size` (rows, cols), read window by window, to `shape`.
+
+    Cell (i, j) spans the continuous pixel extent [i*sy, (i+1)*sy] x [j*sx, (j+1)*sx]
+    (sy, sx = size / shape, not whole numbers in general) and is True when any pixel
+    overlapping that extent is: a pixel straddling two cells marks both, so the cells
+    contain its whole extent. Cells True in `known` stay True, and a chunk whose cells are
+    all known is not read.
+    """
+    rows, cols = shape
+    row_edges = _pixel_spans(size[0], rows)
+    col_edges = _pixel_spans(size[1], cols)
+    step_r = max(1, MASK_CHUNK * rows // size[0])
+    step_c = max(1, MASK_CHUNK * cols // size[1])
+    out = np.zeros(shape, dtype=bool) if known is None else known.copy()
+    for r0 in range(0, rows, step_r):
+        r1 = min(rows, r0 + step_r)
+        for c0 in range(0, cols, step_c):
+            c1 = min(cols, c0 + step_c)
+            if out[r0:r1, c0:c1].all():
+                continue
+            lo_r, hi_r = row_edges[0][r0], row_edges[1][r1 - 1]
+            lo_c, hi_c = col_edges[0][c0], col_edges[1][c1 - 1]
+            block = read(Window(lo_c, lo_r, hi_c - lo_c, hi_r - lo_r))  # type: ignore[arg-type]
+            pooled = _any_over(block, row_edges[0][r0:r1] - lo_r, row_edges[1][r0:r1] - lo_r, 0)
+            out[r0:r1, c0:c1] |= _any_over(
+                pooled, col_edges[0][c0:c1] - lo_c, col_edges[1][c0:c1] - lo_c, 1
+            )
+    return out
+
+
+def _pixel_spans(pixels: int, cells: int) -> tuple[np.ndarray, np.ndarray]:
+    """First and past-the-last pixel overlapping each of `cells` equal cells of `pixels`."""
+    edges = np.arange(cells + 1) * (pixels / cells)
+    first = np.floor(edges[:-1]).astype(np.int64)
+    last = np.minimum(np.ceil(edges[1:]).astype(np.int64), pixels)
+    return first, np.maximum(last, first + 1)
+
+
+def _any_over(data: np.ndarray, starts: np.ndarray, stops: np.ndarray, axis: int) -> np.ndarray:
+    """any() of `data` along `axis` over each [start, stop) range (ranges may overlap)."""
+    counts = np.cumsum(data, axis=axis, dtype=np.int64)
+    counts = np.insert(counts, 0, 0, axis=axis)
+    return np.asarray(np.take(counts, stops, axis=axis) - np.take(counts, starts, axis=axis) > 0)
 
 
 def _nan_bands(src: DatasetReader) -> set[int]:
