@@ -235,6 +235,18 @@ def _cordex(path: Path, *, coordinates: bool, pole: dict[str, object] | None = N
     return {"rlon": rlon, "rlat": rlat, "lon": lon, "lat": lat, "data": data, "crs": crs}
 
 
+def _edge_bbox(crs: CRS, xs: np.ndarray, ys: np.ndarray, step: float) -> list[float]:
+    """The lon/lat bbox of a regular grid's outer cell corners (cell centres `xs`, `ys`)."""
+    edge_x = np.concatenate([xs - step / 2, [xs[-1] + step / 2]])
+    edge_y = np.concatenate([ys - step / 2, [ys[-1] + step / 2]])
+    corners_x, corners_y = np.meshgrid(edge_x, edge_y)
+    border = np.ones(corners_x.shape, dtype=bool)
+    border[1:-1, 1:-1] = False
+    to_lonlat = Transformer.from_crs(crs, 4326, always_xy=True)
+    lons, lats = to_lonlat.transform(corners_x[border], corners_y[border])
+    return [min(lons), min(lats), max(lons), max(lats)]
+
+
 @pytest.mark.parametrize("coordinates", [True, False])
 def test_cordex_rotated_pole_grid_is_ingested_in_its_crs(
     tmp_path: Path, src: Path, run_ingest: RunIngest, coordinates: bool
@@ -261,14 +273,7 @@ def test_cordex_rotated_pole_grid_is_ingested_in_its_crs(
     centres = MultiPoint(np.column_stack([grid["lon"].ravel(), grid["lat"].ravel()]))
     assert footprint.buffer(1e-9).contains(centres)
     # The bbox is the outline of the edge cells' corners, through pyproj.
-    to_lonlat = Transformer.from_crs(grid["crs"], 4326, always_xy=True)
-    edge_x = np.concatenate([grid["rlon"] - step / 2, [grid["rlon"][-1] + step / 2]])
-    edge_y = np.concatenate([grid["rlat"] - step / 2, [grid["rlat"][-1] + step / 2]])
-    corners_x, corners_y = np.meshgrid(edge_x, edge_y)
-    border = np.ones(corners_x.shape, dtype=bool)
-    border[1:-1, 1:-1] = False
-    lons, lats = to_lonlat.transform(corners_x[border], corners_y[border])
-    expected_bbox = [min(lons), min(lats), max(lons), max(lats)]
+    expected_bbox = _edge_bbox(grid["crs"], grid["rlon"], grid["rlat"], step)
     assert item.bbox == pytest.approx(expected_bbox, abs=0.05)
     # Pixels: the value at rotated (rlon, rlat) is the file's, in every band.
     cog_path = _cog(item)
@@ -281,6 +286,50 @@ def test_cordex_rotated_pole_grid_is_ingested_in_its_crs(
     assert props["start_datetime"].startswith("2005-01-01")
     assert props["end_datetime"].startswith("2005-02-28")
     assert validate_catalog(str(tmp_path / "catalog" / "catalog.json"))[1] == []
+
+
+def test_projected_cordex_grid_with_2d_latlon_keeps_gdals_placement(
+    tmp_path: Path, src: Path, run_ingest: RunIngest
+) -> None:
+    """A CORDEX-NA-like Lambert conformal grid: x/y in km, 2-D lat/lon in `coordinates`.
+    GDAL places it itself; byod's CF reading must not change that."""
+    mapping = {"grid_mapping_name": "lambert_conformal_conic", "standard_parallel": [30.0, 60.0],
+               "longitude_of_central_meridian": -97.0, "latitude_of_projection_origin": 47.5,
+               "earth_radius": 6371229.0}  # fmt: skip
+    crs = CRS.from_cf(mapping)
+    x = -2000.0 + 50.0 * np.arange(40)
+    y = -1500.0 + 50.0 * np.arange(30)
+    name = "pr_NAM-44_CCCma-CanESM2_rcp85_r1i1p1_UQAM-CRCM5_v1_day_20500101-20500101.nc"
+    with netCDF4.Dataset(src / name, "w") as ds:
+        ds.createDimension("y", y.size)
+        ds.createDimension("x", x.size)
+        for dim, values in (("x", x), ("y", y)):
+            v = ds.createVariable(dim, "f8", (dim,))
+            v[:], v.units, v.axis = values, "km", dim.upper()
+            v.standard_name = f"projection_{dim}_coordinate"
+        g = ds.createVariable("Lambert_Conformal", "i4")
+        for key, value in mapping.items():
+            setattr(g, key, value)
+        to_lonlat = Transformer.from_crs(crs, 4326, always_xy=True)
+        lon, lat = to_lonlat.transform(*np.meshgrid(x * 1000, y * 1000))
+        for var, values, units in (("lat", lat, "degrees_north"), ("lon", lon, "degrees_east")):
+            v = ds.createVariable(var, "f8", ("y", "x"))
+            v[:], v.units = values, units
+        v = ds.createVariable("pr", "f4", ("y", "x"))
+        v.grid_mapping, v.coordinates, v.units = "Lambert_Conformal", "lat lon", "kg m-2 s-1"
+        v[:] = _values((y.size, x.size))
+
+    row = _row(run_ingest(), name)
+    assert row.status == Status.INGESTED, row.message
+    (item,) = _items(tmp_path / "catalog").values()
+    # Same mapping to lon/lat as the file's grid mapping (names of the sphere may differ).
+    got = Transformer.from_crs(CRS.from_wkt(item.properties["proj:wkt2"]), 4326, always_xy=True)
+    want = Transformer.from_crs(crs, 4326, always_xy=True)
+    points = (np.array([-2e6, 0.0, -1e6, 1e5]), np.array([-1.5e6, 0.0, 1e5, -1e5]))
+    assert np.allclose(got.transform(*points), want.transform(*points), atol=1e-9)
+    expected = [50000.0, 0, -2025000.0, 0, -50000.0, 25000.0 - 50000.0]
+    assert item.properties["proj:transform"][:6] == pytest.approx(expected)
+    assert item.bbox == pytest.approx(_edge_bbox(crs, x * 1000, y * 1000, 50000.0), abs=0.05)
 
 
 def test_grid_that_contradicts_its_2d_latlon_is_rejected(
@@ -302,11 +351,13 @@ def test_grid_that_contradicts_its_2d_latlon_is_rejected(
 
 def _s5p_like(path: Path) -> None:
     """A Sentinel-5P-like L2 swath: (scanline, ground_pixel) with only 2-D latitude/longitude
-    that curve across the track, no grid mapping, no 1-D spatial coordinates."""
+    that curve across the track, no grid mapping, no 1-D spatial coordinates; a float
+    product and a uint8 `qa_value`."""
     rows, cols = 40, 30
     line, pixel = np.mgrid[0:rows, 0:cols].astype(float)
     lat = 40.0 + 0.07 * line + 0.002 * (pixel - cols / 2) ** 2
     lon = 10.0 + 0.05 * pixel + 0.01 * line + 0.0005 * line**2
+    data = _values((1, rows, cols))
     with netCDF4.Dataset(path, "w") as ds:
         ds.Conventions = "CF-1.7"
         ds.createDimension("time", 1)
@@ -319,15 +370,16 @@ def _s5p_like(path: Path) -> None:
         v = ds.createVariable("nitrogendioxide_tropospheric_column", "f4",
                               ("time", "scanline", "ground_pixel"))  # fmt: skip
         v.units, v.coordinates = "mol m-2", "longitude latitude"
-        v[:] = _values((1, rows, cols))
+        v[:] = data
         q = ds.createVariable("qa_value", "u1", ("time", "scanline", "ground_pixel"))
         q.coordinates = "longitude latitude"
         q[:] = 100
 
 
-def test_curvilinear_swath_is_rejected_naming_the_kind(
-    tmp_path: Path, src: Path, run_ingest: RunIngest
-) -> None:
+def test_curvilinear_swath_is_rejected_naming_the_kind(src: Path, run_ingest: RunIngest) -> None:
+    """GDAL's geolocation-array warp (gdalwarp -geoloc) dropped edge pixels and put some
+    corner values more than a pixel away on this swath, so byod does not rectify: one row
+    per file, naming the kind, no world-file advice."""
     name = "S5P_OFFL_L2__NO2____20230701T110301_20230701T124431_29573_03_020500_20230703T031337.nc"
     _s5p_like(src / name)
 
