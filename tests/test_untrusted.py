@@ -166,6 +166,14 @@ def _route_overview(src: Path, secret: Path) -> None:
     (src / "ovr_20240101.tif.ovr").write_text(_vrt(str(secret), relative=False))
 
 
+def _route_sidecar_link(src: Path, secret: Path) -> None:
+    # GDAL reads `x.tif.aux.xml` (PAM) itself; a link to a file outside is read through it.
+    _geotiff(src / "side_20240101.tif", ramp())
+    outside = secret.parent / "meta.xml"
+    outside.write_text('<PAMDataset><Metadata><MDI key="X">secret</MDI></Metadata></PAMDataset>')
+    os.symlink(outside, src / "side_20240101.tif.aux.xml")
+
+
 def _route_vsi(src: Path, secret: Path) -> None:
     (src / "vsi_20240101.vrt").write_text(_vrt(f"/vsigzip/{secret}", relative=False))
 
@@ -181,6 +189,7 @@ ROUTES = {
     "link_20240101.vrt": _route_link,
     "nested_20240101.vrt": _route_nested,
     "ovr_20240101.tif": _route_overview,
+    "side_20240101.tif": _route_sidecar_link,
     "vsi_20240101.vrt": _route_vsi,
     "conn_20240101.vrt": _route_connection,
 }
@@ -388,6 +397,29 @@ def test_vrt_to_another_azurite_container_is_rejected(
     (tmp_path / "src" / "blob_20240101.vrt").write_text(_vrt(private_blob, relative=False))
     report = run_ingest()
     _assert_outside(report, "blob_20240101.vrt", secret="private-")
+    _assert_only_good_published(tmp_path, report, [GOOD])
+
+
+def test_blob_source_vrts_reach_neither_other_containers_nor_the_machine(
+    private_blob: str, azure_env: str, tmp_path: Path, run_ingest: RunIngest
+) -> None:
+    """An upload container whose VRTs name another container (/vsiaz/) or, relative to the
+    folder the upload is fetched to, a file of the machine (a raw band on /etc/passwd)."""
+    client = BlobServiceClient.from_connection_string(os.environ["AZURE_STORAGE_CONNECTION_STRING"])
+    uploads = f"uploads-{azure_env}"
+    client.create_container(uploads)
+    good = _geotiff(tmp_path / "local" / GOOD, ramp())
+    escape = "../" * 40 + "etc/passwd"
+    blobs = {
+        f"projectA/{GOOD}": good.read_bytes(),
+        "projectA/blob_20240101.vrt": _vrt(private_blob, relative=False).encode(),
+        "projectA/passwd_20240101.vrt": _vrt(escape, True, size=16, raw=True).encode(),
+    }
+    for key, body in blobs.items():
+        client.get_blob_client(uploads, key).upload_blob(body)
+    report = run_ingest(source=f"az://{uploads}/projectA")
+    _assert_outside(report, "blob_20240101.vrt", secret="private-")
+    _assert_outside(report, "passwd_20240101.vrt", secret="etc/passwd")
     _assert_only_good_published(tmp_path, report, [GOOD])
 
 

@@ -37,6 +37,7 @@ from rasterio.io import DatasetReader
 
 from byod.rasters import open_dataset
 from byod.reasons import Reason, RejectedInput
+from byod.sources import is_sidecar_name
 
 # Classes of references, as the report names them.
 NETWORK = "a network URL"
@@ -270,7 +271,8 @@ def _is_vrt(path: Path) -> bool:
 
 
 def _companions(path: Path) -> list[Path]:
-    """Files GDAL may open by name beside a raster: `x.tif.*` and `x.*` in its folder."""
+    """Sidecars GDAL may open by name beside a raster (`x.tif.ovr`, `x.ovr`, `x.tif.msk`,
+    `x.aux.xml`, ...): sidecar-named files in its folder that extend its name or stem."""
     try:
         siblings = list(path.parent.iterdir())
     except OSError:
@@ -278,7 +280,8 @@ def _companions(path: Path) -> list[Path]:
     stem = path.stem
     return sorted(
         p for p in siblings
-        if p != path and (p.name.startswith(path.name) or p.name.startswith(stem + "."))
+        if p != path and is_sidecar_name(p.name)
+        and (p.name.startswith(path.name) or p.name.startswith(stem + "."))
     )  # fmt: skip
 
 
