@@ -48,6 +48,11 @@ MOLL_X, MOLL_Y = 18040095.7, 9020047.85
 MOLLWEIDE = from_origin(-MOLL_X, MOLL_Y, 2 * MOLL_X / 400, 2 * MOLL_X / 400)
 MODIS_SIN = "+proj=sinu +lon_0=0 +x_0=0 +y_0=0 +R=6371007.181 +units=m +no_defs"
 MODIS_TILE = 1111950.519667
+# A Meteosat (SEVIRI) full disk as GDAL describes it (geostationary view from 0°), at 30 km
+# instead of 3 km: the corners see space.
+GEOS = ("+proj=geos +lon_0=0 +h=35785831 +x_0=0 +y_0=0 +a=6378169 +b=6356583.8 +units=m "
+        "+no_defs")  # fmt: skip
+FULL_DISK = from_origin(-5568748.276, 5568748.276, 2 * 5568748.276 / 371, 2 * 5568748.276 / 371)
 H35V08 = from_origin(-20015109.354 + 35 * MODIS_TILE, 10007554.677 - 8 * MODIS_TILE,
                      MODIS_TILE / 240, MODIS_TILE / 240)  # fmt: skip
 
@@ -190,6 +195,12 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
                   transform=MOLLWEIDE, nodata=0)  # fmt: skip
     write_geotiff(src / "moll_nonodata_2020.tif", np.full((200, 400), 3, "uint8"),
                   crs="ESRI:54009", transform=MOLLWEIDE)  # fmt: skip
+    _, _, sees_earth = on_earth_lonlat(GEOS, FULL_DISK, np.ones((371, 371), bool))
+    disk = sees_earth.reshape(371, 371)
+    write_geotiff(src / "msg_disk_20240101.tif", disk.astype("uint8") * 9, crs=GEOS,
+                  transform=FULL_DISK, nodata=0)  # fmt: skip
+    write_geotiff(src / "msg_disk_nonodata_20240101.tif", np.full((371, 371), 9, "uint8"),
+                  crs=GEOS, transform=FULL_DISK)  # fmt: skip
     xs, ys = _centres(H35V08, np.ones((240, 240), bool))
     # On the sinusoidal map where |x| <= pi R cos(y / R) (MODIS fills the rest with 255).
     on_map = (np.abs(xs) <= 6371007.181 * np.pi * np.cos(ys / 6371007.181)).reshape(240, 240)
@@ -319,17 +330,23 @@ def test_sparse_footprint_is_not_the_whole_raster(ingested: tuple[Path, Report])
     assert station.area < 0.05 * shapely.Polygon(zip(lon, lat, strict=True)).area
 
 
-@pytest.mark.parametrize("item_id", ["ghsl_moll_2020", "moll_nonodata_2020"])
-def test_global_mollweide_grid_covers_the_globe(
-    ingested: tuple[Path, Report], item_id: str
-) -> None:
-    root, report = ingested
+def _ingested_footprint(root: Path, report: Report, item_id: str) -> tuple[Any, Any, Any, Any]:
+    """(item, footprint, lon, lat of the valid on-Earth centres) of an input that must have
+    been ingested, with every valid centre inside its in-range footprint."""
     assert {r.input: r.status for r in report.rows}[f"{item_id}.tif"] is Status.INGESTED
     item = _item(root, item_id)
     lon, lat = _valid_centres(root, f"{item_id}.tif")
     geom = shape(item["geometry"])
     assert _in_range(item)
     assert share_inside(geom, lon, lat) == 1.0
+    return item, geom, lon, lat
+
+
+@pytest.mark.parametrize("item_id", ["ghsl_moll_2020", "moll_nonodata_2020"])
+def test_global_mollweide_grid_covers_the_globe(
+    ingested: tuple[Path, Report], item_id: str
+) -> None:
+    item, geom, lon, lat = _ingested_footprint(*ingested, item_id)
     # The valid centres span every longitude and latitudes to about ±88°: the footprint is
     # (about) the lon/lat box they span, not a sliver.
     spanned = (lon.max() - lon.min()) * (lat.max() - lat.min())
@@ -388,3 +405,16 @@ def test_pooled_mask_cells_cover_every_valid_pixel(
         assert all(pooled[i, j] for i in rows for j in cols)
     # Tight: no more cells than the valid pixels touch.
     assert pooled.sum() <= 4 * full.sum()
+
+
+@pytest.mark.parametrize("item_id", ["msg_disk_20240101", "msg_disk_nonodata_20240101"])
+def test_geostationary_full_disk_is_the_visible_earth(
+    ingested: tuple[Path, Report], item_id: str
+) -> None:
+    item, _, lon, lat = _ingested_footprint(*ingested, item_id)
+    assert len(lon) < 0.8 * 371 * 371  # the centres seeing Earth, nodata declared or not
+    # The Earth seen from 35786 km: a cap of arccos(a / (a + h)) = 81.3° around (0°, 0°).
+    limb = np.degrees(np.arccos(6378169 / (6378169 + 35785831)))
+    west, south, east, north = item["bbox"]
+    assert -limb - 0.5 <= west <= lon.min() and lon.max() <= east <= limb + 0.5
+    assert -limb - 0.5 <= south <= lat.min() and lat.max() <= north <= limb + 0.5

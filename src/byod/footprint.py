@@ -132,6 +132,11 @@ def _on_the_earth(xs: np.ndarray, ys: np.ndarray, crs: CRS) -> list[tuple[np.nda
         return [(xs, ys)]
     inside = shapely.make_valid(Polygon(zip(xs, ys, strict=True))).intersection(globe)
     minx, miny, maxx, maxy = globe.bounds
+    # Simplified (outward) here, where the outline is smooth: near the limb a one-pixel step
+    # of the traced staircase spans degrees of longitude, and simplifying those spikes in
+    # lon/lat grew the footprint by as much (a Meteosat disk to ±100°).
+    tolerance = max(maxx - minx, maxy - miny) * 1e-5
+    inside = simplify_outward(inside, MAX_VERTICES, tolerance, globe)
     step = max(maxx - minx, maxy - miny) / (DENSIFY_STEPS * 8)
     rings = []
     for part in _polygons(inside):
@@ -162,13 +167,15 @@ def _round_trips(xs: np.ndarray, ys: np.ndarray, crs: CRS) -> bool:
 
 
 def _projected_globe(crs: CRS) -> Polygon | None:
-    """The whole globe (the geodetic CRS's longitudes lon_0 ± 180°, latitudes ±90°, a hair
-    inside) as a polygon in the projected CRS; None when its outline does not project (a
-    projection that sends a pole or the far hemisphere to infinity: stereographic, geos).
+    """The part of the globe the projected CRS can show, as a polygon in that CRS.
 
-    For the cylindrical and pseudo-cylindrical projections global grids use (Mollweide,
-    sinusoidal, Robinson, Eckert, equirectangular) the projected outline is the edge of the
-    map: the ellipse, the sinusoids.
+    First the whole globe's outline (the geodetic CRS's longitudes lon_0 ± 180°, latitudes
+    ±90°, a hair inside): for the cylindrical and pseudo-cylindrical projections global grids
+    use (Mollweide, sinusoidal, Robinson, Eckert, equirectangular) it is the edge of the map,
+    the ellipse, the sinusoids. Where that outline does not project (a geostationary view
+    sees one side of the Earth only: GOES, Meteosat, Himawari full disks), the convex hull
+    of a 0.25° graticule's points that project and come back (`_visible_globe`). None when
+    neither gives an area.
     """
     lon_0 = _central_meridian(crs)
     edge = 180.0 - GLOBE_MARGIN
@@ -181,10 +188,28 @@ def _projected_globe(crs: CRS) -> Polygon | None:
     xs, ys = to_crs.transform(lon, lat)
     xs, ys = np.asarray(xs), np.asarray(ys)
     if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
-        return None
+        return _visible_globe(crs)
     globe = shapely.make_valid(Polygon(zip(xs, ys, strict=True)))
     polys = [p for p in _polygons(globe) if p.area > 0]
     return max(polys, key=lambda p: p.area) if polys else None
+
+
+def _visible_globe(crs: CRS) -> Polygon | None:
+    """Convex hull, in the projected CRS, of the graticule points (every 0.25°) it maps to and
+    back: the disk a geostationary projection sees (convex, as the Earth's limb is), a hair
+    inside the limb (the limb's foreshortening keeps the gap to a small part of a pixel)."""
+    lon, lat = np.meshgrid(np.arange(-180.0, 180.0, 0.25), np.arange(-89.875, 90.0, 0.25))
+    lon, lat = lon.ravel(), lat.ravel()
+    to_crs = Transformer.from_crs(crs.geodetic_crs, crs, always_xy=True)
+    xs, ys = (np.asarray(v) for v in to_crs.transform(lon, lat))
+    back_lon, back_lat = (np.asarray(v) for v in to_crs.transform(xs, ys, direction="INVERSE"))
+    with np.errstate(invalid="ignore"):
+        dlon = (back_lon - lon + 180.0) % 360.0 - 180.0
+        ok = np.isfinite(xs) & np.isfinite(ys) & (np.hypot(dlon, back_lat - lat) < 1e-6)
+    if ok.sum() < 3:
+        return None
+    hull = shapely.MultiPoint(np.column_stack([xs[ok], ys[ok]])).convex_hull
+    return hull if isinstance(hull, Polygon) and hull.area > 0 else None
 
 
 def _central_meridian(crs: CRS) -> float:
