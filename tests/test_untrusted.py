@@ -29,7 +29,9 @@ import pytest
 import rasterio
 from azure.storage.blob import BlobServiceClient
 from PIL import Image
+from typer.testing import CliRunner
 
+from byod.cli import app
 from byod.reasons import Reason
 from byod.report import Report, Status
 from byod.runner import run_bounded
@@ -464,6 +466,24 @@ def test_upsampling_vrt_bomb_is_rejected_before_conversion(
     assert row.status is Status.REJECTED and row.reason is Reason.TOO_LARGE, row
     assert "bomb_20240101.vrt" in (row.message or "") and named in (row.message or "")
     _assert_only_good_published(tmp_path, report, [GOOD, "tiles/small.tif"])
+
+
+@pytest.mark.timeout(120)
+def test_disk_budget_option_of_the_cli(tmp_path: Path, write_raster: WriteRaster) -> None:
+    """`--disk-budget MB` reaches the check: 1000 MB refuses the 22.5 GB bomb, not the rest."""
+    write_raster(GOOD, ramp())
+    write_raster("tiles/small_20240101.tif", ramp())
+    vrt = _vrt("tiles/small_20240101.tif", relative=True, size=150_000, dtype="Byte")
+    (tmp_path / "src" / "bomb_20240101.vrt").write_text(vrt)
+    args = ["ingest", str(tmp_path / "src"), "--collection", "test", "--json",
+            "--target", str(tmp_path / "data"), "--catalog", str(tmp_path / "catalog"),
+            "--disk-budget", "1000"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    rows = {r["input"]: r for r in json.loads(result.stdout)["rows"]}
+    assert rows["bomb_20240101.vrt"]["reason"] == Reason.TOO_LARGE
+    assert "1.0 GB" in rows["bomb_20240101.vrt"]["message"]  # 1000 MB, as GB
+    assert rows[GOOD]["status"] == "ingested"
 
 
 def test_temp_bytes_counts_bands_types_and_overviews() -> None:

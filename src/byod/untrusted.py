@@ -14,7 +14,13 @@ worker and before any pixel is read:
 GDAL's own switches are set in every worker too (`worker_environment`), but PITFALLS: they do
 not stop a VRT's plain file sources, and the rasterio wheel's GDAL 3.10 ignores
 `GDAL_VRT_ENABLE_RAWRASTERBAND` (measured: a raw band on /etc/passwd is still read), so the
-parsed check is the rule and the switches are the second wall.
+parsed check is the rule and the switches are the second wall. `GDAL_DISABLE_READDIR_ON_OPEN`
+is left alone: `EMPTY_DIR` would hide the sidecars byod relies on (world files, `.prj`, `.msk`),
+and `TRUE` only stops directory listings, not reads.
+
+Not covered: HDF5/NetCDF-4 external links and virtual datasets (HDF5 resolves them inside
+the library; GDAL does not list them); the workers' lack of credentials and network is the
+only wall there.
 
 Rejections name the CLASS of reference ("an absolute path outside the source", "a network
 URL", ...), never the path or URL itself: a report must not leak what an attacker probed.
