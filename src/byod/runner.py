@@ -167,6 +167,9 @@ def run_bounded(
 
     `before_start` runs in this process just before a job's worker starts (to fetch its
     input, say); a RejectedInput it raises rejects that job without starting a worker.
+    `work` must be a module-level function of an importable module, not of `__main__`: the
+    caller's `__main__` is never imported in a worker (a job whose function cannot be found
+    is reported as crashed).
     """
     pending = list(reversed(jobs))
     running: list[_Running] = []
