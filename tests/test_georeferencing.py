@@ -248,6 +248,9 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
                   transform=from_origin(-180, 90, 0.5, 0.5))  # fmt: skip
     write_geotiff(src / "strip_20240208.tif", ramp(4000, 100), crs="EPSG:4326",
                   transform=from_origin(10, 50, 0.001, 0.001))  # fmt: skip
+    # One pixel wide: no overview can halve it, and the COG is valid without (not strictly).
+    write_geotiff(src / "transect_20240208.tif", ramp(5000, 1), crs="EPSG:4326",
+                  transform=from_origin(10, 50, 0.001, 0.001))  # fmt: skip
     path = write_geotiff(src / "gcp_wide_20240208.tif", ramp(360, 720))
     wide_gcps = [GroundControlPoint(r, c, 10 + c / 72, 50 - r / 72)
                  for r in (0, 360) for c in (0, 720)]  # fmt: skip

@@ -141,7 +141,7 @@ def to_cog(
         ) from None
     # Strict: a tiled file larger than one tile without overviews is no COG byod would pass
     # through either (is_publishable_cog), so it is none byod may write.
-    if not is_valid_cog(dst, strict=True):
+    if not is_valid_cog(dst, strict=_halvable(dst)):
         dst.unlink(missing_ok=True)
         raise RejectedInput(
             Reason.CONVERSION_FAILED,
@@ -154,11 +154,20 @@ def overview_levels(width: int, height: int, tile: int) -> int:
     """How many 2x overviews a COG of `width` x `height` pixels needs: until its LONGER side
     fits in one `tile` (GDAL's COG driver rule). rio-cogeo's default counts from the shorter
     side, so a 720 x 360 global grid or a 100 x 4000 strip got none and failed
-    `cog_validate(strict=True)` ("greater than 512xH or 512xW ... internal overviews")."""
+    `cog_validate(strict=True)` ("greater than 512xH or 512xW ... internal overviews").
+    One pixel wide (or high), a raster has none: every overview would be one pixel wide too,
+    which rio-cogeo reads as decimation 1, an error.
+    """
     levels = 0
-    while max(width, height) > tile * 2**levels:
+    while min(width, height) > 1 and max(width, height) > tile * 2**levels:
         levels += 1
     return levels
+
+
+def _halvable(path: Path) -> bool:
+    """Whether strict validation can hold: a raster one pixel wide or high has no overviews."""
+    with rasterio.open(path) as src:
+        return min(src.width, src.height) > 1
 
 
 def _rio_cogeo(source: str, dst: Path, profile: dict[str, object], config: dict[str, Any]) -> None:
