@@ -380,7 +380,7 @@ def _pooled_chunks(
                 continue
             lo_r, hi_r = row_edges[0][r0], row_edges[1][r1 - 1]
             lo_c, hi_c = col_edges[0][c0], col_edges[1][c1 - 1]
-            block = read(Window(lo_c, lo_r, hi_c - lo_c, hi_r - lo_r))  # type: ignore[arg-type]
+            block = read(Window(lo_c, lo_r, hi_c - lo_c, hi_r - lo_r))
             pooled = _any_over(block, row_edges[0][r0:r1] - lo_r, row_edges[1][r0:r1] - lo_r, 0)
             out[r0:r1, c0:c1] |= _any_over(
                 pooled, col_edges[0][c0:c1] - lo_c, col_edges[1][c0:c1] - lo_c, 1
