@@ -111,3 +111,18 @@ def orphans(catalog: Store, target: Store, collection: str) -> list[str]:
                 continue
             out.append(f"{store.root}/{info.key}")
     return sorted(out)
+
+
+def assert_all_ingested_and_walkable(catalog: Path, report: Any) -> None:
+    """Every input of `report` was ingested, the local catalog at `catalog` passes
+    `byod validate`, and a pystac walk from its root finds exactly the reported items."""
+    import pystac
+
+    from byod.report import Status
+    from byod.validate import validate_catalog
+
+    assert {r.input: r.status for r in report.rows if r.status is not Status.INGESTED} == {}
+    assert validate_catalog(str(catalog / "catalog.json"))[1] == []
+    walked = pystac.Catalog.from_file(str(catalog / "catalog.json"))
+    ids = {item.id for item in walked.get_items(recursive=True)}
+    assert ids == {i for row in report.rows for i in row.item_ids}

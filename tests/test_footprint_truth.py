@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pystac
 import pytest
 import rasterio
 import shapely
@@ -27,9 +26,8 @@ from byod.config import IngestSettings
 from byod.footprint import MAX_VERTICES, footprint, lonlat_bbox, valid_region
 from byod.pipeline import ingest
 from byod.report import Report, Status
-from byod.validate import validate_catalog
 from tests.conftest import write_geotiff
-from tests.readback import item_files
+from tests.readback import assert_all_ingested_and_walkable, item_files
 
 GLOBAL = from_origin(-180.0, 90.0, 0.25, 0.25)  # 1440 x 720 cells
 NSIDC_SOUTH = ("+proj=stere +lat_0=-90 +lat_ts=-70 +lon_0=0 +k=1 +x_0=0 +y_0=0 +a=6378273 "
@@ -218,11 +216,7 @@ def _item(root: Path, item_id: str) -> dict[str, Any]:
 
 def test_every_input_ingested_and_catalog_valid(ingested: tuple[Path, Report]) -> None:
     root, report = ingested
-    assert {r.input: r.status for r in report.rows if r.status is not Status.INGESTED} == {}
-    assert validate_catalog(str(root / "catalog" / "catalog.json"))[1] == []
-    walked = pystac.Catalog.from_file(str(root / "catalog" / "catalog.json"))
-    ids = {item.id for item in walked.get_items(recursive=True)}
-    assert ids == {i for row in report.rows for i in row.item_ids}
+    assert_all_ingested_and_walkable(root / "catalog", report)
 
 
 def _in_range(item: dict[str, Any]) -> bool:
