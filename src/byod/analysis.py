@@ -50,7 +50,7 @@ def search(
     catalog_url: str,
     *,
     collections: Sequence[str] | None = None,
-    bbox: Sequence[float] | None = None,
+    bbox: Sequence[float] | str | None = None,
     datetime: str | None = None,
     max_cloud: float | None = None,
     filter: str | None = None,
@@ -59,7 +59,8 @@ def search(
 ) -> pystac.ItemCollection:
     """Items matching every criterion, from the collections' geoparquet indexes.
 
-    `bbox` is [west, south, east, north] (west > east crosses 180°); `datetime` an ISO 8601
+    `bbox` is [west, south, east, north] in degrees, or that as "W,S,E,N" text (west > east
+    crosses 180°; 0..360 longitudes accepted); `datetime` an ISO 8601
     instant or `start/end` (`..` open); `max_cloud` keeps items whose eo:cloud_cover is at
     most that (items without one are left out); `filter` a CQL2 text or JSON expression.
     """

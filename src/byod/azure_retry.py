@@ -85,7 +85,7 @@ class BoundedStorageRetry(ExponentialRetry):
     @staticmethod
     def sleep_for(seconds: float, request: PipelineRequest[Any]) -> None:
         transport = request.context.transport
-        (transport.sleep if transport is not None else time.sleep)(seconds)  # type: ignore[operator]
+        (transport.sleep if transport is not None else time.sleep)(seconds)
 
     def _again(
         self,

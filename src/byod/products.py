@@ -23,13 +23,17 @@ METADATA_NAMES = re.compile(
 )
 
 
+# The field named `datetime` hides the class inside the class body (mypy valid-type).
+_Instant = datetime
+
+
 @dataclass(frozen=True)
 class ProductMetadata:
     source: str  # the file name it came from
     cloud_cover: float | None = None
-    datetime: datetime | None = None
-    start_datetime: datetime | None = None
-    end_datetime: datetime | None = None
+    datetime: _Instant | None = None
+    start_datetime: _Instant | None = None
+    end_datetime: _Instant | None = None
 
 
 def is_product_metadata(name: str) -> bool:

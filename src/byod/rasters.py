@@ -141,7 +141,7 @@ def inspect(
         height=src.height,
         crs_wkt=crs.to_wkt(),
         crs_code=authority_code(crs),
-        transform=None if transform is None else tuple(transform)[:6],  # type: ignore[arg-type]
+        transform=None if transform is None else tuple(transform)[:6],
         georeferencing=georef,
         bands=bands,
         tags=tags,

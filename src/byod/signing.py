@@ -7,19 +7,31 @@ from __future__ import annotations
 
 import urllib.request
 from datetime import timedelta
-from typing import TypeVar
+from typing import overload
 
 import pystac
 from pystac.stac_io import DefaultStacIO
 
 from byod.azure import AzureAccess, AzureOptions, resolve_access, sign_href
 
-T = TypeVar("T", str, pystac.Item, pystac.ItemCollection)
-
 DEFAULT_EXPIRY = timedelta(hours=1)
 
 
-def sign(obj: T, expiry: timedelta = DEFAULT_EXPIRY, access: AzureAccess | None = None) -> T:
+@overload
+def sign(obj: str, expiry: timedelta = ..., access: AzureAccess | None = ...) -> str: ...
+@overload
+def sign(
+    obj: pystac.Item, expiry: timedelta = ..., access: AzureAccess | None = ...
+) -> pystac.Item: ...
+@overload
+def sign(
+    obj: pystac.ItemCollection, expiry: timedelta = ..., access: AzureAccess | None = ...
+) -> pystac.ItemCollection: ...
+def sign(
+    obj: str | pystac.Item | pystac.ItemCollection,
+    expiry: timedelta = DEFAULT_EXPIRY,
+    access: AzureAccess | None = None,
+) -> str | pystac.Item | pystac.ItemCollection:
     """Sign an href, or every asset of an Item / ItemCollection (a signed copy is returned;
     the original is left as it was). Hrefs outside the account pass through unchanged."""
     access = access or resolve_access(AzureOptions())
