@@ -15,6 +15,7 @@ from typing import Any
 import pystac
 
 from byod.azure import AzureAccess, AzureOptions, blob_parts, resolve_access
+from byod.errors import ConfigurationError
 from byod.index import Query, search_store
 from byod.signing import SignedStacIO, sign
 from byod.storage import Store, is_blob_url, open_store
@@ -31,7 +32,7 @@ def catalog_store(url: str, access: AzureAccess | None) -> tuple[Store, AzureAcc
         access = access or resolve_access(AzureOptions())
         parts = blob_parts(access, base + "/x")
         if parts is None:
-            raise ValueError(f"{url}: not in storage account {access.account_name!r}")
+            raise ConfigurationError(f"{url}: not in storage account {access.account_name!r}")
         container, prefix = parts[0], parts[1].removesuffix("x").strip("/")
         return open_store(f"az://{container}/{prefix}".rstrip("/"), access), access
     return open_store(base), None

@@ -1,6 +1,8 @@
 """The `byod` command line: parse options, call the library, render progress and the report.
 
-No logic lives here that the Prefect flows would have to repeat.
+No logic lives here that the Prefect flows would have to repeat. Heavy modules (the
+pipeline, GDAL, pystac, Azure's SDK, rich's tables) are imported inside the commands that
+use them, so `byod --version` and `byod --help` answer at once (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -10,20 +12,19 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar, get_args
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar, get_args
 
-import pystac
 import typer
+import typer.core
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from typer import _click as click  # typer vendors click; its commands use these classes
 
-from byod.azure import AzureConfigError, AzureOptions, resolve_access
+from byod.azure import AzureOptions
 from byod.config import (
     DEFAULT_CATALOG,
     DEFAULT_LICENSE,
@@ -32,19 +33,74 @@ from byod.config import (
     IngestSettings,
     build_settings,
 )
-from byod.dataset_config import DatasetConfigError
 from byod.errors import ByodError, ConfigurationError, StorageUnavailable, storage_failure
-from byod.pipeline import Progress as PipelineProgress
-from byod.pipeline import ingest as run_ingest
-from byod.report import Report, Row, Status
-from byod.temporal import UNKNOWN_NOTE, UNKNOWN_SOURCE, WRITTEN_NOTE
-from byod.validate import validate_catalog
+from byod.report import Report, Status
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from byod.pipeline import Progress as PipelineProgress
+
+
+class _Command(typer.core.TyperCommand):
+    """A command whose help reads like rasterio's and git's: `SOURCE` in the usage line (not
+    typer's `{source}`), no value shown for flags, and plain value names (N, SECONDS, ...)."""
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, typer.core.TyperArgument):
+                name = param.metavar or (param.name or "").upper()
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        for param in params:
+            _plain_metavar(param)
+        return params
+
+
+class _Group(typer.core.TyperGroup):
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        for param in params:
+            _plain_metavar(param)
+        return params
+
+
+# Value names by annotation, where an option does not name its value itself.
+_METAVARS = {int: "INTEGER", float: "NUMBER", str: "TEXT", Path: "PATH", datetime: "DATETIME"}
+
+
+class _Argument(typer.core.TyperArgument):
+    def display_type_rich(self, ctx: click.Context) -> str | None:
+        return None  # its name (SOURCE, CATALOG) says what it is; typer would add `<str>`
+
+
+def _plain_metavar(param: click.Parameter) -> None:
+    """Flags and counters take no value, so show none (typer shows `<bool>`, `<int>`)."""
+    if type(param) is typer.core.TyperArgument:
+        param.__class__ = _Argument  # typer offers no argument class to choose
+    if param.metavar is not None or not isinstance(param, typer.core.TyperOption):
+        return
+    if param.is_flag or param.count:
+        param.metavar = ""
+        return
+    annotation = param.type_descriptor.annotation
+    if isinstance(annotation, type) and issubclass(annotation, StrEnum):
+        param.metavar = "|".join(m.value for m in annotation)
+    else:
+        param.metavar = _METAVARS.get(annotation, "TEXT")
+
 
 app = typer.Typer(
     help="Bring your own rasters: Cloud Optimized GeoTIFFs and a static STAC catalog.",
     no_args_is_help=True,
     add_completion=False,
+    cls=_Group,
 )
+command = functools.partial(app.command, cls=_Command)
 err = Console(stderr=True)
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
@@ -58,6 +114,8 @@ _STATUS_STYLE = {Status.INGESTED: "green", Status.REPLACED: "cyan",
                  Status.UNCHANGED: "dim", Status.REJECTED: "red",
                  Status.NOT_DONE: "yellow"}  # fmt: skip
 _AZURE_DEFAULTS = AzureOptions.model_fields
+# Where a catalog or the COGs may live; said once for SOURCE, --target and every CATALOG.
+_PLACES = "a local folder or az://container/prefix (blob storage)"
 
 
 def exit_code(report: Report | None, error: BaseException | None = None) -> int:
@@ -111,26 +169,46 @@ def _one_line(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}: {text} (details with byod -v)"
 
 
-class _RichProgress(PipelineProgress):
-    def __init__(self, bar: Progress) -> None:
-        self.bar = bar
-        self.task = bar.add_task("ingest", total=None)
+def _rich_progress(bar: Progress) -> PipelineProgress:
+    """The pipeline's progress drawn on a rich bar (the pipeline is imported only here)."""
+    from byod.pipeline import Progress as PipelineProgress
+    from byod.report import Row
 
-    def discovered(self, total: int) -> None:
-        self.bar.update(self.task, total=total)
+    class RichProgress(PipelineProgress):
+        def __init__(self) -> None:
+            self.task = bar.add_task("ingest", total=None)
 
-    def stage(self, input: str, stage: str) -> None:
-        self.bar.update(self.task, description=f"{stage:>8} {input}")
+        def discovered(self, total: int) -> None:
+            bar.update(self.task, total=total)
 
-    def finished(self, row: Row) -> None:
-        self.bar.advance(self.task)
-        if row.status is Status.REJECTED:
-            self.bar.console.print(f"[red]rejected[/] {row.message}")
+        def stage(self, input: str, stage: str) -> None:
+            bar.update(self.task, description=f"{stage:>8} {input}")
+
+        def finished(self, row: Row) -> None:
+            bar.advance(self.task)
+            if row.status is Status.REJECTED:
+                bar.console.print(f"[red]rejected[/] {row.message}")
+
+    return RichProgress()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"byod {version('byod')}")
+        raise typer.Exit()
 
 
 @app.callback()
 def main(
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging.")] = 0,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Bring your own rasters: Cloud Optimized GeoTIFFs and a static STAC catalog."""
     logging.basicConfig(
@@ -142,25 +220,30 @@ def main(
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-@app.command()
+@command()
 @_ends_cleanly
 def ingest(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help="Folder of rasters, walked recursively.")],
+    source: Annotated[
+        str,
+        typer.Argument(metavar="SOURCE", help=f"Rasters to ingest, walked recursively: {_PLACES}."),
+    ],
     collection: Annotated[
         str | None, typer.Option(help="Collection id \\[default: slug of the folder name].")
     ] = None,
     target: Annotated[
-        str, typer.Option(help="Where COGs are stored (folder or URL).")
+        str, typer.Option(metavar="FOLDER|URL", help=f"Where COGs are stored: {_PLACES}.")
     ] = DEFAULT_TARGET,
     catalog: Annotated[
-        str, typer.Option(help="Root of the STAC catalog (folder or URL).")
+        str, typer.Option(metavar="FOLDER|URL", help=f"Root of the STAC catalog: {_PLACES}.")
     ] = DEFAULT_CATALOG,
     datetime_: Annotated[
         datetime | None,
         typer.Option(
             "--datetime",
-            help="Acquisition time of every item (ISO 8601, UTC if no zone).",
+            metavar="DATETIME",
+            help="Acquisition time of every item: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS with an "
+            "optional Z or +HH:MM (UTC if no zone).",
             formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%SZ"],
         ),
     ] = None,
@@ -290,6 +373,9 @@ def ingest(
     typed["azure"] = AzureOptions(account_name=azure_account, region=azure_region,
                                   allow_any_region=allow_any_region,
                                   request_timeout_s=request_timeout)  # fmt: skip
+    from byod.dataset_config import DatasetConfigError
+    from byod.pipeline import ingest as run_ingest
+
     ends = functools.partial(_end_ingest, path=report, json_=json_, quiet=quiet)
     try:
         settings = build_settings(source, typed, str(config) if config else None)
@@ -301,10 +387,18 @@ def ingest(
     show = not quiet and not json_ and err.is_terminal
     try:
         if show:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
             columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                        TimeElapsedColumn())  # fmt: skip
             with Progress(*columns, console=err, transient=True) as bar:
-                outcome = run_ingest(settings, _RichProgress(bar))
+                outcome = run_ingest(settings, _rich_progress(bar))
         else:
             outcome = run_ingest(settings)
     except ByodError as exc:
@@ -341,13 +435,23 @@ def _end_ingest(
     raise typer.Exit(exit_code(outcome))
 
 
-@app.command()
+@command()
 @_ends_cleanly
 def validate(
-    catalog: Annotated[str, typer.Argument(help="Root catalog: a folder or its catalog.json.")],
+    catalog: Annotated[
+        str,
+        typer.Argument(
+            metavar="CATALOG",
+            help=f"Root catalog: {_PLACES}, or its catalog.json.",
+        ),
+    ],
     json_: Annotated[bool, typer.Option("--json", help="Print problems as JSON.")] = False,
 ) -> None:
-    """Validate every catalog, collection and item against the STAC schemas, offline."""
+    """Validate every catalog, collection and item against the STAC schemas, offline.
+
+    Each problem names the field and the schema rule it breaks."""
+    from byod.validate import validate_catalog
+
     root = catalog if catalog.endswith("catalog.json") else f"{catalog.rstrip('/')}/catalog.json"
     if "://" not in root and not Path(root).is_file():
         _usage_error(f"{root}: no catalog there")
@@ -358,29 +462,39 @@ def validate(
     else:
         out = Console()
         for p in problems:
-            out.print(f"[red]invalid[/] {p.kind} {p.href}: {p.message}")
+            out.print(
+                f"[red]invalid[/] {p.kind} {escape(p.href)}: {escape(p.message)}", soft_wrap=True
+            )
         verdict = "[green]valid[/]" if not problems else f"[red]{len(problems)} invalid[/]"
         out.print(f"{count} STAC objects checked: {verdict}")
     raise typer.Exit(EXIT_REJECTED if problems else EXIT_OK)
 
 
-@app.command()
+@command()
 @_ends_cleanly
 def search(
     catalog: Annotated[
-        str, typer.Argument(help="Root catalog: folder, catalog.json, az:// or https URL.")
+        str,
+        typer.Argument(
+            metavar="CATALOG", help=f"Root catalog: {_PLACES}, its catalog.json or https URL."
+        ),
     ],
     collection: Annotated[
         list[str] | None, typer.Option(help="Collection id (repeat for several) \\[default: all].")
     ] = None,
     bbox: Annotated[
         str | None,
-        typer.Option(help="W,S,E,N in degrees (W > E crosses 180°; 0..360 longitudes accepted)."),
+        typer.Option(
+            metavar="W,S,E,N",
+            help="Degrees (W > E crosses 180°; 0..360 longitudes accepted).",
+        ),
     ] = None,
     datetime_: Annotated[
         str | None,
         typer.Option(
-            "--datetime", help="Instant, day or START/END (ISO 8601, '..' open, START <= END)."
+            "--datetime",
+            metavar="DATETIME",
+            help="Instant, day or START/END (ISO 8601, '..' open, START <= END).",
         ),
     ] = None,
     max_cloud: Annotated[
@@ -395,13 +509,15 @@ def search(
     ] = False,
 ) -> None:
     """Search a catalog by space, time, cloud cover and CQL2, from its geoparquet index."""
+    from rich.table import Table
+
     from byod.analysis import search as run_search
     from byod.index import SearchError
 
     try:
         found = run_search(catalog, collections=collection, bbox=bbox, datetime=datetime_,
                            max_cloud=max_cloud, filter=filter_, limit=limit)  # fmt: skip
-    except (SearchError, FileNotFoundError, AzureConfigError) as exc:
+    except (SearchError, FileNotFoundError) as exc:
         _usage_error(str(exc))
     if json_:
         sys.stdout.write(json.dumps(found.to_dict(transform_hrefs=False), indent=2) + "\n")
@@ -423,16 +539,21 @@ def search(
 def _when(props: dict[str, Any]) -> str:
     """The table's time: the instant, START/END, or "unknown" for a time-less item (its
     0001-01-01 start is STAC's placeholder, not a time; see byod.temporal)."""
+    from byod.temporal import UNKNOWN_SOURCE
+
     if props.get("byod:datetime_source") == UNKNOWN_SOURCE:
         return "unknown"
     return props.get("datetime") or f"{props.get('start_datetime')}/{props.get('end_datetime')}"
 
 
-@app.command()
+@command()
 @_ends_cleanly
 def browse(
     catalog: Annotated[
-        str, typer.Argument(help="Root catalog: folder, catalog.json, az:// or https URL.")
+        str,
+        typer.Argument(
+            metavar="CATALOG", help=f"Root catalog: {_PLACES}, its catalog.json or https URL."
+        ),
     ],
     port: Annotated[
         int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0: any free).")
@@ -443,19 +564,27 @@ def browse(
     ] = None,
 ) -> None:
     """Render the catalog as HTML pages (thumbnails inlined) and serve them on localhost."""
+    import errno
     import tempfile
     import time
 
     from byod.analysis import catalog_store
     from byod.browse import render_site, serve
 
+    store, _ = catalog_store(catalog, None)
+    folder = out or Path(tempfile.mkdtemp(prefix="byod-browse-"))
+    try:  # the port first: a busy one is known before the pages are rendered
+        server = serve(folder, port)
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
+            raise
+        _usage_error(f"port {port} on 127.0.0.1: {exc.strerror}; choose another with --port "
+                     "(0: any free)")  # fmt: skip
     try:
-        store, _ = catalog_store(catalog, None)
-        folder = out or Path(tempfile.mkdtemp(prefix="byod-browse-"))
         render_site(store, folder)
-    except (FileNotFoundError, AzureConfigError, ValueError) as exc:
+    except (FileNotFoundError, ValueError) as exc:
+        server.server_close()
         _usage_error(str(exc))
-    server = serve(folder, port)
     Console().print(f"browse {catalog} at http://127.0.0.1:{server.server_address[1]}/ "
                     "(Ctrl-C stops)")  # fmt: skip
     try:
@@ -466,34 +595,57 @@ def browse(
         server.server_close()
 
 
-@app.command()
+@command()
 @_ends_cleanly
 def sign(
     target: Annotated[
-        str, typer.Argument(help="A blob URL (https or az://), or an item JSON file or URL.")
+        str,
+        typer.Argument(
+            metavar="URL",
+            help="A blob URL (https://ACCOUNT.blob.core.windows.net/... or az://container/blob), "
+            "or an item's JSON (a file or URL) whose assets are signed.",
+        ),
     ],
     expiry: Annotated[int, typer.Option(min=60, help="Seconds the signature stays valid.")] = 3600,
 ) -> None:
     """Print a short-lived read-only SAS URL for a private blob, or an item with signed assets.
 
     Credentials come from the environment (AZURE_STORAGE_CONNECTION_STRING, ...)."""
+    from datetime import timedelta
+
+    import pystac
+
+    from byod.azure import resolve_access
     from byod.signing import SignedStacIO
     from byod.signing import sign as sign_any
 
-    try:
-        access = resolve_access(AzureOptions())
-        stac_io = SignedStacIO(access)
-        if target.endswith(".json") and stac_io.read_json(target).get("type") == "Feature":
-            item = pystac.Item.from_file(target, stac_io=stac_io)
-            signed = sign_any(item, timedelta(seconds=expiry), access)
-            sys.stdout.write(json.dumps(signed.to_dict(transform_hrefs=False), indent=2) + "\n")
-        else:
-            sys.stdout.write(sign_any(target, timedelta(seconds=expiry), access) + "\n")
-    except AzureConfigError as exc:
-        _usage_error(str(exc))
+    remote = target.startswith(("http://", "https://", "az://"))
+    if not remote and not target.endswith(".json"):
+        _usage_error(f"{target}: only blob URLs can be signed (https://ACCOUNT.blob.core."
+                     "windows.net/... or az://container/blob), or an item's JSON")  # fmt: skip
+    access = resolve_access(AzureOptions())
+    stac_io = SignedStacIO(access)
+    if target.endswith(".json") and stac_io.read_json(target).get("type") == "Feature":
+        item = pystac.Item.from_file(target, stac_io=stac_io)
+        signed = sign_any(item, timedelta(seconds=expiry), access)
+        sys.stdout.write(json.dumps(signed.to_dict(transform_hrefs=False), indent=2) + "\n")
+        return
+    if not remote:
+        _usage_error(f"{target}: not a STAC item; only blob URLs and items can be signed")
+    url = sign_any(target, timedelta(seconds=expiry), access)
+    if url == target:  # sign_href leaves URLs outside the account as they are
+        _usage_error(f"{target}: not a blob of storage account {access.account_name!r}; "
+                     "only its blob URLs can be signed")  # fmt: skip
+    sys.stdout.write(url + "\n")
 
 
 def _print_summary(report: Report) -> None:
+    from rich.table import Table
+
+    from byod.temporal import UNKNOWN_NOTE, WRITTEN_NOTE
+
+    # Row notes the table shows: the input has no acquisition time, or only its write time.
+    time_notes = (UNKNOWN_NOTE.split(":", 1)[0], WRITTEN_NOTE.split(",", 1)[0])
     out = Console()
     counts = report.counts()
     table = Table(title=f"byod ingest: {report.collection}", show_lines=False)
@@ -507,7 +659,7 @@ def _print_summary(report: Report) -> None:
                   else ", ".join(row.item_ids))  # fmt: skip
         # Time-less or write-time-only inputs: say so, and how to give the time.
         detail += "".join(f"\n[yellow]{escape(n)}[/]" for n in row.notes
-                          if n.startswith(_TIME_NOTES))  # fmt: skip
+                          if n.startswith(time_notes))  # fmt: skip
         style = _STATUS_STYLE[row.status]
         table.add_row(row.input, f"[{style}]{row.status}[/]", detail)
     out.print(table)
@@ -517,11 +669,13 @@ def _print_summary(report: Report) -> None:
         out.print(f"[{style}]storage: {report.storage}[/]")
 
 
-# Row notes the table shows: the input has no acquisition time, or only its write time.
-_TIME_NOTES = (UNKNOWN_NOTE.split(":", 1)[0], WRITTEN_NOTE.split(",", 1)[0])
 # CLI parameter names where they differ from the settings' field names.
-_PARAMETER = {"datetime": "datetime_", "timeout_s": "timeout", "max_memory_mb": "max_memory",
-              "disk_budget_mb": "disk_budget"}
+_PARAMETER = {
+    "datetime": "datetime_",
+    "timeout_s": "timeout",
+    "max_memory_mb": "max_memory",
+    "disk_budget_mb": "disk_budget",
+}
 
 
 def _typed(ctx: typer.Context, name: str) -> bool:

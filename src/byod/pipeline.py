@@ -33,6 +33,7 @@ from byod.azure import (
 )
 from byod.catalog import (
     CollectionInfo,
+    Published,
     asset_hrefs,
     new_version,
     publish,
@@ -387,11 +388,17 @@ def publish_run(run: Run, outcomes: list[Outcome]) -> Report:
     def switched() -> None:
         run.published = True
 
-    try:
-        done = publish(stores.catalog, info, new, removed, run.context.version, switched)
-    except BaseException:
-        _end_run(run, finished=False)  # the next run removes what this one left
-        raise
+    if not new and not removed and not run.existing:
+        # Every input rejected in a collection not published yet: no empty collection is
+        # added to the root catalog (issue 12).
+        run.report.notes.append("no item to publish: the collection was not added")
+        done = Published(superseded=[], renamed={})
+    else:
+        try:
+            done = publish(stores.catalog, info, new, removed, run.context.version, switched)
+        except BaseException:
+            _end_run(run, finished=False)  # the next run removes what this one left
+            raise
     for row in report.rows:  # ids another run took meanwhile (see catalog.publish)
         row.item_ids = sorted(done.renamed.get(i, i) for i in row.item_ids)
     for href in done.superseded:  # after the switch: no published item points at them

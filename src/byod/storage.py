@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from byod.azure import AzureAccess
+from byod.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +71,24 @@ def is_blob_url(url: str) -> bool:
 
 
 def open_store(url: str | Path, access: AzureAccess | None = None) -> Store:
-    """A Store for a local folder or an az:// URL (which needs `access`)."""
+    """A Store for a local folder or an az:// URL (which needs `access`).
+
+    Raises `ConfigurationError` (a ValueError) for another scheme (s3://, ...), a blob URL
+    without `access`, or a local path that is, or lies under, a file (a store is a folder)."""
     text = str(url)
     if is_blob_url(text):
         if access is None:
-            raise ValueError(f"{text}: a blob URL needs Azure credentials")
+            raise ConfigurationError(f"{text}: a blob URL needs Azure credentials")
         return BlobStore(text, access)
     if "://" in text and not text.startswith("file://"):
-        raise ValueError(f"{text}: only local folders and az:// URLs are supported")
-    return Store(text.removeprefix("file://"))
+        raise ConfigurationError(f"{text}: only local folders and az:// URLs are supported")
+    root = Path(text.removeprefix("file://"))
+    # The nearest existing part decides: a file there can never hold the store's folders.
+    existing = next((p for p in (root, *root.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "" if existing == root else f" ({existing} is a file)"
+        raise ConfigurationError(f"{text}: a file, not a folder{where}")
+    return Store(root)
 
 
 class Store:

@@ -14,6 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import jsonschema
 import pystac
 import pystac.validation
 from pystac.validation.stac_validator import JsonSchemaSTACValidator
@@ -37,9 +38,13 @@ class SchemaNotShipped(LookupError):
 
 @dataclass(frozen=True)
 class Problem:
+    """One object that failed: `message` is one line naming the field and the rule."""
+
     href: str
     kind: str  # "catalog", "collection", "item"
     message: str
+    field: str | None = None  # JSON path of the offending value, e.g. $.properties.datetime
+    rule: str | None = None  # the schema keyword that failed, at its URI#pointer
 
 
 @cache
@@ -104,7 +109,7 @@ def validate_catalog(url: str) -> tuple[int, list[Problem]]:
         try:
             pystac.validation.validate_dict(data, href=href, validator=validator)
         except pystac.STACValidationError as exc:
-            problems.append(Problem(href, kind, _validation_message(exc)))
+            problems.append(_problem(href, kind, exc))
         except SchemaNotShipped as exc:
             problems.append(Problem(href, kind, str(exc)))
         for link in data.get("links", []):
@@ -119,7 +124,46 @@ def _kind_of_child(store: Store, key: str) -> str:
     return "collection" if key.endswith("collection.json") else "catalog"
 
 
-def _validation_message(exc: pystac.STACValidationError) -> str:
-    source = getattr(exc, "source", None)
-    detail = getattr(source, "message", None) if source is not None else None
-    return str(detail or exc).splitlines()[0]
+def _problem(href: str, kind: str, exc: pystac.STACValidationError) -> Problem:
+    """The failure jsonschema ranks first (`best_match`, the error pystac reports too), as
+    the field it concerns (a JSON path), the keyword that failed and where that keyword is
+    written: the published schema's URL and the JSON pointer (RFC 6901) into it."""
+    errors = exc.source if isinstance(exc.source, list) else []
+    best = jsonschema.exceptions.best_match(errors)
+    if best is None:
+        return Problem(href, kind, str(exc).splitlines()[0])
+    field = best.json_path
+    if best.validator == "required" and isinstance(best.instance, dict):
+        # The error sits on the object; the field is the first required name it lacks.
+        missing = [n for n in best.validator_value if n not in best.instance]
+        field = f"{field}.{missing[0]}" if missing else field
+    rule = f"{best.validator} at {_locate(best.schema, best.validator)}"
+    if rule.endswith(" at None"):  # not a shipped schema's part: the path as evaluated
+        schema = str(exc).splitlines()[0].rpartition(" against schema at ")[2]
+        rule = f"{best.validator} via {schema} {'/'.join(map(str, best.schema_path))}"
+    text = best.message if len(best.message) <= 200 else best.message[:197] + "..."
+    return Problem(href, kind, f"{field}: {text} (schema rule {rule})", field, rule)
+
+
+def _locate(subschema: Any, keyword: str) -> str | None:
+    """`URL#pointer` of `keyword` in the shipped schema that holds `subschema` (found by
+    identity: jsonschema evaluates the very dicts `local_schemas` loaded, $refs resolved)."""
+    for url, document in local_schemas().items():
+        path = _path_to(document, subschema)
+        if path is not None:
+            escaped = (p.replace("~", "~0").replace("/", "~1") for p in (*path, keyword))
+            return f"{url}#/{'/'.join(escaped)}"
+    return None
+
+
+def _path_to(node: Any, target: Any) -> list[str] | None:
+    if node is target:
+        return []
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(
+        node, list) else ()  # fmt: skip
+    for key, child in children:
+        if isinstance(child, dict | list):
+            found = _path_to(child, target)
+            if found is not None:
+                return [str(key), *found]
+    return None
