@@ -108,6 +108,7 @@ log = logging.getLogger("byod")
 # Defaults are defined once, on the settings model.
 _DEFAULTS = IngestSettings.model_fields
 # The choices are written once, in config.Compression.
+# mypy cannot type an Enum whose members are computed (misc).
 CompressionChoice = StrEnum("CompressionChoice", {v: v for v in get_args(Compression)})  # type: ignore[misc]
 _DEFLATE = CompressionChoice("deflate")
 _STATUS_STYLE = {Status.INGESTED: "green", Status.REPLACED: "cyan",
@@ -148,7 +149,7 @@ def _ends_cleanly(command: F) -> F:
         except Exception as exc:  # noqa: BLE001 - the edge: every error ends as one line
             _fail(exc)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # functools.wraps keeps F's signature
 
 
 def _fail(exc: BaseException) -> NoReturn:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 import rasterio
 import rasterio._base
@@ -43,7 +45,7 @@ def gdal_raster_extensions() -> frozenset[str]:
 
 
 @cache
-def _identify_function() -> tuple[object, object] | None:
+def _identify_function() -> tuple[Callable[..., Any], Callable[..., Any]] | None:
     try:
         lib = ctypes.CDLL(rasterio._base.__file__)  # its dependencies include libgdal
         identify = lib.GDALIdentifyDriverEx
@@ -67,10 +69,10 @@ def identify_driver(path: str) -> str | None:
         return None
     identify, short_name = functions
     with rasterio.Env():  # registers GDAL's drivers
-        handle = identify(os.fsencode(path), _GDAL_OF_RASTER, None, None)  # type: ignore[operator]
+        handle = identify(os.fsencode(path), _GDAL_OF_RASTER, None, None)
         if not handle:
             return None
-        name = short_name(handle)  # type: ignore[operator]
+        name = short_name(handle)
     return name.decode() if name else None
 
 

@@ -266,7 +266,7 @@ def _raster_band(band: BandInfo, spatial_resolution: float | None) -> RasterBand
     elif isinstance(nodata, float) and not band.data_type.startswith(("float", "complex")):
         nodata = int(nodata)
     return RasterBand.create(
-        nodata=nodata,  # type: ignore[arg-type]
+        nodata=nodata,  # type: ignore[arg-type]  # "nan"/"inf": pystac types them as NoDataStrings
         data_type=raster_data_type(band.data_type),
         spatial_resolution=spatial_resolution,
         scale=band.scale if band.scale != 1.0 else None,

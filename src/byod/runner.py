@@ -115,6 +115,8 @@ class _Popen(popen_forkserver.Popen):
         work = process_obj._args[1] if len(process_obj._args) > 1 else None
         prep_data = _safe_preparation(process_obj._name, getattr(work, "__module__", None))
         buf = io.BytesIO()
+        # CPython's private helpers (set_spawning_popen, connect_to_new_process, util) are not
+        # in typeshed's stubs of these modules.
         popen_forkserver.set_spawning_popen(self)  # type: ignore[attr-defined]
         try:
             reduction.dump(prep_data, buf)
