@@ -17,11 +17,13 @@ credentials and network access before it reads an input (`untrusted.worker_envir
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import multiprocessing as mp
 import os
 import resource
+import signal
 import sys
 import threading
 import time
@@ -32,10 +34,11 @@ from multiprocessing import forkserver, popen_forkserver, process, reduction, sp
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import ForkServerProcess
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from rasterio.errors import RasterioError
 
+from byod import confine
 from byod.rasters import is_out_of_memory
 from byod.reasons import Reason, RejectedInput
 from byod.untrusted import worker_environment
@@ -62,9 +65,15 @@ def _start_forkserver() -> None:
             os.environ["PYTHONPATH"] = os.pathsep.join(entries)
         else:
             os.environ.pop("PYTHONPATH", None)
+        # Spawned with SIGINT ignored, which Python keeps at start-up and the forkserver's
+        # children inherit: a Ctrl-C to the process group stops the parent only (it decides).
+        main = threading.current_thread() is threading.main_thread()
+        old_int = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
         try:
             forkserver.ensure_running()
         finally:
+            if main:
+                signal.signal(signal.SIGINT, old_int)
             for key, value in saved.items():
                 if value is None:
                     os.environ.pop(key, None)
@@ -175,6 +184,24 @@ def run_bounded(
     """
     pending = list(reversed(jobs))
     running: list[_Running] = []
+    try:
+        yield from _run(pending, running, work, workers, timeout_s, max_memory_mb, on_stage,
+                        before_start)  # fmt: skip
+    finally:  # closed early or interrupted (SIGINT/SIGTERM in the parent): stop the workers
+        for run in running:
+            _reap(run, kill=True)
+
+
+def _run(
+    pending: list[tuple[str, J]],
+    running: list[_Running],
+    work: Callable[[J, Callable[[str], None]], R],
+    workers: int,
+    timeout_s: float,
+    max_memory_mb: int,
+    on_stage: Callable[[str, str], None],
+    before_start: Callable[[J], None],
+) -> Iterator[Done[J, R]]:
     while pending or running:
         while pending and len(running) < workers:
             label, job = pending.pop()
@@ -246,33 +273,89 @@ def _reap(run: _Running, kill: bool = False) -> None:
     run.conn.close()
 
 
+class Confined(Protocol):
+    """A job that names its folders: a worker may read `source_root` (None: `workdir/input`,
+    where a remote input is fetched) and read and write `workdir` (byod.work.Job)."""
+
+    workdir: Path
+    source_root: Path | None
+
+
+def sandbox_note() -> str | None:
+    """The report's note when workers cannot be confined (no Landlock on this system), else
+    None; the first call in a process also logs it as a warning (once per run)."""
+    global _WARNED
+    if confine.abi_version() >= 1:
+        return None
+    note = (
+        "byod: this system has no Landlock (Linux 5.13 or newer); workers are not confined "
+        "by the OS, only the parsed checks of what inputs refer to apply"
+    )
+    if not _WARNED:
+        _WARNED = True
+        log.warning(note)
+    return note
+
+
+_WARNED = False
+
+
+def _confine(job: Any) -> None:
+    """Confine this worker to what its job may read and write (byod.confine), when the job
+    names its folders (`Confined`); jobs of other shapes run with the parsed checks only."""
+    workdir = getattr(job, "workdir", None)
+    if not isinstance(workdir, Path):
+        return
+    source = getattr(job, "source_root", None) or workdir / "input"
+    confine.confine(read=[source], write=[workdir])
+
+
 def _child(
     conn: Connection, work: Callable[..., Any], job: Any, label: str, max_memory_mb: int
 ) -> None:
+    # The parent decides what a Ctrl-C stops (it kills its workers): no KeyboardInterrupt here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     worker_environment()  # before any input is opened: no credentials, no network for GDAL
+    _confine(job)  # ... and no file outside the source and the runtime, whatever opens it
     limit = max_memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    watch = confine.watch_denials()  # a refused read GDAL only logs still rejects the input
     try:
         result = work(job, lambda stage: conn.send(("stage", stage)))
+        if watch.denied:
+            raise PermissionError(errno.EACCES, "a read was refused")
         conn.send(("ok", result))
     except RejectedInput as exc:
-        conn.send(("rejected", (exc.reason, exc.message)))
-    except MemoryError:
-        conn.send(("rejected", (Reason.MEMORY_LIMIT, _memory_message(label, max_memory_mb))))
-    except RasterioError as exc:
-        # The allocation failure is in the chained GDAL error, not in rasterio's own message.
-        if is_out_of_memory(exc):
-            conn.send(("rejected", (Reason.MEMORY_LIMIT, _memory_message(label, max_memory_mb))))
+        denied = watch.denied or confine.is_denied(exc.__cause__)
+        if denied and exc.reason is not Reason.OUTSIDE_SOURCE:  # e.g. "truncated"
+            conn.send(("rejected", _failure(exc, label, max_memory_mb, denied=True)))
         else:
-            conn.send(("rejected", (Reason.UNREADABLE, f"{label}: GDAL could not read it ({exc})")))
-    except Exception as exc:  # noqa: BLE001 - one input's bug must not end the run; it is reported
-        if is_out_of_memory(exc):  # e.g. GDAL's CPLE_OutOfMemoryError, which is no RasterioError
-            conn.send(("rejected", (Reason.MEMORY_LIMIT, _memory_message(label, max_memory_mb))))
-            return
-        log.debug("worker failed on %s\n%s", label, traceback.format_exc())
-        conn.send(("rejected", (Reason.CRASHED, f"{label}: unexpected error {exc!r}")))
+            conn.send(("rejected", (exc.reason, exc.message)))
+    except Exception as exc:  # noqa: BLE001 - sorted below by what failed
+        conn.send(("rejected", _failure(exc, label, max_memory_mb, watch.denied > 0)))
     finally:
         conn.close()
+
+
+def _failure(
+    exc: BaseException, label: str, max_memory_mb: int, denied: bool = False
+) -> tuple[Reason, str]:
+    """The rejection for a worker's exception: a read the sandbox refused (`denied`: one GDAL
+    logged; or `confine.is_denied(exc)`) is outside_source, naming no path; then memory, GDAL
+    and unexpected errors."""
+    if denied or confine.is_denied(exc):
+        return Reason.OUTSIDE_SOURCE, (
+            f"{label}: refers to a file outside the source folder (the worker's sandbox refused "
+            "to read it); only files inside the source folder may be read"
+        )
+    if isinstance(exc, MemoryError) or is_out_of_memory(exc):
+        # GDAL's allocation failure may be chained in a RasterioError, or a CPLE_OutOfMemoryError.
+        return Reason.MEMORY_LIMIT, _memory_message(label, max_memory_mb)
+    if isinstance(exc, RasterioError):
+        return Reason.UNREADABLE, f"{label}: GDAL could not read it ({exc})"
+    # One input's bug must not end the run; it is reported.
+    log.debug("worker failed on %s\n%s", label, traceback.format_exc())
+    return Reason.CRASHED, f"{label}: unexpected error {exc!r}"
 
 
 def _memory_message(label: str, max_memory_mb: int) -> str:
