@@ -34,6 +34,7 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from defusedxml import ElementTree
@@ -54,6 +55,7 @@ RELATIVE = "a relative path leading outside the source"
 LINK = "a symbolic link leading outside the source"
 SERVICE = "a network service driver"
 NESTING = "VRTs nested too deeply"
+OPTION = "a GDAL open option naming a path"
 BROKEN = "a VRT that cannot be parsed"
 
 # How deep VRTs may nest (a VRT naming a VRT ...); GDAL itself stops at a similar depth.
@@ -63,6 +65,10 @@ _SNIFF_BYTES = 64 * 1024
 # `scheme://` URLs and GDAL's `DRIVER:` connection strings (two or more letters: not `C:`).
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _CONNECTION = re.compile(r"^[A-Za-z][A-Za-z0-9_]+:")
+# Open options of a VRT source that name files or folders (ROOT_PATH, ...): refused outright.
+# An ER Mapper header's data file (`DataFile = "name"`).
+_ERS_DATA_FILE = re.compile(r'^\s*DataFile\s*=\s*"([^"]*)"', re.MULTILINE | re.IGNORECASE)
+_PATH_OPTION = re.compile(r"PATH|FILE|DIR|URL|ROOT", re.IGNORECASE)
 # `scheme://` names GDAL itself resolves (vrt://path?options), not network protocols.
 GDAL_SCHEMES = frozenset({"vrt"})
 # Drivers that open network services rather than files (GDAL's driver list, "network" ones).
@@ -152,9 +158,9 @@ def check_references(path: Path, root: Path, label: str) -> Checked:
     where = reference_class(str(path), Path.cwd(), root)
     if where is not None:
         raise _outside(label, where)
-    raw = False
-    for candidate in (path, *_companions(path)):
-        raw |= _check_vrt(candidate, root, label, depth=0, seen=set())
+    raw = _check_file(path, root, label, depth=0, seen=set())
+    for companion in _companions(path):
+        raw |= _check_companion(companion, root, label, depth=0, seen=set())
     return Checked(raw_bands=raw)
 
 
@@ -165,6 +171,9 @@ def check_opened(files: Iterable[str], driver: str, root: Path, label: str) -> N
         raise _outside(label, SERVICE)
     root = root.resolve()
     for name in files:
+        if "<VRTDataset" in name:  # GDAL lists an inline VRT source after its parent's folder
+            _check_inline(name[name.index("<VRTDataset") :], root, label, depth=1, seen=set())
+            continue
         where = reference_class(name, Path.cwd(), root)
         if where is not None:
             raise _outside(label, where)
@@ -245,20 +254,95 @@ def _check_vrt(path: Path, root: Path, label: str, depth: int, seen: set[Path]) 
         tree = ElementTree.parse(str(path))
     except (DefusedXmlException, ElementTree.ParseError, OSError):
         raise _outside(label, BROKEN) from None
+    return _check_tree(tree.getroot(), path.parent, root, label, depth, seen)
+
+
+def _check_file(path: Path, root: Path, label: str, depth: int, seen: set[Path]) -> bool:
+    """A file GDAL opens: a VRT's references, or an ER Mapper header's `DataFile` (GDAL's ERS
+    driver reads the data file the header names, relative to the header's folder)."""
+    if _is_ers(path):
+        for name in _ERS_DATA_FILE.findall(_head(path).decode("latin-1")):
+            where = reference_class(name, path.parent, root)
+            if where is not None:
+                raise _outside(label, where)
+        return False
+    return _check_vrt(path, root, label, depth, seen)
+
+
+def _check_tree(
+    top: Any, folder: Path, root: Path, label: str, depth: int, seen: set[Path]
+) -> bool:
+    """Check every reference of one parsed VRT (`folder`: where its relative names start);
+    True when it (or a VRT it names) has raw bands. GDAL's VRT format (gdal_vrttut):
+    `*Filename` and `SourceDataset` elements, VRTProcessedDataset `<Argument>`s named
+    `*_filename*` (LocalScaleOffset gain/offset, Trimming), `<OpenOptions>` of a source, and a
+    source that is itself an inline `<VRTDataset>` string."""
     raw = False
-    for element in tree.iter():
+    for element in top.iter():
         tag = element.tag if isinstance(element.tag, str) else ""
         if tag == "VRTRasterBand" and element.get("subClass") == "VRTRawRasterBand":
             raw = True
-        if not (tag.endswith("Filename") or tag == "SourceDataset") or not element.text:
-            continue
+        if tag == "OOI" and _PATH_OPTION.search(_attribute(element, "key") or ""):
+            raise _outside(label, OPTION)  # ROOT_PATH re-roots a nested VRT's relative names
+        for name, base in _references(element, tag, folder):
+            if name.startswith("<"):  # GDAL opens a name starting with <VRTDataset as XML
+                raw |= _check_inline(name, root, label, depth + 1, seen)
+                continue
+            where = reference_class(name, base, root)
+            if where is not None:
+                raise _outside(label, where)
+            target = Path(name) if os.path.isabs(name) else base / name
+            raw |= _check_file(target, root, label, depth + 1, seen)
+            for companion in _companions(target):  # the source's own .ovr, .aux.xml, .msk
+                raw |= _check_companion(companion, root, label, depth + 1, seen)
+    return raw
+
+
+def _references(element: Any, tag: str, folder: Path) -> list[tuple[str, Path]]:
+    """The names one VRT element makes GDAL open, each with the folder a relative name is
+    read from (both candidates where the VRT's flags are not parsed here)."""
+    text = (element.text or "").strip()
+    if not text:
+        return []
+    if tag.endswith("Filename") or tag == "SourceDataset":
         relative = _attribute(element, "relativeToVRT") == "1"
-        base = path.parent if relative else Path.cwd()
-        where = reference_class(element.text, base, root)
+        return [(text, folder if relative else Path.cwd())]
+    if tag == "Argument" and "filename" in (_attribute(element, "name") or "").lower():
+        return [(text, folder), (text, Path.cwd())]  # the step's relativeToVRT argument
+    return []
+
+
+def _check_inline(text: str, root: Path, label: str, depth: int, seen: set[Path]) -> bool:
+    """An inline VRT (XML as a source's name): checked like a file, relative names from the
+    working directory, as GDAL reads a VRT that has no file."""
+    if depth >= MAX_VRT_DEPTH:
+        raise _outside(label, NESTING)
+    try:
+        inline = ElementTree.fromstring(text)
+    except (DefusedXmlException, ElementTree.ParseError):
+        raise _outside(label, BROKEN) from None
+    return _check_tree(inline, Path.cwd(), root, label, depth, seen)
+
+
+def _check_companion(path: Path, root: Path, label: str, depth: int, seen: set[Path]) -> bool:
+    """A sidecar GDAL opens beside a raster: a VRT (an `.ovr` may be one), or a PAM `.aux.xml`
+    whose OVERVIEW_FILE names the overviews (GDAL's PAM, `:::BASE:::` for a name relative to
+    the sidecar's folder)."""
+    raw = _check_vrt(path, root, label, depth, seen)
+    if not path.name.lower().endswith(".aux.xml"):
+        return raw
+    try:
+        tree = ElementTree.parse(str(path))
+    except (DefusedXmlException, ElementTree.ParseError, OSError):
+        raise _outside(label, BROKEN) from None
+    for element in tree.iter("MDI"):
+        if (_attribute(element, "key") or "").upper() != "OVERVIEW_FILE" or not element.text:
+            continue
+        name = element.text.strip().removeprefix(":::BASE:::")
+        where = reference_class(name, path.parent, root)
         if where is not None:
             raise _outside(label, where)
-        name = element.text.strip()
-        target = Path(name) if os.path.isabs(name) else base / name
+        target = Path(name) if os.path.isabs(name) else path.parent / name
         raw |= _check_vrt(target, root, label, depth + 1, seen)
     return raw
 
@@ -267,13 +351,22 @@ def _has_mask(src: DatasetReader) -> bool:
     return any(MaskFlags.per_dataset in flags for flags in src.mask_flag_enums)
 
 
-def _is_vrt(path: Path) -> bool:
+def _head(path: Path) -> bytes:
+    """The first `_SNIFF_BYTES` of a file (b"" when it cannot be read)."""
     try:
         with path.open("rb") as f:
-            head = f.read(_SNIFF_BYTES)
+            return f.read(_SNIFF_BYTES)
     except OSError:
-        return False
-    return b"<VRTDataset" in head
+        return b""
+
+
+def _is_vrt(path: Path) -> bool:
+    return b"<VRTDataset" in _head(path)
+
+
+def _is_ers(path: Path) -> bool:
+    # GDAL's ERS driver identifies a header by these words near its start.
+    return path.suffix.lower() == ".ers" and b"DatasetHeader" in _head(path)[:1024]
 
 
 def _companions(path: Path) -> list[Path]:
