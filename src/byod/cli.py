@@ -34,7 +34,7 @@ from byod.config import (
     build_settings,
 )
 from byod.errors import ByodError, ConfigurationError, StorageUnavailable, storage_failure
-from byod.report import Report, Status
+from byod.report import Report, Status, printable
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -159,15 +159,22 @@ def _fail(exc: BaseException) -> NoReturn:
         log.info("traceback of the failure", exc_info=exc)
         # validate, search, browse, sign: a store that failed is exit 2, like an ingest's.
         exc = storage_failure(exc, "storage") or exc
-    err.print(f"[red]error:[/] {escape(_one_line(exc))}", soft_wrap=True)  # one line
+    err.print(f"[red]error:[/] {_shown(_one_line(exc))}", soft_wrap=True)  # one line
     raise typer.Exit(exit_code(None, exc))
 
 
 def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, ByodError):  # byod's messages are one line: a newline is a name's
+        return printable(str(exc).strip())
     text = (str(exc).strip().splitlines() or [""])[0]
-    if isinstance(exc, ByodError):
-        return text
     return f"unexpected {type(exc).__name__}: {text} (details with byod -v)"
+
+
+def _shown(text: str) -> str:
+    """Text that may come from an input (a file name, a message naming one) as the terminal
+    must show it: control characters written out (`report.printable`: no ESC sequence, OSC-8
+    link or newline reaches the terminal) and rich markup escaped (shown, not interpreted)."""
+    return escape(printable(text))
 
 
 def _rich_progress(bar: Progress) -> PipelineProgress:
@@ -183,12 +190,12 @@ def _rich_progress(bar: Progress) -> PipelineProgress:
             bar.update(self.task, total=total)
 
         def stage(self, input: str, stage: str) -> None:
-            bar.update(self.task, description=f"{stage:>8} {input}")
+            bar.update(self.task, description=f"{_shown(stage):>8} {_shown(input)}")
 
         def finished(self, row: Row) -> None:
             bar.advance(self.task)
             if row.status is Status.REJECTED:
-                bar.console.print(f"[red]rejected[/] {row.message}")
+                bar.console.print(f"[red]rejected[/] {_shown(row.message or row.input)}")
 
     return RichProgress()
 
@@ -268,11 +275,11 @@ def ingest(
         int | None,
         typer.Option(
             min=1,
-            help="MB of temp disk one input's conversion may need (bands uncompressed plus "
-            "overviews); larger inputs are rejected before conversion \\[default: free temp "
-            "space minus 1 GB].",
+            help="MB of temp disk one input's conversion may need at its peak (staged copies, "
+            "the uncompressed temp file and the COG, with overviews); larger inputs are "
+            "rejected before conversion. Never more than (free temp space - 1 GB) / workers.",
         ),
-    ] = None,
+    ] = _DEFAULTS["disk_budget_mb"].default,
     compression: Annotated[
         CompressionChoice,
         typer.Option(help="COG compression (zstd: faster, smaller; deflate: read everywhere)."),
@@ -464,7 +471,7 @@ def validate(
         out = Console()
         for p in problems:
             out.print(
-                f"[red]invalid[/] {p.kind} {escape(p.href)}: {escape(p.message)}", soft_wrap=True
+                f"[red]invalid[/] {p.kind} {_shown(p.href)}: {_shown(p.message)}", soft_wrap=True
             )
         verdict = "[green]valid[/]" if not problems else f"[red]{len(problems)} invalid[/]"
         out.print(f"{count} STAC objects checked: {verdict}")
@@ -531,7 +538,7 @@ def search(
         props = item.properties
         when = _when(props)
         cloud = props.get("eo:cloud_cover")
-        table.add_row(item.collection_id or "", item.id, str(when),
+        table.add_row(_shown(item.collection_id or ""), _shown(item.id), str(when),
                       "" if cloud is None else f"{cloud:g}",
                       ", ".join(f"{v:.3f}" for v in item.bbox or []))  # fmt: skip
     out.print(table)
@@ -649,25 +656,27 @@ def _print_summary(report: Report) -> None:
     time_notes = (UNKNOWN_NOTE.split(":", 1)[0], WRITTEN_NOTE.split(",", 1)[0])
     out = Console()
     counts = report.counts()
-    table = Table(title=f"byod ingest: {report.collection}", show_lines=False)
+    table = Table(title=f"byod ingest: {_shown(report.collection)}", show_lines=False)
     for column in ("input", "status", "item / reason"):
         table.add_column(column)
     for row in report.rows:
         if row.status is Status.UNCHANGED and len(report.rows) > 50:
             continue  # keep long re-runs readable; the JSON report has every row
-        detail = (f"{row.reason}: {row.message}" if row.status is Status.REJECTED
-                  else row.message or "" if row.status is Status.NOT_DONE
-                  else ", ".join(row.item_ids))  # fmt: skip
+        # Names and messages come from inputs: shown, never interpreted (`_shown`).
+        detail = (f"{row.reason}: {_shown(row.message or '')}" if row.status is Status.REJECTED
+                  else _shown(row.message or "") if row.status is Status.NOT_DONE
+                  else ", ".join(map(_shown, row.item_ids)))  # fmt: skip
         # Time-less or write-time-only inputs: say so, and how to give the time.
-        detail += "".join(f"\n[yellow]{escape(n)}[/]" for n in row.notes
+        detail += "".join(f"\n[yellow]{_shown(n)}[/]" for n in row.notes
                           if n.startswith(time_notes))  # fmt: skip
         style = _STATUS_STYLE[row.status]
-        table.add_row(row.input, f"[{style}]{row.status}[/]", detail)
+        table.add_row(_shown(row.input), f"[{style}]{row.status}[/]", detail)
     out.print(table)
-    out.print(", ".join(f"{n} {s}" for s, n in counts.items()) + f"; catalog: {report.catalog}")
+    out.print(", ".join(f"{n} {s}" for s, n in counts.items())
+              + f"; catalog: {_shown(report.catalog)}")  # fmt: skip
     if report.storage:
         style = "bold red" if report.region_overridden else "dim"
-        out.print(f"[{style}]storage: {report.storage}[/]")
+        out.print(f"[{style}]storage: {_shown(report.storage)}[/]")
 
 
 # CLI parameter names where they differ from the settings' field names.

@@ -224,14 +224,21 @@ def _stage_if_needed(source: str, dst: Path) -> Path | None:
     kept, streamed block by block).
     """
     with rasterio.open(source) as src:
-        gcps, gcp_crs = src.gcps
+        gcps, _ = src.gcps
         if gcps or src.rpcs is not None:
             return _without_gcps_and_rpcs(source, dst)
-        if gcp_crs is None:
+        if not stages_gtiff_copy(src):
             return None
     staged = dst.with_name(dst.stem + ".staged.tif")
     rasterio.shutil.copy(source, staged, driver="GTiff", TILED="YES", BIGTIFF="IF_SAFER")
     return staged
+
+
+def stages_gtiff_copy(src: DatasetReader) -> bool:
+    """Whether `_stage_if_needed` copies `src` to an uncompressed tiled GeoTIFF (a GCP CRS
+    without GCPs or RPCs, as JP2OpenJPEG reports): the temp disk estimate counts that copy."""
+    gcps, gcp_crs = src.gcps
+    return not gcps and src.rpcs is None and gcp_crs is not None
 
 
 def _without_gcps_and_rpcs(source: str, dst: Path) -> Path:

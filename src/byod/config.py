@@ -25,6 +25,11 @@ DEFAULT_LICENSE = "other"
 _TIME_GROUPS = {"year", "month", "day", "hour", "minute", "second"}
 
 
+# The fixed per-input temp disk cap (issue 11): a decompression or upsampling bomb is
+# refused whatever the machine's free space; --disk-budget raises it.
+DEFAULT_DISK_BUDGET_MB = 16 * 1024
+
+
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
@@ -55,11 +60,12 @@ class IngestSettings(BaseModel):
         default=200_000 * 200_000, ge=1, description="Inputs claiming more pixels are rejected."
     )
     disk_budget_mb: int | None = Field(
-        default=None,
+        default=DEFAULT_DISK_BUDGET_MB,
         ge=1,
-        description="Temp disk space (MB) one input's conversion may need (its bands at full "
-        "size plus overviews, uncompressed); larger inputs are rejected as too_large before "
-        "conversion. Default: the free space of the temp folder minus 1 GB.",
+        description="Temp disk space (MB) one input's conversion may need at its peak (staged "
+        "copies, rio-cogeo's uncompressed temp file and the COG, with overviews); larger "
+        "inputs are rejected as too_large before conversion. Never more than the temp "
+        "folder's free space less 1 GB, divided by the workers. None: that share alone.",
     )
     compression: Compression = "deflate"
     license: str = DEFAULT_LICENSE

@@ -697,6 +697,7 @@ def _job(
         product=candidate.product,
         source_root=Path(settings.source).resolve() if source_is_local else None,
         disk_budget=None if settings.disk_budget_mb is None else settings.disk_budget_mb * 1024**2,
+        workers=settings.workers,  # they share the temp disk (untrusted.check_disk)
         compression=settings.compression,
         # PITFALLS: parallel conversions with fewer threads each beat one with all threads.
         threads=threads or max(1, default_workers() // settings.workers),

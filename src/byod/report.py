@@ -8,11 +8,13 @@ published). Exit codes are decided in one place, the CLI (`byod.cli.exit_code`).
 from __future__ import annotations
 
 import json
+import string
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from byod.reasons import Reason
 
@@ -88,32 +90,66 @@ class Report:
 
 def to_markdown(report: Report, collection_href: str | None = None) -> str:
     """The report as Markdown: counts, links, and a row per input (for a Prefect artifact or
-    a pull request comment; no secrets are in a report)."""
+    a pull request comment; no secrets are in a report).
+
+    Every text that can come from an input (file names, messages, notes) is shown as text,
+    never as markup: `markdown_text` escapes it.
+    """
     counts = report.counts()
+    md = markdown_text
     lines = [
-        f"# byod ingest: `{report.collection}`",
+        f"# byod ingest: {md(report.collection)}",
         "",
         " · ".join(f"**{n}** {s}" for s, n in counts.items()),
         "",
-        *([f"**The run stopped:** {report.error}", ""] if report.error else []),
-        f"- catalog: [{report.catalog}]({report.catalog})",
+        *([f"**The run stopped:** {md(report.error)}", ""] if report.error else []),
+        f"- catalog: [{md(report.catalog)}](<{_url(report.catalog)}>)",
     ]
     if collection_href:
-        lines.append(f"- collection: [{collection_href}]({collection_href})")
+        lines.append(f"- collection: [{md(collection_href)}](<{_url(collection_href)}>)")
     if report.storage:
         flag = " **(REGION GUARD OVERRIDDEN)**" if report.region_overridden else ""
-        lines.append(f"- storage: {report.storage}{flag}")
+        lines.append(f"- storage: {md(report.storage)}{flag}")
     lines += ["", "| input | status | items / reason |", "| --- | --- | --- |"]
     for row in report.rows:
-        detail = (f"`{row.reason}`: {row.message}" if row.status is Status.REJECTED
-                  else row.message or "" if row.status is Status.NOT_DONE
-                  else ", ".join(row.item_ids))  # fmt: skip
-        notes = "".join(f"<br>{n}" for n in row.notes)
-        lines.append(f"| {_cell(row.input)} | {row.status} | {_cell(detail + notes)} |")
+        detail = (f"`{row.reason}`: {md(row.message or '')}" if row.status is Status.REJECTED
+                  else md(row.message or "") if row.status is Status.NOT_DONE
+                  else ", ".join(md(i) for i in row.item_ids))  # fmt: skip
+        notes = "".join(f"<br>{md(n)}" for n in row.notes)
+        lines.append(f"| {md(row.input)} | {row.status} | {detail}{notes} |")
     for note in report.notes:
-        lines.append(f"\n> {note}")
+        lines.append(f"\n> {md(note)}")
     return "\n".join(lines) + "\n"
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def printable(text: str) -> str:
+    """`text` with every character a terminal or renderer would act on rather than show
+    written out as Python's `repr` writes it: C0 and C1 controls (ESC `\\x1b`, newline `\\n`,
+    CSI `\\x9b`), bidi overrides (`\\u202e`), the surrogates that stand for undecodable bytes
+    of a name (`\\udcff`). The rule is `str.isprintable` (Unicode categories Cc, Cf, Cs, Co,
+    Cn, Zl, Zp and separators other than the space)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def markdown_text(text: str) -> str:
+    """`text` (from an input: a file name, a message) as literal Markdown text: `printable`,
+    then every ASCII punctuation character backslash-escaped (CommonMark 0.31, "Backslash
+    escapes": any ASCII punctuation may be escaped) and `<`, `>`, `&` as HTML entities, so
+    no link, emphasis, table cell break (`|`) or raw HTML can come from it."""
+    out = []
+    for c in printable(text):
+        if c in _HTML_ENTITIES:
+            out.append(_HTML_ENTITIES[c])
+        elif c in string.punctuation:
+            out.append("\\" + c)
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+_HTML_ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+
+
+def _url(href: str) -> str:
+    """A link destination in angle brackets (CommonMark): spaces allowed, no `<>` or newline."""
+    return quote(printable(href), safe=":/?#@!$&'()*+,;=%~._-")

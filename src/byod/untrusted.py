@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from defusedxml.common import DefusedXmlException
 from rasterio.enums import MaskFlags
 from rasterio.io import DatasetReader
 
+from byod.cog import overview_levels
 from byod.rasters import open_dataset
 from byod.reasons import Reason, RejectedInput
 from byod.sources import is_sidecar_name
@@ -98,8 +99,15 @@ GDAL_WORKER_OPTIONS = {
 # The uncompressed temp file rio-cogeo writes holds every band plus overviews (a 1/3 more);
 # PITFALLS: 4.3 GB of temp file for a 3.4 GB input.
 OVERVIEW_FACTOR = 4 / 3
-# What stays free on the temp disk when the budget is not set (--disk-budget).
+# What stays free on the temp disk, whatever the budget (--disk-budget).
 DISK_MARGIN_BYTES = 1024**3
+# Tile sides of the files a conversion writes: rio-cogeo's profiles (blockxsize 512) and
+# GDAL's GeoTIFF default (256) for the staged TILED=YES copies.
+COG_TILE = 512
+STAGED_TILE = 256
+# Per file: TIFF headers, tile offset tables, and what deflate adds to incompressible tiles
+# (zlib: 5 bytes per 16 KB block), as a fraction and in bytes.
+FILE_SLACK = (0.01, 64 * 1024)
 
 
 def worker_environment(allow_raw_bands: bool = False) -> None:
@@ -181,11 +189,14 @@ def check_opened(files: Iterable[str], driver: str, root: Path, label: str) -> N
 
 
 def guard_inputs(
-    paths: Iterable[Path], root: Path, *, budget: int | None, workdir: Path, label: str
-) -> None:
+    paths: Iterable[Path], root: Path, *, budget: int | None, workdir: Path, label: str,
+    stages: Callable[[DatasetReader], bool] = lambda src: False, workers: int = 1,
+) -> None:  # fmt: skip
     """Everything checked before one input's work starts, in its worker: the references of
     each raster file (`check_references`, then `check_opened` on what GDAL opened, its
-    subdatasets too) and the temp space their conversion needs (`check_disk`).
+    subdatasets too) and the temp space their conversion needs at its peak
+    (`peak_temp_bytes`, with `stages(src)` saying whether that raster is first copied to a
+    staged GeoTIFF; `check_disk` with `budget` and `workers`).
 
     Raises RejectedInput: outside_source, too_large, or the reasons `open_dataset` gives.
     """
@@ -201,37 +212,84 @@ def guard_inputs(
             check_opened(src.files, src.driver, root, label)
             names = list(src.subdatasets)
             if not names:
-                needed += temp_bytes(src.width, src.height, src.dtypes, _has_mask(src))
+                needed += _peak_of(src, stages)
         for name in names:
             with open_dataset(name) as sub:
                 check_opened(sub.files, sub.driver, root, label)
-                needed += temp_bytes(sub.width, sub.height, sub.dtypes, _has_mask(sub))
-    check_disk(needed, budget, workdir, label)
+                needed += _peak_of(sub, stages)
+    check_disk(needed, budget, workdir, label, workers)
+
+
+def _peak_of(src: DatasetReader, stages: Callable[[DatasetReader], bool]) -> int:
+    return peak_temp_bytes(src.width, src.height, src.dtypes, _has_mask(src), staged=stages(src))
+
+
+def raw_bytes(width: int, height: int, dtypes: Iterable[str], mask: bool = False) -> int:
+    """Bytes of one uncompressed full-resolution copy: every band at its data type's size and
+    a one-byte mask band when the raster has one (GDAL_TIFF_INTERNAL_MASK)."""
+    # rasterio's "complex_int16" is unknown to numpy: two int16, the size of an int32.
+    sizes = (np.dtype("int32" if d == "complex_int16" else d).itemsize for d in dtypes)
+    return width * height * (sum(sizes) + (1 if mask else 0))
 
 
 def temp_bytes(width: int, height: int, dtypes: Iterable[str], mask: bool = False) -> int:
     """Bytes of the uncompressed temp file a conversion writes: every band at full size plus
     overviews (`OVERVIEW_FACTOR`), and a one-byte mask band when the raster has one."""
-    # rasterio's "complex_int16" is unknown to numpy: two int16, the size of an int32.
-    sizes = (np.dtype("int32" if d == "complex_int16" else d).itemsize for d in dtypes)
-    per_pixel = sum(sizes) + (1 if mask else 0)
-    return int(width * height * per_pixel * OVERVIEW_FACTOR)
+    return int(raw_bytes(width, height, dtypes, mask) * OVERVIEW_FACTOR)
 
 
-def default_disk_budget(folder: Path) -> int:
-    """Free bytes on the temp disk of `folder` minus `DISK_MARGIN_BYTES` (at least 0)."""
-    return max(0, shutil.disk_usage(folder).free - DISK_MARGIN_BYTES)
+def peak_temp_bytes(
+    width: int, height: int, dtypes: Iterable[str], mask: bool = False, *, staged: bool = False
+) -> int:
+    """Bytes one raster's conversion has on the temp disk at its peak, file by file as
+    work.py, cog.py and band_units.py write them in the job's folder, each counted
+    uncompressed in whole tiles (edge tiles are padded: a 1400² raster in 512² tiles takes
+    1536²) plus `FILE_SLACK`:
+
+    - `staged`: a tiled GeoTIFF copy made first and kept while converting (work._staged for
+      a `.prj` GDAL ignored or a CF placement, cog._stage_if_needed for a driver reporting a
+      GCP CRS without GCPs), in GDAL's default `STAGED_TILE`² tiles, no overviews;
+    - rio-cogeo's temp file (`in_memory=False`: uncompressed, beside the output) in
+      `COG_TILE`² tiles with every overview level `cog.overview_levels` asks for;
+    - the output COG, written while that temp file exists, counted as large as the temp file
+      (deflate/zstd do not shrink noise);
+    - band units (band_units.keep_band_units): one more copy of the COG, made after the temp
+      file is gone, so it takes the temp file's place and adds nothing to the peak.
+    """
+    per_pixel = raw_bytes(1, 1, dtypes, mask)
+    levels = overview_levels(width, height, COG_TILE)
+    cog = sum(_tiled(-(-width // 2**i), -(-height // 2**i), per_pixel, COG_TILE)
+              for i in range(levels + 1))  # fmt: skip
+    copy = _tiled(width, height, per_pixel, STAGED_TILE) if staged else 0
+    return sum(_slack(n) for n in (copy, cog, cog) if n)
 
 
-def check_disk(needed: int, budget: int | None, folder: Path, label: str) -> None:
-    """Reject as too_large an input whose temp file would exceed the budget (`--disk-budget`,
-    bytes; None: no budget of its own) or the space now free in `folder` less
-    DISK_MARGIN_BYTES, before any conversion writes a byte."""
-    free = default_disk_budget(folder)
+def _tiled(width: int, height: int, per_pixel: int, tile: int) -> int:
+    return -(-width // tile) * tile * -(-height // tile) * tile * per_pixel
+
+
+def _slack(size: int) -> int:
+    return size + int(size * FILE_SLACK[0]) + FILE_SLACK[1]
+
+
+def default_disk_budget(folder: Path, workers: int = 1) -> int:
+    """Free bytes on the temp disk of `folder` minus `DISK_MARGIN_BYTES` (at least 0), shared
+    by `workers` conversions that may run at once (each gets its part)."""
+    return max(0, shutil.disk_usage(folder).free - DISK_MARGIN_BYTES) // max(1, workers)
+
+
+def check_disk(needed: int, budget: int | None, folder: Path, label: str, workers: int = 1) -> None:
+    """Reject as too_large an input whose conversion would need more than `needed` bytes of
+    temp space, before any conversion writes a byte. The limit is the smaller of `budget`
+    (bytes, `--disk-budget`: a fixed per-input cap, default config.DEFAULT_DISK_BUDGET_MB;
+    None: no cap of its own) and the space now free in `folder` less DISK_MARGIN_BYTES,
+    divided by the `workers` that may convert at once (`default_disk_budget`)."""
+    free = default_disk_budget(folder, workers)
     limit = free if budget is None else min(budget, free)
     if needed > limit:
         which = "--disk-budget" if budget is not None and budget <= free else (
-            f"free temp space less {DISK_MARGIN_BYTES // 1024**3} GB")  # fmt: skip
+            f"free temp space less {DISK_MARGIN_BYTES // 1024**3} GB"
+            + (f", shared by {workers} workers" if workers > 1 else ""))  # fmt: skip
         raise RejectedInput(
             Reason.TOO_LARGE,
             f"{label}: converting it needs about {needed / 1024**3:,.1f} GB of temp space, "

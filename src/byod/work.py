@@ -26,7 +26,7 @@ from rasterio.transform import Affine
 
 from byod import cf, metadata
 from byod.clouds import CloudDecision
-from byod.cog import to_cog
+from byod.cog import stages_gtiff_copy, to_cog
 from byod.config import Compression
 from byod.footprint import Footprint, NoValidData, footprint, valid_region
 from byod.items import resolution_of
@@ -72,6 +72,7 @@ class Job:
     # job's fetched `input` folder), and the temp bytes its conversion may need.
     source_root: Path | None = None
     disk_budget: int | None = None
+    workers: int = 1  # conversions that may share the temp disk at once
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,20 @@ def _guard(job: Job) -> None:
     any pixel is read (untrusted.guard_inputs)."""
     paths = [job.path, *(p for _, p in job.bands), *([job.mask_path] if job.mask_path else [])]
     guard_inputs(dict.fromkeys(paths), job.source_root or job.workdir / "input",
-                 budget=job.disk_budget, workdir=job.workdir, label=job.relpath)  # fmt: skip
+                 budget=job.disk_budget, workdir=job.workdir, label=job.relpath,
+                 stages=lambda src: _stages_copy(job, src), workers=job.workers)  # fmt: skip
+
+
+def _stages_copy(job: Job, src: DatasetReader) -> bool:
+    """Whether converting `src` first writes an uncompressed staged copy (the temp disk
+    estimate, untrusted.peak_temp_bytes): the same tests `_with_prj_crs`,
+    `_with_cf_placement` and cog.to_cog make."""
+    if _prj_applies(job.path, src) or stages_gtiff_copy(src):
+        return True
+    try:
+        return src.driver == "netCDF" and cf.place(src, job.relpath) is not None
+    except RejectedInput:  # rejected when it is converted; no copy is made
+        return False
 
 
 def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Stage) -> Prepared:
@@ -322,10 +336,8 @@ def _with_prj_crs(name: str, job: Job, label: str) -> str:
     """Apply a `.prj` sidecar GDAL ignored (its PNG and JPEG drivers read the world file but
     not the .prj): a tiled GeoTIFF copy with that CRS, in the job's folder. Otherwise `name`."""
     prj = job.path.with_suffix(".prj")
-    if not prj.is_file():
-        return name
     with rasterio.open(name) as src:
-        if src.crs is not None or src.transform == Affine.identity():
+        if not _prj_applies(job.path, src):
             return name
     try:
         crs = CRS.from_wkt(prj.read_text("utf-8", errors="replace"))
@@ -333,6 +345,13 @@ def _with_prj_crs(name: str, job: Job, label: str) -> str:
         raise RejectedInput(Reason.UNKNOWN_CRS, f"{label}: {prj.name} is no CRS ({exc})") from None
     staged = job.workdir / f"{job.item_id}.prj-applied.tif"  # by id: names stay short
     return _staged(name, staged, rasterio.crs.CRS.from_wkt(crs.to_wkt()))
+
+
+def _prj_applies(path: Path, src: DatasetReader) -> bool:
+    """A `.prj` beside `path` GDAL did not apply: `src` is placed but has no CRS."""
+    return path.with_suffix(".prj").is_file() and (
+        src.crs is None and src.transform != Affine.identity()
+    )
 
 
 def _with_cf_placement(name: str, job: Job, label: str, item_id: str) -> tuple[str, list[str]]:
