@@ -9,6 +9,10 @@ import tempfile
 # and the server it starts for the flow tests from phoning home.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="byod-test-prefect-"))
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+# Superseded files go as soon as the run that superseded them is over (the default keeps them
+# 10 min for readers of the previous collection.json): tests check for orphans right after a
+# run; tests of the grace period set it themselves (tests/test_kills.py).
+os.environ.setdefault("BYOD_SUPERSEDED_GRACE_S", "0")
 
 import socket
 import subprocess

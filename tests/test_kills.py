@@ -30,7 +30,7 @@ from byod.config import IngestSettings
 from byod.pipeline import ingest
 from byod.storage import Store, open_store
 from tests.conftest import ramp, write_geotiff
-from tests.readback import orphans, published, read_items
+from tests.readback import orphans, published, read_items, referenced_keys
 
 COLLECTION = "kills"
 PHASES = ("convert", "upload", "publish")
@@ -280,3 +280,193 @@ def test_a_run_that_lost_its_marker_does_not_publish_removed_files(tmp_path: Pat
         else:
             publish_run(run, outcomes)
             assert len(published(place.catalog, place.target, COLLECTION, tmp_path)) == 3
+
+
+# --- signals: Ctrl-C and SIGTERM stop the run cleanly ------------------------------------
+
+
+def _many_inputs(folder: Path, count: int) -> list[str]:
+    names = [f"s{n}_202401{n + 1:02d}.tif" for n in range(count)]
+    for n, name in enumerate(names):
+        write_geotiff(folder / name, ramp(512, 512) + n, crs="EPSG:32633",
+                      transform=from_origin(500000 + 6000 * n, 5000000, 10, 10))  # fmt: skip
+    return names
+
+
+@pytest.mark.parametrize(("signum", "group", "code"), [
+    (signal.SIGINT, True, 130),  # Ctrl-C: the terminal signals the whole process group
+    (signal.SIGTERM, False, 143),  # `kill PID`, `docker stop`: the main process only
+])  # fmt: skip
+def test_a_signal_mid_run_publishes_what_was_stored_and_reports_the_rest(
+    tmp_path: Path, signum: signal.Signals, group: bool, code: int
+) -> None:
+    source, catalog, target = tmp_path / "src", tmp_path / "catalog", tmp_path / "data"
+    names = _many_inputs(source, 8)
+    report = tmp_path / "report.json"
+    proc = subprocess.Popen(
+        [*BYOD, "ingest", str(source), "--collection", COLLECTION, "--catalog", str(catalog),
+         "--target", str(target), "--workers", "1", "--report", str(report), "-q"],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    # Two COGs stored: the first input is done, the run is storing or converting the next.
+    while sum(p.suffix == ".tif" for p in target.rglob("*")) < 2 and proc.poll() is None \
+            and time.monotonic() < deadline:  # fmt: skip
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be signalled"
+    if group:
+        os.killpg(proc.pid, signum)
+    else:
+        os.kill(proc.pid, signum)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == code, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert "Traceback" not in stderr and len(lines) == 1, stderr
+    assert lines[0].startswith(f"error: {signal.Signals(signum).name}"), stderr
+    # No worker outlives the run: its process group empties (bounded wait, no timing claim).
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("processes of the stopped run are still alive")
+    rows = {r["input"]: r for r in json.loads(report.read_text("utf-8"))["rows"]}
+    assert set(rows) == set(names)
+    done = {i for i, r in rows.items() if r["status"] == "ingested"}
+    assert {r["status"] for r in rows.values()} <= {"ingested", "not_done"}
+    assert rows.keys() - done, "every input was done before the signal"
+    # What was stored is published, whole, and nothing else was left behind.
+    store, data = open_store(catalog), open_store(target)
+    items = published(store, data, COLLECTION, tmp_path)
+    assert {i["properties"]["byod:source"] for i in items.values()} == done
+    assert orphans(store, data, COLLECTION) == []
+    # The next run does the rest.
+    ingest(IngestSettings(source=str(source), collection=COLLECTION, catalog=str(catalog),
+                          target=str(target), workers=1))  # fmt: skip
+    items = published(store, data, COLLECTION, tmp_path)
+    assert {i["properties"]["byod:source"] for i in items.values()} == set(names)
+    assert orphans(store, data, COLLECTION) == []
+
+
+# --- superseded files: kept for readers, removed by a later run, also after a kill --------
+
+_KILL_AFTER_SWITCH = """
+import os, signal, sys
+import byod.catalog, byod.pipeline
+original = byod.catalog.publish
+def publish(store, info, new, removed, version, on_switch=lambda: None):
+    def die():
+        on_switch()
+        os.kill(os.getpid(), signal.SIGKILL)  # right after collection.json was switched
+    return original(store, info, new, removed, version, die)
+byod.pipeline.publish = publish
+from byod.cli import app
+sys.argv = ["byod", "ingest", *sys.argv[1:]]
+app()
+"""
+
+
+def _run_killed_after_switch(source: Path, collection: str, catalog: Path, target: Path) -> int:
+    return subprocess.run(
+        [sys.executable, "-c", _KILL_AFTER_SWITCH, str(source), "--collection", collection,
+         "--catalog", str(catalog), "--target", str(target), "--workers", "1", "-q"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300,
+    ).returncode  # fmt: skip
+
+
+def _all_keys(*stores: Store) -> set[str]:
+    return {s.href(i.key) for s in stores for i in s.list_files()
+            if not i.key.rsplit("/", 1)[-1].endswith(".lock")}  # fmt: skip
+
+
+def test_a_kill_right_after_the_switch_leaves_no_orphans(tmp_path: Path) -> None:
+    source, catalog, target = tmp_path / "src", tmp_path / "catalog", tmp_path / "data"
+    _first_inputs(source)
+    settings = IngestSettings(source=str(source), collection=COLLECTION, catalog=str(catalog),
+                              target=str(target), workers=1)  # fmt: skip
+    ingest(settings)
+    store, data = open_store(catalog), open_store(target)
+    before = _all_keys(store, data)
+    _write(source, "a_20240101.tif", 7)  # replaced by the killed run
+    assert _run_killed_after_switch(source, COLLECTION, catalog, target) == -signal.SIGKILL
+    items = published(store, data, COLLECTION, tmp_path)  # switched: the new set, whole
+    assert "a_20240101" in items
+    assert before - _all_keys(store, data) == set()  # superseded files kept, by the kill
+    assert orphans(store, data, COLLECTION) != []  # ... so they are orphans, for now
+    ingest(settings)  # any later run (grace 0 here) removes them
+    assert orphans(store, data, COLLECTION) == []
+    assert set(published(store, data, COLLECTION, tmp_path)) == set(items)
+
+
+def test_superseded_files_stay_readable_for_the_grace_period(tmp_path: Path) -> None:
+    """A reader that read collection.json just before a replacing run switched it still
+    finds every file it names until the grace period is over; then a later run (any run into
+    the collection) removes them, and search retries on a vanished index."""
+    from byod.index import Query, search_store
+
+    source, catalog, target = tmp_path / "src", tmp_path / "catalog", tmp_path / "data"
+    _first_inputs(source)
+    options = {"source": str(source), "collection": COLLECTION, "catalog": str(catalog),
+               "target": str(target), "workers": 1}  # fmt: skip
+    ingest(IngestSettings(**options, superseded_grace_s=600))  # type: ignore[arg-type]
+    store, data = open_store(catalog), open_store(target)
+    old_text = store.read_text(f"{COLLECTION}/collection.json")
+    old_refs = referenced_keys(store, data, COLLECTION)
+    _write(source, "a_20240101.tif", 7)
+    ingest(IngestSettings(**options, superseded_grace_s=600))  # type: ignore[arg-type]
+    assert store.read_text(f"{COLLECTION}/collection.json") != old_text
+    missing = [key for root, key in old_refs
+               if not {store.root: store, data.root: data}[root].exists(key)]  # fmt: skip
+    assert missing == [], "a reader of the previous collection.json finds its files"
+    assert orphans(store, data, COLLECTION) != []
+
+    class StaleReader(Store):
+        """Reads collection.json as it was once (a reader that read it before the switch),
+        then as it is."""
+
+        stale = True
+
+        def read_text(self, key: str) -> str:
+            if key == f"{COLLECTION}/collection.json" and self.stale:
+                self.stale = False
+                return old_text
+            return super().read_text(key)
+
+    ingest(IngestSettings(**options, superseded_grace_s=0))  # type: ignore[arg-type]
+    assert orphans(store, data, COLLECTION) == []
+    found = search_store(StaleReader(catalog), Query.parse(None, None, None, None))
+    assert sorted(i["id"] for i in found) == sorted(read_items(store, COLLECTION))
+    checksums = {i["id"]: i["assets"]["data"]["file:checksum"] for i in found}
+    assert checksums == {k: v["assets"]["data"]["file:checksum"]
+                         for k, v in read_items(store, COLLECTION).items()}  # fmt: skip
+
+
+def test_a_collection_hidden_by_a_kill_before_the_root_update_is_linked_again(
+    tmp_path: Path,
+) -> None:
+    """Killed between its collection's switch and the root update: the root misses the new
+    collection. `byod validate` says so, and the next run into any collection links it."""
+    from byod.validate import validate_catalog
+
+    catalog, target = tmp_path / "catalog", tmp_path / "data"
+    first, second = tmp_path / "one", tmp_path / "two"
+    _first_inputs(first)
+    _write(second, "z_20240109.tif", 9)
+    ingest(IngestSettings(source=str(first), collection="one", catalog=str(catalog),
+                          target=str(target), workers=1))  # fmt: skip
+    # The kill comes before the root update of a new collection: no link to "hidden".
+    assert _run_killed_after_switch(second, "hidden", catalog, target) == -signal.SIGKILL
+    root = json.loads((catalog / "catalog.json").read_text())
+    children = {link["href"] for link in root["links"] if link["rel"] == "child"}
+    assert children == {"./one/collection.json"}
+    _, problems = validate_catalog(str(catalog))
+    assert [(p.kind, Path(p.href).parent.name) for p in problems] == [("collection", "hidden")]
+    ingest(IngestSettings(source=str(first), collection="one", catalog=str(catalog),
+                          target=str(target), workers=1))  # fmt: skip
+    root = json.loads((catalog / "catalog.json").read_text())
+    children = {link["href"] for link in root["links"] if link["rel"] == "child"}
+    assert children == {"./one/collection.json", "./hidden/collection.json"}
+    assert validate_catalog(str(catalog))[1] == []

@@ -9,12 +9,18 @@ Layout (keys below the catalog root; `<v>` is the publishing run's version, `new
     <collection>/_index/<v>/items-<n>.parquet     an index version (the `collection-mirror`
                                                   asset of the collection, stac-geoparquet)
     <collection>/_runs/<v>.json                   the marker of a run in progress
+    <collection>/_superseded/<v>.json             what run <v>'s switch left unreferenced
 
 COGs and thumbnails are stored under the same `<collection>/<item>/<v>/` folders in the
 target. Everything a version names is written first, under keys no reader knows yet; then
-`collection.json` is switched in one atomic write; only then are the files of the versions it
-no longer names deleted. A reader therefore sees the old set or the new one, never a mix, and
-every item describes exactly the bytes at its hrefs.
+`collection.json` is switched in one atomic write. The files of the versions it no longer
+names are listed, before the switch, in `_superseded/<v>.json`, and deleted only after a grace
+period (`collect_superseded`, by this run or any later one, also after a kill), and only those
+the collection as published then does not name. A reader that read `collection.json` just
+before a switch therefore still finds what it names for the grace period: it sees the old
+set or the new one, never a mix, and every item describes exactly the bytes at its hrefs.
+The root catalog is merged on every publish to link every collection present (a run killed
+between a collection's switch and the root update is repaired by the next run anywhere).
 
 Concurrent runs merge: the switch is a read-modify-write of `collection.json`
 (`Store.update_text`: an OS lock locally, ETag `If-Match` on Azure, re-read and merged on
@@ -58,6 +64,10 @@ INDEX_MEDIA_TYPE = "application/vnd.apache.parquet"
 INDEX_ROLE = "collection-mirror"
 LEGACY_INDEX = "items.parquet"  # byod before versioned indexes: `<collection>/items.parquet`
 RUNS = "_runs"
+SUPERSEDED = "_superseded"
+# How long superseded files stay readable after a switch (readers that read the old
+# collection.json); IngestSettings.superseded_grace_s overrides it.
+GRACE_SECONDS = 600.0
 # `20261129T203015-3fa2c1`: sortable by time, unique per run; the upper-case T keeps it apart
 # from item ids (lower-case slugs).
 VERSION = re.compile(r"\d{8}T\d{6}-[0-9a-f]{6}")
@@ -108,6 +118,10 @@ def index_key(collection_id: str, version: str, attempt: int = 0) -> str:
 
 def run_marker_key(collection_id: str, version: str) -> str:
     return f"{collection_id}/{RUNS}/{version}.json"
+
+
+def superseded_key(collection_id: str, version: str) -> str:
+    return f"{collection_id}/{SUPERSEDED}/{version}.json"
 
 
 def version_of(key: str) -> str | None:
@@ -214,13 +228,16 @@ def publish(
     `removed` ids, merged into whatever the collection holds at the moment of the switch.
 
     Order: the new item versions; then, as one conditional read-merge-write of
-    `collection.json`, an index version of the merged set and the collection linking both;
-    then the root catalog (merged the same way); then the files of superseded catalog
-    versions are deleted. Returns the asset hrefs the switch superseded (the old COGs and
-    thumbnails of replaced or removed items), for the caller to delete from the target, and
-    the items it renamed: a new item whose id another run gave meanwhile to another input
-    (another `byod:source`) gets the id `_plan` would have given it had it seen that item
-    (`sources.disambiguated_id`), so neither run's item is lost.
+    `collection.json`, an index version of the merged set, the manifest of what the switch
+    leaves unreferenced (`_superseded/<version>.json`: item and index keys, asset hrefs) and
+    the collection linking the new set; then the root catalog (merged, linking every
+    collection present). Nothing a reader may still hold is deleted here: superseded files
+    go after a grace period (`collect_superseded`). Returns the asset hrefs the switch
+    superseded (informational) and the items it renamed: a new item whose id another run
+    gave meanwhile to another input (another `byod:source`) gets the id `_plan` would have
+    given it had it seen that item (`sources.disambiguated_id`), so neither run's item is
+    lost; `Published.replaced` names the new ids that took the place of an item another run
+    published meanwhile for the same input (so its report row says `replaced`).
     `on_switch` is called as soon as `collection.json` points at the new items: an error
     after it leaves a published catalog (and files the next run removes), not an old one.
 
@@ -237,6 +254,9 @@ def publish(
     written: list[str] = []  # index versions, one per attempt that needed one
     seen: list[tuple[State, str, dict[str, str]]] = []  # per attempt: read, index, renames
     moved: dict[str, tuple[pystac.Item, str]] = {}  # renamed items, written once
+    # What any attempt's switch would leave unreferenced (a superset is safe: the collector
+    # deletes only what the collection as published then does not name).
+    manifest: dict[str, set[str]] = {"catalog": set(), "assets": set()}
 
     def place(state: State) -> tuple[dict[str, pystac.Item], dict[str, str], dict[str, str]]:
         items, keys, renamed = {}, {}, {}
@@ -266,29 +286,100 @@ def publish(
             written.append(index)
             write_index(store, index, (items[k] for k in sorted(items)))
         seen.append((state, index, renamed))
+        _record_superseded(store, superseded_key(info.id, version), manifest, state,
+                           keys, index, asset_hrefs(items.values()))  # fmt: skip
         return _dumps(_collection_dict(info, items, keys, index))
 
     store.update_text(collection_key(info.id), switch)
     on_switch()
     before, linked, renamed = seen[-1]
-    store.update_text(ROOT_KEY, lambda text: _dumps(_root_dict(text, info)))
-    stale = [i for i in written if i != linked]
-    if before.index is not None and before.index != linked:
-        stale.append(before.index)
-    stale += [new_keys[i] for i in renamed] + [k for i, (_, k) in moved.items() if i not in renamed]
+    store.update_text(ROOT_KEY, lambda text: _dumps(_root_dict(text, info, store)))
+    # Never linked by any collection.json: no reader knows them, delete them now.
+    unlinked = [i for i in written if i != linked] + [new_keys[i] for i in renamed]
+    unlinked += [k for i, (_, k) in moved.items() if i not in renamed]
+    for key in unlinked:
+        remove_file(store, key)
     kept = set(new) - set(renamed)
     touched = (kept | gone) & before.item_keys.keys()
-    stale += [before.item_keys[i] for i in touched if before.item_keys[i] != new_keys.get(i)]
-    for key in stale:
-        remove_file(store, key)
     superseded = asset_hrefs(before.items[i] for i in touched) - asset_hrefs(new.values())
-    return Published(sorted(superseded), renamed)
+    return Published(sorted(superseded), renamed, sorted(kept & before.items.keys()))
+
+
+def _record_superseded(
+    store: Store,
+    key: str,
+    manifest: dict[str, set[str]],
+    before: State,
+    keys: dict[str, str],
+    index: str | None,
+    hrefs: set[str],
+) -> None:
+    """Add to the manifest `key` what switching from `before` to (`keys`, `index`, asset
+    `hrefs`) leaves unreferenced; written before the switch, so a kill right after it
+    leaves a list for the next run instead of orphans."""
+    linked = set(keys.values()) | {index}
+    catalog_keys = {k for k in [*before.item_keys.values(), before.index] if k}
+    more_keys = {k for k in catalog_keys - linked if "://" not in k} - manifest["catalog"]
+    more_assets = asset_hrefs(before.items.values()) - hrefs - manifest["assets"]
+    if not more_keys and not more_assets:
+        return
+    manifest["catalog"] |= more_keys
+    manifest["assets"] |= more_assets
+    store.write_text(key, _dumps({
+        "written": datetime.now(UTC).isoformat(),
+        "catalog": sorted(manifest["catalog"]), "assets": sorted(manifest["assets"]),
+    }))  # fmt: skip
+
+
+def collect_superseded(
+    store: Store,
+    collection_id: str,
+    stores: Iterable[Store],
+    grace_s: float,
+    running: Callable[[str], bool],
+) -> list[str]:
+    """Delete the files listed by `_superseded/<v>.json` manifests that are at least
+    `grace_s` seconds old and whose run `v` is over (`running(v)` False), except what the
+    collection as published now names; then the manifests. Catalog keys are deleted from
+    `store`, asset hrefs from whichever of `stores` holds them. Returns the keys and hrefs
+    deleted. A manifest that cannot be read (its writer was killed mid-write: writes are
+    atomic, so it is absent or whole) is left for a later run."""
+    due: list[tuple[str, dict[str, Any]]] = []
+    now = datetime.now(UTC)
+    for info in store.list_files(f"{collection_id}/{SUPERSEDED}/"):
+        version = version_of(info.key)
+        if version is None or not info.key.endswith(".json") or running(version):
+            continue
+        data = json.loads(store.read_text(info.key))
+        if (now - datetime.fromisoformat(data["written"])).total_seconds() >= grace_s:
+            due.append((info.key, data))
+    if not due:
+        return []
+    state = read_state(store, collection_id)
+    named = {k for k in [*state.item_keys.values(), state.index] if k}
+    named_assets = asset_hrefs(state.items.values())
+    deleted: list[str] = []
+    for manifest_key, data in due:
+        for key in data.get("catalog", []):
+            if key not in named:
+                remove_file(store, key)
+                deleted.append(key)
+        for href in data.get("assets", []):
+            if href in named_assets:
+                continue
+            holder = next((s for s in stores if s.key_of(href) is not None), None)
+            if holder is not None:
+                remove_file(holder, str(holder.key_of(href)))
+                deleted.append(href)
+        store.remove(manifest_key)
+    return deleted
 
 
 @dataclass(frozen=True)
 class Published:
     superseded: list[str]  # asset hrefs no published item points at any more
     renamed: dict[str, str]  # new item id -> the id it was published under
+    replaced: list[str] = field(default_factory=list)  # new ids that replaced a published item
 
 
 def _source(item: pystac.Item) -> Any:
@@ -401,9 +492,10 @@ def _interval(item: pystac.Item) -> tuple[Any, Any]:
     return start, end
 
 
-def _root_dict(text: str | None, info: CollectionInfo) -> dict[str, Any]:
+def _root_dict(text: str | None, info: CollectionInfo, store: Store) -> dict[str, Any]:
     """The root catalog `text` (None: a new one) with a child link to the collection, keeping
-    the other collections it links to."""
+    the other collections it links to and adding one for every collection present that it
+    misses (a run killed between its switch and this update; see `collection_ids`)."""
     children: dict[str, dict[str, Any]] = {}
     if text is not None:
         root = json.loads(text)
@@ -417,6 +509,12 @@ def _root_dict(text: str | None, info: CollectionInfo) -> dict[str, Any]:
     href = f"./{info.id}/collection.json"
     children[href] = {"rel": "child", "href": href, "type": pystac.MediaType.JSON,
                       "title": info.title or info.id}  # fmt: skip
+    for other in collection_ids(store):
+        href = f"./{other}/collection.json"
+        if href not in children:
+            title = json.loads(store.read_text(collection_key(other))).get("title")
+            children[href] = {"rel": "child", "href": href, "type": pystac.MediaType.JSON,
+                              "title": title or other}  # fmt: skip
     links = [link for link in root.get("links", []) if link.get("rel") not in {"child", "root"}]
     root["links"] = [
         {"rel": "root", "href": "./catalog.json", "type": pystac.MediaType.JSON},
@@ -424,6 +522,12 @@ def _root_dict(text: str | None, info: CollectionInfo) -> dict[str, Any]:
         *(children[k] for k in sorted(children)),
     ]
     return root
+
+
+def collection_ids(store: Store) -> list[str]:
+    """The collections present in a catalog: top-level folders holding a `collection.json`
+    (one listing of the root's folders, then one existence check each)."""
+    return sorted(name for name in store.list_folders() if store.exists(collection_key(name)))
 
 
 def _dumps(data: dict[str, Any]) -> str:

@@ -33,7 +33,14 @@ from byod.config import (
     IngestSettings,
     build_settings,
 )
-from byod.errors import ByodError, ConfigurationError, StorageUnavailable, storage_failure
+from byod.errors import (
+    ByodError,
+    ConfigurationError,
+    RunFailed,
+    RunInterrupted,
+    StorageUnavailable,
+    storage_failure,
+)
 from byod.report import Report, Status, printable
 
 if TYPE_CHECKING:
@@ -124,10 +131,13 @@ def exit_code(report: Report | None, error: BaseException | None = None) -> int:
 
     0 every input ingested or unchanged; 1 some inputs rejected (the rest published);
     2 usage, configuration or storage unreachable, nothing written (`ConfigurationError`,
-    `StorageUnavailable`); 3 the run failed midway (`RunFailed`, or any unexpected error).
+    `StorageUnavailable`); 3 the run failed midway (`RunFailed`, or any unexpected error);
+    128 + the signal for a run stopped by SIGINT (130) or SIGTERM (143) (`RunInterrupted`).
     """
     if error is None:
         return EXIT_REJECTED if report is not None and report.rejected else EXIT_OK
+    if isinstance(error, RunInterrupted):
+        return 128 + error.signum
     if isinstance(error, ConfigurationError | StorageUnavailable):
         return EXIT_USAGE
     return EXIT_FAILED
@@ -433,7 +443,12 @@ def _end_ingest(
         try:
             outcome.write(path)
         except OSError as exc:  # a full disk must not hide the run's own outcome
-            err.print(f"[red]error:[/] report not written to {escape(str(path))}: {exc.strerror}")
+            lost = RunFailed(f"report not written to {printable(str(path))}: {exc.strerror}")
+            # Exit 3 (what was done is not on record), or the run's own code when worse.
+            if error is None or exit_code(outcome, error) < EXIT_FAILED:
+                error = lost
+            else:
+                err.print(f"[red]error:[/] {escape(lost.message)}", soft_wrap=True)
     if json_:
         sys.stdout.write(json.dumps(outcome.to_dict(), indent=2, ensure_ascii=False) + "\n")
     elif not quiet and (outcome.rows or error is None):

@@ -68,6 +68,12 @@ class IngestSettings(BaseModel):
         "folder's free space less 1 GB, divided by the workers. None: that share alone.",
     )
     compression: Compression = "deflate"
+    superseded_grace_s: float = Field(
+        default_factory=lambda: float(os.environ.get("BYOD_SUPERSEDED_GRACE_S", "600")),
+        ge=0,
+        description="Seconds superseded files (old COGs, items, indexes) stay readable after "
+        "a switch, for readers of the previous collection.json (env BYOD_SUPERSEDED_GRACE_S).",
+    )
     license: str = DEFAULT_LICENSE
     description: str | None = None
     title: str | None = None

@@ -6,6 +6,8 @@
   after its retries (resets, time-outs, 429/5xx), or out of space. Raised as itself only
   while nothing has been written; after that it is the cause of a `RunFailed`.
 - `RunFailed` (exit 3): the run stopped midway; its report says what was done and what not.
+- `RunInterrupted` (exit 128 + the signal: 130 for SIGINT, 143 for SIGTERM): the run was
+  asked to stop; what was stored is published, the rest is `not_done` in its report.
 - `RejectedInput`: one input is rejected; the pipeline turns it into a report row, it never
   ends a run (exit 1 when any input was rejected).
 
@@ -26,8 +28,9 @@ if TYPE_CHECKING:
     from byod.report import Report
 
 # errno values that mean the storage itself is unusable, not one file: a full disk, a quota,
-# a read-only file system (errno(3)).
-_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+# a read-only file system, a folder byod may not write (errno(3); byod writes only below the
+# catalog and target roots it creates or is given, so a refusal there is the store's).
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 class ByodError(Exception):
@@ -65,6 +68,25 @@ class RunFailed(ByodError):
         self.cause = cause
 
 
+class Interrupted(BaseException):
+    """Raised in the main thread by byod's SIGINT/SIGTERM handler (`pipeline.ingest`).
+
+    A BaseException, like KeyboardInterrupt, so no `except Exception` of a step swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class RunInterrupted(ByodError):
+    """The run stopped on a signal (`signum`): what was stored before it was published, the
+    rest is `not_done`. Exit status 128 + `signum` (the shell's convention: 130, 143)."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
 class RejectedInput(ByodError):
     """Raised inside one input's work to reject it; the pipeline turns it into a report row."""
 
@@ -90,7 +112,8 @@ def storage_failure(exc: BaseException, where: str) -> StorageUnavailable | None
     if isinstance(exc, StorageUnavailable):
         return exc
     if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
-        return StorageUnavailable(f"{where}: {exc.strerror or exc}", where)
+        name = f" ({exc.filename})" if exc.filename else ""
+        return StorageUnavailable(f"{where}: {exc.strerror or exc}{name}", where)
     from azure.core.exceptions import (
         ClientAuthenticationError,
         HttpResponseError,

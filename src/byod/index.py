@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 import pystac
 from stac_geoparquet.arrow import parse_stac_items_to_arrow
 
-from byod.catalog import ROOT_KEY, current_index_key, load_items
+from byod.catalog import ROOT_KEY, collection_key, current_index_key, load_items
 from byod.storage import Store
 
 INDEX_NAME = "items.parquet"
@@ -76,7 +76,8 @@ def read_index_items(store: Store, key: str) -> dict[str, dict[str, Any]]:
 
 
 class SearchError(ValueError):
-    """A query that cannot be run: a malformed bbox, period or CQL2 filter."""
+    """A query that cannot be run: a malformed bbox, period or CQL2 filter, or a catalog or
+    collection that does not exist."""
 
 
 @dataclass(frozen=True)
@@ -252,6 +253,9 @@ def _parse(text: str) -> datetime:
 
 
 def collection_ids(store: Store) -> list[str]:
+    """The collections the root catalog links. Raises `SearchError` when there is no root."""
+    if not store.exists(ROOT_KEY):
+        raise SearchError(f"{store.href(ROOT_KEY)}: no catalog there")
     root = json.loads(store.read_text(ROOT_KEY))
     return sorted(posixpath.dirname(posixpath.normpath(link["href"]))
                   for link in root.get("links", []) if link.get("rel") == "child")  # fmt: skip
@@ -261,7 +265,10 @@ def search_store(store: Store, query: Query, collections: Sequence[str] | None =
                  limit: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Matching items (as STAC dicts with absolute asset hrefs), from the index only."""
     out: list[dict[str, Any]] = []
-    for collection_id in collections or collection_ids(store):
+    known = collection_ids(store)
+    for collection_id in collections or known:
+        if collection_id not in known and not store.exists(collection_key(collection_id)):
+            raise SearchError(f"{collection_id}: no such collection in {store.href(ROOT_KEY)}")
         table = _read_index(store, collection_id)
         if table is None:  # published before byod wrote indexes: walk the JSON instead
             found: Iterable[dict[str, Any]] = (
@@ -293,8 +300,19 @@ def walk_catalog(store: Store, query: Query) -> list[dict[str, Any]]:
 
 
 def _read_index(store: Store, collection_id: str) -> pa.Table | None:
+    """The index the collection links now. When it vanished between reading collection.json
+    and reading it (a publish switched the collection and its grace period ran out), the
+    collection is read again, once, and its new index read instead."""
     key = current_index_key(store, collection_id)
-    return None if key is None else _read_key(store, key)
+    if key is None:
+        return None
+    try:
+        return _read_key(store, key)
+    except FileNotFoundError:
+        again = current_index_key(store, collection_id)
+        if again is None or again == key:
+            raise
+        return _read_key(store, again)
 
 
 def _read_key(store: Store, key: str) -> pa.Table:

@@ -6,12 +6,16 @@ outcome is a `Report`. The CLI and the Prefect flows are thin layers over `inges
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import posixpath
 import shutil
+import signal
 import socket
-from collections.abc import Iterator
+import threading
+from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,9 +36,11 @@ from byod.azure import (
     check_region as check_region_of,
 )
 from byod.catalog import (
+    SUPERSEDED,
     CollectionInfo,
     Published,
     asset_hrefs,
+    collect_superseded,
     new_version,
     publish,
     read_state,
@@ -47,7 +53,9 @@ from byod.config import IngestSettings, default_workers
 from byod.errors import (
     ByodError,
     ConfigurationError,
+    Interrupted,
     RunFailed,
+    RunInterrupted,
     StorageUnavailable,
     storage_errors,
     storage_failure,
@@ -78,6 +86,8 @@ log = logging.getLogger(__name__)
 # Bump when a change in byod alters what is written for the same input, so re-runs redo it.
 RECIPE_VERSION = 1
 FINGERPRINT_METADATA = "byod_fingerprint"
+# A killed run's superseded-files list is the collector's to act on, not a leftover.
+SUPERSEDED_PART = f"/{SUPERSEDED}/"
 # Run markers this process holds (see `_register`), by (catalog root, marker key).
 _HOLDS: dict[tuple[str, str], Hold] = {}
 
@@ -150,20 +160,44 @@ def ingest(settings: IngestSettings, progress: Progress | None = None) -> Report
     A run that cannot start raises `ConfigurationError` or `StorageUnavailable` (nothing
     written); one that stops midway raises `RunFailed` (or `StorageUnavailable` when it had
     stored nothing yet) with `.report` saying what was done and what not (byod.errors).
+    SIGINT or SIGTERM (when called from the main thread) stops the conversions (their
+    workers are killed), publishes what was stored, and raises `RunInterrupted` with the
+    report (the rest `not_done`); a second signal while publishing stops at once.
     """
     progress = progress or Progress()
-    run = plan_run(settings, progress)
-    outcomes: list[Outcome] = []
+    with _signals() as signals:
+        try:
+            run = plan_run(settings, progress)
+        except Interrupted as exc:  # nothing stored; a marker left is removed by the next run
+            raise RunInterrupted(f"{signal.Signals(exc.signum).name}: stopped while planning; "
+                                 "nothing was stored", exc.signum) from None  # fmt: skip
+        outcomes: list[Outcome] = []
+        try:
+            # Closed on the way out, so an interrupted run's workers are killed (runner).
+            with contextlib.closing(process_all(run, progress)) as results:
+                for outcome in results:
+                    outcomes.append(outcome)
+        except Interrupted:
+            pass  # publish what was stored; `signals.received` says why the run ended
+        except BaseException as exc:
+            _end_run(run, finished=False)  # a dead run: the next run removes what it stored
+            if isinstance(exc, Exception):
+                raise _stopped(run, outcomes, exc) from exc
+            raise
+        signals.shielded = True  # publishing is short and leaves no mix: it finishes
+        try:
+            report = _publish_or_stop(run, outcomes, complete=signals.received is None)
+        except Interrupted as exc:  # a second signal while publishing
+            _end_run(run, finished=False)
+            raise _interrupted(run, outcomes, exc.signum, published=run.published) from None
+        if signals.received is not None:
+            raise _interrupted(run, outcomes, signals.received, published=True)
+        return report
+
+
+def _publish_or_stop(run: Run, outcomes: list[Outcome], *, complete: bool) -> Report:
     try:
-        for outcome in process_all(run, progress):
-            outcomes.append(outcome)
-    except BaseException as exc:
-        _end_run(run, finished=False)  # a dead run: the next run removes what it stored
-        if isinstance(exc, Exception):
-            raise _stopped(run, outcomes, exc) from exc
-        raise
-    try:
-        return publish_run(run, outcomes)
+        return publish_run(run, outcomes, complete=complete)
     except Exception as exc:
         if not run.published:
             raise _stopped(run, outcomes, exc) from exc
@@ -174,6 +208,62 @@ def ingest(settings: IngestSettings, progress: Progress | None = None) -> Report
         run.report.rows.sort(key=lambda r: r.input)
         run.report.finished = datetime.now(UTC).isoformat()
         return run.report
+
+
+class _Signals:
+    """SIGINT and SIGTERM raised as `Interrupted` in the main thread. While `shielded`
+    (publishing), the first signal is only noted; a second one interrupts anyway."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.shielded = False
+
+    def handle(self, signum: int, frame: object) -> None:
+        first = self.received is None
+        if first:
+            self.received = signum
+        if first and self.shielded:
+            return
+        raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _signals() -> Iterator[_Signals]:
+    """Install `_Signals` for the block (main thread only: Python delivers signals there;
+    elsewhere, as in an orchestrator's worker thread, signals keep their handlers)."""
+    signals = _Signals()
+    if threading.current_thread() is not threading.main_thread():
+        yield signals
+        return
+    saved = {s: signal.signal(s, signals.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield signals
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+
+
+def _interrupted(run: Run, outcomes: list[Outcome], signum: int, *, published: bool
+                 ) -> RunInterrupted:  # fmt: skip
+    """The error of a run stopped by `signum`, with its report: rows for what was published
+    (or, when the signal came before the switch, `not_done` for what was stored), `not_done`
+    for the inputs never finished."""
+    name = signal.Signals(signum).name
+    finished = {o.row.input for o in outcomes}
+    not_done = {w.candidate.relpath: f"not converted: the run was stopped by {name}"
+                for w in run.todo if w.candidate.relpath not in finished}  # fmt: skip
+    if not published:
+        not_done |= {o.row.input: f"stored, not published: the run was stopped by {name}"
+                     for o in outcomes if o.items}  # fmt: skip
+    report = run.report
+    report.rows += [o.row for o in outcomes if o.row not in report.rows]
+    done = sum(1 for o in outcomes if o.items) if published else 0
+    message = (f"{name}: the run was stopped; {done} input(s) published, "
+               f"{len(not_done)} not done")  # fmt: skip
+    report.stop(message, not_done)
+    error = RunInterrupted(message, signum)
+    error.report = report
+    return error
 
 
 def _stopped(run: Run, outcomes: list[Outcome], exc: Exception) -> ByodError:
@@ -221,6 +311,7 @@ def _plan_run(settings: IngestSettings, progress: Progress) -> Run:
     for store in (stores.catalog, stores.target):
         if isinstance(store, BlobStore):
             store.ensure_container()
+        store.check_writable()  # before converting anything: refuse, exit 2
     items = read_state(stores.catalog, collection_id).items
     found = _discover(settings.source, stores.source, settings.group_pattern)
     report.ignored, report.notes = found.ignored, found.notes
@@ -286,7 +377,7 @@ def process(context: RunContext, work: WorkItem) -> Outcome:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def process_all(run: Run, progress: Progress | None = None) -> Iterator[Outcome]:
+def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome, None, None]:
     """Every input of the run, `workers` at a time, each in its bounded worker process."""
     progress = progress or Progress()
     settings = run.context.settings
@@ -359,10 +450,13 @@ def outcome_is_stored(context: RunContext, outcome: Outcome) -> bool:
     return True
 
 
-def publish_run(run: Run, outcomes: list[Outcome]) -> Report:
+def publish_run(run: Run, outcomes: list[Outcome], *, complete: bool = True) -> Report:
     """Merge the outcomes into the collection as published now (other runs may have published
-    since this one was planned), switch it, delete the files it superseded, end the run, and
-    remove what dead runs left behind (see `catalog.publish`)."""
+    since this one was planned), switch it, end the run, delete what dead runs left behind
+    and superseded files past their grace period (see `catalog.publish`).
+
+    `complete=False` (the run was interrupted): the outcomes are published the same way, and
+    whatever else this run stored (an input stopped mid-upload) is removed now."""
     settings, report = run.context.settings, run.report
     new: dict[str, pystac.Item] = {}
     removed: set[str] = set()
@@ -401,15 +495,15 @@ def publish_run(run: Run, outcomes: list[Outcome]) -> Report:
             raise
     for row in report.rows:  # ids another run took meanwhile (see catalog.publish)
         row.item_ids = sorted(done.renamed.get(i, i) for i in row.item_ids)
-    for href in done.superseded:  # after the switch: no published item points at them
-        key = stores.target.key_of(href)
-        if key is not None:
-            _remove_quietly(stores.target, key)
-    _end_run(run, finished=True)
+        if row.status is Status.INGESTED and set(row.item_ids) & set(done.replaced):
+            row.status = Status.REPLACED  # another run published this input meanwhile
+            row.notes.append("published meanwhile by another run; replaced")
+    _end_run(run, finished=complete)  # interrupted: its own leftovers go as a dead run's
     try:
-        _remove_dead_runs(stores, run.context)
+        _remove_dead_runs(stores, run.context, own=not complete)
+        _collect_superseded(stores, run.context)
     except Exception as exc:  # noqa: BLE001 - published: what is left, a later run removes
-        log.warning("files of dead runs not removed: %s", exc)
+        log.warning("files of dead runs or superseded files not removed: %s", exc)
     report.rows.sort(key=lambda r: r.input)
     report.finished = datetime.now(UTC).isoformat()
     return report
@@ -438,17 +532,38 @@ class RunLost(RunFailed):
     """The run's marker was lost before it published (see `_confirm_alive`): exit 3."""
 
 
-def _remove_dead_runs(stores: _Stores, context: RunContext) -> None:
+def _collect_superseded(stores: _Stores, context: RunContext) -> None:
+    """Delete what switches superseded, once past `superseded_grace_s` and once the run that
+    switched is over (`catalog.collect_superseded`): this run's, and those of killed runs."""
+    catalog, collection_id = stores.catalog, context.collection_id
+
+    def running(version: str) -> bool:
+        marker = run_marker_key(collection_id, version)
+        return version != context.version and catalog.held(marker)
+
+    deleted = collect_superseded(catalog, collection_id, (catalog, stores.target),
+                                 context.settings.superseded_grace_s, running)  # fmt: skip
+    if deleted:
+        log.info("removed %d superseded file(s) past their grace period", len(deleted))
+
+
+def _remove_dead_runs(stores: _Stores, context: RunContext, *, own: bool = False) -> None:
     """Delete the files of runs that died (their marker is no longer held) which the
     published collection does not point at: COGs, thumbnails, item and index versions,
-    temp files. Only files in a dead run's version folder are touched, so files another
-    live run has stored but not yet published are safe."""
+    temp files (and this run's own, `own`: it was interrupted). Only files in a dead run's
+    version folder are touched, so files another live run has stored but not yet published
+    are safe. Marker temp files of runs killed while creating their marker go too."""
     catalog, collection_id = stores.catalog, context.collection_id
     markers = catalog.list_files(f"{collection_id}/_runs/")
     dead = {}
     for marker in markers:
+        name = posixpath.basename(marker.key)
+        if name.startswith(".") and name.endswith(".partial"):
+            if not catalog.held(marker.key):  # its creator holds it locked until renamed
+                _remove_quietly(catalog, marker.key)
+            continue
         version = version_of(marker.key)
-        if version and version != context.version and not catalog.held(marker.key):
+        if version and (own or version != context.version) and not catalog.held(marker.key):
             dead[version] = marker.key
     if not dead:
         return
@@ -458,8 +573,9 @@ def _remove_dead_runs(stores: _Stores, context: RunContext) -> None:
     stores_ = {s.href(""): s for s in (catalog, stores.target)}
     for store in stores_.values():
         for info in store.list_files(f"{collection_id}/"):
-            if version_of(info.key) in dead and store.href(info.key) not in keep \
-                    and info.key not in dead.values():  # fmt: skip
+            if version_of(info.key) not in dead or SUPERSEDED_PART in info.key:
+                continue
+            if store.href(info.key) not in keep and info.key not in dead.values():
                 _remove_quietly(store, info.key)
     for key in dead.values():
         _remove_quietly(catalog, key)

@@ -17,6 +17,8 @@ credentials and network access before it reads an input (`untrusted.worker_envir
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import errno
 import io
 import logging
@@ -315,6 +317,23 @@ def _child(
 ) -> None:
     # The parent decides what a Ctrl-C stops (it kills its workers): no KeyboardInterrupt here.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_forkserver()
+    try:
+        _child_run(conn, work, job, label, max_memory_mb)
+    except (BrokenPipeError, ConnectionResetError):
+        os._exit(1)  # the parent stopped (a signal) before it knew this worker: nobody to tell
+
+
+def _die_with_forkserver() -> None:
+    """SIGKILL this worker when its parent, the forkserver, exits (prctl PR_SET_PDEATHSIG,
+    Linux): the forkserver exits with the run, so no worker outlives a stopped run."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+
+
+def _child_run(
+    conn: Connection, work: Callable[..., Any], job: Any, label: str, max_memory_mb: int
+) -> None:
     worker_environment()  # before any input is opened: no credentials, no network for GDAL
     _confine(job)  # ... and no file outside the source and the runtime, whatever opens it
     limit = max_memory_mb * 1024 * 1024

@@ -17,6 +17,7 @@ import os
 import posixpath
 import random
 import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from byod.azure import AzureAccess
-from byod.errors import ConfigurationError
+from byod.errors import ConfigurationError, StorageUnavailable, storage_failure
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,24 @@ class Store:
     def exists(self, key: str) -> bool:
         return Path(self.root, key).is_file()
 
+    def check_writable(self) -> None:
+        """Raise `StorageUnavailable` when files cannot be created below the root (a folder
+        of another user, a read-only or full file system: errors._STORAGE_ERRNOS), leaving
+        nothing behind: an empty temp file is created and removed in the root, or in its
+        nearest existing parent while the root does not exist yet (created on first write)."""
+        root = Path(self.root)
+        folder = next((p for p in (root, *root.parents) if p.is_dir()), root)
+        try:
+            fd, name = tempfile.mkstemp(prefix=".byod-probe-", dir=folder)
+            os.close(fd)
+            os.unlink(name)
+        except OSError as exc:
+            failure = storage_failure(exc, f"{self.root}: cannot write there")
+            if failure is None:
+                raise
+            raise StorageUnavailable(f"{self.root}: cannot write there ({exc.strerror}); "
+                                     "nothing was written", self.root) from None  # fmt: skip
+
     def read_text(self, key: str) -> str:
         return Path(self.root, key).read_text("utf-8")
 
@@ -137,6 +156,14 @@ class Store:
                 key = path.relative_to(self.root).as_posix()
                 out.append(StoredInfo(key, stat.st_size, str(stat.st_mtime_ns)))
         return sorted(out, key=lambda i: i.key)
+
+    def list_folders(self, prefix: str = "") -> list[str]:
+        """Names of the folders directly below the folder `prefix` (a key ending in '/')."""
+        try:
+            entries = list(os.scandir(Path(self.root, prefix)))
+        except FileNotFoundError:
+            return []
+        return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
 
     def get_file(self, key: str, local: Path) -> None:
         shutil.copyfile(Path(self.root, key), local)
@@ -234,6 +261,10 @@ class BlobStore(Store):
     def href(self, key: str) -> str:
         return f"{self.access.account_url}/{self.container}/{self._blob(key)}"
 
+    def check_writable(self) -> None:
+        """Blob containers: `ensure_container` and the first write tell (a refused write is a
+        403, `errors.storage_failure`)."""
+
     def ensure_container(self) -> None:
         """Create the container if missing, private (no anonymous access)."""
         from azure.core.exceptions import ResourceExistsError
@@ -303,9 +334,25 @@ class BlobStore(Store):
             out.append(StoredInfo(key, int(blob.size), version))
         return sorted(out, key=lambda i: i.key)
 
+    def list_folders(self, prefix: str = "") -> list[str]:
+        """Virtual folders directly below `prefix`: one delimited listing (`walk_blobs`)."""
+        start = (f"{self.prefix}/" if self.prefix else "") + prefix
+        names = []
+        for entry in self.container_client.walk_blobs(name_starts_with=start or None,
+                                                      delimiter="/"):  # fmt: skip
+            name = str(entry.name)
+            if name.endswith("/"):  # a BlobPrefix: a folder
+                names.append(name[len(start) :].rstrip("/"))
+        return sorted(names)
+
     def get_file(self, key: str, local: Path) -> None:
         """Stream a blob to a local file in chunks: memory stays bounded by the chunk size."""
-        downloader = self.container_client.download_blob(self._blob(key), max_concurrency=2)
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            downloader = self.container_client.download_blob(self._blob(key), max_concurrency=2)
+        except ResourceNotFoundError:
+            raise FileNotFoundError(self.href(key)) from None  # as a local store says it
         with local.open("wb") as out:
             for chunk in downloader.chunks():
                 out.write(chunk)

@@ -117,7 +117,26 @@ def validate_catalog(url: str) -> tuple[int, list[Problem]]:
             if rel in ("child", "item") and "://" not in link["href"]:
                 child = posixpath.normpath(posixpath.join(posixpath.dirname(current), link["href"]))
                 queue.append((child, "item" if rel == "item" else _kind_of_child(store, child)))
+    problems += _unlinked_collections(store, key)
     return count, problems
+
+
+def _unlinked_collections(store: Store, root_key: str) -> list[Problem]:
+    """Collections present in the catalog's folder (`catalog.collection_ids`) that the root
+    does not link: a reader walking the catalog never finds them (a run killed between a
+    collection's switch and the root update; the next ingest into any collection repairs)."""
+    from byod.catalog import collection_ids, collection_key
+
+    try:
+        root = json.loads(store.read_text(root_key))
+    except (OSError, json.JSONDecodeError):
+        return []  # reported above as unreadable
+    linked = {posixpath.normpath(link["href"]) for link in root.get("links", [])
+              if link.get("rel") == "child" and "://" not in link.get("href", "")}  # fmt: skip
+    return [Problem(store.href(collection_key(c)), "collection",
+                    "not linked from the root catalog (no child link): readers walking the "
+                    "catalog miss it; the next byod ingest into the catalog adds the link")
+            for c in collection_ids(store) if collection_key(c) not in linked]  # fmt: skip
 
 
 def _kind_of_child(store: Store, key: str) -> str:
