@@ -12,6 +12,7 @@ directory of the ingest process, a script without a main guard, names that are n
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
@@ -20,9 +21,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import pystac
 import pytest
@@ -31,7 +34,9 @@ from azure.storage.blob import BlobServiceClient
 from PIL import Image
 from typer.testing import CliRunner
 
+from byod import confine, runner
 from byod.cli import app
+from byod.confine import abi_version
 from byod.reasons import Reason
 from byod.report import Report, Status
 from byod.runner import run_bounded
@@ -184,7 +189,72 @@ def _route_connection(src: Path, secret: Path) -> None:
     (src / "conn_20240101.vrt").write_text(_vrt(f"vrt://{secret}?bands=1", relative=False))
 
 
-ROUTES = {
+def _processed(gain: str, folder: Path) -> str:
+    """A VRTProcessedDataset (GDAL 3.9+) scaling an inside raster by a gain raster named in an
+    `<Argument>`, as GDAL's LocalScaleOffset documents it (not a `*Filename` element)."""
+    return (
+        '<VRTDataset subClass="VRTProcessedDataset"><Input>'
+        f'<SourceFilename relativeToVRT="0">{folder / "in.tif"}</SourceFilename></Input>'
+        '<ProcessingSteps><Step name="scale"><Algorithm>LocalScaleOffset</Algorithm>'
+        '<Argument name="relativeToVRT">false</Argument>'
+        f'<Argument name="gain_dataset_filename_1">{gain}</Argument>'
+        '<Argument name="gain_dataset_band_1">1</Argument>'
+        f'<Argument name="offset_dataset_filename_1">{folder / "zero.tif"}</Argument>'
+        '<Argument name="offset_dataset_band_1">1</Argument>'
+        "</Step></ProcessingSteps></VRTDataset>"
+    )
+
+
+def _route_processed(src: Path, secret: Path) -> list[str]:
+    (src / "proc").mkdir()
+    _geotiff(src / "proc" / "in.tif", np.ones((1, 64, 64), "uint16"))
+    _geotiff(src / "proc" / "zero.tif", np.zeros((1, 64, 64), "uint16"))
+    (src / "proc_20240101.vrt").write_text(_processed(str(secret), src / "proc"))
+    return ["proc/in.tif", "proc/zero.tif"]  # inside inputs of their own
+
+
+def _route_inline(src: Path, secret: Path) -> None:
+    # A source named by a whole VRT document, XML-escaped: GDAL opens it as a VRT string.
+    inline = html.escape(_vrt(str(secret), relative=False), quote=False)
+    (src / "inline_20240101.vrt").write_text(_vrt(inline, relative=False))
+
+
+def _route_root_path(src: Path, secret: Path) -> None:
+    # An inside VRT whose relative source GDAL re-roots by the ROOT_PATH open option.
+    (src / "inner").mkdir()
+    (src / "inner" / "secret.tif").write_bytes(b"")  # the parsed name exists inside
+    (src / "inner" / "inner.vrt").write_text(_vrt("secret.tif", relative=True))
+    outer = _vrt("inner/inner.vrt", relative=True).replace(
+        "<SourceBand>", f'<OpenOptions><OOI key="ROOT_PATH">{secret.parent}</OOI>'
+        "</OpenOptions><SourceBand>",
+    )  # fmt: skip
+    (src / "rootpath_20240101.vrt").write_text(outer)
+
+
+def _route_source_overview(src: Path, secret: Path) -> None:
+    # A VRT downsampling an inside GeoTIFF whose PAM sidecar points its overviews outside.
+    (src / "sub").mkdir()
+    _geotiff(src / "sub" / "base.tif", ramp(128, 128))
+    (src / "sub" / "base.tif.aux.xml").write_text(
+        '<PAMDataset><Metadata domain="OVERVIEWS">'
+        f'<MDI key="OVERVIEW_FILE">{secret}</MDI></Metadata></PAMDataset>'
+    )
+    vrt = _vrt("sub/base.tif", relative=True, source_size=128, size=64)
+    (src / "srcovr_20240101.vrt").write_text(vrt)
+
+
+def _route_inline_passwd(src: Path, secret: Path) -> None:
+    inline = html.escape(_vrt("/etc/passwd", relative=False, size=16, raw=True), quote=False)
+    vrt = _vrt(inline, False, size=16, source_size=16, dtype="Byte")
+    (src / "inpasswd_20240101.vrt").write_text(vrt)
+
+
+ROUTES: dict[str, Callable[[Path, Path], list[str] | None]] = {
+    "inpasswd_20240101.vrt": _route_inline_passwd,
+    "proc_20240101.vrt": _route_processed,
+    "inline_20240101.vrt": _route_inline,
+    "rootpath_20240101.vrt": _route_root_path,
+    "srcovr_20240101.vrt": _route_source_overview,
     "abs_20240101.vrt": _route_absolute,
     "sub/rel_20240101.vrt": _route_relative,
     "cwd_20240101.vrt": _route_cwd,
@@ -204,10 +274,10 @@ def test_reference_outside_the_source_is_rejected(
 ) -> None:  # fmt: skip
     monkeypatch.chdir(tmp_path)  # the working directory the cwd route resolves against
     write_raster(GOOD, ramp())
-    ROUTES[name](tmp_path / "src", secret)
+    inside = ROUTES[name](tmp_path / "src", secret) or []
     report = run_ingest()
     _assert_outside(report, name, secret=str(tmp_path))
-    _assert_only_good_published(tmp_path, report, [GOOD])
+    _assert_only_good_published(tmp_path, report, [GOOD, *inside])
 
 
 def test_references_inside_the_source_are_ingested(
@@ -284,6 +354,193 @@ def test_ers_header_naming_a_data_file_outside_is_rejected(
     report = run_ingest()
     _assert_outside(report, "ers_20240101.ers", secret="plane.raw")
     _assert_only_good_published(tmp_path, report, [GOOD])
+
+
+# --- the sandbox: the wall that does not depend on parsing --------------------------------
+
+needs_landlock = pytest.mark.skipif(
+    abi_version() < 1, reason="no Landlock on this kernel: workers have the parsed checks only"
+)
+SANDBOX_ROUTES = ["proc_20240101.vrt", "inline_20240101.vrt", "inpasswd_20240101.vrt",
+                  "rootpath_20240101.vrt", "srcovr_20240101.vrt", "abs_20240101.vrt"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _SandboxJob:
+    """A job naming its folders (runner.Confined): its worker reads `source_root` only and
+    writes `workdir` only."""
+
+    path: Path
+    workdir: Path
+    source_root: Path
+
+
+def _read_unchecked(job: _SandboxJob, stage: Callable[[str], None]) -> bytes:
+    """Every pixel GDAL gives for `job.path`, at full and half resolution (overviews), with
+    no parsed check before: what the sandbox alone lets through."""
+    with rasterio.open(job.path) as src:
+        full = src.read()
+        half = src.read(out_shape=(src.count, max(1, src.height // 2), max(1, src.width // 2)))
+    return full.tobytes() + half.tobytes()
+
+
+def _secret_in(pixels: bytes, secret: Path) -> bool:
+    with rasterio.open(secret) as src:
+        values = src.read(1)
+    return values[0, :4].tobytes() in pixels or Path("/etc/passwd").read_bytes()[:8] in pixels
+
+
+@needs_landlock
+@pytest.mark.parametrize("name", SANDBOX_ROUTES)
+def test_sandbox_refuses_outside_reads_the_parser_would_miss(
+    name: str, tmp_path: Path, secret: Path
+) -> None:
+    """The same hostile VRTs, opened in a worker with no parsed check at all: the worker's
+    Landlock sandbox refuses the outside read, and the refusal is an outside_source rejection
+    (a GDAL error raised, or only logged while GDAL went on with nodata)."""
+    src, work = tmp_path / "src", tmp_path / "work"
+    src.mkdir()
+    work.mkdir()
+    ROUTES[name](src, secret)
+    job = _SandboxJob(src / name, work, src)
+    assert _secret_in(_read_unchecked(job, print), secret)  # hostile indeed, unconfined
+    (done,) = run_bounded([(name, job)], _read_unchecked, workers=1, timeout_s=60,
+                          max_memory_mb=2048)  # fmt: skip
+    if done.rejection is None:  # GDAL did without the outside file, silently
+        assert done.result is not None and not _secret_in(done.result, secret)
+        assert name == "srcovr_20240101.vrt", "only a missing overview may go unnoticed"
+    else:
+        assert done.rejection.reason is Reason.OUTSIDE_SOURCE, done.rejection
+        assert str(tmp_path) not in done.rejection.message  # the class, never the path
+
+
+def _read_file(path: Path) -> bytes:
+    with path.open("rb") as f:
+        return f.read()
+
+
+def _touch_outside(job: _SandboxJob, stage: Callable[[str], None]) -> dict[str, str]:
+    """Try reads and writes in and out of the job's folders with plain Python; say what
+    happened to each."""
+    outcome = {}
+    tries: dict[str, Callable[[], object]] = {
+        "read source": lambda: _read_file(job.path),
+        "write work": lambda: (job.workdir / "out.bin").write_bytes(b"ok"),
+        "open passwd": lambda: _read_file(Path("/etc/passwd")),
+        "list etc": lambda: os.listdir("/etc"),
+        "write outside": lambda: (job.source_root.parent / "escape.bin").write_bytes(b"x"),
+        "write source": lambda: (job.source_root / "planted.bin").write_bytes(b"x"),
+    }
+    for what, attempt in tries.items():
+        try:
+            attempt()
+            outcome[what] = "done"
+        except OSError as exc:
+            outcome[what] = f"refused: {exc}"
+    return outcome
+
+
+def _rasterio_passwd(job: _SandboxJob, stage: Callable[[str], None]) -> bytes:
+    with rasterio.open("/etc/passwd") as src:
+        return src.read().tobytes()
+
+
+@needs_landlock
+def test_worker_is_confined_to_its_source_and_work_folders(tmp_path: Path) -> None:
+    src, work = tmp_path / "src", tmp_path / "work"
+    src.mkdir()
+    work.mkdir()
+    job = _SandboxJob(_geotiff(src / "in.tif", ramp()), work, src)
+    assert _read_file(Path("/etc/passwd"))  # readable here, outside the sandbox
+    (done,) = run_bounded([("in.tif", job)], _touch_outside, workers=1, timeout_s=60,
+                          max_memory_mb=2048)  # fmt: skip
+    assert done.result is not None, done.rejection
+    assert done.result["read source"] == done.result["write work"] == "done", done.result
+    for what in ("open passwd", "list etc", "write outside", "write source"):
+        assert "Permission denied" in done.result[what], (what, done.result)
+    assert not (tmp_path / "escape.bin").exists() and not (src / "planted.bin").exists()
+    # GDAL refused the same way; the worker reports it as outside_source, naming no path.
+    (done,) = run_bounded([("in.tif", job)], _rasterio_passwd, workers=1, timeout_s=60,
+                          max_memory_mb=2048)  # fmt: skip
+    assert done.rejection is not None and done.rejection.reason is Reason.OUTSIDE_SOURCE
+    assert "passwd" not in done.rejection.message
+
+
+def test_without_landlock_workers_fall_back_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Where the kernel has no Landlock (abi 0), `confine` restricts nothing and says so, the
+    run notes it once and warns once."""
+    monkeypatch.setattr(confine, "abi_version", lambda: 0)
+    monkeypatch.setattr(runner, "_WARNED", False)
+    assert confine.confine([Path("/nonexistent")], []) == 0
+    assert Path("/etc/passwd").read_bytes()  # this process was not restricted
+    with caplog.at_level("WARNING", logger="byod.runner"):
+        first, second = runner.sandbox_note(), runner.sandbox_note()
+    assert first is not None and first == second and "Landlock" in first
+    assert len([r for r in caplog.records if "Landlock" in r.getMessage()]) == 1
+
+
+@needs_landlock
+def test_with_landlock_the_run_has_no_sandbox_note() -> None:
+    assert runner.sandbox_note() is None
+
+
+# --- NetCDF-4 / HDF5 whose data lives elsewhere ------------------------------------------------
+
+
+def _netcdf4_outside(path: Path, outside: Path, kind: str) -> None:
+    """A CF NetCDF-4 file (HDF5 with dimension scales, as netCDF-C writes them) whose `data`
+    variable's bytes are not in it: HDF5 external storage (H5Pset_external), a virtual
+    dataset mapping another file, or an external link."""
+    secret = ramp(8, 32) + SECRET_OFFSET
+    with h5py.File(outside / "secret.h5", "w") as other:
+        other.create_dataset("data", data=secret)
+    (outside / "secret.bin").write_bytes(secret.astype("<u2").tobytes())
+    with h5py.File(path, "w") as f:
+        lat = f.create_dataset("lat", data=np.linspace(50.0, 49.3, 8))
+        lon = f.create_dataset("lon", data=np.linspace(10.0, 13.1, 32))
+        lat.attrs["units"], lon.attrs["units"] = "degrees_north", "degrees_east"
+        lat.make_scale("lat")
+        lon.make_scale("lon")
+        if kind == "external":
+            data = f.create_dataset(
+                "data",
+                shape=(8, 32),
+                dtype="<u2",
+                external=[(str(outside / "secret.bin"), 0, secret.nbytes)],
+            )
+        elif kind == "virtual":
+            layout = h5py.VirtualLayout(shape=(8, 32), dtype="<u2")
+            layout[:] = h5py.VirtualSource(str(outside / "secret.h5"), "data", shape=(8, 32))
+            data = f.create_virtual_dataset("data", layout)
+        else:
+            f["data"] = h5py.ExternalLink(str(outside / "secret.h5"), "/data")
+            return
+        data.dims[0].attach_scale(lat)
+        data.dims[1].attach_scale(lon)
+
+
+@needs_landlock
+@pytest.mark.parametrize("kind", ["external", "virtual", "link"])
+def test_netcdf4_data_stored_outside_is_not_published(
+    kind: str, tmp_path: Path, write_raster: WriteRaster, run_ingest: RunIngest
+) -> None:
+    """HDF5 resolves external storage, virtual datasets and external links inside the library,
+    where no parsed check looks: only the sandbox stops them. Nothing of the outside bytes is
+    published, whatever the row says."""
+    write_raster(GOOD, ramp())
+    (tmp_path / "outside").mkdir()
+    name = f"{kind}_20240101.nc"
+    _netcdf4_outside(tmp_path / "src" / name, tmp_path / "outside", kind)
+    with rasterio.open(f'NETCDF:"{tmp_path / "src" / name}":data') as direct:
+        assert direct.read().max() >= SECRET_OFFSET  # hostile indeed, unconfined
+    report = run_ingest()
+    assert _rows(report)[GOOD].status is Status.INGESTED
+    assert _rows(report)[name].status in (Status.REJECTED, Status.INGESTED), report.rows
+    for pixels in _stored_pixels(tmp_path):
+        assert pixels.max() < SECRET_OFFSET, report.rows
+    assert str(tmp_path / "outside") not in (_rows(report)[name].message or "")
 
 
 # --- the network ---------------------------------------------------------------------------
