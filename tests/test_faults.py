@@ -10,6 +10,8 @@ from __future__ import annotations
 import errno
 import json
 import os
+import pwd
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -405,3 +407,69 @@ def test_a_source_that_cannot_be_downloaded_stops_the_run_instead_of_rejecting_i
     rows = _report(tmp_path)["rows"]
     assert {r["status"] for r in rows} == {"not_done"} and len(rows) == 2
     assert not any(k.endswith(".tif") for k in _blobs(azurite, f"cogs-{uid}"))
+
+
+# --- folders byod may not write, reports it cannot write, catalogs that are not there -----
+
+_NO_OVERRIDE = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
+                "--bounding-set=-dac_override,-dac_read_search"]  # fmt: skip
+
+
+@pytest.mark.parametrize(("refused", "missing"), [
+    ("catalog", False), ("target", False), ("target", True),  # True: its parent is refused
+])  # fmt: skip
+def test_a_folder_the_run_may_not_write_is_refused_before_anything_is_converted(
+    tmp_path: Path, refused: str, missing: bool
+) -> None:
+    """Permission denied (EACCES) on the catalog or target folder: exit 2 with one line
+    naming the folder, before any input is converted; nothing written anywhere. Root
+    without CAP_DAC_OVERRIDE (setpriv) on a folder of `nobody`, mode 0755, as a user meets
+    a folder of a colleague."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to drop CAP_DAC_OVERRIDE")
+    _rasters(tmp_path / "src", "a_20240101.tif", "b_20240102.tif")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, pwd.getpwnam("nobody").pw_uid, -1)
+    place = {"catalog": tmp_path / "catalog", "target": tmp_path / "data"}
+    place[refused] = theirs / "data" if missing else theirs
+    result = subprocess.run(
+        [*_NO_OVERRIDE, str(BYOD), "ingest", str(tmp_path / "src"), "--collection", "faults",
+         "--workers", "1", "--catalog", str(place["catalog"]), "--target", str(place["target"]),
+         "--report", str(tmp_path / "report.json"), "--quiet"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    line = _one_error_line(result)
+    assert "Permission denied" in line and str(place[refused]) in line
+    assert {r["status"] for r in _report(tmp_path)["rows"]} <= {"not_done"}
+    written = [p for p in (*tmp_path.glob("catalog/**/*"), *tmp_path.glob("data/**/*"),
+                           *theirs.rglob("*"))]  # fmt: skip
+    assert written == []
+
+
+def test_a_report_that_cannot_be_written_is_exit_3(tmp_path: Path, small_disk: Path) -> None:
+    """The run itself succeeded, but its record is lost (a full disk): exit 3, one line."""
+    _rasters(tmp_path / "src", "a_20240101.tif")
+    (small_disk / "reports").mkdir()
+    _fill(small_disk)
+    result = _byod(tmp_path, str(tmp_path / "src"), "--collection", "faults", "--workers", "1",
+                   "--target", str(tmp_path / "data"), "--catalog", str(tmp_path / "catalog"),
+                   "--report", str(small_disk / "reports" / "report.json"), "--quiet")  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    line = _one_error_line(result)
+    assert "report not written" in line and "No space left" in line
+    items = published(Store(tmp_path / "catalog"), Store(tmp_path / "data"), "faults", tmp_path)
+    assert [i["properties"]["byod:source"] for i in items.values()] == ["a_20240101.tif"]
+
+
+def test_search_of_a_catalog_or_collection_that_is_not_there_is_exit_2(tmp_path: Path) -> None:
+    _rasters(tmp_path / "src", "a_20240101.tif")
+    catalog = tmp_path / "catalog"
+    assert _local_run(tmp_path, catalog, tmp_path / "data").returncode == 0
+    for args in ([str(tmp_path / "nowhere")], [str(catalog), "--collection", "nope"]):
+        result = subprocess.run([str(BYOD), "search", *args], cwd=tmp_path, capture_output=True,
+                                text=True, timeout=120, check=False)  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        line = _one_error_line(result)
+        assert ("no catalog there" in line) if len(args) == 1 else ("nope" in line), line
