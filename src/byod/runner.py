@@ -38,6 +38,7 @@ from multiprocessing.context import ForkServerProcess
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
+from rasterio._err import CPLE_BaseError
 from rasterio.errors import RasterioError
 
 from byod import confine
@@ -370,7 +371,7 @@ def _failure(
     if isinstance(exc, MemoryError) or is_out_of_memory(exc):
         # GDAL's allocation failure may be chained in a RasterioError, or a CPLE_OutOfMemoryError.
         return Reason.MEMORY_LIMIT, _memory_message(label, max_memory_mb)
-    if isinstance(exc, RasterioError):
+    if isinstance(exc, (RasterioError, CPLE_BaseError)):  # CPLE_*: a GDAL error raised bare
         return Reason.UNREADABLE, f"{label}: GDAL could not read it ({exc})"
     # One input's bug must not end the run; it is reported.
     log.debug("worker failed on %s\n%s", label, traceback.format_exc())
