@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -171,3 +172,92 @@ def test_a_cli_run_and_a_flow_run_at_once_lose_nothing(tmp_path: Path) -> None:
             assert sorted(read_items(stores[0], COLLECTION)) == expected
             assert sorted(published(*stores, COLLECTION, folder)) == expected
             assert orphans(*stores, COLLECTION) == []
+
+
+def test_the_later_of_two_runs_adding_the_same_input_says_replaced(tmp_path: Path) -> None:
+    """Two runs planned at once both find `x.tif` new; the one that publishes second replaced
+    the item of the first (same `byod:source`), and its report row says so."""
+    from byod.pipeline import plan_run, process_all, publish_run
+    from byod.report import Status
+
+    catalog, target = tmp_path / "catalog", tmp_path / "data"
+    runs = []
+    for n in range(2):
+        write_geotiff(tmp_path / f"src{n}" / "x_20240101.tif", ramp(32, 32) + n,
+                      crs="EPSG:32633", transform=_origin(0, 0))  # fmt: skip
+        settings = IngestSettings(source=str(tmp_path / f"src{n}"), collection=COLLECTION,
+                                  catalog=str(catalog), target=str(target), workers=1)  # fmt: skip
+        runs.append(plan_run(settings))
+    outcomes = [list(process_all(run)) for run in runs]
+    reports = [publish_run(run, done) for run, done in zip(runs, outcomes, strict=True)]
+    assert [[r.status for r in report.rows] for report in reports] == [
+        [Status.INGESTED], [Status.REPLACED]]  # fmt: skip
+    items = published(open_store(catalog), open_store(target), COLLECTION, tmp_path)
+    (item,) = items.values()
+    second = outcomes[1][0].items[0]["assets"]["data"]["file:checksum"]
+    assert item["assets"]["data"]["file:checksum"] == second
+    assert orphans(open_store(catalog), open_store(target), COLLECTION) == []
+
+
+def _as_user(uid: int, gid: int, action: Any) -> int:
+    """Run `action()` in a forked child as `uid`:`gid` with umask 002 (a member of a group
+    sharing a catalog); its exit code (0: done)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            os.umask(0o002)
+            action()
+            code = 0
+        except BaseException:  # noqa: BLE001 - reported through the exit code and stderr
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def test_two_members_of_a_group_both_publish_to_a_shared_catalog(tmp_path: Path) -> None:
+    """A catalog folder writable by a group (setgid, mode 2775): each member updates the
+    shared files (lock files the other created included), holds and releases run markers, and
+    sees the other's marker held or not. Two accounts (nobody and daemon) in one group."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as two other accounts")
+    import pwd
+    import tempfile
+
+    shared = Path(tempfile.mkdtemp(prefix="byod-shared-test-"))  # outside root's 0700 tmp_path
+    try:
+        gid = 100  # `users`
+        os.chown(shared, 0, gid)
+        shared.chmod(0o2775)
+        key = f"{COLLECTION}/collection.json"
+        marker = f"{COLLECTION}/_runs/20260101T000000-abcdef.json"
+
+        def first() -> None:
+            store = Store(shared)
+            store.update_text(key, lambda text: (text or "") + "first\n")
+            store.hold(marker, {"run": "first"}).abandon()  # a run that died
+
+        def second() -> None:
+            store = Store(shared)
+            store.update_text(key, lambda text: (text or "") + "second\n")
+            store.update_text("catalog.json", lambda text: "{}\n")
+            assert not store.held(marker)  # the other's dead run: not held
+            store.drop_hold(marker)
+            store.hold(f"{COLLECTION}/_runs/20260101T000001-abcdef.json", {}).release()
+
+        users = [pwd.getpwnam(name).pw_uid for name in ("nobody", "daemon")]
+        assert _as_user(users[0], gid, first) == 0
+        assert _as_user(users[1], gid, second) == 0
+        assert (shared / key).read_text() == "first\nsecond\n"
+        assert not (shared / marker).exists()
+        owners = {p.name: p.stat().st_uid for p in shared.rglob(".*.lock")}
+        # The collection's lock file is the first member's, and the second used it.
+        assert owners[".collection.json.lock"] == users[0]
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)

@@ -206,7 +206,7 @@ class Store:
         path = Path(self.root, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.write(fd, json.dumps(note).encode())
@@ -500,8 +500,12 @@ class _LeaseHold(Hold):
 
 @contextlib.contextmanager
 def _flocked(path: Path) -> Iterator[None]:
-    """An exclusive OS lock on `path` (created if missing) for the block; waits for it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    """An exclusive OS lock on `path` (created if missing) for the block; waits for it.
+
+    Opened read-only (flock(2) needs no write access) and created 0o666 less the umask: in
+    a catalog shared by a group (umask 002), any member can lock a lock file another member
+    created; a lock file left by any account never stands in the way."""
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
