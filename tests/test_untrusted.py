@@ -481,9 +481,23 @@ def test_without_landlock_workers_fall_back_with_one_warning(
     assert len([r for r in caplog.records if "Landlock" in r.getMessage()]) == 1
 
 
+def test_a_run_without_landlock_says_so_in_its_report(
+    monkeypatch: pytest.MonkeyPatch, write_raster: WriteRaster, run_ingest: RunIngest
+) -> None:
+    write_raster(GOOD, ramp())
+    monkeypatch.setattr(confine, "abi_version", lambda: 0)  # the planning process's view
+    report = run_ingest()
+    assert _rows(report)[GOOD].status is Status.INGESTED
+    assert [n for n in report.notes if n.startswith("byod:") and "Landlock" in n], report.notes
+
+
 @needs_landlock
-def test_with_landlock_the_run_has_no_sandbox_note() -> None:
+def test_with_landlock_the_run_has_no_sandbox_note(
+    write_raster: WriteRaster, run_ingest: RunIngest
+) -> None:
     assert runner.sandbox_note() is None
+    write_raster(GOOD, ramp())
+    assert not [n for n in run_ingest().notes if "Landlock" in n]
 
 
 # --- NetCDF-4 / HDF5 whose data lives elsewhere ------------------------------------------------

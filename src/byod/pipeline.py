@@ -64,7 +64,7 @@ from byod.items import Scene, SceneAsset, StoredFile, build_item
 from byod.metadata import MetadataRules
 from byod.reasons import Reason, RejectedInput
 from byod.report import Report, Row, Status
-from byod.runner import Done, run_bounded
+from byod.runner import Done, run_bounded, sandbox_note
 from byod.scenes import group
 from byod.sources import (
     Candidate,
@@ -315,6 +315,8 @@ def _plan_run(settings: IngestSettings, progress: Progress) -> Run:
     items = read_state(stores.catalog, collection_id).items
     found = _discover(settings.source, stores.source, settings.group_pattern)
     report.ignored, report.notes = found.ignored, found.notes
+    if (note := sandbox_note()) is not None:  # workers not confined by the OS (runner)
+        report.notes.append(note)
     progress.discovered(len(found.candidates) + len(found.problems))
     for problem in found.problems:
         _finish(report, progress, Row(problem.relpath, Status.REJECTED, reason=problem.reason,
