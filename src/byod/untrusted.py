@@ -1,26 +1,30 @@
 """Uploads are untrusted: what one input may make GDAL read, and the bounds checked before work.
 
-An input may only make GDAL read files inside its own source folder tree (issue 11). Formats
-that name other files (VRT, nested VRTs, `.ovr` files that are VRTs, raw-band VRTs, GDAL
-`/vsi` paths and connection strings, headers naming a data file) are checked twice, in the
-worker and before any pixel is read:
+An input may only make GDAL read files inside its own source folder tree (issue 11). The OS
+wall is the worker's Landlock sandbox (`confine.py`, applied by `runner` before any input is
+touched): whatever opens a file outside fails there. This module is the first wall, so the
+rejection says what was wrong: formats that name other files (VRT, nested and inline VRTs,
+VRTProcessedDataset arguments, `.ovr`/`.aux.xml` sidecars of an input and of a VRT's
+sources, raw-band VRTs, ER Mapper headers, GDAL `/vsi` paths and connection strings) are
+checked in the worker before any pixel is read:
 
 1. before GDAL opens anything, each VRT among the input and its sidecars is parsed with
    defusedxml and every file it names is resolved (`relativeToVRT`, then symbolic links);
+   open options naming a path (ROOT_PATH) are refused;
 2. after GDAL opened it, every file GDAL says it uses (`GetFileList`, rasterio's
    `DatasetReader.files`) must resolve inside the source folder, and drivers that reach
    network services are refused.
 
 GDAL's own switches are set in every worker too (`worker_environment`), but PITFALLS: they do
 not stop a VRT's plain file sources, and the rasterio wheel's GDAL 3.10 ignores
-`GDAL_VRT_ENABLE_RAWRASTERBAND` (measured: a raw band on /etc/passwd is still read), so the
-parsed check is the rule and the switches are the second wall. `GDAL_DISABLE_READDIR_ON_OPEN`
-is left alone: `EMPTY_DIR` would hide the sidecars byod relies on (world files, `.prj`, `.msk`),
-and `TRUE` only stops directory listings, not reads.
+`GDAL_VRT_ENABLE_RAWRASTERBAND` (measured: a raw band on /etc/passwd is still read), so they
+are a third wall only. `GDAL_DISABLE_READDIR_ON_OPEN` is left alone: `EMPTY_DIR` would hide
+the sidecars byod relies on (world files, `.prj`, `.msk`), and `TRUE` only stops directory
+listings, not reads.
 
-Not covered: HDF5/NetCDF-4 external links and virtual datasets (HDF5 resolves them inside
-the library; GDAL does not list them); the workers' lack of credentials and network is the
-only wall there.
+Not parsed: HDF5/NetCDF-4 external storage, virtual datasets and external links (HDF5
+resolves them inside the library; GDAL does not list them); the sandbox is the wall there,
+and without Landlock nothing stops them (README, "Untrusted uploads").
 
 Rejections name the CLASS of reference ("an absolute path outside the source", "a network
 URL", ...), never the path or URL itself: a report must not leak what an attacker probed.
