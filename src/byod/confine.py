@@ -221,7 +221,7 @@ class DenialWatch(logging.Handler):
     the read goes on with nodata, so a worker checks `denied` after its work too."""
 
     def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
+        super().__init__(logging.INFO)
         self.denied = 0
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -230,10 +230,11 @@ class DenialWatch(logging.Handler):
 
 
 def watch_denials(loggers: Iterable[str] = ("rasterio", "rio_cogeo")) -> DenialWatch:
-    """Attach a DenialWatch to `loggers` (and let their DEBUG records reach it)."""
+    """Attach a DenialWatch to `loggers` and let their INFO records reach it (rasterio logs
+    the GDAL failures it does not raise at INFO, "GDAL signalled an error")."""
     watch = DenialWatch()
     for name in loggers:
         logger = logging.getLogger(name)
         logger.addHandler(watch)
-        logger.setLevel(logging.DEBUG)
+        logger.setLevel(logging.INFO)
     return watch
