@@ -12,7 +12,8 @@ there ran while byod was preloaded), and each child imports the caller's `__main
 So the forkserver is started with PYTHONSAFEPATH (Python 3.11's `-P`: nothing prepended to
 the path), and children get a preparation without the caller's `__main__` and with an import
 path without the working directory or the script's folder (`_Popen`). Each worker then drops
-credentials and network access before it reads an input (`untrusted.worker_environment`).
+credentials and network access before it reads an input (`untrusted.worker_environment`), and
+is confined by the kernel to its source and work folders (`confine`, Landlock).
 """
 
 from __future__ import annotations
@@ -183,7 +184,9 @@ def run_bounded(
     input, say); a RejectedInput it raises rejects that job without starting a worker.
     `work` must be a module-level function of an importable module, not of `__main__`: the
     caller's `__main__` is never imported in a worker (a job whose function cannot be found
-    is reported as crashed).
+    is reported as crashed). A job that names its folders (`Confined`) runs in a worker
+    confined by Landlock to reading its source folder and the runtime and writing its
+    `workdir` (byod.confine); a read refused there rejects the job as outside_source.
     """
     pending = list(reversed(jobs))
     running: list[_Running] = []
@@ -213,14 +216,15 @@ def _run(
             except RejectedInput as exc:
                 yield Done(job, rejection=exc)
                 continue
-            recv, send = _CONTEXT.Pipe(duplex=False)
-            _start_forkserver()
-            process = _Process(
-                target=_child, args=(send, work, job, label, max_memory_mb), daemon=True
-            )
-            process.start()
-            send.close()
-            running.append(_Running(job, label, process, recv, time.monotonic()))
+            with _signals_held():  # a start cut in half leaves a worker with no orders
+                recv, send = _CONTEXT.Pipe(duplex=False)
+                _start_forkserver()
+                process = _Process(
+                    target=_child, args=(send, work, job, label, max_memory_mb), daemon=True
+                )
+                process.start()
+                send.close()
+                running.append(_Running(job, label, process, recv, time.monotonic()))
             on_stage(label, "queued")
         if not running:
             continue
@@ -233,6 +237,27 @@ def _run(
             if outcome is not None:
                 running.remove(run)
                 yield outcome
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM that arrive in the block are raised again after it, to the handlers
+    in place before (main thread only): a handler that raises (a Ctrl-C) inside
+    `Process.start` would leave a forked worker waiting for orders that never come, and its
+    traceback on the terminal."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    saved = {s: signal.signal(s, lambda n, _: held.append(n)) for s in (signal.SIGINT,
+                                                                       signal.SIGTERM)}  # fmt: skip
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+        for number in held[:1]:
+            signal.raise_signal(number)
 
 
 def _poll(
@@ -310,7 +335,10 @@ def _confine(job: Any) -> None:
     if not isinstance(workdir, Path):
         return
     source = getattr(job, "source_root", None) or workdir / "input"
-    confine.confine(read=[source], write=[workdir])
+    try:
+        confine.confine(read=[source], write=[workdir])
+    except OSError as exc:  # a kernel that announced Landlock and then refused: never fail
+        log.warning("worker not confined (%s); only the parsed checks apply", exc)
 
 
 def _child(
