@@ -470,3 +470,40 @@ def test_a_collection_hidden_by_a_kill_before_the_root_update_is_linked_again(
     children = {link["href"] for link in root["links"] if link["rel"] == "child"}
     assert children == {"./one/collection.json", "./hidden/collection.json"}
     assert validate_catalog(str(catalog))[1] == []
+
+
+def test_what_a_run_killed_in_its_bookkeeping_leaves_is_removed_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A marker's temp file (killed inside `hold`, before the rename) and the index's temp
+    folders are named so the next run knows them for a dead process's and removes them."""
+    import re
+    import tempfile
+
+    from byod.index import write_index
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    source, catalog, target = tmp_path / "src", tmp_path / "catalog", tmp_path / "data"
+    _first_inputs(source)
+    stray = catalog / COLLECTION / "_runs" / ".20260101T000000-abcdef.json.0badc0de.partial"
+    stray.parent.mkdir(parents=True)
+    stray.write_text("{}")  # nobody holds its lock: its creator is gone
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    left = temp / f"byod-{dead}-x1y2z3"
+    left.mkdir()
+    used: list[str] = []
+
+    class Spy(Store):
+        def put_file(self, local: Path, key: str, metadata: dict[str, str] | None = None) -> str:
+            used.append(local.parent.name)
+            return super().put_file(local, key, metadata)
+
+    write_index(Spy(tmp_path / "elsewhere"), "i.parquet", [])
+    assert re.fullmatch(rf"byod-{os.getpid()}-\w+", used[0]), used
+    ingest(IngestSettings(source=str(source), collection=COLLECTION, catalog=str(catalog),
+                          target=str(target), workers=1))  # fmt: skip
+    assert not stray.exists() and not left.exists()
+    assert list(temp.glob("byod-*")) == []  # (pymp-*: multiprocessing's, removed at exit)

@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import posixpath
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from stac_geoparquet.arrow import parse_stac_items_to_arrow
 
 from byod.catalog import ROOT_KEY, collection_key, current_index_key, load_items
 from byod.storage import Store
+from byod.workspace import scratch_folder
 
 INDEX_NAME = "items.parquet"
 ITEM_JSON = "byod:item"
@@ -44,7 +44,7 @@ def write_index(store: Store, key: str, items: Iterable[pystac.Item]) -> None:
     into one Arrow schema, travel whole in the `byod:item` column as the item's JSON.
     """
     dicts = [_index_row(i.to_dict(transform_hrefs=False)) for i in items]
-    with tempfile.TemporaryDirectory(prefix="byod-index-") as tmp:
+    with scratch_folder() as tmp:
         path = Path(tmp) / INDEX_NAME
         if dicts:
             # stac-geoparquet logs `logger.debug(schema, batch)`, which raises inside logging
@@ -316,7 +316,7 @@ def _read_index(store: Store, collection_id: str) -> pa.Table | None:
 
 
 def _read_key(store: Store, key: str) -> pa.Table:
-    with tempfile.TemporaryDirectory(prefix="byod-index-") as tmp:
+    with scratch_folder() as tmp:
         path = Path(tmp) / INDEX_NAME
         store.get_file(key, path)
         return pq.read_table(path)

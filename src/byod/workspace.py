@@ -8,11 +8,13 @@ in the name is not alive. Folders of live processes (other runs) are never touch
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,17 @@ def make_workdir() -> Path:
     """A new private temp folder of this process (mode 0700), after stale ones are removed."""
     remove_stale()
     return Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
+
+
+@contextlib.contextmanager
+def scratch_folder() -> Iterator[Path]:
+    """A `make_workdir` folder for the block, removed after it (or by the next run, after a
+    kill)."""
+    folder = make_workdir()
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def remove_stale(parent: Path | None = None) -> list[Path]:
