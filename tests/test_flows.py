@@ -22,6 +22,7 @@ from prefect.client.schemas.sorting import FlowRunSort
 from prefect.testing.utilities import prefect_test_harness
 
 from byod.catalog import VERSION
+from byod.report import markdown_text
 from byod.validate import validate_catalog
 from flows.ingest import ingest
 from tests.conftest import ramp, write_geotiff
@@ -73,7 +74,9 @@ def test_ingest_flow_reports_and_caches(prefect_api: None, tmp_path: Path) -> No
     assert report["counts"] == {"ingested": 2, "replaced": 0, "unchanged": 0, "rejected": 1}
     assert validate_catalog(str(tmp_path / "cat" / "catalog.json"))[1] == []
     markdown = asyncio.run(_artifact("byod-ingest-report"))
-    assert "| broken_20240103.tif | rejected |" in markdown and "not_a_raster" in markdown
+    # Names from inputs are Markdown-escaped in the artifact (report.markdown_text).
+    assert f"| {markdown_text('broken_20240103.tif')} | rejected |" in markdown
+    assert "`not_a_raster`" in markdown  # reason codes are byod's own, shown as code
     assert "**2** ingested" in markdown and "flowtest/collection.json" in markdown
     states = asyncio.run(_task_states("byod-ingest-run"))
     assert states["a_20240101.tif"] == "Completed"
