@@ -415,11 +415,13 @@ _NO_OVERRIDE = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
                 "--bounding-set=-dac_override,-dac_read_search"]  # fmt: skip
 
 
-@pytest.mark.parametrize(("refused", "missing"), [
-    ("catalog", False), ("target", False), ("target", True),  # True: its parent is refused
+@pytest.mark.parametrize(("refused", "where"), [
+    ("catalog", "root"), ("target", "root"),
+    ("target", "parent"),  # the folder does not exist yet; its parent is refused
+    ("catalog", "collection"),  # the collection's folder in a writable catalog is refused
 ])  # fmt: skip
 def test_a_folder_the_run_may_not_write_is_refused_before_anything_is_converted(
-    tmp_path: Path, refused: str, missing: bool
+    tmp_path: Path, refused: str, where: str
 ) -> None:
     """Permission denied (EACCES) on the catalog or target folder: exit 2 with one line
     naming the folder, before any input is converted; nothing written anywhere. Root
@@ -432,7 +434,13 @@ def test_a_folder_the_run_may_not_write_is_refused_before_anything_is_converted(
     theirs.mkdir(mode=0o755)
     os.chown(theirs, pwd.getpwnam("nobody").pw_uid, -1)
     place = {"catalog": tmp_path / "catalog", "target": tmp_path / "data"}
-    place[refused] = theirs / "data" if missing else theirs
+    place[refused] = theirs / "data" if where == "parent" else theirs
+    shown = place[refused]
+    if where == "collection":
+        place[refused] = tmp_path / "shared"
+        place[refused].mkdir()
+        theirs.rename(place[refused] / "faults")
+        theirs = shown = place[refused] / "faults"
     result = subprocess.run(
         [*_NO_OVERRIDE, str(BYOD), "ingest", str(tmp_path / "src"), "--collection", "faults",
          "--workers", "1", "--catalog", str(place["catalog"]), "--target", str(place["target"]),
@@ -441,11 +449,34 @@ def test_a_folder_the_run_may_not_write_is_refused_before_anything_is_converted(
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     line = _one_error_line(result)
-    assert "Permission denied" in line and str(place[refused]) in line
+    assert "Permission denied" in line and str(shown) in line
     assert {r["status"] for r in _report(tmp_path)["rows"]} <= {"not_done"}
     written = [p for p in (*tmp_path.glob("catalog/**/*"), *tmp_path.glob("data/**/*"),
-                           *theirs.rglob("*"))]  # fmt: skip
+                           *tmp_path.glob("shared/*/*"), *theirs.rglob("*"))]  # fmt: skip
     assert written == []
+
+
+def test_an_input_the_run_may_not_read_is_rejected_alone(tmp_path: Path) -> None:
+    """EACCES on reading one input is that input's fault: rejected `unreadable` (exit 1),
+    the others published; not a storage failure of the run."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to drop CAP_DAC_OVERRIDE")
+    _rasters(tmp_path / "src", "a_20240101.tif", "b_20240102.tif")
+    secret = tmp_path / "src" / "a_20240101.tif"
+    os.chown(secret, pwd.getpwnam("nobody").pw_uid, -1)
+    secret.chmod(0o600)
+    result = subprocess.run(
+        [*_NO_OVERRIDE, str(BYOD), "ingest", str(tmp_path / "src"), "--collection", "faults",
+         "--workers", "1", "--catalog", str(tmp_path / "catalog"), "--target",
+         str(tmp_path / "data"), "--report", str(tmp_path / "report.json"), "--quiet"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    rows = {r["input"]: (r["status"], r.get("reason")) for r in _report(tmp_path)["rows"]}
+    assert rows == {"a_20240101.tif": ("rejected", "unreadable"),
+                    "b_20240102.tif": ("ingested", None)}  # fmt: skip
+    items = published(Store(tmp_path / "catalog"), Store(tmp_path / "data"), "faults", tmp_path)
+    assert [i["properties"]["byod:source"] for i in items.values()] == ["b_20240102.tif"]
 
 
 def test_a_report_that_cannot_be_written_is_exit_3(tmp_path: Path, small_disk: Path) -> None:

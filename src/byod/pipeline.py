@@ -109,6 +109,7 @@ class _Plan:
     item_id: str
     fingerprint: str
     previous: list[pystac.Item]
+    unreadable: str | None = None  # why the input could not be read for its fingerprint
 
 
 @dataclass(frozen=True)
@@ -311,7 +312,7 @@ def _plan_run(settings: IngestSettings, progress: Progress) -> Run:
     for store in (stores.catalog, stores.target):
         if isinstance(store, BlobStore):
             store.ensure_container()
-        store.check_writable()  # before converting anything: refuse, exit 2
+        store.check_writable(collection_id)  # before converting anything: refuse, exit 2
     items = read_state(stores.catalog, collection_id).items
     found = _discover(settings.source, stores.source, settings.group_pattern)
     report.ignored, report.notes = found.ignored, found.notes
@@ -323,7 +324,11 @@ def _plan_run(settings: IngestSettings, progress: Progress) -> Run:
                                       message=problem.message))  # fmt: skip
     todo = []
     for plan in _plan(found.candidates, items, _recipe(settings)):
-        if plan.previous and _unchanged(plan, stores.target):
+        if plan.unreadable is not None:  # the input's fault, not the store's: it alone fails
+            row = Row(plan.candidate.relpath, Status.REJECTED, reason=Reason.UNREADABLE,
+                      message=plan.unreadable)  # fmt: skip
+            _finish(report, progress, row)
+        elif plan.previous and _unchanged(plan, stores.target):
             ids = [i.id for i in plan.previous]
             _finish(report, progress, Row(plan.candidate.relpath, Status.UNCHANGED, ids))
         else:
@@ -725,8 +730,15 @@ def _plan(candidates: list[Candidate], items: dict[str, pystac.Item], recipe: st
     An input keeps the id its item already has; a new one takes the slug of its path, or the
     slug plus a hash of the path when another input or item holds that slug already.
     """
+
+    def hashed(candidate: Candidate) -> str | OSError:
+        try:
+            return fingerprint(candidate, recipe)
+        except OSError as exc:  # a file byod may not read (EACCES), or an I/O error
+            return exc
+
     with ThreadPoolExecutor(max_workers=default_workers()) as pool:
-        prints = list(pool.map(lambda c: fingerprint(c, recipe), candidates))
+        prints = list(pool.map(hashed, candidates))
     by_source: dict[str, list[pystac.Item]] = {}
     for item in items.values():
         by_source.setdefault(str(item.properties.get("byod:source")), []).append(item)
@@ -734,6 +746,10 @@ def _plan(candidates: list[Candidate], items: dict[str, pystac.Item], recipe: st
     plans = []
     for candidate, print_ in zip(candidates, prints, strict=True):
         previous = by_source.get(candidate.relpath, [])
+        if isinstance(print_, OSError):
+            message = f"{candidate.relpath}: cannot be read ({print_.strerror or print_})"
+            plans.append(_Plan(candidate, "", "", previous, unreadable=message))
+            continue
         own = {i.id for i in previous if "byod:subdataset" not in i.properties}
         if own:
             item_id = next(iter(own))

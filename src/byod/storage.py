@@ -110,23 +110,24 @@ class Store:
     def exists(self, key: str) -> bool:
         return Path(self.root, key).is_file()
 
-    def check_writable(self) -> None:
-        """Raise `StorageUnavailable` when files cannot be created below the root (a folder
-        of another user, a read-only or full file system: errors._STORAGE_ERRNOS), leaving
-        nothing behind: an empty temp file is created and removed in the root, or in its
-        nearest existing parent while the root does not exist yet (created on first write)."""
-        root = Path(self.root)
-        folder = next((p for p in (root, *root.parents) if p.is_dir()), root)
-        try:
-            fd, name = tempfile.mkstemp(prefix=".byod-probe-", dir=folder)
-            os.close(fd)
-            os.unlink(name)
-        except OSError as exc:
-            failure = storage_failure(exc, f"{self.root}: cannot write there")
-            if failure is None:
-                raise
-            raise StorageUnavailable(f"{self.root}: cannot write there ({exc.strerror}); "
-                                     "nothing was written", self.root) from None  # fmt: skip
+    def check_writable(self, folder: str = "") -> None:
+        """Raise `StorageUnavailable` when files cannot be created in the folder `folder`
+        below the root (a folder of another user, a read-only or full file system:
+        errors._STORAGE_ERRNOS), leaving nothing behind: an empty temp file is created and
+        removed in the root and in `folder`, or in their nearest existing parents while they
+        do not exist yet (created on first write)."""
+        for wanted in dict.fromkeys([Path(self.root), Path(self.root, folder)]):
+            there = next((p for p in (wanted, *wanted.parents) if p.is_dir()), wanted)
+            try:
+                fd, name = tempfile.mkstemp(prefix=".byod-probe-", dir=there)
+                os.close(fd)
+                os.unlink(name)
+            except OSError as exc:
+                if storage_failure(exc, str(there)) is None:
+                    raise
+                place = "" if there == wanted else f" in {there}"
+                raise StorageUnavailable(f"{wanted}: cannot write there ({exc.strerror}{place}); "
+                                         "nothing was written", str(wanted)) from None  # fmt: skip
 
     def read_text(self, key: str) -> str:
         return Path(self.root, key).read_text("utf-8")
@@ -261,7 +262,7 @@ class BlobStore(Store):
     def href(self, key: str) -> str:
         return f"{self.access.account_url}/{self.container}/{self._blob(key)}"
 
-    def check_writable(self) -> None:
+    def check_writable(self, folder: str = "") -> None:
         """Blob containers: `ensure_container` and the first write tell (a refused write is a
         403, `errors.storage_failure`)."""
 
