@@ -105,8 +105,10 @@ def storage_failure(exc: BaseException, where: str) -> StorageUnavailable | None
     Unusable means: Azure could not be reached or kept failing after the retries of
     `byod.azure` (connection errors, resets, time-outs, and HTTP 408/429/500/502/503/504, as
     the Azure SDK and RFC 9110 class them), authentication was refused (401/403), or a
-    local write failed for lack of space or permission to write the file system (ENOSPC,
-    EDQUOT, EROFS). Any other error (a missing blob, a bad file) is not the store's fault.
+    local write failed for lack of space or permission to write the file system or folder
+    (ENOSPC, EDQUOT, EROFS, EACCES, EPERM). Any other error (a missing blob, a bad file) is
+    not the store's fault; callers that read an input classify its errors themselves (an
+    input byod may not read is that input's rejection, `pipeline._plan`).
     The message is one line and carries no URL query (a SAS) and no key.
     """
     if isinstance(exc, StorageUnavailable):
