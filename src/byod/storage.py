@@ -9,6 +9,7 @@ never sees half a file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -113,15 +114,13 @@ class Store:
     def check_writable(self, folder: str = "") -> None:
         """Raise `StorageUnavailable` when files cannot be created in the folder `folder`
         below the root (a folder of another user, a read-only or full file system:
-        errors._STORAGE_ERRNOS), leaving nothing behind: an empty temp file is created and
-        removed in the root and in `folder`, or in their nearest existing parents while they
+        errors._STORAGE_ERRNOS), leaving nothing behind: an unnamed temp file (`_probe`) is
+        created in the root and in `folder`, or in their nearest existing parents while they
         do not exist yet (created on first write)."""
         for wanted in dict.fromkeys([Path(self.root), Path(self.root, folder)]):
             there = next((p for p in (wanted, *wanted.parents) if p.is_dir()), wanted)
             try:
-                fd, name = tempfile.mkstemp(prefix=".byod-probe-", dir=there)
-                os.close(fd)
-                os.unlink(name)
+                _probe(there)
             except OSError as exc:
                 if storage_failure(exc, str(there)) is None:
                     raise
@@ -153,7 +152,10 @@ class Store:
         for dirpath, _, names in os.walk(Path(self.root, prefix)):
             for name in names:
                 path = Path(dirpath, name)
-                stat = path.stat()
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    continue  # removed since the walk saw it (another run's temp file)
                 key = path.relative_to(self.root).as_posix()
                 out.append(StoredInfo(key, stat.st_size, str(stat.st_mtime_ns)))
         return sorted(out, key=lambda i: i.key)
@@ -512,6 +514,21 @@ def _flocked(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _probe(folder: Path) -> None:
+    """Create a file in `folder` and drop it: raises the OSError a write there meets. An
+    unnamed file (O_TMPFILE, open(2)) where the file system supports it: never seen by a
+    listing, gone even if the process is killed; else a named temp file removed at once."""
+    try:
+        os.close(os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o600))
+        return
+    except OSError as exc:
+        if exc.errno not in {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL}:
+            raise
+    fd, name = tempfile.mkstemp(prefix=".byod-probe-", dir=folder)
+    os.close(fd)
+    os.unlink(name)
 
 
 def _atomic_local(dst: Path, write: Callable[[Path], object]) -> None:
