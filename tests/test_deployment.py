@@ -19,6 +19,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 import byod
 from byod.azure import AzureOptions, resolve_access
+from byod.report import markdown_text
 from tests.test_azure import _upload_rasters
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,7 +86,9 @@ def test_deploy_and_run_against_azurite(
     assert run.returncode == 0, run.stdout + run.stderr
     state, report = asyncio.run(_latest_run_and_report(env["PREFECT_API_URL"]))
     assert state == "Completed"
-    assert "**2** ingested" in report and "| a_20240101.tif | ingested |" in report
+    # Names from inputs are Markdown-escaped in the artifact (report.markdown_text).
+    assert "**2** ingested" in report
+    assert f"| {markdown_text('a_20240101.tif')} | ingested |" in report
 
     access = resolve_access(AzureOptions(connection_string=azurite))
     catalog = pystac.Catalog.from_file(f"{access.account_url}/stac-deployed/catalog.json",
