@@ -48,7 +48,6 @@ from byod.untrusted import (
     RELATIVE,
     VSI,
     reference_class,
-    temp_bytes,
 )
 from byod.workspace import remove_stale
 from tests.conftest import WriteRaster, ramp, write_geotiff
@@ -763,12 +762,6 @@ def test_disk_budget_option_of_the_cli(tmp_path: Path, write_raster: WriteRaster
     assert rows["bomb_20240101.vrt"]["reason"] == Reason.TOO_LARGE
     assert "1.0 GB" in rows["bomb_20240101.vrt"]["message"]  # 1000 MB, as GB
     assert rows[GOOD]["status"] == "ingested"
-
-
-def test_temp_bytes_counts_bands_types_and_overviews() -> None:
-    # 100 x 50 pixels, uint16 + float32 = 6 bytes a pixel, plus a third for overviews.
-    assert temp_bytes(100, 50, ["uint16", "float32"]) == int(100 * 50 * 6 * 4 / 3)
-    assert temp_bytes(100, 50, ["uint8"], mask=True) == int(100 * 50 * 2 * 4 / 3)
 
 
 def test_stale_temp_folders_of_dead_runs_are_removed(

@@ -100,9 +100,6 @@ GDAL_WORKER_OPTIONS = {
     "AWS_NO_SIGN_REQUEST": "YES",
 }
 
-# The uncompressed temp file rio-cogeo writes holds every band plus overviews (a 1/3 more);
-# PITFALLS: 4.3 GB of temp file for a 3.4 GB input.
-OVERVIEW_FACTOR = 4 / 3
 # What stays free on the temp disk, whatever the budget (--disk-budget).
 DISK_MARGIN_BYTES = 1024**3
 # Tile sides of the files a conversion writes: rio-cogeo's profiles (blockxsize 512) and
@@ -234,12 +231,6 @@ def raw_bytes(width: int, height: int, dtypes: Iterable[str], mask: bool = False
     # rasterio's "complex_int16" is unknown to numpy: two int16, the size of an int32.
     sizes = (np.dtype("int32" if d == "complex_int16" else d).itemsize for d in dtypes)
     return width * height * (sum(sizes) + (1 if mask else 0))
-
-
-def temp_bytes(width: int, height: int, dtypes: Iterable[str], mask: bool = False) -> int:
-    """Bytes of the uncompressed temp file a conversion writes: every band at full size plus
-    overviews (`OVERVIEW_FACTOR`), and a one-byte mask band when the raster has one."""
-    return int(raw_bytes(width, height, dtypes, mask) * OVERVIEW_FACTOR)
 
 
 def peak_temp_bytes(
