@@ -110,6 +110,18 @@ def test_cql2_filter_and_limit(catalog: Path) -> None:
     assert all(i.properties["eo:cloud_cover"] <= 30 for i in both)
 
 
+def test_cql2_filter_on_a_property_some_items_lack(catalog: Path) -> None:
+    # A quarter of the items have no eo:cloud_cover: they are no match (SQL NULL semantics),
+    # never an error, in the library and in the README's CLI example.
+    expected = {i.id for i in _items(300).values()
+                if i.properties.get("eo:cloud_cover", 100.0) < 50}  # fmt: skip
+    found = byod.search(str(catalog), collections=["many"], filter='"eo:cloud_cover" < 50')
+    assert {i.id for i in found} == expected
+    result = CliRunner().invoke(app, ["search", str(catalog), "--collection", "many",
+                                      "--filter", '"eo:cloud_cover" < 50', "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+
 def test_bad_queries_say_why() -> None:
     with pytest.raises(SearchError, match="W,S,E,N"):
         Query.parse(bbox="1,2,3")

@@ -242,7 +242,19 @@ def matches(item: dict[str, Any], query: Query) -> bool:
         cloud = props.get("eo:cloud_cover")
         if cloud is None or math.isnan(cloud) or cloud > query.max_cloud:
             return False
-    return query.filter is None or bool(_cql2(query.filter).matches(item))
+    return query.filter is None or filter_matches(query.filter, item)
+
+
+def filter_matches(text: str, item: dict[str, Any]) -> bool:
+    """Whether `item` matches the CQL2 filter `text`. An item that lacks a property the
+    filter compares is no match (SQL's NULL semantics, as pgstac answers): cql2 cannot
+    reduce such an expression to a boolean and raises a bare Exception saying so."""
+    try:
+        return bool(_cql2(text).matches(item))
+    except Exception as exc:  # cql2 raises a bare Exception
+        if "reduce expression to boolean" in str(exc):
+            return False
+        raise
 
 
 def _parse(text: str) -> datetime:
@@ -280,7 +292,7 @@ def search_store(store: Store, query: Query, collections: Sequence[str] | None =
             found = (json.loads(text) for text in picked.column(ITEM_JSON).to_pylist())
         for item in found:
             item["collection"] = collection_id
-            if query.filter is None or _cql2(query.filter).matches(item):
+            if query.filter is None or filter_matches(query.filter, item):
                 out.append(item)
                 if limit is not None and len(out) >= limit:
                     return out
