@@ -136,3 +136,16 @@ def test_two_collections_share_the_root(
     root = json.loads((tmp_path / "catalog" / "catalog.json").read_text())
     children = sorted(link["href"] for link in root["links"] if link["rel"] == "child")
     assert children == ["./other/collection.json", "./test/collection.json"]
+
+
+def test_outputs_inside_the_source_are_not_read_as_inputs(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    # `byod ingest .` with the default data/ and catalogs/ puts both inside the source.
+    write_raster("scene_20240101.tif", ramp())
+    src = tmp_path / "src"
+    first = run_ingest(target=str(src / "data"), catalog=str(src / "catalogs"))
+    again = run_ingest(target=str(src / "data"), catalog=str(src / "catalogs"))
+    assert [(r.input, r.status) for r in first.rows] == [("scene_20240101.tif", Status.INGESTED)]
+    assert [(r.input, r.status) for r in again.rows] == [("scene_20240101.tif", Status.UNCHANGED)]
+    assert set(item_files(src / "catalogs", "test")) == {"scene_20240101"}

@@ -314,7 +314,7 @@ def _plan_run(settings: IngestSettings, progress: Progress) -> Run:
             store.ensure_container()
         store.check_writable(collection_id)  # before converting anything: refuse, exit 2
     items = read_state(stores.catalog, collection_id).items
-    found = _discover(settings.source, stores.source, settings.group_pattern)
+    found = _discover(settings, stores.source)
     report.ignored, report.notes = found.ignored, found.notes
     if (note := sandbox_note()) is not None:  # workers not confined by the OS (runner)
         report.notes.append(note)
@@ -672,13 +672,15 @@ def _collection_id(settings: IngestSettings) -> str:
     return collection_id
 
 
-def _discover(url: str, store: Store | None, group_pattern: str | None) -> Discovery:
-    """Inputs of a folder or a blob prefix, band files grouped into scenes."""
+def _discover(settings: IngestSettings, store: Store | None) -> Discovery:
+    """Inputs of a folder or a blob prefix, band files grouped into scenes; a local target
+    or catalog inside the source folder is not walked."""
     if store is None:
-        found = discover(Path(url))
+        outputs = [Path(p) for p in (settings.target, settings.catalog) if not is_blob_url(p)]
+        found = discover(Path(settings.source), outputs)
     else:
         found = discover_listing((f.key, f.version) for f in store.list_files())
-    found.candidates, notes = group(found.candidates, group_pattern)
+    found.candidates, notes = group(found.candidates, settings.group_pattern)
     found.notes += notes  # discovery's own notes (links not followed, duplicates) kept
     return found
 

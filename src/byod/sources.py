@@ -102,8 +102,11 @@ def is_sidecar_name(name: str) -> bool:
     return lower.endswith(SIDECAR_SUFFIXES) or _lower_ext(name) in SIDECAR_EXTENSIONS
 
 
-def discover(source: Path) -> Discovery:
+def discover(source: Path, outputs: Iterable[Path] = ()) -> Discovery:
     """Walk a local folder recursively, pair sidecars.
+
+    `outputs` are byod's own target and catalog folders: where they lie inside the source
+    (`byod ingest .` with the default `data/` and `catalogs/`), they are not read as inputs.
 
     Links are followed only where they stay inside the source folder (after resolving them);
     others are listed as ignored with the reason (issue 11: uploads are untrusted). Loops are
@@ -112,10 +115,18 @@ def discover(source: Path) -> Discovery:
     """
     found = Discovery()
     files: list[tuple[str, str]] = []
-    _walk(source.resolve(), source.resolve(), set(), files, found)
+    skip = {(st.st_dev, st.st_ino) for st in (_stat(p) for p in outputs) if st is not None}
+    _walk(source.resolve(), source.resolve(), set(), files, found, frozenset(skip))
     _pair(files, {}, found, identify=looks_like_raster)
     _drop_duplicates(found)
     return found
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat() if path.is_dir() else None
+    except OSError:
+        return None
 
 
 def _drop_duplicates(found: Discovery) -> None:
@@ -261,8 +272,13 @@ def _walk(
     seen: set[tuple[int, int]],
     files: list[tuple[str, str]],
     found: Discovery,
+    outputs: frozenset[tuple[int, int]] = frozenset(),
 ) -> None:
     st = folder.stat()
+    if (st.st_dev, st.st_ino) in outputs:
+        found.notes.append(f"{_rel(root, folder)}: byod's own output (target or catalog) "
+                           "inside the source; not read as input")  # fmt: skip
+        return
     if (st.st_dev, st.st_ino) in seen:
         found.problems.append(
             DiscoveryProblem(
@@ -314,7 +330,7 @@ def _walk(
                         f"{rel}: is a directory named like a raster; its contents are walked",
                     )
                 )  # fmt: skip
-            _walk(root, path, seen, files, found)
+            _walk(root, path, seen, files, found, outputs)
         elif stat.S_ISREG(mode):
             files.append((str(path), rel))
         elif is_raster_name(entry.name):
