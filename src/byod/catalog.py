@@ -184,6 +184,28 @@ def current_index_key(store: Store, collection_id: str) -> str | None:
     return _index_of(store, collection_id, json.loads(store.read_text(key)))
 
 
+def current_index_keys(store: Store, collection_id: str) -> list[str]:
+    """The keys of the index partitions `collection.json` names now (its `collection-mirror`
+    assets: one per month, `<collection>/_months/<YYYY-MM>/<v>/items.parquet`), sorted; for a
+    collection in the layout before months, its single index; [] when there is none."""
+    key = collection_key(collection_id)
+    if not store.exists(key):
+        return []
+    return _index_keys(store, collection_id, json.loads(store.read_text(key)))
+
+
+def _index_keys(store: Store, collection_id: str, collection: dict[str, Any]) -> list[str]:
+    keys = sorted(
+        _resolve(collection_key(collection_id), asset["href"])
+        for asset in collection.get("assets", {}).values()
+        if INDEX_ROLE in (asset.get("roles") or []) and "://" not in asset["href"]
+    )
+    if keys:
+        return keys
+    legacy = f"{collection_id}/{LEGACY_INDEX}"
+    return [legacy] if store.exists(legacy) else []
+
+
 def _index_of(store: Store, collection_id: str, collection: dict[str, Any]) -> str | None:
     for asset in collection.get("assets", {}).values():
         if INDEX_ROLE in (asset.get("roles") or []) and "://" not in asset["href"]:
