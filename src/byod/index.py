@@ -1,6 +1,14 @@
-"""A geoparquet index of each collection (stac-geoparquet, one immutable version per publish,
-linked from `collection.json` as its `collection-mirror` asset; see byod.catalog) and search
-by space, time, cloud cover and CQL2 over it, without walking the JSON catalog.
+"""The collection's index: standard stac-geoparquet files (one per month partition, linked
+from `collection.json` as `collection-mirror` assets; see byod.catalog), and search by space,
+time, cloud cover and CQL2 over them, without walking the JSON catalog.
+
+The files are written with stac-geoparquet's own writer (`parse_stac_items_to_arrow` +
+`to_parquet`: GeoParquet `geo` metadata, a `geoarrow.wkb` geometry, the bbox as a struct,
+properties as top-level columns, assets as real struct columns), so geopandas, rustac, DuckDB,
+pgstac and stac-geoparquet read them as they are. Two things differ from the JSON items, both
+undone by `read_index_items` (`restore_item`), which returns the items exactly as published:
+field types are unified across items (`normalise_item`), and for a local catalog asset hrefs
+are relative to the index file (the catalog survives a move of `catalogs/` and `data/`).
 
 PITFALLS: walking 10,000 JSON items took 9.2 s; the same as geoparquet, 0.03 s. DuckDB's
 spatial extension would be downloaded at run time, so the filters here are plain column
@@ -9,12 +17,16 @@ arithmetic (numpy over Arrow), which needs no network.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import math
+import os
 import posixpath
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,54 +34,369 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pystac
-from stac_geoparquet.arrow import parse_stac_items_to_arrow
+import shapely
+from stac_geoparquet.arrow import parse_stac_items_to_arrow, to_parquet
 
-from byod.catalog import ROOT_KEY, collection_key, current_index_key, load_items
+from byod.catalog import ROOT_KEY, collection_key, current_index_keys, load_items
 from byod.storage import Store
 from byod.workspace import scratch_folder
 
 INDEX_NAME = "items.parquet"
-ITEM_JSON = "byod:item"
+LEGACY_ITEM_JSON = "byod:item"  # byod before the standard index kept each item's JSON here
+# STAC's top-level item fields; every other column of a stac-geoparquet file is a property.
+TOP_LEVEL = ("type", "stac_version", "stac_extensions", "id", "geometry", "bbox", "links",
+             "assets", "collection")  # fmt: skip
+# Properties stac-geoparquet stores as timestamp[us, UTC] (its list, to_arrow.py).
+TIMESTAMPS = ("datetime", "start_datetime", "end_datetime", "created", "updated", "expires",
+              "published", "unpublished")  # fmt: skip
+# The stac-geoparquet spec's link struct: typed even when every item's list is empty.
+LINKS = pa.list_(pa.struct([("href", pa.string()), ("rel", pa.string()), ("type", pa.string())]))
+# Null in the JSON and absent are one null in Arrow: these properties are restored as null
+# (STAC: `datetime` is null when a period is given; the projection extension: `proj:code` is
+# null for a CRS without a code and for unrectified rasters), every other null as absent.
+NULLABLE = {"datetime": "", "proj:code": "/projection/"}  # property -> extension it needs
+MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")  # a month partition's folder: YYYY-MM
+# Fewer blob downloads at once than this would leave a month-partitioned read waiting.
+BLOB_READERS = 8
+
+
+def normalise_item(item: dict[str, Any]) -> dict[str, Any]:
+    """`item` (a STAC dict, not modified) with the fields whose JSON types differ between
+    items unified, so stac-geoparquet's schema inference over all items of a file succeeds
+    (PITFALLS: it refuses `"nan"` beside integer nodata): `raster:bands[].nodata` of the
+    item and of each asset becomes a float64 (`"nan"` NaN, `"inf"`/`"-inf"` ±inf, integers
+    as floats). `links` become [] (an item's links point from its JSON file, not from the
+    index; read them from the item JSON). `restore_item` undoes the rest exactly.
+
+    Every other field byod writes has one JSON type across items (numbers are floats or
+    integers throughout; `proj:code` and `datetime` are null or a string, which Arrow
+    unifies), so nothing else needs it.
+    """
+    out = {**item, "links": []}
+    out["properties"] = _each_band(item.get("properties", {}), _float_nodata)
+    out["assets"] = {k: _each_band(a, _float_nodata) for k, a in (item.get("assets") or {}).items()}
+    return out
+
+
+def _each_band(fields: dict[str, Any], change: Callable[[dict[str, Any]], dict[str, Any]]
+               ) -> dict[str, Any]:  # fmt: skip
+    """`fields` (an item's properties or an asset) with `change` applied to each band of its
+    `raster:bands`."""
+    bands = fields.get("raster:bands")
+    if not isinstance(bands, list):
+        return fields
+    return {**fields, "raster:bands": [change(b) if isinstance(b, dict) else b for b in bands]}
+
+
+def _float_nodata(band: dict[str, Any]) -> dict[str, Any]:
+    if band.get("nodata") is None:
+        return band
+    return {**band, "nodata": float(band["nodata"])}  # float("nan"), float("-inf")
+
+
+def _json_nodata(band: dict[str, Any]) -> dict[str, Any]:
+    """nodata as the raster extension writes it (see items._raster_band)."""
+    nodata = band.get("nodata")
+    if not isinstance(nodata, float):
+        return band
+    if math.isnan(nodata):
+        return {**band, "nodata": "nan"}
+    if math.isinf(nodata):
+        return {**band, "nodata": "inf" if nodata > 0 else "-inf"}
+    if nodata.is_integer() and str(band.get("data_type", "")).startswith(("int", "uint")):
+        return {**band, "nodata": int(nodata)}
+    return band
+
+
+def restore_item(row: dict[str, Any]) -> dict[str, Any]:
+    """The STAC item a stac-geoparquet row (as `pyarrow` gives it, properties at the top
+    level, geometry as WKB, timestamps as datetimes) was written from by `write_index`.
+
+    Undoes `normalise_item` and Arrow's unification: nulls are dropped (an asset, a field)
+    except `NULLABLE` properties; `raster:bands[].nodata` goes back to an integer for integer
+    `data_type`s and to `"nan"`, `"inf"`, `"-inf"`; timestamps are written as pystac writes
+    them (RFC 3339, `Z`, microseconds only when not zero); the bbox struct becomes a list.
+    Asset hrefs are left as stored (see `read_index_items`).
+    """
+    item: dict[str, Any] = {}
+    properties: dict[str, Any] = {}
+    for name, value in row.items():
+        if name in TOP_LEVEL:
+            item[name] = value
+        else:
+            properties[name] = value
+    extensions = item.get("stac_extensions") or []
+    for name in list(properties):
+        value = properties[name]
+        if value is None:
+            needs = NULLABLE.get(name)
+            if needs is None or not any(needs in uri for uri in extensions):
+                del properties[name]
+        elif isinstance(value, datetime):
+            properties[name] = pystac.utils.datetime_to_str(value)
+        else:
+            properties[name] = _without_nulls(value)
+    item["properties"] = _each_band(properties, _json_nodata)
+    geometry = item.get("geometry")
+    if isinstance(geometry, bytes):
+        item["geometry"] = _lists(shapely.from_wkb(geometry).__geo_interface__)
+    bbox = item.get("bbox")
+    if isinstance(bbox, dict):
+        item["bbox"] = [v for v in bbox.values() if v is not None]
+    item["assets"] = {k: _each_band(_without_nulls(a), _json_nodata)
+                      for k, a in (item.get("assets") or {}).items() if a is not None}  # fmt: skip
+    item.pop("links", None)
+    return {k: v for k, v in item.items() if v is not None}
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _lists(value: Any) -> Any:
+    """GeoJSON from shapely's __geo_interface__ (tuples) with lists, as JSON has them."""
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_lists(v) for v in value]
+    return value
 
 
 def write_index(store: Store, key: str, items: Iterable[pystac.Item]) -> None:
-    """Write an index of `items` (asset hrefs absolute) to `key` (about 1 s for 10,000),
-    atomically; byod.catalog.publish chooses a new key per version and links it.
+    """Write the stac-geoparquet index of `items` (asset hrefs absolute) to `key`,
+    atomically (`Store.put_file`); byod.catalog chooses a new key per version and links it.
 
-    A stac-geoparquet table whose columns are the items' searchable fields (id, geometry,
-    bbox, datetimes, properties); the assets, whose shapes differ between products (a
-    Landsat scene's band assets, a "nan" nodata beside integer ones) and would not unify
-    into one Arrow schema, travel whole in the `byod:item` column as the item's JSON.
+    The collection of each item is the first part of `key` (`<collection>/...`). On a local
+    store asset hrefs are written relative to the index file, so the catalog and its data
+    can be moved together; URLs stay absolute.
     """
-    dicts = [_index_row(i.to_dict(transform_hrefs=False)) for i in items]
+    here = posixpath.dirname(store.href(key)) if store.is_local else None
+    collection_id = key.split("/", 1)[0]
+    rows = []
+    for item in items:
+        data = item.to_dict(include_self_link=False, transform_hrefs=False)
+        data.setdefault("collection", collection_id)
+        if data.get("collection") is None:
+            data["collection"] = collection_id
+        if here is not None:
+            data["assets"] = {k: {**a, "href": _relative(a["href"], here)}
+                              for k, a in data.get("assets", {}).items()}  # fmt: skip
+        rows.append(data)
     with scratch_folder() as tmp:
         path = Path(tmp) / INDEX_NAME
-        if dicts:
-            # stac-geoparquet logs `logger.debug(schema, batch)`, which raises inside logging
-            # whenever DEBUG is on: keep its logger above DEBUG while it runs.
-            quiet = logging.getLogger("stac_geoparquet")
-            level = quiet.level
-            quiet.setLevel(max(quiet.getEffectiveLevel(), logging.INFO))
-            try:
-                table = parse_stac_items_to_arrow(dicts).read_all()
-            finally:
-                quiet.setLevel(level)
-            empty = [c for c in ("assets", "links") if c in table.column_names]
-            pq.write_table(table.drop_columns(empty), path)
-        else:
-            pq.write_table(pa.table({"id": pa.array([], pa.string())}), path)
+        write_geoparquet(path, rows)
         store.put_file(path, key)
 
 
+def write_geoparquet(path: Path, items: Iterable[dict[str, Any]]) -> None:
+    """Write STAC item dicts to a stac-geoparquet file at `path` with stac-geoparquet's
+    writer (GeoParquet 1.1 `geo` metadata, geometry WKB in EPSG:4326), hrefs as given,
+    after `normalise_item`. No items: a file with the core columns and no rows.
+    Raises `pyarrow.ArrowInvalid` for fields whose types still do not unify."""
+    rows = [normalise_item(i) for i in items]
+    if not rows:
+        table = _empty_table()
+    else:
+        # stac-geoparquet logs `logger.debug(schema, batch)`, which raises inside logging
+        # whenever DEBUG is on: keep its logger above DEBUG while it runs.
+        quiet = logging.getLogger("stac_geoparquet")
+        level = quiet.level
+        quiet.setLevel(max(quiet.getEffectiveLevel(), logging.INFO))
+        try:
+            table = parse_stac_items_to_arrow(rows).read_all()
+        finally:
+            quiet.setLevel(level)
+        links = table.schema.get_field_index("links")
+        table = table.set_column(links, "links", pa.array([[]] * table.num_rows, LINKS))
+    to_parquet(table, path)
+
+
+def _empty_table() -> pa.Table:
+    from stac_geoparquet.arrow._to_arrow import assign_geoarrow_metadata
+
+    bbox = pa.struct([(n, pa.float64()) for n in ("xmin", "ymin", "xmax", "ymax")])
+    stamp = pa.timestamp("us", tz="UTC")
+    schema = pa.schema([("type", pa.string()), ("stac_version", pa.string()),
+                        ("stac_extensions", pa.list_(pa.string())), ("id", pa.string()),
+                        ("geometry", pa.binary()), ("bbox", bbox), ("links", LINKS),
+                        ("collection", pa.string()), ("datetime", stamp)])  # fmt: skip
+    batch = pa.RecordBatch.from_pylist([], schema=schema)
+    return pa.Table.from_batches([assign_geoarrow_metadata(batch)])
+
+
+def _relative(href: str, folder: str) -> str:
+    if "://" in href or not os.path.isabs(href):
+        return href
+    return os.path.relpath(href, folder)
+
+
+def _absolute(href: str, folder: str | None) -> str:
+    if folder is None or "://" in href or os.path.isabs(href):
+        return href
+    return os.path.normpath(os.path.join(folder, href))
+
+
 def read_index_items(store: Store, key: str) -> dict[str, dict[str, Any]]:
-    """The items an index holds, by id, as the STAC dicts they were published as."""
-    table = _read_key(store, key)
-    if ITEM_JSON not in table.column_names:
-        return {}
-    items = (json.loads(text) for text in table.column(ITEM_JSON).to_pylist())
-    return {item["id"]: item for item in items}
+    """The items an index holds, by id: equal to the published item JSON with absolute
+    asset hrefs, except `links` (not kept in the index). Raises FileNotFoundError when
+    the file is gone."""
+    with _opened(store, key) as index:
+        return {i["id"]: i for i in index.items(index.file.read())}
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """What planning needs of one indexed item: `start`/`end` are UTC (the item's
+    start_datetime/end_datetime, else its datetime; None if it has none), hrefs absolute."""
+
+    id: str
+    source: str | None  # property byod:source: the input's path below the source folder
+    fingerprint: str | None  # property byod:fingerprint
+    subdataset: str | None  # property byod:subdataset
+    version: str | None  # property byod:version
+    start: datetime | None
+    end: datetime | None
+    data_hrefs: tuple[str, ...]  # assets whose roles contain "data"
+    hrefs: tuple[str, ...]  # every asset
+
+
+_ENTRY_PROPERTIES = {"source": "byod:source", "fingerprint": "byod:fingerprint",
+                     "subdataset": "byod:subdataset", "version": "byod:version"}  # fmt: skip
+
+
+def read_index_entries(store: Store, keys: Sequence[str]) -> dict[str, IndexEntry]:
+    """The entries of every item in the index files `keys`, by id (a later key wins for an
+    id in two). Reads only the columns needed (ids, byod:* fields, times, asset hrefs and
+    roles), never whole items; files are read in a thread pool on blob stores. Raises
+    FileNotFoundError when a file is gone."""
+    out: dict[str, IndexEntry] = {}
+    for entries in _each(store, keys, _read_entries):
+        out.update((e.id, e) for e in entries)
+    return out
+
+
+def _each(store: Store, keys: Sequence[str], read: Callable[[Store, str], Any]) -> Iterator[Any]:
+    """`read(store, key)` for each key, in key order; concurrently on blob stores."""
+    if store.is_local or len(keys) < 2:
+        yield from (read(store, k) for k in keys)
+        return
+    with ThreadPoolExecutor(min(BLOB_READERS, len(keys))) as pool:
+        yield from pool.map(lambda k: read(store, k), keys)
+
+
+def _read_entries(store: Store, key: str) -> list[IndexEntry]:
+    with _opened(store, key) as index:
+        names = set(index.file.schema_arrow.names)
+        if LEGACY_ITEM_JSON in names:
+            return [_entry(i) for i in index.items(index.file.read([LEGACY_ITEM_JSON]))]
+        props = {f: p for f, p in _ENTRY_PROPERTIES.items() if p in names}
+        times = [t for t in ("datetime", "start_datetime", "end_datetime") if t in names]
+        assets = index.asset_keys()
+        columns = ["id", *props.values(), *times]
+        columns += [f"assets.{a}.{f}" for a in assets for f in ("href", "roles")]
+        table = index.file.read(columns)
+        n = table.num_rows
+        values: dict[str, list[Any]] = {f: table.column(p).to_pylist() for f, p in props.items()}
+        for field_name in _ENTRY_PROPERTIES:
+            values.setdefault(field_name, [None] * n)
+
+        def when(first: str, then: str) -> list[datetime | None]:
+            cols = [table.column(c) for c in (first, then) if c in times]
+            return (pc.coalesce(*cols).to_pylist() if cols else [None] * n)  # fmt: skip
+
+        starts, ends = when("start_datetime", "datetime"), when("end_datetime", "datetime")
+        hrefs: list[list[str]] = [[] for _ in range(n)]
+        data: list[list[str]] = [[] for _ in range(n)]
+        if assets:
+            column = table.column("assets").combine_chunks()
+            for name in assets:
+                asset = column.field(name)
+                kinds = asset.field("roles").to_pylist()
+                for row, href in enumerate(asset.field("href").to_pylist()):
+                    if href is None:
+                        continue
+                    href = _absolute(href, index.folder)
+                    hrefs[row].append(href)
+                    if "data" in (kinds[row] or ()):
+                        data[row].append(href)
+        ids = table.column("id").to_pylist()
+        rows = zip(ids, values["source"], values["fingerprint"], values["subdataset"],
+                   values["version"], starts, ends, data, hrefs, strict=True)  # fmt: skip
+        return [IndexEntry(i, s, f, sub, v, t0, t1, tuple(d), tuple(h))
+                for i, s, f, sub, v, t0, t1, d, h in rows]  # fmt: skip
+
+
+def _entry(item: dict[str, Any]) -> IndexEntry:
+    props = item["properties"]
+
+    def when(name: str) -> datetime | None:
+        text = props.get(name) or props.get("datetime")
+        return _parse(text) if text else None
+
+    assets = list(item.get("assets", {}).values())
+    return IndexEntry(
+        id=item["id"],
+        source=props.get("byod:source"),
+        fingerprint=props.get("byod:fingerprint"),
+        subdataset=props.get("byod:subdataset"),
+        version=props.get("byod:version"),
+        start=when("start_datetime"),
+        end=when("end_datetime"),
+        data_hrefs=tuple(a["href"] for a in assets if "data" in (a.get("roles") or [])),
+        hrefs=tuple(a["href"] for a in assets),
+    )
+
+
+class _Index:
+    """One open index file: the parquet file, and the folder its relative hrefs start from
+    (None: hrefs are absolute)."""
+
+    def __init__(self, file: pq.ParquetFile, folder: str | None) -> None:
+        self.file = file
+        self.folder = folder
+
+    def asset_keys(self) -> list[str]:
+        schema = self.file.schema_arrow
+        if "assets" not in schema.names:
+            return []
+        kind = schema.field("assets").type
+        return [kind.field(i).name for i in range(kind.num_fields)
+                if "." not in kind.field(i).name]  # fmt: skip  # dotted names: no column path
+
+    def items(self, table: pa.Table) -> list[dict[str, Any]]:
+        """Rows of `table` (columns of this file) as items with absolute asset hrefs."""
+        if LEGACY_ITEM_JSON in table.column_names:
+            return [json.loads(t) for t in table.column(LEGACY_ITEM_JSON).to_pylist()]
+        out = []
+        for row in table.to_pylist():
+            item = restore_item(row)
+            for asset in item["assets"].values():
+                asset["href"] = _absolute(asset["href"], self.folder)
+            out.append(item)
+        return out
+
+
+@contextlib.contextmanager
+def _opened(store: Store, key: str) -> Iterator[_Index]:
+    """The index file at `key`, opened in place on a local store, else downloaded to a
+    scratch folder removed afterwards. Raises FileNotFoundError when it is gone."""
+    if store.is_local:
+        path = store.href(key)
+        with pq.ParquetFile(path) as file:
+            yield _Index(file, os.path.dirname(path))
+        return
+    with scratch_folder() as tmp:
+        local = Path(tmp) / INDEX_NAME
+        store.get_file(key, local)
+        with pq.ParquetFile(local) as file:
+            yield _Index(file, None)
 
 
 # --- the query -------------------------------------------------------------------------
@@ -275,28 +602,72 @@ def collection_ids(store: Store) -> list[str]:
 
 def search_store(store: Store, query: Query, collections: Sequence[str] | None = None,
                  limit: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
-    """Matching items (as STAC dicts with absolute asset hrefs), from the index only."""
+    """Matching items (as STAC dicts with absolute asset hrefs), from the index only.
+
+    Each collection's index partitions (`catalog.current_index_keys`) are read but those
+    whose month starts after the query's end; only the filter columns are read first, and
+    only the hits are turned into items. A partition removed between reading
+    collection.json and reading it (a publish switched the collection and its grace period
+    ran out) makes the collection be read again, once, with the partitions it names then.
+    """
     out: list[dict[str, Any]] = []
     known = collection_ids(store)
     for collection_id in collections or known:
         if collection_id not in known and not store.exists(collection_key(collection_id)):
             raise SearchError(f"{collection_id}: no such collection in {store.href(ROOT_KEY)}")
-        table = _read_index(store, collection_id)
-        if table is None:  # published before byod wrote indexes: walk the JSON instead
-            found: Iterable[dict[str, Any]] = (
-                i.to_dict(transform_hrefs=False) for i in load_items(store, collection_id).values()
-            )
-            found = (i for i in found if matches(i, query))
-        else:
-            picked = table.filter(pa.array(_mask(table, query)))
-            found = (json.loads(text) for text in picked.column(ITEM_JSON).to_pylist())
-        for item in found:
+        for item in _search_collection(store, collection_id, query):
             item["collection"] = collection_id
             if query.filter is None or filter_matches(query.filter, item):
                 out.append(item)
                 if limit is not None and len(out) >= limit:
                     return out
     return out
+
+
+def _search_collection(store: Store, collection_id: str, query: Query) -> list[dict[str, Any]]:
+    keys = current_index_keys(store, collection_id)
+    if not keys:  # published before byod wrote indexes: walk the JSON instead
+        found = (i.to_dict(transform_hrefs=False)
+                 for i in load_items(store, collection_id).values())  # fmt: skip
+        return [i for i in found if matches(i, query)]
+    try:
+        return _search_keys(store, keys, query)
+    except FileNotFoundError:
+        again = current_index_keys(store, collection_id)
+        if again == keys:
+            raise
+        return _search_keys(store, again, query)
+
+
+def _search_keys(store: Store, keys: Sequence[str], query: Query) -> list[dict[str, Any]]:
+    wanted = [k for k in keys if _may_overlap(k, query)]
+    return [item for found in _each(store, wanted, functools.partial(_search_key, query=query))
+            for item in found]  # fmt: skip
+
+
+def _may_overlap(key: str, query: Query) -> bool:
+    """False for a month partition (a `YYYY-MM` folder in its key below the collection,
+    `catalog.month_keys`) that starts after the query ends: a partition holds the items that
+    start in its month (`catalog.item_month`), so none of them can overlap."""
+    if query.end is None:
+        return True
+    month = next((p for p in key.split("/")[1:-1] if MONTH.fullmatch(p)), None)
+    if month is None:
+        return True
+    first = datetime(int(month[:4]), int(month[5:]), 1, tzinfo=UTC)
+    return first <= query.end
+
+
+def _search_key(store: Store, key: str, query: Query) -> list[dict[str, Any]]:
+    with _opened(store, key) as index:
+        names = set(index.file.schema_arrow.names)
+        filters = [c for c in ("id", "bbox", *TIMESTAMPS[:3], "eo:cloud_cover") if c in names]
+        if "bbox" not in names:  # an empty index
+            return []
+        hits = np.flatnonzero(_mask(index.file.read(filters), query))
+        if len(hits) == 0:
+            return []
+        return index.items(index.file.read().take(pa.array(hits)))
 
 
 def walk_catalog(store: Store, query: Query) -> list[dict[str, Any]]:
@@ -309,32 +680,3 @@ def walk_catalog(store: Store, query: Query) -> list[dict[str, Any]]:
             if matches(data, query):
                 out.append(data)
     return out
-
-
-def _read_index(store: Store, collection_id: str) -> pa.Table | None:
-    """The index the collection links now. When it vanished between reading collection.json
-    and reading it (a publish switched the collection and its grace period ran out), the
-    collection is read again, once, and its new index read instead."""
-    key = current_index_key(store, collection_id)
-    if key is None:
-        return None
-    try:
-        return _read_key(store, key)
-    except FileNotFoundError:
-        again = current_index_key(store, collection_id)
-        if again is None or again == key:
-            raise
-        return _read_key(store, again)
-
-
-def _read_key(store: Store, key: str) -> pa.Table:
-    with scratch_folder() as tmp:
-        path = Path(tmp) / INDEX_NAME
-        store.get_file(key, path)
-        return pq.read_table(path)
-
-
-def _index_row(item: dict[str, Any]) -> dict[str, Any]:
-    row = {**item, "assets": {}, "links": []}
-    row["properties"] = {**item["properties"], ITEM_JSON: json.dumps(item, ensure_ascii=False)}
-    return row
