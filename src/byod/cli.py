@@ -41,6 +41,7 @@ from byod.errors import (
     StorageUnavailable,
     storage_failure,
 )
+from byod.export import ExportFormat
 from byod.report import Report, Status, printable
 
 if TYPE_CHECKING:
@@ -567,6 +568,43 @@ def _when(props: dict[str, Any]) -> str:
     if props.get("byod:datetime_source") == UNKNOWN_SOURCE:
         return "unknown"
     return props.get("datetime") or f"{props.get('start_datetime')}/{props.get('end_datetime')}"
+
+
+@command()
+@_ends_cleanly
+def export(
+    catalog: Annotated[
+        str,
+        typer.Argument(
+            metavar="CATALOG", help=f"Root catalog: {_PLACES}, its catalog.json or https URL."
+        ),
+    ],
+    format_: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help="ndjson: items.ndjson (pypgstac load); parquet: one stac-geoparquet file "
+            "per collection (Planetary Computer Pro bulk ingestion).",
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="New folder for the files (and collections.ndjson).")],
+    collection: Annotated[
+        list[str] | None, typer.Option(help="Collection id (repeat for several) \\[default: all].")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace OUT if it exists and is not empty.")
+    ] = False,
+) -> None:
+    """Export items (absolute asset hrefs, no static-catalog links) and collections for
+    catalogs with an API: pgstac, Planetary Computer Pro."""
+    from byod.analysis import catalog_store
+    from byod.export import export_catalog
+
+    store, _ = catalog_store(catalog, None)
+    done = export_catalog(store, out, format_, collection, overwrite=overwrite)
+    files = ", ".join(map(_shown, done.files))
+    Console().print(f"{done.items} item(s) of {done.collections} collection(s) exported to "
+                    f"{_shown(str(done.folder))}: {files}", soft_wrap=True)  # fmt: skip
 
 
 @command()

@@ -1,0 +1,271 @@
+"""`byod export`: a catalog's collections and items as the bulk files that catalogs with an
+API load: pgstac (`pypgstac load collections|items`) and Planetary Computer Pro (a
+collection created from its JSON, then a StacGeoparquet bulk ingestion of its parquet file).
+
+What is written, into one new folder (README "Export"):
+
+- `collections.ndjson`: one collection per line (both formats);
+- `items.ndjson` (`ndjson`): one item per line, collection after collection, ids sorted;
+- `<collection id>.parquet` (`parquet`): one stac-geoparquet file per collection
+  (`byod.index.write_geoparquet`), for collections that have items.
+
+Every item carries its `collection` field and absolute asset hrefs (local paths or https
+URLs, as `byod search` gives them). The links of the static catalog (root, parent, self,
+child, item, collection: hrefs relative to files the export does not contain) are left out;
+other links are kept, with relative hrefs made absolute. A collection's
+`collection-mirror` assets (byod's own versioned index, deleted after a later publish
+supersedes it) are left out, its other assets kept with absolute hrefs.
+
+Items are read from the index (`byod.index.search_store`), one collection at a time, so
+memory holds one collection's items. The folder is built under a temporary name beside
+`out` and renamed into place: a reader never sees half an export.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import posixpath
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from byod.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from byod.storage import Store
+
+log = logging.getLogger(__name__)
+
+COLLECTIONS_FILE = "collections.ndjson"
+ITEMS_FILE = "items.ndjson"
+# Links whose hrefs point into the static catalog's own files.
+STATIC_RELS = frozenset({"root", "parent", "self", "child", "item", "items", "collection"})
+INDEX_ROLE = "collection-mirror"
+
+
+class ExportFormat(StrEnum):
+    """What the items are written as: newline-delimited JSON or stac-geoparquet."""
+
+    NDJSON = "ndjson"
+    PARQUET = "parquet"
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What an export wrote: the folder, the files in it (names), and the counts."""
+
+    folder: Path
+    files: tuple[str, ...]
+    collections: int
+    items: int
+
+
+def export_catalog(
+    store: Store,
+    out: Path,
+    format: ExportFormat,
+    collections: Sequence[str] | None = None,
+    *,
+    overwrite: bool = False,
+) -> Exported:
+    """Write the collections (all, or those named) of the catalog in `store` and their items
+    into the folder `out` as `format` (see the module docstring for the files).
+
+    Raises `ConfigurationError` (exit 2) when there is no catalog in `store`, a named
+    collection is not in it, or `out` exists and is not an empty folder (unless `overwrite`:
+    then it is replaced whole, once the new export is complete). Storage errors propagate
+    (the CLI maps them with `errors.storage_failure`).
+    """
+    out = Path(out).absolute()
+    format = ExportFormat(format)  # a plain "ndjson" from a library caller too
+    _check_out(out, overwrite)
+    from byod.catalog import ROOT_KEY
+
+    found = _collections(store)
+    wanted = list(dict.fromkeys(collections)) if collections else sorted(found)
+    missing = [c for c in wanted if c not in found]
+    if missing:
+        known = ", ".join(sorted(found)) or "none"
+        raise ConfigurationError(
+            f"{', '.join(missing)}: no such collection in {store.href(ROOT_KEY)} (it has: {known})"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.byod-export-", dir=out.parent))
+    try:
+        files, count = _write(store, tmp, format, {c: found[c] for c in wanted})
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would keep the export private
+        _move_into_place(tmp, out, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Exported(out, files, len(wanted), count)
+
+
+def _write(
+    store: Store, folder: Path, format: ExportFormat, collections: dict[str, dict[str, Any]]
+) -> tuple[tuple[str, ...], int]:
+    from byod.index import Query, SearchError, search_store
+
+    _write_lines(folder / COLLECTIONS_FILE, collections.values())
+    files = [COLLECTIONS_FILE]
+    count = 0
+    lines = None
+    if format is ExportFormat.NDJSON:
+        lines = (folder / ITEMS_FILE).open("w", encoding="utf-8", newline="\n")
+        files.append(ITEMS_FILE)
+    try:
+        for collection_id in collections:
+            try:
+                found = search_store(store, Query(), [collection_id])
+            except SearchError as exc:  # vanished since the root was read
+                raise ConfigurationError(str(exc)) from None
+            items = sorted((export_item(i, collection_id) for i in found), key=_id)
+            count += len(items)
+            if lines is not None:
+                for item in items:
+                    lines.write(ndjson_line(item))
+            elif items:  # stac-geoparquet infers its schema from the items: none, no file
+                name = f"{collection_id}.parquet"
+                _write_parquet(folder / name, items)
+                files.append(name)
+    finally:
+        if lines is not None:
+            lines.close()
+    return tuple(files), count
+
+
+def _id(item: dict[str, Any]) -> str:
+    return str(item["id"])
+
+
+def export_item(item: dict[str, Any], collection_id: str) -> dict[str, Any]:
+    """`item` (asset hrefs absolute, as `search_store` gives it) as exported: its
+    `collection` field set, the static catalog's links left out."""
+    out = dict(item)
+    out["collection"] = collection_id
+    out["links"] = [link for link in item.get("links", []) if link.get("rel") not in STATIC_RELS]
+    return out
+
+
+def export_collection(collection: dict[str, Any], href: str) -> dict[str, Any]:
+    """A collection read from `href` as exported: static-catalog links and byod's index
+    assets left out, every other href made absolute against `href`."""
+    out = dict(collection)
+    out["links"] = [{**link, "href": _absolute(link["href"], href)}
+                    for link in collection.get("links", [])
+                    if link.get("rel") not in STATIC_RELS]  # fmt: skip
+    assets = {key: {**asset, "href": _absolute(asset["href"], href)}
+              for key, asset in collection.get("assets", {}).items()
+              if INDEX_ROLE not in asset.get("roles", [])}  # fmt: skip
+    if assets:
+        out["assets"] = assets
+    else:
+        out.pop("assets", None)
+    return out
+
+
+def ndjson_line(data: dict[str, Any]) -> str:
+    """One JSON document on one line, as `pypgstac load` reads it.
+
+    pypgstac 0.10's reader replaces every `\\\\` in a line by `\\` before parsing, which
+    breaks any string holding a backslash (a file name `a\\b.tif`); the same character
+    written as the escape `\\u005c` reaches the database intact, and is the same JSON for
+    every other reader. NaN or infinity (not JSON) raise ValueError.
+    """
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    # json.dumps escapes a backslash only as the pair `\\`; every other escape starts with
+    # one backslash and a letter or quote, so a left-to-right replace meets only those pairs.
+    return text.replace("\\\\", "\\u005c") + "\n"
+
+
+def _write_lines(path: Path, documents: Iterable[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8", newline="\n") as f:
+        for document in documents:
+            f.write(ndjson_line(document))
+
+
+def _write_parquet(path: Path, items: list[dict[str, Any]]) -> None:
+    import byod.index
+
+    # TEMPORARY: stac-geoparquet's writer as is until byod.index.write_geoparquet (its
+    # normalisation of mixed asset shapes) is committed by the index work of issue 13.
+    write = getattr(byod.index, "write_geoparquet", None)
+    if write is None:
+        from stac_geoparquet.arrow import parse_stac_items_to_arrow, to_parquet
+
+        to_parquet(parse_stac_items_to_arrow(items), path)
+        return
+    write(path, items)
+
+
+def _collections(store: Store) -> dict[str, dict[str, Any]]:
+    """The collections the root catalog links (child links), by id, as exported."""
+    from byod.catalog import ROOT_KEY
+
+    if not store.exists(ROOT_KEY):
+        raise ConfigurationError(f"{store.href(ROOT_KEY)}: no catalog there")
+    root = json.loads(store.read_text(ROOT_KEY))
+    out: dict[str, dict[str, Any]] = {}
+    for link in root.get("links", []):
+        if link.get("rel") != "child":
+            continue
+        href = link["href"]
+        key = store.key_of(href) if _is_absolute(href) else posixpath.normpath(href)
+        if key is None:
+            log.warning("%s: a child link outside the catalog, not exported", href)
+            continue
+        data = json.loads(store.read_text(key))
+        if data.get("type") != "Collection":
+            continue
+        out[data["id"]] = export_collection(data, store.href(key))
+    return out
+
+
+def _is_absolute(href: str) -> bool:
+    return "://" in href or href.startswith("/")
+
+
+def _absolute(href: str, base: str) -> str:
+    """`href` resolved against the file `base` (a local path or a URL) it was read from."""
+    if _is_absolute(href):
+        return href
+    if "://" in base:
+        scheme, rest = base.split("://", 1)
+        host, _, path = rest.partition("/")
+        joined = posixpath.normpath(posixpath.join(posixpath.dirname("/" + path), href))
+        return f"{scheme}://{host}{joined}"
+    return os.path.normpath(os.path.join(os.path.dirname(base), href))
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not overwrite and not _empty_folder(out):
+        raise ConfigurationError(f"{out}: exists and is not empty; --overwrite replaces it")
+
+
+def _empty_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+
+
+def _move_into_place(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Rename the finished export to `out`: over nothing or an empty folder (one rename), or,
+    with `overwrite`, after moving what is there aside (removed once the new one is in)."""
+    _check_out(out, overwrite)  # again: something may have appeared while writing
+    if (not out.exists() and not out.is_symlink()) or _empty_folder(out):
+        os.replace(tmp, out)  # rename(2) replaces an empty folder
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.byod-old-", dir=out.parent))
+    os.replace(out, old / out.name)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
