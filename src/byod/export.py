@@ -6,8 +6,9 @@ What is written, into one new folder (README "Export"):
 
 - `collections.ndjson`: one collection per line (both formats);
 - `items.ndjson` (`ndjson`): one item per line, collection after collection, ids sorted;
-- `<collection id>.parquet` (`parquet`): one stac-geoparquet file per collection
-  (`byod.index.write_geoparquet`), for collections that have items.
+- `<collection id>.parquet` (`parquet`): one stac-geoparquet file per collection, written
+  by `byod.index.write_geoparquet` (so `raster:bands[].nodata` is a float64 there, NaN for
+  the raster extension's `"nan"`, as in byod's index).
 
 Every item carries its `collection` field and absolute asset hrefs (local paths or https
 URLs, as `byod search` gives them). The links of the static catalog (root, parent, self,
@@ -110,7 +111,7 @@ def export_catalog(
 def _write(
     store: Store, folder: Path, format: ExportFormat, collections: dict[str, dict[str, Any]]
 ) -> tuple[tuple[str, ...], int]:
-    from byod.index import Query, SearchError, search_store
+    from byod.index import Query, SearchError, search_store, write_geoparquet
 
     _write_lines(folder / COLLECTIONS_FILE, collections.values())
     files = [COLLECTIONS_FILE]
@@ -130,9 +131,9 @@ def _write(
             if lines is not None:
                 for item in items:
                     lines.write(ndjson_line(item))
-            elif items:  # stac-geoparquet infers its schema from the items: none, no file
+            else:
                 name = f"{collection_id}.parquet"
-                _write_parquet(folder / name, items)
+                write_geoparquet(folder / name, items)
                 files.append(name)
     finally:
         if lines is not None:
@@ -188,20 +189,6 @@ def _write_lines(path: Path, documents: Iterable[dict[str, Any]]) -> None:
     with path.open("w", encoding="utf-8", newline="\n") as f:
         for document in documents:
             f.write(ndjson_line(document))
-
-
-def _write_parquet(path: Path, items: list[dict[str, Any]]) -> None:
-    import byod.index
-
-    # TEMPORARY: stac-geoparquet's writer as is until byod.index.write_geoparquet (its
-    # normalisation of mixed asset shapes) is committed by the index work of issue 13.
-    write = getattr(byod.index, "write_geoparquet", None)
-    if write is None:
-        from stac_geoparquet.arrow import parse_stac_items_to_arrow, to_parquet
-
-        to_parquet(parse_stac_items_to_arrow(items), path)
-        return
-    write(path, items)
 
 
 def _collections(store: Store) -> dict[str, dict[str, Any]]:
