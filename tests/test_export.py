@@ -344,3 +344,15 @@ def test_a_blob_catalog_exports_its_https_hrefs(tmp_path: Path, azure_env: str) 
         assert asset["href"].startswith("http://127.0.0.1:")
         blob = cogs.key_of(asset["href"])
         assert blob is not None and cogs.exists(blob)
+
+
+def test_never_replaces_the_catalog_or_its_files(catalog: Path) -> None:
+    """--overwrite on the catalog's folder, a folder above it, or the COGs' folder: refused
+    (exit 2) before anything is replaced."""
+    for out in (catalog, catalog.parent, catalog.parent / "data"):
+        result = export(catalog, out, "--format", "ndjson", "--overwrite")
+        assert result.exit_code == 2 and "export elsewhere" in result.stderr, result.output
+    assert (catalog / "catalog.json").is_file()
+    assert len(json_items(catalog)) == 4
+    for _, item in json_items(catalog).values():
+        assert all(Path(a["href"]).is_file() for a in item["assets"].values())

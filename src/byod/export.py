@@ -80,12 +80,15 @@ def export_catalog(
 
     Raises `ConfigurationError` (exit 2) when there is no catalog in `store`, a named
     collection is not in it, or `out` exists and is not an empty folder (unless `overwrite`:
-    then it is replaced whole, once the new export is complete). Storage errors propagate
+    then it is replaced whole, once the new export is complete), or `out` holds the catalog
+    or files its items point at (replacing it would delete them). Storage errors propagate
     (the CLI maps them with `errors.storage_failure`).
     """
     out = Path(out).absolute()
     format = ExportFormat(format)  # a plain "ndjson" from a library caller too
     _check_out(out, overwrite)
+    if store.is_local and _under(Path(store.root), out):
+        raise ConfigurationError(f"{out}: holds the catalog {store.root}; export elsewhere")
     from byod.catalog import ROOT_KEY
 
     found = _collections(store)
@@ -99,7 +102,7 @@ def export_catalog(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.byod-export-", dir=out.parent))
     try:
-        files, count = _write(store, tmp, format, {c: found[c] for c in wanted})
+        files, count = _write(store, tmp, format, {c: found[c] for c in wanted}, out)
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would keep the export private
         _move_into_place(tmp, out, overwrite)
     except BaseException:
@@ -109,7 +112,11 @@ def export_catalog(
 
 
 def _write(
-    store: Store, folder: Path, format: ExportFormat, collections: dict[str, dict[str, Any]]
+    store: Store,
+    folder: Path,
+    format: ExportFormat,
+    collections: dict[str, dict[str, Any]],
+    out: Path,
 ) -> tuple[tuple[str, ...], int]:
     from byod.index import Query, SearchError, search_store, write_geoparquet
 
@@ -127,6 +134,7 @@ def _write(
             except SearchError as exc:  # vanished since the root was read
                 raise ConfigurationError(str(exc)) from None
             items = sorted((export_item(i, collection_id) for i in found), key=_id)
+            _check_assets_outside(items, out)
             count += len(items)
             if lines is not None:
                 for item in items:
@@ -139,6 +147,21 @@ def _write(
         if lines is not None:
             lines.close()
     return tuple(files), count
+
+
+def _check_assets_outside(items: list[dict[str, Any]], out: Path) -> None:
+    """Refuse an `out` that holds files the items point at (COGs, thumbnails): replacing it
+    (--overwrite) would delete them."""
+    for item in items:
+        for asset in item.get("assets", {}).values():
+            href = asset.get("href", "")
+            if "://" not in href and _under(Path(href), out):
+                raise ConfigurationError(f"{out}: holds {href}, a file of item "
+                                         f"{item['id']}; export elsewhere")  # fmt: skip
+
+
+def _under(path: Path, folder: Path) -> bool:
+    return path.absolute().is_relative_to(folder)
 
 
 def _id(item: dict[str, Any]) -> str:
