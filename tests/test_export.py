@@ -356,3 +356,17 @@ def test_never_replaces_the_catalog_or_its_files(catalog: Path) -> None:
     assert len(json_items(catalog)) == 4
     for _, item in json_items(catalog).values():
         assert all(Path(a["href"]).is_file() for a in item["assets"].values())
+
+
+def test_temp_folders_of_killed_exports_are_removed(catalog: Path, tmp_path: Path) -> None:
+    """A killed export leaves its hidden temp folder beside OUT; the next export to that OUT
+    removes it, and leaves a live process's alone."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = tmp_path / f".out.byod-export-{gone.pid}-x1y2"
+    live = tmp_path / f".out.byod-export-{os.getpid()}-x1y2"
+    for folder in (dead, live):
+        folder.mkdir()
+        (folder / "items.ndjson").write_text("{}\n")
+    assert export(catalog, tmp_path / "out", "--format", "ndjson").exit_code == 0
+    assert not dead.exists() and live.exists()

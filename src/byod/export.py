@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import posixpath
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -100,7 +101,8 @@ def export_catalog(
             f"{', '.join(missing)}: no such collection in {store.href(ROOT_KEY)} (it has: {known})"
         )
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.byod-export-", dir=out.parent))
+    _remove_stale(out)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(out, "export"), dir=out.parent))
     try:
         files, count = _write(store, tmp, format, {c: found[c] for c in wanted}, out)
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would keep the export private
@@ -269,10 +271,38 @@ def _move_into_place(tmp: Path, out: Path, overwrite: bool) -> None:
     if (not out.exists() and not out.is_symlink()) or _empty_folder(out):
         os.replace(tmp, out)  # rename(2) replaces an empty folder
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.byod-old-", dir=out.parent))
+    old = Path(tempfile.mkdtemp(prefix=_temp_prefix(out, "old"), dir=out.parent))
     os.replace(out, old / out.name)
     os.replace(tmp, out)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _temp_prefix(out: Path, kind: str) -> str:
+    """Hidden folders beside `out` named after this process: `.<out>.byod-<kind>-<pid>-`."""
+    return f".{out.name}.byod-{kind}-{os.getpid()}-"
+
+
+def _remove_stale(out: Path) -> None:
+    """Remove the temp folders beside `out` of exports that were killed (their process is
+    gone), which could not remove their own."""
+    named = re.compile(rf"^\.{re.escape(out.name)}\.byod-(?:export|old)-(\d+)-\w+$")
+    try:
+        entries = list(os.scandir(out.parent))
+    except OSError:
+        return
+    for entry in entries:
+        match = named.match(entry.name)
+        if match is None or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue  # another user's
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:  # gone: its temp folder is garbage
+            shutil.rmtree(entry.path, ignore_errors=True)
+            log.info("removed %s, left by an export that was killed", entry.path)
+        except OSError:
+            pass  # alive (PermissionError: another user's process), or gone meanwhile
 
 
 def _umask() -> int:
