@@ -13,7 +13,8 @@ What is written, into one new folder (README "Export"):
 Every item carries its `collection` field and absolute asset hrefs (local paths or https
 URLs, as `byod search` gives them). The links of the static catalog (root, parent, self,
 child, item, collection: hrefs relative to files the export does not contain) are left out;
-other links are kept, with relative hrefs made absolute. A collection's
+other links are kept (a collection's with relative hrefs made absolute; byod's index keeps
+no item links). A collection's
 `collection-mirror` assets (byod's own versioned index, deleted after a later publish
 supersedes it) are left out, its other assets kept with absolute hrefs.
 
