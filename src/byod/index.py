@@ -61,7 +61,7 @@ LINKS = pa.list_(pa.struct([("href", pa.string()), ("rel", pa.string()), ("type"
 NULLABLE = {"datetime": "", "proj:code": "/projection/"}  # property -> extension it needs
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")  # a month partition's folder: YYYY-MM
-# Fewer blob downloads at once than this would leave a month-partitioned read waiting.
+# Index files downloaded at once from blob storage: each is mostly waiting on the network.
 BLOB_READERS = 8
 
 
@@ -184,8 +184,7 @@ def write_index(store: Store, key: str, items: Iterable[pystac.Item]) -> None:
     rows = []
     for item in items:
         data = item.to_dict(include_self_link=False, transform_hrefs=False)
-        data.setdefault("collection", collection_id)
-        if data.get("collection") is None:
+        if not data.get("collection"):
             data["collection"] = collection_id
         if here is not None:
             data["assets"] = {k: {**a, "href": _relative(a["href"], here)}
