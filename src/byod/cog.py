@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,11 @@ log = logging.getLogger(__name__)
 # PITFALLS: the stock profiles lack BIGTIFF (a 3.4 GB input then took 9 min to close), and
 # GDAL's block cache defaults to 5% of RAM (256 MB kept peak RSS at 0.7 GB, no slowdown).
 GDAL_CACHEMAX_MB = 256
+# Issue 14: the whole process tree within 1 GB whatever --workers is, so GDAL_CACHEMAX_MB is
+# the run's budget, shared by the conversions that run at once (`cache_budget`), each
+# getting at least CACHE_FLOOR_MB: enough for one row of 512-pixel tiles of a 10980-pixel
+# wide, 4-band uint16 striped input (45 MB), below which GDAL re-reads the source per tile.
+CACHE_FLOOR_MB = 64
 _FLOAT_TYPES = {"float16", "float32", "float64"}
 _COMPLEX_PREFIX = "complex"
 
@@ -39,6 +45,7 @@ _COMPLEX_PREFIX = "complex"
 class CogOutcome:
     path: Path
     passthrough: bool  # the input already was a valid COG and was copied byte for byte
+    validate_s: float = 0.0  # seconds of the validation inside the call (stage timings)
 
 
 def is_valid_cog(path: str | Path, *, strict: bool = False) -> bool:
@@ -103,6 +110,7 @@ def to_cog(
     dtypes: list[str],
     threads: int,
     may_pass_through: bool,
+    cache_bytes: int | None = None,
 ) -> CogOutcome:
     """Write `source` as a validated COG at `dst`; a real COG is copied unchanged.
 
@@ -112,16 +120,21 @@ def to_cog(
     over the globe) and cannot open RPC-only rasters at all. A raster with a geotransform is
     placed by it (GDAL's priority) even when it also has GCPs or RPCs (a DigitalGlobe
     `.RPB`), which are then left out of the COG (see `_stage_if_needed`).
+    `cache_bytes` is GDAL's block cache in bytes (default GDAL_CACHEMAX_MB MiB): the share
+    of the run's budget this conversion gets (`cache_budget`).
     Raises RejectedInput (CONVERSION_FAILED) and MemoryError at the worker's memory bound.
     """
-    if may_pass_through and is_publishable_cog(source):
+    start = time.perf_counter()
+    passes = may_pass_through and is_publishable_cog(source)
+    checked = time.perf_counter() - start  # the input's own validation, counted as validate
+    if passes:
         shutil.copyfile(source, dst)
-        return CogOutcome(dst, passthrough=True)
+        return CogOutcome(dst, passthrough=True, validate_s=checked)
     config = {
         "GDAL_NUM_THREADS": str(threads),
         # rasterio hands an int straight to GDALSetCacheMax64, which counts bytes: 256 alone
         # would be a 256-byte cache, 2.7-6x slower (benchmarks/README.md).
-        "GDAL_CACHEMAX": GDAL_CACHEMAX_MB * 1024 * 1024,
+        "GDAL_CACHEMAX": cache_bytes or GDAL_CACHEMAX_MB * 1024 * 1024,
         "GDAL_TIFF_INTERNAL_MASK": "TRUE",
     }
     try:
@@ -141,13 +154,22 @@ def to_cog(
         ) from None
     # Strict: a tiled file larger than one tile without overviews is no COG byod would pass
     # through either (is_publishable_cog), so it is none byod may write.
+    validating = time.perf_counter()
     if not is_valid_cog(dst, strict=_halvable(dst)):
         dst.unlink(missing_ok=True)
         raise RejectedInput(
             Reason.CONVERSION_FAILED,
             f"{Path(source).name}: converted file is not a valid COG (rio-cogeo strict)",
         )
-    return CogOutcome(dst, passthrough=False)
+    return CogOutcome(dst, passthrough=False,
+                      validate_s=checked + time.perf_counter() - validating)  # fmt: skip
+
+
+def cache_budget(at_once: int) -> int:
+    """GDAL's block cache in BYTES for one of `at_once` conversions running together: an
+    equal share of GDAL_CACHEMAX_MB, at least CACHE_FLOOR_MB (PITFALLS: an int passed to
+    rasterio.Env counts bytes)."""
+    return max(CACHE_FLOOR_MB, GDAL_CACHEMAX_MB // max(1, at_once)) * 1024 * 1024
 
 
 def overview_levels(width: int, height: int, tile: int) -> int:

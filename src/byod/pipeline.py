@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import threading
+import time
 from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from byod.azure import (
 from byod.azure import (
     check_region as check_region_of,
 )
+from byod.batches import is_small, run_in_batches
 from byod.catalog import (
     SUPERSEDED,
     CollectionInfo,
@@ -49,6 +51,7 @@ from byod.catalog import (
     version_of,
     versioned_key,
 )
+from byod.cog import cache_budget
 from byod.config import IngestSettings, default_workers
 from byod.errors import (
     ByodError,
@@ -110,6 +113,7 @@ class _Plan:
     fingerprint: str
     previous: list[pystac.Item]
     unreadable: str | None = None  # why the input could not be read for its fingerprint
+    fingerprint_s: float = 0.0  # seconds its fingerprint took
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,7 @@ class WorkItem:
     item_id: str
     fingerprint: str
     previous_ids: list[str]
+    fingerprint_s: float = 0.0  # seconds its fingerprint took (the report's stage timings)
 
 
 @dataclass
@@ -299,8 +304,11 @@ def plan_run(settings: IngestSettings, progress: Progress | None = None) -> Run:
     """Check the configuration (nothing written if it is refused), discover, fingerprint,
     give ids, and settle what is unchanged. Raises `ConfigurationError`, or
     `StorageUnavailable` when a store cannot be read (both before anything is written)."""
+    start = time.perf_counter()
     with storage_errors("planning (source, catalog and target)"):
-        return _plan_run(settings, progress or Progress())
+        run = _plan_run(settings, progress or Progress())
+    run.report.seconds["plan"] = round(time.perf_counter() - start, 3)
+    return run
 
 
 def _plan_run(settings: IngestSettings, progress: Progress) -> Run:
@@ -333,7 +341,8 @@ def _plan_run(settings: IngestSettings, progress: Progress) -> Run:
             _finish(report, progress, Row(plan.candidate.relpath, Status.UNCHANGED, ids))
         else:
             previous = [i.id for i in plan.previous]
-            todo.append(WorkItem(plan.candidate, plan.item_id, plan.fingerprint, previous))
+            todo.append(WorkItem(plan.candidate, plan.item_id, plan.fingerprint, previous,
+                                 plan.fingerprint_s))  # fmt: skip
     context = RunContext(settings, collection_id, new_version())
     return Run(context, report, todo, items, _register(stores.catalog, context))
 
@@ -374,12 +383,13 @@ def process(context: RunContext, work: WorkItem) -> Outcome:
     workdir = make_workdir()  # byod-<pid>-*: removed by the next run after a kill
     try:
         job = _job(work, context.settings, workdir, stores.source is None)
+        fetched: dict[str, float] = {}
         (done,) = run_bounded(
             [(work.candidate.relpath, job)], prepare, workers=1,
             timeout_s=context.settings.timeout_s, max_memory_mb=context.settings.max_memory_mb,
-            before_start=lambda job: _fetch(job, work.candidate, stores.source),
+            before_start=lambda job: _fetch_timed(fetched, job, work.candidate, stores.source),
         )  # fmt: skip
-        return _outcome(done, work, context, stores.target)
+        return _outcome(done, work, context, stores.target, fetched.get(job.relpath, 0.0))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -391,18 +401,25 @@ def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome
     stores = _open_stores(settings, check_region=False)
     workdir = make_workdir()  # byod-<pid>-*: removed by the next run after a kill
     try:
-        # GDAL threads per conversion: the cores shared by the conversions that run at once.
-        threads = max(1, default_workers() // max(1, min(settings.workers, len(run.todo))))
-        jobs = [(w.candidate.relpath, _job(w, settings, workdir, stores.source is None, threads))
+        # GDAL threads per conversion: the cores shared by the conversions that run at once,
+        # and GDAL's block cache: one budget shared by them (cog.cache_budget).
+        at_once = max(1, min(settings.workers, len(run.todo)))
+        threads = max(1, default_workers() // at_once)
+        jobs = [(w.candidate.relpath, _job(w, settings, workdir, stores.source is None, threads,
+                                           cache_budget(at_once)))
                 for w in run.todo]  # fmt: skip
         by_path = {w.candidate.relpath: w for w in run.todo}
-        outcomes = run_bounded(
-            jobs, prepare, workers=settings.workers, timeout_s=settings.timeout_s,
-            max_memory_mb=settings.max_memory_mb, on_stage=progress.stage,
-            before_start=lambda job: _fetch(job, by_path[job.relpath].candidate, stores.source),
+        fetched: dict[str, float] = {}
+        # Small local inputs are worked on in batches, one worker per batch (byod.batches).
+        outcomes = run_in_batches(
+            jobs, prepare, small=is_small, workers=settings.workers,
+            timeout_s=settings.timeout_s, max_memory_mb=settings.max_memory_mb,
+            on_stage=progress.stage, before_start=lambda job: _fetch_timed(
+                fetched, job, by_path[job.relpath].candidate, stores.source),
         )  # fmt: skip
         for done in outcomes:
-            outcome = _outcome(done, by_path[done.job.relpath], run.context, stores.target)
+            outcome = _outcome(done, by_path[done.job.relpath], run.context, stores.target,
+                               fetched.get(done.job.relpath, 0.0))  # fmt: skip
             progress.finished(outcome.row)
             yield outcome
     finally:
@@ -410,18 +427,27 @@ def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome
 
 
 def _outcome(done: Done[Job, PrepareResult], work: WorkItem, context: RunContext,
-             target: Store) -> Outcome:  # fmt: skip
-    row = Row(work.candidate.relpath, Status.REJECTED, seconds=round(done.seconds, 3))
+             target: Store, fetch_s: float = 0.0) -> Outcome:  # fmt: skip
+    row = Row(work.candidate.relpath, Status.REJECTED)
+    stages = {"fingerprint": work.fingerprint_s, "fetch": fetch_s}
+    start = time.perf_counter()
     try:
         if done.rejection is not None:
             raise done.rejection
         assert done.result is not None
+        stages |= done.result.seconds
         new = _store(done.result, work, context, target)
     except RejectedInput as exc:
         row.reason, row.message = exc.reason, exc.message
         return Outcome(row)
     finally:
         shutil.rmtree(done.job.workdir, ignore_errors=True)
+        if done.result is not None:
+            stages["store"] = time.perf_counter() - start
+        # The input's own seconds: fingerprint, fetch, its worker, store (no queueing).
+        row.seconds = round(sum((work.fingerprint_s, fetch_s, done.seconds,
+                                 stages.get("store", 0.0))), 3)  # fmt: skip
+        row.stages = {k: round(v, 4) for k, v in stages.items()}
     row.status = Status.REPLACED if work.previous_ids else Status.INGESTED
     row.item_ids = sorted(i.id for i in new)
     row.notes = [*done.result.notes, *_scene_notes(done.result)]
@@ -496,7 +522,9 @@ def publish_run(run: Run, outcomes: list[Outcome], *, complete: bool = True) -> 
         done = Published(superseded=[], renamed={})
     else:
         try:
+            start = time.perf_counter()
             done = publish(stores.catalog, info, new, removed, run.context.version, switched)
+            _add_seconds(report, "publish", start)
         except BaseException:
             _end_run(run, finished=False)  # the next run removes what this one left
             raise
@@ -685,6 +713,16 @@ def _discover(settings: IngestSettings, store: Store | None) -> Discovery:
     return found
 
 
+def _fetch_timed(seconds: dict[str, float], job: Job, candidate: Candidate,
+                 store: Store | None) -> None:  # fmt: skip
+    """`_fetch`, its seconds kept in `seconds` by input (the report's `fetch` stage)."""
+    start = time.perf_counter()
+    try:
+        _fetch(job, candidate, store)
+    finally:
+        seconds[job.relpath] = time.perf_counter() - start
+
+
 def _fetch(job: Job, candidate: Candidate, store: Store | None) -> None:
     """Spool a remote input and its sidecars into the job's folder (streamed, bounded
     memory), under their own names so GDAL pairs the sidecars itself."""
@@ -733,11 +771,16 @@ def _plan(candidates: list[Candidate], items: dict[str, pystac.Item], recipe: st
     slug plus a hash of the path when another input or item holds that slug already.
     """
 
+    seconds: dict[str, float] = {}  # by input: the report's `fingerprint` stage
+
     def hashed(candidate: Candidate) -> str | OSError:
+        start = time.perf_counter()
         try:
             return fingerprint(candidate, recipe)
         except OSError as exc:  # a file byod may not read (EACCES), or an I/O error
             return exc
+        finally:
+            seconds[candidate.relpath] = time.perf_counter() - start
 
     with ThreadPoolExecutor(max_workers=default_workers()) as pool:
         prints = list(pool.map(hashed, candidates))
@@ -760,7 +803,8 @@ def _plan(candidates: list[Candidate], items: dict[str, pystac.Item], recipe: st
             if item_id in taken - {i.id for i in previous}:
                 item_id = disambiguated_id(candidate.relpath)
         taken.add(item_id)
-        plans.append(_Plan(candidate, item_id, print_, previous))
+        plans.append(_Plan(candidate, item_id, print_, previous,
+                           fingerprint_s=seconds.get(candidate.relpath, 0.0)))  # fmt: skip
     return plans
 
 
@@ -799,6 +843,7 @@ def _job(
     workdir: Path,
     source_is_local: bool,
     threads: int | None = None,
+    cache_bytes: int | None = None,
 ) -> Job:
     folder = workdir / plan.item_id
     folder.mkdir()
@@ -838,6 +883,7 @@ def _job(
         # PITFALLS: parallel conversions with fewer threads each beat one with all threads.
         threads=threads or max(1, default_workers() // settings.workers),
         max_pixels=settings.max_pixels,
+        cache_bytes=cache_bytes,
     )
 
 
@@ -915,3 +961,8 @@ def _scene_notes(result: PrepareResult) -> list[str]:
 def _finish(report: Report, progress: Progress, row: Row) -> None:
     report.rows.append(row)
     progress.finished(row)
+
+
+def _add_seconds(report: Report, step: str, start: float) -> None:
+    """Add the seconds since `start` to the report's run-level `step` (publishes add up)."""
+    report.seconds[step] = round(report.seconds.get(step, 0.0) + time.perf_counter() - start, 3)

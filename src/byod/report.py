@@ -27,6 +27,12 @@ class Status(StrEnum):
     NOT_DONE = "not_done"  # the run stopped before this input was published
 
 
+# The stages of one input a row times, in order (Row.stages): `fingerprint`, `fetch` and
+# `store` in the parent, the rest in the worker (byod.work.STAGES).
+STAGE_NAMES = ("fingerprint", "fetch", "inspect", "metadata", "convert", "validate",
+               "footprint", "thumbnail", "checksum", "store")  # fmt: skip
+
+
 @dataclass
 class Row:
     input: str  # path relative to the source folder
@@ -34,8 +40,11 @@ class Row:
     item_ids: list[str] = field(default_factory=list)
     reason: Reason | None = None
     message: str | None = None
-    seconds: float | None = None
+    seconds: float | None = None  # spent on this input: fingerprint, fetch, worker, store
     notes: list[str] = field(default_factory=list)
+    # Seconds per stage (STAGE_NAMES), measured where each runs: the parent fingerprints,
+    # fetches and stores, the worker inspects ... checksums. Their sum is at most `seconds`.
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -52,6 +61,9 @@ class Report:
     storage: str | None = None  # where blobs went and why that was allowed (region guard)
     region_overridden: bool = False
     error: str | None = None  # why the run stopped, one line; None for a run that finished
+    # Seconds of the run's own steps, not of one input: `plan` (discover, fingerprint,
+    # settle unchanged), `publish` (every publish of the run, summed).
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         """Rows per status; `not_done` appears only in a run that stopped."""
@@ -77,7 +89,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["counts"] = self.counts()
-        data["rows"] = [{k: v for k, v in asdict(r).items() if v not in (None, [])}
+        data["rows"] = [{k: v for k, v in asdict(r).items() if v not in (None, [], {})}
                         for r in self.rows]  # fmt: skip
         return data
 

@@ -7,10 +7,11 @@ publishing happen in the parent, which alone decides what reaches the target and
 from __future__ import annotations
 
 import logging
+import time
 import warnings
-from collections.abc import Callable
-from contextlib import ExitStack
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from xml.etree import ElementTree
@@ -48,6 +49,21 @@ from byod.untrusted import guard_inputs
 
 log = logging.getLogger(__name__)
 Stage = Callable[[str], None]
+
+
+def _warm() -> None:
+    """Import now what the work imports on first use: this module is preloaded by the
+    workers' forkserver, so every worker starts with them instead of importing them for each
+    input (about 100 ms an input, most of a small file's time; benchmarks/README.md)."""
+    import click._termui_impl  # noqa: F401 - rio-cogeo's progress bar, even when quiet
+    import numpy.ma  # noqa: F401
+    from PIL import Image
+
+    datetime.strptime("2000", "%Y")  # imports _strptime
+    Image.preinit()  # the PNG, JPEG, GIF, BMP and PPM plugins Image.save loads otherwise
+
+
+_warm()
 # The bands a thumbnail of a known product is made of.
 RGB_BANDS = {"landsat": ("SR_B4", "SR_B3", "SR_B2"), "sentinel2": ("B04", "B03", "B02")}
 
@@ -73,6 +89,7 @@ class Job:
     source_root: Path | None = None
     disk_budget: int | None = None
     workers: int = 1  # conversions that may share the temp disk at once
+    cache_bytes: int | None = None  # GDAL's block cache for the conversion (cog.to_cog)
 
 
 @dataclass(frozen=True)
@@ -113,6 +130,39 @@ class Prepared:
 class PrepareResult:
     scenes: list[Prepared]
     notes: list[str]  # subdatasets left out, with the reason
+    # Seconds per stage in the worker (STAGES' names), summed over scenes and bands.
+    seconds: dict[str, float] = field(default_factory=dict)
+    wall: float = 0.0  # seconds the whole `prepare` took in the worker
+
+
+# The worker's stages, in order; `metadata` is the acquisition time and cloud cover.
+STAGES = ("inspect", "metadata", "convert", "validate", "footprint", "thumbnail", "checksum")
+
+
+class Clock:
+    """Seconds per stage of one input, summed when a stage recurs (a scene's bands, a
+    container's subdatasets); each stage is also announced to `report` (progress)."""
+
+    def __init__(self, report: Stage) -> None:
+        self.seconds: dict[str, float] = {}
+        self._report = report
+
+    @contextmanager
+    def __call__(self, name: str, shown: str | None = None) -> Iterator[None]:
+        self._report(shown or name)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - start)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+    def move(self, source: str, name: str, seconds: float) -> None:
+        """Count `seconds` of stage `source` under `name` (a nested step measured apart)."""
+        self.add(source, -seconds)
+        self.add(name, seconds)
 
 
 def prepare(job: Job, stage: Stage) -> PrepareResult:
@@ -123,10 +173,14 @@ def prepare(job: Job, stage: Stage) -> PrepareResult:
     warnings (rasterio's NotGeoreferencedWarning on every NetCDF bounds variable) go to the
     log at debug level, not to stderr: the CLI promises at most one line there.
     """
+    start = time.perf_counter()
+    clock = Clock(stage)
     with warnings.catch_warnings():
         warnings.showwarning = _log_warning
         warnings.simplefilter("default")
-        return _prepare(job, stage)
+        result = _prepare(job, clock)
+    seconds = {k: round(max(0.0, v), 4) for k, v in clock.seconds.items()}
+    return PrepareResult(result.scenes, result.notes, seconds, time.perf_counter() - start)
 
 
 def _log_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
@@ -134,12 +188,12 @@ def _log_warning(message: Warning | str, category: type[Warning], filename: str,
     log.debug("%s: %s (%s:%d)", category.__name__, message, filename, lineno)
 
 
-def _prepare(job: Job, stage: Stage) -> PrepareResult:
-    stage("inspect")
-    _guard(job)
+def _prepare(job: Job, stage: Clock) -> PrepareResult:
+    with stage("inspect"):
+        _guard(job)
+        names = [] if job.bands else subdatasets(job.path)
     if job.bands:
         return PrepareResult([_prepare_scene(job, stage)], [])
-    names = subdatasets(job.path)
     if not names:
         return PrepareResult([_prepare_one(job, str(job.path), None, stage)], [])
     variables = {name: name.rsplit(":", 1)[-1].strip("/") for name in names}
@@ -197,35 +251,42 @@ def _stages_copy(job: Job, src: DatasetReader) -> bool:
         return False
 
 
-def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Stage) -> Prepared:
+def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Clock) -> Prepared:
     label = job.relpath if subdataset is None else f"{job.relpath} (subdataset {subdataset})"
     item_id = job.item_id if subdataset is None else f"{job.item_id}-{slugify(subdataset)}"
-    name = _with_prj_crs(name, job, label) if subdataset is None else name
-    # `placed` is what is converted; `name` stays the NetCDF variable (time bounds beside it).
-    placed, cf_notes = _with_cf_placement(name, job, label, item_id)
-    with open_dataset(placed) as src:
-        source_info = inspect(src, label=label, max_pixels=job.max_pixels)
+    with stage("inspect"):
+        name = _with_prj_crs(name, job, label) if subdataset is None else name
+        # `placed` is converted; `name` stays the NetCDF variable (time bounds beside it).
+        placed, cf_notes = _with_cf_placement(name, job, label, item_id)
+        with open_dataset(placed) as src:
+            source_info = inspect(src, label=label, max_pixels=job.max_pixels)
     when, cloud_decision, notes = _time_and_clouds(job, source_info.tags, name, label, stage)
     notes = cf_notes + notes
-    stage("convert")
     cog_path = job.workdir / f"{item_id}.tif"
-    outcome = to_cog(
-        placed,
-        cog_path,
-        compression=job.compression,
-        dtypes=[b.data_type for b in source_info.bands],
-        threads=job.threads,
-        may_pass_through=subdataset is None and not job.has_georef_sidecars
-        and source_info.driver == "GTiff",
-    )  # fmt: skip
-    notes += _keep_crs(cog_path, source_info.crs_wkt, label)
-    stage("describe")
+    with stage("convert"):
+        outcome = to_cog(
+            placed,
+            cog_path,
+            compression=job.compression,
+            dtypes=[b.data_type for b in source_info.bands],
+            threads=job.threads,
+            may_pass_through=subdataset is None and not job.has_georef_sidecars
+            and source_info.driver == "GTiff",
+            cache_bytes=job.cache_bytes,
+        )  # fmt: skip
+        notes += _keep_crs(cog_path, source_info.crs_wkt, label)
+    stage.move("convert", "validate", outcome.validate_s)
     thumb_path = job.workdir / f"{item_id}.png"
     with rasterio.open(cog_path) as cog:
-        info = inspect(cog, label=label, max_pixels=job.max_pixels, scan_nan=True)
-        shape = _footprint(cog, info, label)
-        write_thumbnail(cog, thumb_path)
-    asset = PreparedAsset("data", job.path.name, _local(cog_path), info,
+        with stage("inspect"):
+            info = inspect(cog, label=label, max_pixels=job.max_pixels, scan_nan=True)
+        with stage("footprint"):
+            shape = _footprint(cog, info, label)
+        with stage("thumbnail"):
+            write_thumbnail(cog, thumb_path)
+    with stage("checksum"):
+        cog_file, thumb_file = _local(cog_path), _local(thumb_path)
+    asset = PreparedAsset("data", job.path.name, cog_file, info,
                           resolution_of(info.transform), outcome.passthrough)  # fmt: skip
     return Prepared(
         item_id=item_id,
@@ -233,55 +294,60 @@ def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Stage) -> P
         acquisition=when,
         footprint=shape,
         assets=(asset,),
-        thumbnail=_local(thumb_path),
+        thumbnail=thumb_file,
         clouds=cloud_decision,
         notes=tuple(notes),
     )
 
 
-def _prepare_scene(job: Job, stage: Stage) -> Prepared:
+def _prepare_scene(job: Job, stage: Clock) -> Prepared:
     """A band-per-file scene: every band converted, one footprint, one time, one cloud cover."""
     infos: dict[str, RasterInfo] = {}
-    for band, path in job.bands:
-        with open_dataset(path) as src:
-            infos[band] = inspect(src, label=f"{job.relpath} (band {band}, {path.name})",
-                                  max_pixels=job.max_pixels)  # fmt: skip
+    with stage("inspect"):
+        for band, path in job.bands:
+            with open_dataset(path) as src:
+                infos[band] = inspect(src, label=f"{job.relpath} (band {band}, {path.name})",
+                                      max_pixels=job.max_pixels)  # fmt: skip
     first = job.bands[0][0]
     when, clouds, notes = _time_and_clouds(job, infos[first].tags, str(job.bands[0][1]),
                                            job.relpath, stage)  # fmt: skip
     assets = []
     for band, path in job.bands:
-        stage(f"convert {band}")
         cog_path = job.workdir / f"{job.item_id}_{slugify(band)}.tif"
-        outcome = to_cog(str(path), cog_path, compression=job.compression,
-                         dtypes=[b.data_type for b in infos[band].bands], threads=job.threads,
-                         may_pass_through=infos[band].driver == "GTiff")  # fmt: skip
-        with rasterio.open(cog_path) as cog:
+        with stage("convert", f"convert {band}"):
+            outcome = to_cog(str(path), cog_path, compression=job.compression,
+                             dtypes=[b.data_type for b in infos[band].bands],
+                             threads=job.threads, may_pass_through=infos[band].driver == "GTiff",
+                             cache_bytes=job.cache_bytes)  # fmt: skip
+        stage.move("convert", "validate", outcome.validate_s)
+        with stage("inspect"), rasterio.open(cog_path) as cog:
             info = inspect(cog, label=f"{job.relpath} ({band})", max_pixels=job.max_pixels,
                            scan_nan=True)  # fmt: skip
         resolution = resolution_of(info.transform)
-        local = _local(cog_path)
+        with stage("checksum"):
+            local = _local(cog_path)
         assets.append(PreparedAsset(band, path.name, local, info, resolution, outcome.passthrough))
-    stage("describe")
     # The footprint of the finest data band (masks can be coarser or padded).
     data_assets = [a for a in assets if a.key.upper() not in MASK_BANDS] or assets
     finest = min(data_assets, key=lambda a: (a.resolution or (0.0, 0.0))[0])
     thumb_path = job.workdir / f"{job.item_id}.png"
-    with rasterio.open(finest.cog.path) as cog:
+    with stage("footprint"), rasterio.open(finest.cog.path) as cog:
         shape = _footprint(cog, finest.raster, job.relpath)
     rgb = [next((a for a in assets if a.key.upper() == name), None)
            for name in RGB_BANDS.get(job.product or "", ())]  # fmt: skip
     picked = [a for a in rgb if a is not None] if all(rgb) and rgb else [finest]
-    with ExitStack() as stack:
+    with stage("thumbnail"), ExitStack() as stack:
         opened = [stack.enter_context(rasterio.open(a.cog.path)) for a in picked]
         write_band_thumbnail([(src, 1) for src in opened], thumb_path)
+    with stage("checksum"):
+        thumb_file = _local(thumb_path)
     return Prepared(
         item_id=job.item_id,
         subdataset=None,
         acquisition=when,
         footprint=shape,
         assets=tuple(assets),
-        thumbnail=_local(thumb_path),
+        thumbnail=thumb_file,
         clouds=clouds,
         notes=tuple(notes),
         product=job.product,
@@ -289,7 +355,15 @@ def _prepare_scene(job: Job, stage: Stage) -> Prepared:
 
 
 def _time_and_clouds(
-    job: Job, tags: dict[str, str], source: str, label: str, stage: Stage
+    job: Job, tags: dict[str, str], source: str, label: str, stage: Clock
+) -> tuple[Acquisition, CloudDecision, list[str]]:
+    """`_time_and_clouds_of`, timed as the `metadata` stage."""
+    with stage("metadata"):
+        return _time_and_clouds_of(job, tags, source, label)
+
+
+def _time_and_clouds_of(
+    job: Job, tags: dict[str, str], source: str, label: str
 ) -> tuple[Acquisition, CloudDecision, list[str]]:
     """The acquisition time and the cloud decision, from every source the job's rules name:
     options, the folder's byod-metadata.csv, product metadata, acquisition tags, a CF time
@@ -315,7 +389,6 @@ def _time_and_clouds(
         when = Acquisition.unknown(datetime.now(UTC))
     if when.note:
         notes.append(when.note)
-    stage("clouds")
     clouds = metadata.clouds(job.rules, tags, found, source, job.mask_path,
                              metadata.user_cloud(row, user_source))  # fmt: skip
     return when, clouds, notes
