@@ -13,27 +13,65 @@ from byod.storage import Store
 
 
 def item_files(catalog: Path, collection: str) -> dict[str, Path]:
-    """Item id -> the item file the collection links to (local catalog)."""
+    """Item id -> the item file the collection links to (local catalog), through its month
+    sub-catalogs (or, in the layout before months, its item links)."""
     folder = catalog / collection
     data = json.loads((folder / "collection.json").read_text("utf-8"))
-    return {Path(link["href"]).stem: (folder / link["href"]).resolve()
-            for link in data["links"] if link["rel"] == "item"}  # fmt: skip
+    out = {Path(link["href"]).stem: (folder / link["href"]).resolve()
+           for link in data["links"] if link["rel"] == "item"}  # fmt: skip
+    for child in month_catalogs(catalog, collection):
+        month = json.loads(child.read_text("utf-8"))
+        out |= {Path(link["href"]).stem: (child.parent / link["href"]).resolve()
+                for link in month["links"] if link["rel"] == "item"}  # fmt: skip
+    return out
+
+
+def month_catalogs(catalog: Path, collection: str) -> list[Path]:
+    """The sub-catalog files the collection's child links name (local catalog)."""
+    folder = catalog / collection
+    data = json.loads((folder / "collection.json").read_text("utf-8"))
+    return [(folder / link["href"]).resolve() for link in data["links"] if link["rel"] == "child"]
+
+
+def item_keys(store: Store, collection: str) -> dict[str, str]:
+    """Item id -> the key of the item file the collection links (any store), through its
+    month sub-catalogs (child links) or its own item links."""
+    key = f"{collection}/collection.json"
+    out: dict[str, str] = {}
+    queue = [key]
+    while queue:
+        current = queue.pop()
+        data = json.loads(store.read_text(current))
+        for link in data["links"]:
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(current), link["href"]))
+            if link["rel"] == "item":
+                out[posixpath.basename(target).removesuffix(".json")] = target
+            elif link["rel"] == "child":
+                queue.append(target)
+    return out
 
 
 def read_items(store: Store, collection: str) -> dict[str, dict[str, Any]]:
-    """Item id -> the item dict, read from the files `collection.json` links (any store),
+    """Item id -> the item dict, read from the files the collection links (any store),
     with each asset's href made into the store key it points at (`key`), when it has one."""
-    key = f"{collection}/collection.json"
-    data = json.loads(store.read_text(key))
     out = {}
-    for link in data["links"]:
-        if link["rel"] != "item":
-            continue
-        item_key = posixpath.normpath(posixpath.join(collection, link["href"]))
+    for item_key in item_keys(store, collection).values():
         item = json.loads(store.read_text(item_key))
         item["_key"] = item_key
         out[item["id"]] = item
     return out
+
+
+def catalog_keys(store: Store, collection: str) -> set[str]:
+    """Keys of the catalog files the collection names: itself, its month sub-catalogs and
+    index partitions (its assets), not its items."""
+    key = f"{collection}/collection.json"
+    data = json.loads(store.read_text(key))
+    keys = {key}
+    for ref in [*data.get("assets", {}).values(),
+                *(link for link in data["links"] if link["rel"] == "child")]:  # fmt: skip
+        keys.add(posixpath.normpath(posixpath.join(collection, ref["href"])))
+    return keys
 
 
 def asset_path(item_file: Path, href: str) -> Path:
@@ -50,9 +88,8 @@ def published(catalog: Store, target: Store, collection: str, scratch: Path) -> 
     """Check, from storage alone, that the collection, its index, its items and the bytes
     they point at agree, and return the items by id. Checked: the root links the collection;
     each linked item's assets exist in `target` and hash to their `file:checksum`; the index
-    the collection links holds exactly the linked items, each equal to its item file."""
-    import pyarrow.parquet as pq
-
+    partitions the collection links hold exactly the linked items, each equal to its item
+    file (checksums and properties)."""
     root = json.loads(catalog.read_text("catalog.json"))
     children = {link["href"] for link in root["links"] if link["rel"] == "child"}
     assert f"./{collection}/collection.json" in children
@@ -68,12 +105,16 @@ def published(catalog: Store, target: Store, collection: str, scratch: Path) -> 
             target.get_file(key, local)
             if "file:checksum" in asset:
                 assert sha256_multihash(local.read_bytes()) == asset["file:checksum"], key
-    data = json.loads(catalog.read_text(f"{collection}/collection.json"))
-    (mirror,) = [a for a in data["assets"].values() if "collection-mirror" in a["roles"]]
-    catalog.get_file(posixpath.normpath(posixpath.join(collection, mirror["href"])),
-                     scratch / "index.parquet")  # fmt: skip
-    rows = pq.read_table(scratch / "index.parquet").column("byod:item").to_pylist()
-    indexed = {json.loads(r)["id"]: json.loads(r) for r in rows}
+    from byod.catalog import current_index_keys
+    from byod.index import read_index_items
+
+    indexed: dict[str, dict[str, Any]] = {}
+    partitions = current_index_keys(catalog, collection)
+    assert partitions, "the collection names no index partition"
+    for key in partitions:
+        found = read_index_items(catalog, key)
+        assert not set(found) & set(indexed), "an item in two partitions"
+        indexed |= found
     assert sorted(indexed) == sorted(items)
     for item_id, row in indexed.items():
         checksums = {k: a.get("file:checksum") for k, a in row["assets"].items()}
@@ -84,10 +125,8 @@ def published(catalog: Store, target: Store, collection: str, scratch: Path) -> 
 
 def referenced_keys(catalog: Store, target: Store, collection: str) -> set[tuple[str, str]]:
     """(store root, key) of every file the published collection needs."""
-    data = json.loads(catalog.read_text(f"{collection}/collection.json"))
-    keys = {(catalog.root, "catalog.json"), (catalog.root, f"{collection}/collection.json")}
-    for asset in data.get("assets", {}).values():
-        keys.add((catalog.root, posixpath.normpath(posixpath.join(collection, asset["href"]))))
+    keys = {(catalog.root, "catalog.json")}
+    keys |= {(catalog.root, k) for k in catalog_keys(catalog, collection)}
     for item in read_items(catalog, collection).values():
         keys.add((catalog.root, item["_key"]))
         for asset in item["assets"].values():

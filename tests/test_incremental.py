@@ -13,15 +13,16 @@ from tests.conftest import WriteRaster, ramp
 from tests.readback import asset_path, item_files, sha256_multihash
 
 
-def _mtimes(folder: Path) -> dict[str, int]:
+def _mtimes(folder: Path) -> dict[str, tuple[int, int] | None]:
+    """Every file's (mtime_ns, size) and every folder (None) below `folder`."""
     return {
-        str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()
-    }
+        str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size) if p.is_file()
+        else None for p in folder.rglob("*")
+    }  # fmt: skip
 
 
 def _item_links(catalog: Path) -> list[str]:
-    collection = json.loads((catalog / "test" / "collection.json").read_text())
-    return [link["href"] for link in collection["links"] if link["rel"] == "item"]
+    return sorted(str(p) for p in item_files(catalog, "test").values())
 
 
 def test_rerun_is_a_no_op(

@@ -32,6 +32,7 @@ from byod.report import Report, Status
 from byod.samples import write_samples
 from byod.validate import OfflineValidator, validate_catalog
 from tests.conftest import WriteRaster, ramp
+from tests.readback import item_files
 
 PROJECTION_V1_2 = "https://stac-extensions.github.io/projection/v1.2.0/schema.json"
 
@@ -39,13 +40,10 @@ PROJECTION_V1_2 = "https://stac-extensions.github.io/projection/v1.2.0/schema.js
 def _items(tmp_path: Path) -> dict[str, dict[str, Any]]:
     """The collection's items as JSON, found through its item links (as a client finds them),
     each with its own path under "_path"."""
-    collection = tmp_path / "catalog" / "test" / "collection.json"
     out = {}
-    for link in json.loads(collection.read_text())["links"]:
-        if link["rel"] == "item":
-            path = (collection.parent / link["href"]).resolve()
-            item = json.loads(path.read_text())
-            out[item["id"]] = {**item, "_path": str(path)}
+    for path in item_files(tmp_path / "catalog", "test").values():  # through the months
+        item = json.loads(path.read_text())
+        out[item["id"]] = {**item, "_path": str(path)}
     return out
 
 

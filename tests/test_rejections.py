@@ -28,7 +28,7 @@ from byod.reasons import Reason
 from byod.report import Report, Status
 from byod.validate import validate_catalog
 from tests.conftest import WriteRaster, ramp, write_geotiff
-from tests.readback import item_files
+from tests.readback import item_files, month_catalogs
 
 RunIngest = Callable[..., Report]
 MakeBad = Callable[[Path, WriteRaster], str]
@@ -203,7 +203,9 @@ def _assert_outcome(
 
     count, problems = validate_catalog(str(tmp_path / "catalog" / "catalog.json"))
     assert problems == []
-    assert count == 2 + len(ingested)  # root catalog, collection, one item per input
+    months = [p.parent.parent.name for p in month_catalogs(tmp_path / "catalog", "test")]
+    # root catalog, collection, its month sub-catalogs (catalog.py), one item per input
+    assert count == 2 + len(months) + len(ingested)
 
     items = _catalog_items(tmp_path)
     ids = sorted(i for name in ingested for i in rows[name].item_ids)
@@ -219,7 +221,11 @@ def _assert_outcome(
             "catalog.json",
             "test/.collection.json.lock",
             "test/collection.json",
-            "test/_index/<v>/items-0.parquet",
+            *(
+                f"test/_months/{m}/<v>/{f}"
+                for m in months
+                for f in ("catalog.json", "items.parquet")
+            ),
             *(f"test/{i}/<v>/{i}.json" for i in ids),
         ]
     )
@@ -266,7 +272,8 @@ def test_png_world_file_and_prj_never_become_items(
     sources = {i["properties"]["byod:source"] for i in _catalog_items(tmp_path).values()}
     assert not sources & {"scan_20240101.pgw", "scan_20240101.prj"}
     count, problems = validate_catalog(str(tmp_path / "catalog" / "catalog.json"))
-    assert problems == [] and count == 5  # root, collection, two goods and the PNG
+    months = len(month_catalogs(tmp_path / "catalog", "test"))
+    assert problems == [] and count == 5 + months  # root, collection, two goods, the PNG
 
 
 def test_png_with_world_file_and_prj_is_ingested(
@@ -435,7 +442,8 @@ def test_cli_exits_1_when_some_are_rejected(
     assert (rows[bad]["status"], rows[bad]["reason"]) == ("rejected", reason.value)
     assert bad in rows[bad]["message"]
     assert [rows[g]["status"] for g in GOOD] == ["ingested", "ingested"]
-    assert validate_catalog(str(tmp_path / "catalog" / "catalog.json")) == (4, [])
+    months = len(month_catalogs(tmp_path / "catalog", "test"))
+    assert validate_catalog(str(tmp_path / "catalog" / "catalog.json")) == (4 + months, [])
     assert not any(bad.removesuffix(".tif") in f for f in _files(tmp_path / "data"))
 
 

@@ -30,14 +30,14 @@ def test_invalid_item_is_reported(
     write_raster("b_20240101.tif", ramp())
     run_ingest()
     catalog = tmp_path / "catalog" / "catalog.json"
-    assert validate_catalog(str(catalog)) == (4, [])
+    assert validate_catalog(str(catalog)) == (5, [])  # root, collection, month, two items
 
     item_path = item_files(tmp_path / "catalog", "test")["a_20240101"]
     item = json.loads(item_path.read_text())
     item["properties"]["proj:shape"] = "64 x 64"  # the projection schema wants two integers
     item_path.write_text(json.dumps(item))
     count, problems = validate_catalog(str(catalog))
-    assert count == 4
+    assert count == 5
     assert [(p.kind, Path(p.href).name) for p in problems] == [("item", "a_20240101.json")]
 
     result = CliRunner().invoke(app, ["validate", str(tmp_path / "catalog")])

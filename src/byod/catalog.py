@@ -38,9 +38,11 @@ import logging
 import os
 import posixpath
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,6 +66,10 @@ INDEX_MEDIA_TYPE = "application/vnd.apache.parquet"
 INDEX_ROLE = "collection-mirror"
 LEGACY_INDEX = "items.parquet"  # byod before versioned indexes: `<collection>/items.parquet`
 RUNS = "_runs"
+MONTHS = "_months"
+# collection.json's record of its months (keys and aggregates): what a publish starts from.
+MONTHS_FIELD = "byod:months"
+UNDATED = "0001-01"  # the month of time-less items (temporal.py: start 0001-01-01)
 SUPERSEDED = "_superseded"
 # How long superseded files stay readable after a switch (readers that read the old
 # collection.json); IngestSettings.superseded_grace_s overrides it.
@@ -85,13 +91,93 @@ class CollectionInfo:
 
 @dataclass
 class State:
-    """A collection as published: its items (asset hrefs absolute), the key of the item
-    version it links for each, and the key of its index (None if it has none)."""
+    """A collection in the layout before month sub-catalogs (item links and one index in
+    `collection.json`): its items (asset hrefs absolute), the key of the item version it
+    links for each, and the key of its index. Read only to walk or migrate such a collection."""
 
     items: dict[str, pystac.Item] = field(default_factory=dict)
     item_keys: dict[str, str] = field(default_factory=dict)
     index: str | None = None
     text: str | None = None  # collection.json as read
+
+
+@dataclass(frozen=True)
+class Month:
+    """One month of a collection as `collection.json` names it: the keys of its sub-catalog
+    and index partition versions, and the aggregates the collection's extent and summaries
+    are computed from (so a publish never reads the other months' items)."""
+
+    catalog: str
+    index: str
+    count: int
+    bbox: list[float] | None = None  # W, S, E, N (EPSG:4326), None if no item has one
+    interval: tuple[str | None, str | None] = (None, None)  # RFC 3339, UTC
+    codes: tuple[str, ...] = ()  # the months' proj:code values
+    cloud: tuple[float, float] | None = None  # eo:cloud_cover minimum, maximum
+
+    def to_json(self, collection_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "catalog": _rel(collection_id, self.catalog),
+            "index": _rel(collection_id, self.index),
+            "count": self.count,
+            "interval": list(self.interval),
+        }
+        if self.bbox is not None:
+            data["bbox"] = self.bbox
+        if self.codes:
+            data["proj:code"] = list(self.codes)
+        if self.cloud is not None:
+            data["eo:cloud_cover"] = list(self.cloud)
+        return data
+
+    @classmethod
+    def from_json(cls, collection_id: str, data: dict[str, Any]) -> Month:
+        here = collection_key(collection_id)
+        cloud = data.get("eo:cloud_cover")
+        return cls(
+            _resolve(here, data["catalog"]),
+            _resolve(here, data["index"]),
+            int(data["count"]),
+            data.get("bbox"),
+            (data["interval"][0], data["interval"][1]),
+            tuple(data.get("proj:code", ())),
+            None if cloud is None else (float(cloud[0]), float(cloud[1])),
+        )
+
+
+@dataclass
+class Layout:
+    """`collection.json` as read: its months, or (`legacy`) a collection in the layout
+    before months, which the next publish migrates."""
+
+    text: str | None = None
+    months: dict[str, Month] = field(default_factory=dict)
+    legacy: State | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What publishing and planning need of one published item (from the index partitions,
+    column by column: `index.read_index_entries`), and the month partition it is in."""
+
+    id: str
+    source: str | None
+    fingerprint: str | None
+    subdataset: str | None
+    version: str | None  # the run version of the item's files (`byod:version`)
+    month: str
+    data_hrefs: tuple[str, ...]  # absolute hrefs of the assets whose roles hold "data"
+    hrefs: tuple[str, ...]  # absolute hrefs of all its assets
+    key: str | None = None  # its item file, where known without the version (old layouts)
+
+    def item_key(self, collection_id: str) -> str | None:
+        """The key of the item version published, from `byod:version` (or the version folder
+        of its assets, for items written before byod recorded it); None if unknown."""
+        if self.key is not None:
+            return self.key
+        version = self.version if self.version and VERSION.fullmatch(self.version) else None
+        version = version or next((v for h in self.hrefs if (v := version_of(h))), None)
+        return None if version is None else item_key(collection_id, self.id, version)
 
 
 def new_version() -> str:
@@ -112,8 +198,13 @@ def item_key(collection_id: str, item_id: str, version: str) -> str:
     return versioned_key(collection_id, item_id, version, f"{item_id}.json")
 
 
-def index_key(collection_id: str, version: str, attempt: int = 0) -> str:
-    return f"{collection_id}/_index/{version}/items-{attempt}.parquet"
+def month_keys(collection_id: str, month: str, version: str, attempt: int = 0) -> tuple[str, str]:
+    """Keys of a month's sub-catalog and index partition written by run `version`:
+    `<collection>/_months/<YYYY-MM>/<v>/catalog.json` and `items.parquet` (`-<n>` added
+    for the n-th rewrite by one publish that lost a race to another run)."""
+    folder = f"{collection_id}/{MONTHS}/{month}/{version}"
+    suffix = f"-{attempt}" if attempt else ""
+    return f"{folder}/catalog{suffix}.json", f"{folder}/items{suffix}.parquet"
 
 
 def run_marker_key(collection_id: str, version: str) -> str:
@@ -131,20 +222,47 @@ def version_of(key: str) -> str | None:
     return next((p for p in parts if VERSION.fullmatch(p)), None)
 
 
-def read_state(
-    store: Store, collection_id: str, text: str | None = None, *, use_index: bool = True
-) -> State:
-    """The published state of a collection, from `text` (collection.json as just read) or
-    from the store. Items come from the index the collection links (one read; PITFALLS:
-    10,000 item files take ~9 s), else, or with `use_index=False`, from each linked item
-    file (collections written before byod kept versioned indexes)."""
+def month_of(when: datetime | str | None) -> str:
+    """`YYYY-MM`, the UTC month of an instant; time-less items (start 0001-01-01, or none)
+    fall in `0001-01` (titled "undated")."""
+    if when is None:
+        return UNDATED
+    if isinstance(when, str):
+        when = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    return f"{when.year:04d}-{when.month:02d}"
+
+
+def item_month(item: pystac.Item) -> str:
+    """The month an item belongs to: that of its start (start_datetime, else datetime)."""
+    return month_of(item.common_metadata.start_datetime or item.datetime)
+
+
+def read_layout(store: Store, collection_id: str, text: str | None = None) -> Layout:
+    """`collection.json` (as `text`, or read from the store): its months; for a collection
+    in the layout before months, its items as `legacy` (from its index, else its item files).
+    """
     key = collection_key(collection_id)
     if text is None:
         if not store.exists(key):
-            return State()
+            return Layout()
         text = store.read_text(key)
-    collection = json.loads(text)
-    state = State(text=text, index=_index_of(store, collection_id, collection))
+    data = json.loads(text)
+    if MONTHS_FIELD in data:
+        months = {m: Month.from_json(collection_id, v) for m, v in data[MONTHS_FIELD].items()}
+        return Layout(text, months)
+    return Layout(text, legacy=_legacy_state(store, collection_id, data, text))
+
+
+def _legacy_state(
+    store: Store, collection_id: str, collection: dict[str, Any], text: str, use_index: bool = True
+) -> State:
+    """A collection of the layout before months: item links in `collection.json` and one
+    index (`_index/<v>/items-<n>.parquet`, or `items.parquet` before versions)."""
+    key = collection_key(collection_id)
+    index = _index_keys(store, collection_id, collection)
+    state = State(text=text, index=index[0] if index else None)
     for link in collection.get("links", []):
         if link.get("rel") == "item":
             state.item_keys[_stem(link["href"])] = _resolve(key, link["href"])
@@ -152,36 +270,66 @@ def read_state(
     if state.index is not None and use_index:
         from byod.index import read_index_items
 
-        indexed = read_index_items(store, state.index)
+        with contextlib.suppress(Exception):  # an index byod no longer reads: the files
+            indexed = read_index_items(store, state.index)
     for item_id, item_path in state.item_keys.items():
         if item_id in indexed:
-            # migrate=False everywhere byod reads its items: pystac's migration of projection
-            # v1.2 drops proj:epsg, which items.py writes for stackstac (issue 9).
-            state.items[item_id] = pystac.Item.from_dict(
-                indexed[item_id], preserve_dict=False, migrate=False
-            )
-            continue
-        data = json.loads(store.read_text(item_path))
-        item = pystac.Item.from_dict(data, preserve_dict=False, migrate=False)
-        item_href = store.href(item_path)
-        for asset in item.assets.values():
-            asset.href = _absolute(asset.href, item_href)
-        state.items[item_id] = item
+            state.items[item_id] = _item_from_dict(indexed[item_id])
+        else:
+            state.items[item_id] = _read_item(store, item_path)
     return state
 
 
+def _item_from_dict(data: dict[str, Any]) -> pystac.Item:
+    # migrate=False everywhere byod reads its items: pystac's migration of projection v1.2
+    # drops proj:epsg, which items.py writes for stackstac (issue 9).
+    return pystac.Item.from_dict(data, preserve_dict=False, migrate=False)
+
+
+def _read_item(store: Store, key: str) -> pystac.Item:
+    """An item file, its asset hrefs made absolute."""
+    item = _item_from_dict(json.loads(store.read_text(key)))
+    item_href = store.href(key)
+    for asset in item.assets.values():
+        asset.href = _absolute(asset.href, item_href)
+    return item
+
+
+def _linked(store: Store, key: str, rel: str) -> dict[str, str]:
+    """The links of `rel` of the catalog file `key`: their target keys, by the target's
+    file name without `.json` (an item's id)."""
+    data = json.loads(store.read_text(key))
+    return {_stem(link["href"]): _resolve(key, link["href"])
+            for link in data.get("links", []) if link.get("rel") == rel}  # fmt: skip
+
+
+def _children(store: Store, key: str) -> list[str]:
+    data = json.loads(store.read_text(key))
+    return [_resolve(key, link["href"]) for link in data.get("links", [])
+            if link.get("rel") == "child"]  # fmt: skip
+
+
 def load_items(store: Store, collection_id: str) -> dict[str, pystac.Item]:
-    """The items the collection links to, read from their JSON files as a STAC client
-    walking the catalog would (asset hrefs made absolute); {} if none."""
-    return read_state(store, collection_id, use_index=False).items
+    """The items of the collection, read from their JSON files as a STAC client walking the
+    catalog would (collection -> month sub-catalogs -> items; asset hrefs made absolute);
+    {} if none. One read per item: for tests and the reference walk, not for planning."""
+    key = collection_key(collection_id)
+    if not store.exists(key):
+        return {}
+    text = store.read_text(key)
+    data = json.loads(text)
+    if MONTHS_FIELD not in data:
+        return _legacy_state(store, collection_id, data, text, use_index=False).items
+    keys: dict[str, str] = {}
+    for child in _children(store, key):
+        keys |= _linked(store, child, "item")
+    return {item_id: _read_item(store, k) for item_id, k in sorted(keys.items())}
 
 
 def current_index_key(store: Store, collection_id: str) -> str | None:
-    """The key of the index the collection links now (None if it has none)."""
-    key = collection_key(collection_id)
-    if not store.exists(key):
-        return None
-    return _index_of(store, collection_id, json.loads(store.read_text(key)))
+    """The first of `current_index_keys` (None if none): for callers of one index."""
+    keys = current_index_keys(store, collection_id)
+    return keys[0] if keys else None
 
 
 def current_index_keys(store: Store, collection_id: str) -> list[str]:
@@ -206,14 +354,6 @@ def _index_keys(store: Store, collection_id: str, collection: dict[str, Any]) ->
     return [legacy] if store.exists(legacy) else []
 
 
-def _index_of(store: Store, collection_id: str, collection: dict[str, Any]) -> str | None:
-    for asset in collection.get("assets", {}).values():
-        if INDEX_ROLE in (asset.get("roles") or []) and "://" not in asset["href"]:
-            return _resolve(collection_key(collection_id), asset["href"])
-    legacy = f"{collection_id}/{LEGACY_INDEX}"
-    return legacy if store.exists(legacy) else None
-
-
 def _stem(href: str) -> str:
     return posixpath.basename(href).removesuffix(".json")
 
@@ -222,6 +362,10 @@ def _resolve(key: str, href: str) -> str:
     if "://" in href:
         return href
     return posixpath.normpath(posixpath.join(posixpath.dirname(key), href))
+
+
+def _rel(collection_id: str, key: str) -> str:
+    return "./" + posixpath.relpath(key, collection_id)
 
 
 def _absolute(href: str, relative_to: str) -> str:
@@ -238,6 +382,124 @@ def asset_hrefs(items: Iterable[pystac.Item]) -> set[str]:
     return {a.href for item in items for a in item.assets.values()}
 
 
+# --- the published items' entries: read column by column, cached by immutable key -------
+
+# Index partitions are never rewritten (a new version has a new key), so what one says
+# stays true for as long as the process lives: planning and every publish attempt share it.
+_ENTRIES: dict[tuple[str, str], dict[str, Entry]] = {}
+_ENTRIES_LOCK = threading.Lock()
+
+
+def collection_entries(store: Store, collection_id: str, layout: Layout | None = None
+                       ) -> dict[str, Entry]:  # fmt: skip
+    """Every published item of the collection as an `Entry`, from the month partitions
+    `collection.json` names (columns only, `index.read_index_entries`; each partition read
+    once per process), or from the items of a collection of the old layout."""
+    layout = layout if layout is not None else read_layout(store, collection_id)
+    if layout.legacy is not None:
+        state = layout.legacy
+        return {i: _entry(item.to_dict(transform_hrefs=False), item_month(item),
+                          state.item_keys.get(i)) for i, item in state.items.items()}  # fmt: skip
+    wanted = {m.index: month for month, m in layout.months.items()}
+    missing = [k for k in wanted if (store.root, k) not in _ENTRIES]
+    if missing:
+        read = _entries_reader(store)
+        if len(missing) > 1 and not store.is_local:  # one GET each: overlap their latency
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                found = list(pool.map(read, missing))
+        else:
+            found = [read(k) for k in missing]
+        with _ENTRIES_LOCK:
+            for key, entries in zip(missing, found, strict=True):
+                _ENTRIES[(store.root, key)] = {
+                    i: replace(e, month=wanted[key]) for i, e in entries.items()
+                }
+    out: dict[str, Entry] = {}
+    for key in sorted(wanted, key=wanted.__getitem__):
+        out |= _ENTRIES[(store.root, key)]
+    return out
+
+
+def _entries_reader(store: Store) -> Callable[[str], dict[str, Entry]]:
+    try:
+        from byod.index import read_index_entries
+    except ImportError:  # an index module without the column reader: read whole items
+        from byod.index import read_index_items
+
+        def whole(key: str) -> dict[str, Entry]:
+            return {i: _entry(d, "") for i, d in read_index_items(store, key).items()}
+
+        return whole
+
+    def columns(key: str) -> dict[str, Entry]:
+        return {
+            i: Entry(
+                i,
+                e.source,
+                e.fingerprint,
+                e.subdataset,
+                e.version,
+                "",
+                tuple(e.data_hrefs),
+                tuple(e.hrefs),
+            )
+            for i, e in read_index_entries(store, [key]).items()
+        }
+
+    return columns
+
+
+def _entry(data: dict[str, Any], month: str, key: str | None = None) -> Entry:
+    props = data.get("properties", {})
+    assets = data.get("assets", {}).values()
+    return Entry(
+        data["id"], props.get("byod:source"), props.get("byod:fingerprint"),
+        props.get("byod:subdataset"), props.get("byod:version"), month,
+        tuple(a["href"] for a in assets if "data" in (a.get("roles") or [])),
+        tuple(a["href"] for a in assets), key,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Names:
+    """What the collection as published names: catalog keys and asset hrefs. Asked per key:
+    an item file is named when its item is published at that version."""
+
+    collection_id: str
+    months: frozenset[str]
+    entries: dict[str, Entry]
+    hrefs: frozenset[str]
+
+    def names_key(self, key: str) -> bool:
+        if key in self.months:
+            return True
+        parts = key.split("/")
+        if len(parts) != 4 or parts[0] != self.collection_id:
+            return False
+        entry = self.entries.get(parts[1])
+        if entry is None:
+            return False
+        published = entry.item_key(self.collection_id)
+        return published is None or published == key  # unknown: kept, never a lie
+
+    def names_href(self, href: str) -> bool:
+        return href in self.hrefs
+
+
+def published_names(store: Store, collection_id: str) -> Names:
+    """`Names` of the collection as published now (its entries: columns of its index)."""
+    layout = read_layout(store, collection_id)
+    entries = collection_entries(store, collection_id, layout)
+    months = {k for m in layout.months.values() for k in (m.catalog, m.index)}
+    if layout.legacy is not None and layout.legacy.index:
+        months.add(layout.legacy.index)
+    hrefs = frozenset(h for e in entries.values() for h in e.hrefs)
+    return Names(collection_id, frozenset(months), entries, hrefs)
+
+
+# --- publishing ----------------------------------------------------------------------------
+
+
 def publish(
     store: Store,
     info: CollectionInfo,
@@ -249,12 +511,16 @@ def publish(
     """Publish `new` items (asset hrefs absolute, their files already stored) and drop the
     `removed` ids, merged into whatever the collection holds at the moment of the switch.
 
-    Order: the new item versions; then, as one conditional read-merge-write of
-    `collection.json`, an index version of the merged set, the manifest of what the switch
-    leaves unreferenced (`_superseded/<version>.json`: item and index keys, asset hrefs) and
-    the collection linking the new set; then the root catalog (merged, linking every
-    collection present). Nothing a reader may still hold is deleted here: superseded files
-    go after a grace period (`collect_superseded`). Returns the asset hrefs the switch
+    Order: the new item versions (`byod:version` set to `version`); then, as one
+    conditional read-merge-write of `collection.json`, a new sub-catalog and index
+    partition of each month the change touches (new, replaced, removed and moved items:
+    only those months are read, from their partitions), the manifest of what the switch
+    leaves unreferenced (`_superseded/<version>.json`: item, sub-catalog and partition keys,
+    asset hrefs) and the collection naming the months (its size grows with the number of
+    months, not of items); then the root catalog (merged, linking every collection present;
+    not rewritten when unchanged). A collection of the layout before months is migrated: all
+    its months are written. Nothing a reader may still hold is deleted here: superseded
+    files go after a grace period (`collect_superseded`). Returns the asset hrefs the switch
     superseded (informational) and the items it renamed: a new item whose id another run
     gave meanwhile to another input (another `byod:source`) gets the id `_plan` would have
     given it had it seen that item (`sources.disambiguated_id`), so neither run's item is
@@ -262,33 +528,42 @@ def publish(
     published meanwhile for the same input (so its report row says `replaced`).
     `on_switch` is called as soon as `collection.json` points at the new items: an error
     after it leaves a published catalog (and files the next run removes), not an old one.
+    A run may publish several times (progress kept): its manifests are merged.
 
     Raises `storage.ConflictError` when other writers won `UPDATE_ATTEMPTS` times running.
     """
-    from byod.index import write_index
-
+    for item in new.values():
+        item.properties["byod:version"] = version
     new_keys = {}
     for item_id in sorted(new):
         key = item_key(info.id, item_id, version)
         store.write_text(key, _dumps(_item_dict(store, new[item_id], key)))
         new_keys[item_id] = key
     gone = set(removed) - set(new)
-    written: list[str] = []  # index versions, one per attempt that needed one
-    seen: list[tuple[State, str, dict[str, str]]] = []  # per attempt: read, index, renames
+    written: list[str] = []  # month files, by every attempt
+    attempts: dict[str, int] = {}  # month -> how many times this publish wrote it
+    done: dict[tuple[Any, ...], Month | None] = {}  # a month as written, by what it came from
+    seen: list[tuple[dict[str, Entry], dict[str, str]]] = []  # per attempt: entries, renames
     moved: dict[str, tuple[pystac.Item, str]] = {}  # renamed items, written once
     # What any attempt's switch would leave unreferenced (a superset is safe: the collector
     # deletes only what the collection as published then does not name).
+    manifest_key = superseded_key(info.id, version)
     manifest: dict[str, set[str]] = {"catalog": set(), "assets": set()}
+    if store.exists(manifest_key):  # an earlier publish of this run (progress kept)
+        with contextlib.suppress(ValueError, KeyError):
+            data = json.loads(store.read_text(manifest_key))
+            manifest = {"catalog": set(data["catalog"]), "assets": set(data["assets"])}
 
-    def place(state: State) -> tuple[dict[str, pystac.Item], dict[str, str], dict[str, str]]:
+    def place(where: dict[str, Entry]) -> tuple[dict[str, pystac.Item], dict[str, str],
+                                                dict[str, str]]:  # fmt: skip
         items, keys, renamed = {}, {}, {}
         for item_id in sorted(new):
             item, key = new[item_id], new_keys[item_id]
-            other = state.items.get(item_id)
-            if other is not None and _source(other) != _source(item):
+            other = where.get(item_id)
+            if other is not None and other.source != _source(item):
                 if item_id not in moved:
                     item = item.clone()
-                    item.id = _free_id(item_id, _source(item), state.items)
+                    item.id = _free_id(item_id, _source(item), where)
                     key = item_key(info.id, item.id, version)
                     store.write_text(key, _dumps(_item_dict(store, item, key)))
                     moved[item_id] = (item, key)
@@ -297,52 +572,153 @@ def publish(
             items[item.id], keys[item.id] = item, key
         return items, keys, renamed
 
-    def switch(text: str | None) -> str:
-        state = read_state(store, info.id, text)
-        placed, placed_keys, renamed = place(state)
-        items = {k: v for k, v in state.items.items() if k not in gone} | placed
-        keys = {k: v for k, v in state.item_keys.items() if k not in gone} | placed_keys
-        index = state.index
-        if new or gone & state.items.keys() or index is None or version_of(index) is None:
-            index = index_key(info.id, version, len(written))
-            written.append(index)
-            write_index(store, index, (items[k] for k in sorted(items)))
-        seen.append((state, index, renamed))
-        _record_superseded(store, superseded_key(info.id, version), manifest, state,
-                           keys, index, asset_hrefs(items.values()))  # fmt: skip
-        return _dumps(_collection_dict(info, items, keys, index))
+    def switch(text: str | None) -> str | None:
+        layout = read_layout(store, info.id, text)
+        where = collection_entries(store, info.id, layout)
+        placed, placed_keys, renamed = place(where)
+        seen.append((where, renamed))
+        by_month: dict[str, list[str]] = {}
+        for item_id, item in placed.items():
+            by_month.setdefault(item_month(item), []).append(item_id)
+        dropped = (set(placed) | gone) & where.keys()
+        touched = set(by_month) | {where[i].month for i in dropped}
+        if layout.legacy is not None:  # migrated: every month written
+            touched |= {e.month for e in where.values()}
+        if not touched:
+            return None  # nothing to change: collection.json is not rewritten
+        months = {m: v for m, v in layout.months.items() if m not in touched}
+        old_keys: set[str] = set()
+        for month in sorted(touched):
+            base = layout.months.get(month)
+            origin = (month, base.index if base else layout.legacy and layout.text,
+                      tuple(sorted(placed)),
+                      tuple(sorted(gone)))  # fmt: skip
+            if origin not in done:
+                done[origin] = _write_month(store, info.id, month, version, attempts, written,
+                                            layout, base, placed, placed_keys, gone)  # fmt: skip
+            if done[origin] is not None:
+                months[month] = done[origin]  # type: ignore[assignment]
+            if base is not None and months.get(month) != base:
+                old_keys |= {base.catalog, base.index}
+        old_keys |= {k for i in dropped if (k := where[i].item_key(info.id))}
+        old_keys -= set(placed_keys.values())
+        if layout.legacy is not None and layout.legacy.index is not None:
+            old_keys.add(layout.legacy.index)
+        old_assets = {h for i in dropped for h in where[i].hrefs} - asset_hrefs(placed.values())
+        _record_superseded(store, manifest_key, manifest, old_keys, old_assets)
+        return _dumps(_collection_dict(info, months))
 
     store.update_text(collection_key(info.id), switch)
     on_switch()
-    before, linked, renamed = seen[-1]
+    before, renamed = seen[-1]
+    final = read_layout(store, info.id) if written else Layout()
+    linked = {k for m in final.months.values() for k in (m.catalog, m.index)}
     store.update_text(ROOT_KEY, lambda text: _dumps(_root_dict(text, info, store)))
     # Never linked by any collection.json: no reader knows them, delete them now.
-    unlinked = [i for i in written if i != linked] + [new_keys[i] for i in renamed]
+    unlinked = [k for k in written if k not in linked] + [new_keys[i] for i in renamed]
     unlinked += [k for i, (_, k) in moved.items() if i not in renamed]
     for key in unlinked:
         remove_file(store, key)
     kept = set(new) - set(renamed)
-    touched = (kept | gone) & before.item_keys.keys()
-    superseded = asset_hrefs(before.items[i] for i in touched) - asset_hrefs(new.values())
-    return Published(sorted(superseded), renamed, sorted(kept & before.items.keys()))
+    superseded = {h for i in kept & before.keys() for h in before[i].hrefs}
+    superseded -= asset_hrefs(new.values())
+    return Published(sorted(superseded), renamed, sorted(kept & before.keys()))
+
+
+def _write_month(
+    store: Store,
+    collection_id: str,
+    month: str,
+    version: str,
+    attempts: dict[str, int],
+    written: list[str],
+    layout: Layout,
+    base: Month | None,
+    placed: dict[str, pystac.Item],
+    placed_keys: dict[str, str],
+    gone: set[str],
+) -> Month | None:
+    """Write a new version of one month: its items as published (`base`'s partition and
+    sub-catalog, or the old layout's items of that month) without the dropped and placed ids,
+    plus the placed items of that month. None when the month is left empty."""
+    from byod.index import read_index_items, write_index
+
+    items: dict[str, pystac.Item] = {}
+    keys: dict[str, str] = {}
+    if base is not None:
+        keys = _linked(store, base.catalog, "item")
+        items = {i: _item_from_dict(d) for i, d in read_index_items(store, base.index).items()}
+    elif layout.legacy is not None:
+        legacy = layout.legacy
+        items = {i: it for i, it in legacy.items.items() if item_month(it) == month}
+        keys = {i: legacy.item_keys[i] for i in items}
+    for item_id in set(placed) | gone:
+        items.pop(item_id, None)
+        keys.pop(item_id, None)
+    for item_id, item in placed.items():
+        if item_month(item) == month:
+            items[item_id], keys[item_id] = item, placed_keys[item_id]
+    if not items:
+        return None
+    attempt = attempts.get(month, 0)
+    attempts[month] = attempt + 1
+    catalog_key, index = month_keys(collection_id, month, version, attempt)
+    written += [catalog_key, index]
+    ordered = [items[k] for k in sorted(items)]
+    write_index(store, index, ordered)
+    links = {i.id: keys[i.id] for i in ordered}
+    store.write_text(catalog_key, _dumps(_month_dict(collection_id, month, catalog_key, links)))
+    return _aggregate(catalog_key, index, ordered)
+
+
+def _aggregate(catalog_key: str, index: str, items: list[pystac.Item]) -> Month:
+    bboxes = [i.bbox for i in items if i.bbox]
+    start, end = union_interval(_interval(i) for i in items)
+    codes = sorted({str(i.properties[f]) for i in items for f in SUMMARISED
+                    if i.properties.get(f)})  # fmt: skip
+    clouds = [float(i.properties[f]) for i in items for f in RANGES if f in i.properties]
+    return Month(
+        catalog_key,
+        index,
+        len(items),
+        union_bbox(bboxes) if bboxes else None,
+        (_iso(start), _iso(end)),
+        tuple(codes),
+        (min(clouds), max(clouds)) if clouds else None,
+    )
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else pystac.utils.datetime_to_str(when)
+
+
+def _month_dict(collection_id: str, month: str, key: str, keys: dict[str, str]) -> dict[str, Any]:
+    """A month's sub-catalog: item links (one version each), root and parent links."""
+    title = "undated" if month == UNDATED else month
+    what = "without acquisition time" if month == UNDATED else f"acquired from {month} (UTC)"
+    data = pystac.Catalog(
+        id=f"{collection_id}-{month}", title=title, description=f"Items of {collection_id} {what}."
+    ).to_dict(include_self_link=False, transform_hrefs=False)
+    folder = posixpath.dirname(key)
+    data["links"] = [
+        {"rel": "root", "href": posixpath.relpath(ROOT_KEY, folder),
+         "type": pystac.MediaType.JSON},
+        {"rel": "parent", "href": posixpath.relpath(collection_key(collection_id), folder),
+         "type": pystac.MediaType.JSON},
+        *({"rel": "item", "href": posixpath.relpath(keys[i], folder),
+           "type": pystac.MediaType.GEOJSON} for i in sorted(keys)),
+    ]  # fmt: skip
+    return data
 
 
 def _record_superseded(
-    store: Store,
-    key: str,
-    manifest: dict[str, set[str]],
-    before: State,
-    keys: dict[str, str],
-    index: str | None,
-    hrefs: set[str],
+    store: Store, key: str, manifest: dict[str, set[str]], keys: set[str], assets: set[str]
 ) -> None:
-    """Add to the manifest `key` what switching from `before` to (`keys`, `index`, asset
-    `hrefs`) leaves unreferenced; written before the switch, so a kill right after it
-    leaves a list for the next run instead of orphans."""
-    linked = set(keys.values()) | {index}
-    catalog_keys = {k for k in [*before.item_keys.values(), before.index] if k}
-    more_keys = {k for k in catalog_keys - linked if "://" not in k} - manifest["catalog"]
-    more_assets = asset_hrefs(before.items.values()) - hrefs - manifest["assets"]
+    """Add to the manifest `key` the catalog `keys` and asset hrefs a switch leaves
+    unreferenced; written before the switch, so a kill right after it leaves a list for the
+    next run instead of orphans."""
+    more_keys = {k for k in keys if "://" not in k} - manifest["catalog"]
+    more_assets = assets - manifest["assets"]
     if not more_keys and not more_assets:
         return
     manifest["catalog"] |= more_keys
@@ -362,10 +738,11 @@ def collect_superseded(
 ) -> list[str]:
     """Delete the files listed by `_superseded/<v>.json` manifests that are at least
     `grace_s` seconds old and whose run `v` is over (`running(v)` False), except what the
-    collection as published now names; then the manifests. Catalog keys are deleted from
-    `store`, asset hrefs from whichever of `stores` holds them. Returns the keys and hrefs
-    deleted. A manifest that cannot be read (its writer was killed mid-write: writes are
-    atomic, so it is absent or whole) is left for a later run."""
+    collection as published now names (`published_names`: per key and href, from the
+    index's columns); then the manifests. Catalog keys are deleted from `store`, asset hrefs
+    from whichever of `stores` holds them. Returns the keys and hrefs deleted. A manifest
+    that cannot be read (its writer was killed mid-write: writes are atomic, so it is absent
+    or whole) is left for a later run."""
     due: list[tuple[str, dict[str, Any]]] = []
     now = datetime.now(UTC)
     for info in store.list_files(f"{collection_id}/{SUPERSEDED}/"):
@@ -377,17 +754,15 @@ def collect_superseded(
             due.append((info.key, data))
     if not due:
         return []
-    state = read_state(store, collection_id)
-    named = {k for k in [*state.item_keys.values(), state.index] if k}
-    named_assets = asset_hrefs(state.items.values())
+    names = published_names(store, collection_id)
     deleted: list[str] = []
     for manifest_key, data in due:
         for key in data.get("catalog", []):
-            if key not in named:
+            if not names.names_key(key):
                 remove_file(store, key)
                 deleted.append(key)
         for href in data.get("assets", []):
-            if href in named_assets:
+            if names.names_href(href):
                 continue
             holder = next((s for s in stores if s.key_of(href) is not None), None)
             if holder is not None:
@@ -408,7 +783,7 @@ def _source(item: pystac.Item) -> Any:
     return item.properties.get("byod:source")
 
 
-def _free_id(item_id: str, source: Any, taken: dict[str, pystac.Item]) -> str:
+def _free_id(item_id: str, source: Any, taken: dict[str, Entry]) -> str:
     """The id of an item whose id another input took: the hash of its source path added, as
     `_plan` does (`sources.disambiguated_id`)."""
     from byod.sources import disambiguated_id, item_id_for
@@ -416,7 +791,7 @@ def _free_id(item_id: str, source: Any, taken: dict[str, pystac.Item]) -> str:
     with_hash = disambiguated_id(str(source))
     candidate = with_hash if item_id == item_id_for(str(source)) else (
         f"{item_id}-{with_hash.rsplit('-', 1)[1]}")  # fmt: skip
-    if candidate in taken and _source(taken[candidate]) != source:
+    if candidate in taken and taken[candidate].source != source:
         candidate = f"{candidate}-{uuid.uuid4().hex[:6]}"  # a collision of hashes, too
     return candidate
 
@@ -455,27 +830,29 @@ def _relative_if_local(href: str, start: str, catalog_is_local: bool) -> str:
     return href
 
 
-def _collection_dict(info: CollectionInfo, items: dict[str, pystac.Item],
-                     keys: dict[str, str], index: str | None) -> dict[str, Any]:  # fmt: skip
-    ordered = [items[k] for k in sorted(items)]
+def _collection_dict(info: CollectionInfo, months: dict[str, Month]) -> dict[str, Any]:
+    """The collection: extent and summaries from the months' aggregates, a child link to
+    each month's sub-catalog and a `collection-mirror` asset for each month's partition,
+    and the months themselves (`byod:months`: what the next publish starts from)."""
+    ordered = [months[m] for m in sorted(months)]
+    bboxes = [m.bbox for m in ordered if m.bbox is not None]
     if ordered:
-        bbox = union_bbox(i.bbox for i in ordered if i.bbox)
-        start, end = union_interval(_interval(i) for i in ordered)
-        extent = pystac.Extent(pystac.SpatialExtent([bbox]), pystac.TemporalExtent([[start, end]]))
+        spans = [(m.interval[0], m.interval[1]) for m in ordered]
+        start = min((s for s, _ in spans if s is not None), default=None)
+        end = max((e for _, e in spans if e is not None), default=None)
+        interval: list[list[datetime | None]] = [[_when(start), _when(end)]]
     else:
-        open_interval: list[list[datetime | None]] = [[None, None]]
-        extent = pystac.Extent(pystac.SpatialExtent([[-180.0, -90.0, 180.0, 90.0]]),
-                               pystac.TemporalExtent(open_interval))  # fmt: skip
+        interval = [[None, None]]
+    bbox = union_bbox(bboxes) if bboxes else [-180.0, -90.0, 180.0, 90.0]
+    extent = pystac.Extent(pystac.SpatialExtent([bbox]), pystac.TemporalExtent(interval))
     summaries: dict[str, Any] = {}
-    for field_name in SUMMARISED:
-        values = sorted({str(i.properties[field_name]) for i in ordered
-                         if i.properties.get(field_name)})  # fmt: skip
-        if values:
-            summaries[field_name] = values
-    for field_name in RANGES:
-        numbers = [float(i.properties[field_name]) for i in ordered if field_name in i.properties]
-        if numbers:
-            summaries[field_name] = {"minimum": min(numbers), "maximum": max(numbers)}
+    codes = sorted({c for m in ordered for c in m.codes})
+    if codes:
+        summaries[SUMMARISED[0]] = codes
+    clouds = [m.cloud for m in ordered if m.cloud is not None]
+    if clouds:
+        summaries[RANGES[0]] = {"minimum": min(c[0] for c in clouds),
+                                "maximum": max(c[1] for c in clouds)}  # fmt: skip
     collection = pystac.Collection(
         id=info.id,
         description=info.description,
@@ -487,25 +864,25 @@ def _collection_dict(info: CollectionInfo, items: dict[str, pystac.Item],
         providers=[pystac.Provider.from_dict(p) for p in info.providers] or None,
     )
     data = collection.to_dict(include_self_link=False, transform_hrefs=False)
-    here = info.id
-
-    def rel(key: str) -> str:
-        return "./" + posixpath.relpath(key, here)
-
     data["links"] = [
         {"rel": "root", "href": "../catalog.json", "type": pystac.MediaType.JSON},
         {"rel": "parent", "href": "../catalog.json", "type": pystac.MediaType.JSON},
-        *(
-            {"rel": "item", "href": rel(keys[i.id]), "type": pystac.MediaType.GEOJSON}
-            for i in ordered
-        ),
-    ]
-    if index is not None:
-        data["assets"] = {INDEX_ASSET: {
-            "href": rel(index), "type": INDEX_MEDIA_TYPE, "roles": [INDEX_ROLE],
-            "title": "Every item of the collection as stac-geoparquet (byod's search index)",
-        }}  # fmt: skip
+        *({"rel": "child", "href": _rel(info.id, months[m].catalog),
+           "type": pystac.MediaType.JSON, "title": "undated" if m == UNDATED else m}
+          for m in sorted(months)),
+    ]  # fmt: skip
+    if months:
+        data["assets"] = {f"{INDEX_ASSET}-{m}": {
+            "href": _rel(info.id, months[m].index), "type": INDEX_MEDIA_TYPE,
+            "roles": [INDEX_ROLE],
+            "title": f"The items of {'undated' if m == UNDATED else m} as stac-geoparquet",
+        } for m in sorted(months)}  # fmt: skip
+    data[MONTHS_FIELD] = {m: months[m].to_json(info.id) for m in sorted(months)}
     return data
+
+
+def _when(text: str | None) -> datetime | None:
+    return None if text is None else pystac.utils.str_to_datetime(text)
 
 
 def _interval(item: pystac.Item) -> tuple[Any, Any]:
@@ -514,7 +891,19 @@ def _interval(item: pystac.Item) -> tuple[Any, Any]:
     return start, end
 
 
-def _root_dict(text: str | None, info: CollectionInfo, store: Store) -> dict[str, Any]:
+def repair_root(store: Store) -> None:
+    """Link every collection present that the root catalog misses (a run killed between its
+    collection's switch and the root update); nothing is written when none is missing."""
+    ids = collection_ids(store)
+    if not ids:
+        return
+    text = store.read_text(ROOT_KEY) if store.exists(ROOT_KEY) else None
+    if text is not None and _dumps(_root_dict(text, None, store)) == text:
+        return
+    store.update_text(ROOT_KEY, lambda now: _dumps(_root_dict(now, None, store)))
+
+
+def _root_dict(text: str | None, info: CollectionInfo | None, store: Store) -> dict[str, Any]:
     """The root catalog `text` (None: a new one) with a child link to the collection, keeping
     the other collections it links to and adding one for every collection present that it
     misses (a run killed between its switch and this update; see `collection_ids`)."""
@@ -528,9 +917,10 @@ def _root_dict(text: str | None, info: CollectionInfo, store: Store) -> dict[str
         root = pystac.Catalog(id=ROOT_ID, description=ROOT_DESCRIPTION).to_dict(
             include_self_link=False, transform_hrefs=False
         )
-    href = f"./{info.id}/collection.json"
-    children[href] = {"rel": "child", "href": href, "type": pystac.MediaType.JSON,
-                      "title": info.title or info.id}  # fmt: skip
+    if info is not None:
+        href = f"./{info.id}/collection.json"
+        children[href] = {"rel": "child", "href": href, "type": pystac.MediaType.JSON,
+                          "title": info.title or info.id}  # fmt: skip
     for other in collection_ids(store):
         href = f"./{other}/collection.json"
         if href not in children:

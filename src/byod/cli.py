@@ -121,7 +121,7 @@ CompressionChoice = StrEnum("CompressionChoice", {v: v for v in get_args(Compres
 _DEFLATE = CompressionChoice("deflate")
 _STATUS_STYLE = {Status.INGESTED: "green", Status.REPLACED: "cyan",
                  Status.UNCHANGED: "dim", Status.REJECTED: "red",
-                 Status.NOT_DONE: "yellow"}  # fmt: skip
+                 Status.NOT_DONE: "yellow", Status.REMOVED: "magenta"}  # fmt: skip
 _AZURE_DEFAULTS = AzureOptions.model_fields
 # Where a catalog or the COGs may live; said once for SOURCE, --target and every CATALOG.
 _PLACES = "a local folder or az://container/prefix (blob storage)"
@@ -361,6 +361,24 @@ def ingest(
             help="DANGER: write outside westeurope anyway (recorded in the report).",
         ),
     ] = False,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune",
+            help="Remove the items of inputs no longer in SOURCE (their COGs after the grace "
+            "period); skipped when parts of SOURCE could not be listed.",
+        ),
+    ] = False,
+    publish_every: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Publish what is done every N converted inputs while the run goes on."
+        ),
+    ] = _DEFAULTS["publish_every_inputs"].default,
+    publish_every_s: Annotated[
+        float,
+        typer.Option(min=0.001, help="...and at least every S seconds (progress kept)."),
+    ] = _DEFAULTS["publish_every_s"].default,
     report: Annotated[Path | None, typer.Option(help="Write the JSON report to this file.")] = None,
     json_: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON on stdout.")
@@ -385,7 +403,8 @@ def ingest(
         "cloud_rule": cloud_rule, "cloud_band": cloud_band, "cloud_order": _csv(cloud_order),
         "datetime_pattern": datetime_pattern, "datetime_order": _csv(datetime_order),
         "require_datetime": require_datetime,
-        "group_pattern": group_pattern,
+        "group_pattern": group_pattern, "prune": prune,
+        "publish_every_inputs": publish_every, "publish_every_s": publish_every_s,
     }  # fmt: skip
     # Only what was typed overrides the dataset's byod.yaml; the rest falls to it or defaults.
     typed = {k: v for k, v in given.items() if _typed(ctx, _PARAMETER.get(k, k))}
@@ -738,6 +757,7 @@ _PARAMETER = {
     "timeout_s": "timeout",
     "max_memory_mb": "max_memory",
     "disk_budget_mb": "disk_budget",
+    "publish_every_inputs": "publish_every",
 }
 
 

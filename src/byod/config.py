@@ -74,6 +74,23 @@ class IngestSettings(BaseModel):
         description="Seconds superseded files (old COGs, items, indexes) stay readable after "
         "a switch, for readers of the previous collection.json (env BYOD_SUPERSEDED_GRACE_S).",
     )
+    prune: bool = Field(
+        default=False,
+        description="Remove the items (and, after the grace period, the COGs) of inputs no "
+        "longer in the source; never when parts of the source could not be listed.",
+    )
+    publish_every_inputs: int = Field(
+        default=200,
+        ge=1,
+        description="Publish what is stored every this many converted inputs while the run "
+        "goes on, so a crash or kill loses at most that many.",
+    )
+    publish_every_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Publish what is stored at least every this many seconds while the run "
+        "goes on (checked as each input finishes).",
+    )
     license: str = DEFAULT_LICENSE
     description: str | None = None
     title: str | None = None

@@ -25,7 +25,6 @@ from typing import Any
 
 import pystac
 
-from byod import __version__
 from byod.azure import (
     AzureAccess,
     AzureConfigError,
@@ -38,15 +37,19 @@ from byod.azure import (
 )
 from byod.batches import is_small, run_in_batches
 from byod.catalog import (
+    RUNS,
     SUPERSEDED,
     CollectionInfo,
-    Published,
+    Entry,
     asset_hrefs,
     collect_superseded,
+    collection_entries,
+    collection_key,
     new_version,
     publish,
-    read_state,
+    published_names,
     remove_file,
+    repair_root,
     run_marker_key,
     version_of,
     versioned_key,
@@ -111,7 +114,7 @@ class _Plan:
     candidate: Candidate
     item_id: str
     fingerprint: str
-    previous: list[pystac.Item]
+    previous: list[Entry]
     unreadable: str | None = None  # why the input could not be read for its fingerprint
     fingerprint_s: float = 0.0  # seconds its fingerprint took
 
@@ -152,9 +155,13 @@ class Run:
     context: RunContext
     report: Report
     todo: list[WorkItem]
-    existing: dict[str, pystac.Item]
+    existing: dict[str, Entry]  # the collection's items when planned (index columns)
     marker: str | None = None  # the run's marker in the catalog, held while it runs
     published: bool = False  # the catalog was switched to this run's items
+    # --prune: inputs no longer in the source -> their item ids, removed by the first publish
+    pruned: dict[str, list[str]] = field(default_factory=dict)
+    flushed: set[str] = field(default_factory=set)  # inputs whose outcome was published
+    last_publish: float = field(default_factory=time.monotonic)  # progress kept (ingest)
 
 
 def ingest(settings: IngestSettings, progress: Progress | None = None) -> Report:
@@ -183,6 +190,9 @@ def ingest(settings: IngestSettings, progress: Progress | None = None) -> Report
             with contextlib.closing(process_all(run, progress)) as results:
                 for outcome in results:
                     outcomes.append(outcome)
+                    if _progress_due(run, outcomes):
+                        with signals.shielded_block():  # a switch is short: it finishes
+                            publish_progress(run, outcomes)
         except Interrupted:
             pass  # publish what was stored; `signals.received` says why the run ended
         except BaseException as exc:
@@ -224,6 +234,17 @@ class _Signals:
         self.received: int | None = None
         self.shielded = False
 
+    @contextlib.contextmanager
+    def shielded_block(self) -> Iterator[None]:
+        """Shield a publish of progress; a signal noted meanwhile interrupts right after."""
+        self.shielded = True
+        try:
+            yield
+        finally:
+            self.shielded = False
+        if self.received is not None:
+            raise Interrupted(self.received)
+
     def handle(self, signum: int, frame: object) -> None:
         first = self.received is None
         if first:
@@ -260,10 +281,10 @@ def _interrupted(run: Run, outcomes: list[Outcome], signum: int, *, published: b
                 for w in run.todo if w.candidate.relpath not in finished}  # fmt: skip
     if not published:
         not_done |= {o.row.input: f"stored, not published: the run was stopped by {name}"
-                     for o in outcomes if o.items}  # fmt: skip
+                     for o in outcomes if o.items and o.row.input not in run.flushed}  # fmt: skip
     report = run.report
     report.rows += [o.row for o in outcomes if o.row not in report.rows]
-    done = sum(1 for o in outcomes if o.items) if published else 0
+    done = sum(1 for o in outcomes if o.items and (published or o.row.input in run.flushed))
     message = (f"{name}: the run was stopped; {done} input(s) published, "
                f"{len(not_done)} not done")  # fmt: skip
     report.stop(message, not_done)
@@ -282,7 +303,7 @@ def _stopped(run: Run, outcomes: list[Outcome], exc: Exception) -> ByodError:
         log.info("the run failed", exc_info=exc)
     cause = str(failure or f"unexpected {type(exc).__name__}: {exc}").splitlines()[0]
     finished = {o.row.input for o in outcomes}
-    stored = {o.row.input for o in outcomes if o.items}
+    stored = {o.row.input for o in outcomes if o.items and o.row.input not in run.flushed}
     not_done = {i: "stored, not published: the run stopped" for i in sorted(stored)}
     not_done |= {w.candidate.relpath: "not stored: the run stopped"
                  for w in run.todo if w.candidate.relpath not in finished}  # fmt: skip
@@ -292,7 +313,11 @@ def _stopped(run: Run, outcomes: list[Outcome], exc: Exception) -> ByodError:
                f"{len(not_done) - len(stored)} not stored")  # fmt: skip
     report.stop(message, not_done)
     error: ByodError
-    if not stored and isinstance(failure, StorageUnavailable | ConfigurationError):
+    if (
+        not stored
+        and not run.flushed
+        and isinstance(failure, StorageUnavailable | ConfigurationError)
+    ):
         error = type(failure)(message)
     else:
         error = RunFailed(message, exc)
@@ -321,7 +346,8 @@ def _plan_run(settings: IngestSettings, progress: Progress) -> Run:
         if isinstance(store, BlobStore):
             store.ensure_container()
         store.check_writable(collection_id)  # before converting anything: refuse, exit 2
-    items = read_state(stores.catalog, collection_id).items
+    # The index's columns, not the item files: one read per month partition (issue 13).
+    items = collection_entries(stores.catalog, collection_id)
     found = _discover(settings, stores.source)
     report.ignored, report.notes = found.ignored, found.notes
     if (note := sandbox_note()) is not None:  # workers not confined by the OS (runner)
@@ -331,20 +357,48 @@ def _plan_run(settings: IngestSettings, progress: Progress) -> Run:
         _finish(report, progress, Row(problem.relpath, Status.REJECTED, reason=problem.reason,
                                       message=problem.message))  # fmt: skip
     todo = []
-    for plan in _plan(found.candidates, items, _recipe(settings)):
+    plans = _plan(found.candidates, items, _recipe(settings))
+    listed = _listed(stores.target, collection_id, sum(1 for p in plans if p.previous))
+    for plan in plans:
         if plan.unreadable is not None:  # the input's fault, not the store's: it alone fails
             row = Row(plan.candidate.relpath, Status.REJECTED, reason=Reason.UNREADABLE,
                       message=plan.unreadable)  # fmt: skip
             _finish(report, progress, row)
-        elif plan.previous and _unchanged(plan, stores.target):
+        elif plan.previous and _unchanged(plan, stores.target, listed):
             ids = [i.id for i in plan.previous]
             _finish(report, progress, Row(plan.candidate.relpath, Status.UNCHANGED, ids))
         else:
             previous = [i.id for i in plan.previous]
             todo.append(WorkItem(plan.candidate, plan.item_id, plan.fingerprint, previous,
                                  plan.fingerprint_s))  # fmt: skip
+    pruned = _pruned(settings, found, items, report) if settings.prune else {}
     context = RunContext(settings, collection_id, new_version())
-    return Run(context, report, todo, items, _register(stores.catalog, context))
+    # A run with nothing to convert or remove writes nothing, not even its marker.
+    marker = _register(stores.catalog, context) if todo or pruned else None
+    return Run(context, report, todo, items, marker, pruned=pruned)
+
+
+def _pruned(settings: IngestSettings, found: Discovery, items: dict[str, Entry],
+            report: Report) -> dict[str, list[str]]:  # fmt: skip
+    """--prune: the published items whose input is no longer in the source, by input. None
+    when discovery could not read part of the source (an unreadable folder, a link loop):
+    its inputs would look gone."""
+    blind = [p.relpath for p in found.problems if p.reason in _UNLISTED]
+    if blind:
+        shown = ", ".join(sorted(blind)[:3])
+        report.notes.append(f"--prune skipped: {len(blind)} part(s) of the source could not "
+                            f"be listed ({shown}); nothing removed")  # fmt: skip
+        return {}
+    present = {c.relpath for c in found.candidates} | {p.relpath for p in found.problems}
+    gone: dict[str, list[str]] = {}
+    for entry in items.values():
+        if entry.source is not None and entry.source not in present:
+            gone.setdefault(entry.source, []).append(entry.id)
+    return {source: sorted(ids) for source, ids in sorted(gone.items())}
+
+
+# Discovery problems that hide inputs (what lies below was not listed): --prune stays off.
+_UNLISTED = frozenset({Reason.UNREADABLE, Reason.SYMLINK_LOOP})
 
 
 def _register(catalog: Store, context: RunContext) -> str:
@@ -484,22 +538,76 @@ def outcome_is_stored(context: RunContext, outcome: Outcome) -> bool:
 
 
 def publish_run(run: Run, outcomes: list[Outcome], *, complete: bool = True) -> Report:
-    """Merge the outcomes into the collection as published now (other runs may have published
-    since this one was planned), switch it, end the run, delete what dead runs left behind
-    and superseded files past their grace period (see `catalog.publish`).
+    """Merge the outcomes not published yet into the collection as published now (other
+    runs may have published since this one was planned), switch it, end the run, delete what
+    dead runs left behind and superseded files past their grace period (see
+    `catalog.publish`). A run with nothing to publish or remove writes nothing.
 
     `complete=False` (the run was interrupted): the outcomes are published the same way, and
     whatever else this run stored (an input stopped mid-upload) is removed now."""
+    report = run.report
+    start = time.perf_counter()
+    stores = _publish_pending(run, outcomes)
+    _add_seconds(report, "publish", start)
+    if not run.published and not run.existing:
+        # Every input rejected in a collection not published yet: no empty collection is
+        # added to the root catalog (issue 12), and no folder is left for it.
+        report.notes.append("no item to publish: the collection was not added")
+    _end_run(run, finished=complete)  # interrupted: its own leftovers go as a dead run's
+    if not run.published and not run.existing:
+        _remove_empty_collection(stores.catalog, run.context.collection_id)
+    try:
+        if not run.published:  # a run killed before its root update is repaired by any run
+            repair_root(stores.catalog)
+        _remove_dead_runs(stores, run.context, own=not complete)
+        _collect_superseded(stores, run.context)
+    except Exception as exc:  # noqa: BLE001 - published: what is left, a later run removes
+        log.warning("files of dead runs or superseded files not removed: %s", exc)
+    report.rows.sort(key=lambda r: r.input)
+    report.finished = datetime.now(UTC).isoformat()
+    return report
+
+
+def publish_progress(run: Run, outcomes: list[Outcome]) -> None:
+    """Publish the outcomes not published yet while the run goes on (progress kept: a kill
+    after this loses only what comes later); the run keeps its marker."""
+    start = time.perf_counter()
+    _publish_pending(run, outcomes)
+    _add_seconds(run.report, "publish", start)
+
+
+def _progress_due(run: Run, outcomes: list[Outcome]) -> bool:
+    """Whether `publish_every_inputs` stored inputs wait, or `publish_every_s` seconds went
+    by since the last publish with one waiting."""
+    settings = run.context.settings
+    waiting = sum(1 for o in outcomes if o.items and o.row.input not in run.flushed)
+    if not waiting:
+        return False
+    elapsed = time.monotonic() - run.last_publish
+    return waiting >= settings.publish_every_inputs or elapsed >= settings.publish_every_s
+
+
+def _publish_pending(run: Run, outcomes: list[Outcome]) -> _Stores:
+    """Publish the outcomes not published yet (and, the first time, what --prune removes);
+    nothing is written when there is nothing to add or remove."""
     settings, report = run.context.settings, run.report
+    pending = [o for o in outcomes if o.row.input not in run.flushed]
     new: dict[str, pystac.Item] = {}
     removed: set[str] = set()
-    for outcome in outcomes:
+    for outcome in pending:
         if outcome.row not in report.rows:
             report.rows.append(outcome.row)
         new_ids = {d["id"] for d in outcome.items}
         for data in outcome.items:
             new[data["id"]] = pystac.Item.from_dict(data, migrate=False)  # keeps proj:epsg
         removed |= set(outcome.replaced_ids) - new_ids
+    pruned = run.pruned
+    removed |= {i for ids in pruned.values() for i in ids}
+    stores = _open_stores(settings, check_region=False)
+    run.last_publish = time.monotonic()
+    if not new and not removed:
+        run.flushed |= {o.row.input for o in pending}
+        return stores
     info = CollectionInfo(
         id=run.context.collection_id,
         description=settings.description
@@ -509,39 +617,39 @@ def publish_run(run: Run, outcomes: list[Outcome], *, complete: bool = True) -> 
         providers=tuple(settings.providers),
         keywords=tuple(settings.keywords),
     )
-    stores = _open_stores(settings, check_region=False)
     _confirm_alive(run, stores, new)
 
     def switched() -> None:
         run.published = True
 
-    if not new and not removed and not run.existing:
-        # Every input rejected in a collection not published yet: no empty collection is
-        # added to the root catalog (issue 12).
-        run.report.notes.append("no item to publish: the collection was not added")
-        done = Published(superseded=[], renamed={})
-    else:
-        try:
-            start = time.perf_counter()
-            done = publish(stores.catalog, info, new, removed, run.context.version, switched)
-            _add_seconds(report, "publish", start)
-        except BaseException:
-            _end_run(run, finished=False)  # the next run removes what this one left
-            raise
-    for row in report.rows:  # ids another run took meanwhile (see catalog.publish)
+    try:
+        done = publish(stores.catalog, info, new, removed, run.context.version, switched)
+    except BaseException:
+        _end_run(run, finished=False)  # the next run removes what this one left
+        raise
+    run.flushed |= {o.row.input for o in pending}
+    run.pruned = {}
+    for source, ids in pruned.items():
+        _finish(report, Progress(), Row(source, Status.REMOVED, ids,
+                                        message="no longer in the source (--prune)"))  # fmt: skip
+    for outcome in pending:  # ids another run took meanwhile (see catalog.publish)
+        row = outcome.row
         row.item_ids = sorted(done.renamed.get(i, i) for i in row.item_ids)
         if row.status is Status.INGESTED and set(row.item_ids) & set(done.replaced):
             row.status = Status.REPLACED  # another run published this input meanwhile
             row.notes.append("published meanwhile by another run; replaced")
-    _end_run(run, finished=complete)  # interrupted: its own leftovers go as a dead run's
-    try:
-        _remove_dead_runs(stores, run.context, own=not complete)
-        _collect_superseded(stores, run.context)
-    except Exception as exc:  # noqa: BLE001 - published: what is left, a later run removes
-        log.warning("files of dead runs or superseded files not removed: %s", exc)
-    report.rows.sort(key=lambda r: r.input)
-    report.finished = datetime.now(UTC).isoformat()
-    return report
+    return stores
+
+
+def _remove_empty_collection(catalog: Store, collection_id: str) -> None:
+    """Remove the folders an all-rejected run's marker left (`_runs/`, the collection's),
+    where they are empty and the collection was never published (local disks keep empty
+    folders; blob prefixes vanish with their last blob)."""
+    if not catalog.is_local or catalog.exists(collection_key(collection_id)):
+        return
+    for folder in (f"{collection_id}/{RUNS}", collection_id):
+        with contextlib.suppress(OSError):  # not empty: another run is starting there
+            os.rmdir(catalog.href(folder))
 
 
 def _confirm_alive(run: Run, stores: _Stores, new: dict[str, pystac.Item]) -> None:
@@ -602,15 +710,18 @@ def _remove_dead_runs(stores: _Stores, context: RunContext, *, own: bool = False
             dead[version] = marker.key
     if not dead:
         return
-    state = read_state(catalog, collection_id)
-    keep = {catalog.href(k) for k in [*state.item_keys.values(), state.index] if k}
-    keep |= asset_hrefs(state.items.values())
+    # What is published stays (a dead run may have published progress before it died):
+    # asked per key and href of the index's columns, never by reading every item.
+    names = published_names(catalog, collection_id)
     stores_ = {s.href(""): s for s in (catalog, stores.target)}
     for store in stores_.values():
         for info in store.list_files(f"{collection_id}/"):
             if version_of(info.key) not in dead or SUPERSEDED_PART in info.key:
                 continue
-            if store.href(info.key) not in keep and info.key not in dead.values():
+            named = names.names_href(store.href(info.key)) or (
+                store is catalog and names.names_key(info.key)
+            )
+            if not named and info.key not in dead.values():
                 _remove_quietly(store, info.key)
     for key in dead.values():
         _remove_quietly(catalog, key)
@@ -764,7 +875,7 @@ def _recipe(settings: IngestSettings) -> str:
     )
 
 
-def _plan(candidates: list[Candidate], items: dict[str, pystac.Item], recipe: str) -> list[_Plan]:
+def _plan(candidates: list[Candidate], items: dict[str, Entry], recipe: str) -> list[_Plan]:
     """Fingerprint every input (in threads: hashing releases the GIL) and give it an item id.
 
     An input keeps the id its item already has; a new one takes the slug of its path, or the
@@ -784,9 +895,9 @@ def _plan(candidates: list[Candidate], items: dict[str, pystac.Item], recipe: st
 
     with ThreadPoolExecutor(max_workers=default_workers()) as pool:
         prints = list(pool.map(hashed, candidates))
-    by_source: dict[str, list[pystac.Item]] = {}
+    by_source: dict[str, list[Entry]] = {}
     for item in items.values():
-        by_source.setdefault(str(item.properties.get("byod:source")), []).append(item)
+        by_source.setdefault(str(item.source), []).append(item)
     taken = {item_id for item_id in items if item_id}
     plans = []
     for candidate, print_ in zip(candidates, prints, strict=True):
@@ -795,7 +906,7 @@ def _plan(candidates: list[Candidate], items: dict[str, pystac.Item], recipe: st
             message = f"{candidate.relpath}: cannot be read ({print_.strerror or print_})"
             plans.append(_Plan(candidate, "", "", previous, unreadable=message))
             continue
-        own = {i.id for i in previous if "byod:subdataset" not in i.properties}
+        own = {i.id for i in previous if i.subdataset is None}
         if own:
             item_id = next(iter(own))
         else:
@@ -808,21 +919,40 @@ def _plan(candidates: list[Candidate], items: dict[str, pystac.Item], recipe: st
     return plans
 
 
-def _unchanged(plan: _Plan, target: Store) -> bool:
+def _listed(target: Store, collection_id: str, checks: int) -> dict[str, dict[str, str]] | None:
+    """The collection's files in a blob target with their metadata, from one listing, when
+    more than `LISTING_FROM` inputs have items to check: a HEAD per COG costs a round trip
+    each, a listing one per 5,000 blobs. None (ask per file) for a local target or few checks.
+    """
+    if target.is_local or checks <= LISTING_FROM or not isinstance(target, BlobStore):
+        return None
+    return target.list_metadata(f"{collection_id}/")
+
+
+# Above this many inputs with published items, _unchanged lists the target once.
+LISTING_FROM = 20
+
+
+def _unchanged(plan: _Plan, target: Store, listed: dict[str, dict[str, str]] | None = None
+               ) -> bool:  # fmt: skip
     """Same fingerprint as the stored items, and their COGs are in the target (with the same
-    fingerprint in the blob metadata, where the target keeps metadata)."""
+    fingerprint in the blob metadata, where the target keeps metadata; from `listed`, one
+    listing of the target, when given)."""
     for item in plan.previous:
-        if item.properties.get("byod:fingerprint") != plan.fingerprint:
+        if item.fingerprint != plan.fingerprint:
             return False
-        for asset in item.assets.values():
-            if "data" not in (asset.roles or []):
-                continue
-            key = target.key_of(asset.href)
+        for href in item.data_hrefs:
+            key = target.key_of(href)
             if key is None:
                 return False
-            metadata = target.metadata(key)
-            if metadata is None and not target.exists(key):
-                return False
+            if listed is not None:
+                metadata: dict[str, str] | None = listed.get(key)
+                if metadata is None:
+                    return False
+            else:
+                metadata = target.metadata(key)
+                if metadata is None and not target.exists(key):
+                    return False
             if metadata is not None and metadata.get(FINGERPRINT_METADATA) != plan.fingerprint:
                 return False
     return True
@@ -943,7 +1073,6 @@ def _item(
     )
     if scene.subdataset is not None:
         item.properties["byod:subdataset"] = scene.subdataset
-    item.properties["byod:version"] = __version__
     return item
 
 

@@ -25,6 +25,7 @@ class Status(StrEnum):
     UNCHANGED = "unchanged"
     REJECTED = "rejected"
     NOT_DONE = "not_done"  # the run stopped before this input was published
+    REMOVED = "removed"  # --prune: the input is no longer in the source; its items removed
 
 
 # The stages of one input a row times, in order (Row.stages): `fingerprint`, `fetch` and
@@ -66,8 +67,9 @@ class Report:
     seconds: dict[str, float] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
-        """Rows per status; `not_done` appears only in a run that stopped."""
-        out = {s.value: 0 for s in Status if s is not Status.NOT_DONE}
+        """Rows per status; `not_done` appears only in a run that stopped, `removed` only in
+        one that pruned."""
+        out = {s.value: 0 for s in Status if s not in (Status.NOT_DONE, Status.REMOVED)}
         for row in self.rows:
             out[row.status.value] = out.get(row.status.value, 0) + 1
         return out

@@ -1,0 +1,288 @@
+"""Issue 13: the catalog by month, progress kept, a no-op that writes nothing, --prune.
+
+Layout: collection.json -> month sub-catalogs -> items, one index partition per month
+(catalog.py). Read back from storage by following links (tests/readback.py) and checked with
+pystac and the offline schemas; a run killed with SIGKILL after its first publish of progress
+loses only what came after it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pystac
+import pytest
+from azure.storage.blob import BlobServiceClient
+from rasterio.transform import from_origin
+
+import byod.pipeline
+from byod.catalog import MONTHS_FIELD, CollectionInfo, Published, current_index_keys
+from byod.config import IngestSettings
+from byod.pipeline import ingest
+from byod.reasons import Reason
+from byod.report import Report, Status
+from byod.storage import Store, open_store
+from byod.validate import OfflineValidator, validate_catalog
+from tests.conftest import WriteRaster, ramp, write_geotiff
+from tests.readback import item_files, month_catalogs, orphans, published
+
+BYOD = str(Path(sys.executable).with_name("byod"))  # the installed CLI
+
+
+def _write(folder: Path, name: str, offset: int) -> None:
+    write_geotiff(folder / name, ramp(48, 48) + offset, crs="EPSG:32633",
+                  transform=from_origin(500000 + 1000 * offset, 5000000, 10, 10))  # fmt: skip
+
+
+def _walk(catalog: Path) -> list[pystac.Item]:
+    """Every item pystac finds from the root, after validating everything it walks
+    (offline: the schemas byod ships)."""
+    pystac.validation.set_validator(OfflineValidator())
+    try:
+        root = pystac.Catalog.from_file(str(catalog / "catalog.json"))
+        root.validate_all()
+        return list(root.get_items(recursive=True))
+    finally:
+        pystac.validation.set_validator(pystac.validation.JsonSchemaSTACValidator())
+
+
+def test_months_are_sub_catalogs_pystac_walks_and_validates(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    write_raster("a_20240105.tif", ramp())
+    write_raster("b_20240120.tif", ramp(dtype="int16"))
+    write_raster("c_20240302.tif", ramp())
+    write_raster("srtm_dem.tif", ramp(dtype="int16"))  # no time: the undated month
+    report = run_ingest()
+    assert {r.status for r in report.rows} == {Status.INGESTED}
+    catalog = tmp_path / "catalog"
+    collection = json.loads((catalog / "test" / "collection.json").read_text())
+    children = {link["title"]: link["href"] for link in collection["links"]
+                if link["rel"] == "child"}  # fmt: skip
+    assert sorted(children) == ["2024-01", "2024-03", "undated"]
+    assert not [link for link in collection["links"] if link["rel"] == "item"]
+    by_month = {}
+    for path in month_catalogs(catalog, "test"):
+        month = json.loads(path.read_text())
+        by_month[month["title"]] = sorted(
+            Path(link["href"]).stem for link in month["links"] if link["rel"] == "item"
+        )
+    assert by_month == {"2024-01": ["a_20240105", "b_20240120"], "2024-03": ["c_20240302"],
+                        "undated": ["srtm_dem"]}  # fmt: skip
+    assert collection[MONTHS_FIELD]["2024-01"]["count"] == 2
+    # One index partition per month, each holding that month's items.
+    keys = current_index_keys(open_store(catalog), "test")
+    assert [k.split("/")[2] for k in keys] == ["0001-01", "2024-01", "2024-03"]
+    walked = _walk(catalog)
+    assert sorted(i.id for i in walked) == sorted(i for r in report.rows for i in r.item_ids)
+    assert len(walked) == 4  # one item per input
+    assert validate_catalog(str(catalog / "catalog.json"))[1] == []
+    # The collection's extent is the union of the items' (from the months' aggregates).
+    start, end = collection["extent"]["temporal"]["interval"][0]
+    assert start == "0001-01-01T00:00:00Z"  # the open start of the time-less item
+    items = [json.loads(p.read_text()) for p in item_files(catalog, "test").values()]
+    ends = [i["properties"].get("end_datetime") or i["properties"]["datetime"] for i in items]
+    assert end == max(ends)
+    # Items name the collection as their parent: their files are never rewritten.
+    for path in item_files(catalog, "test").values():
+        parent = next(x for x in json.loads(path.read_text())["links"] if x["rel"] == "parent")
+        assert (path.parent / parent["href"]).resolve() == catalog / "test" / "collection.json"
+
+
+def test_an_added_input_rewrites_only_its_month(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    write_raster("a_20240105.tif", ramp())
+    write_raster("c_20240302.tif", ramp())
+    run_ingest()
+    catalog = tmp_path / "catalog"
+    before = {p: p.stat().st_mtime_ns for p in month_catalogs(catalog, "test")}
+    write_raster("d_20240310.tif", ramp())
+    report = run_ingest()
+    assert {r.input: r.status for r in report.rows}["d_20240310.tif"] is Status.INGESTED
+    after = month_catalogs(catalog, "test")
+    january = [p for p in before if "/2024-01/" in str(p)]
+    assert january and all(p in after and p.stat().st_mtime_ns == before[p] for p in january)
+    march = [p for p in after if "/2024-03/" in str(p)]
+    assert len(march) == 1 and march[0] not in before  # a new version of March
+    assert len(_walk(catalog)) == 3
+
+
+def test_a_run_killed_after_publishing_progress_keeps_it(tmp_path: Path) -> None:
+    source, catalog, data = tmp_path / "src", tmp_path / "catalog", tmp_path / "data"
+    names = [f"s{n}_2024010{n + 1}.tif" for n in range(8)]
+    for n, name in enumerate(names):
+        _write(source, name, n)
+    command = [BYOD, "ingest", str(source), "--collection", "p", "--catalog", str(catalog),
+               "--target", str(data), "--workers", "1", "--publish-every", "2", "-q"]  # fmt: skip
+    proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    pointer = catalog / "p" / "collection.json"
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and not pointer.exists() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    alive = proc.poll() is None
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole group: the CLI and its workers
+    proc.wait(timeout=30)
+    assert alive, "the run ended before its first publish of progress"
+    store, target = open_store(catalog), open_store(data)
+    kept = published(store, target, "p", tmp_path)  # consistent: items and their bytes
+    assert 2 <= len(kept) < len(names)
+
+    report = ingest(IngestSettings(source=str(source), collection="p", catalog=str(catalog),
+                                   target=str(data), workers=1))  # fmt: skip
+    statuses = {r.input: r.status for r in report.rows}
+    sources = {item["properties"]["byod:source"] for item in kept.values()}
+    assert {n for n, s in statuses.items() if s is Status.UNCHANGED} == sources
+    assert {n for n, s in statuses.items() if s is Status.INGESTED} == set(names) - sources
+    assert len(published(store, target, "p", tmp_path)) == len(names)
+    assert orphans(store, target, "p") == []  # the killed run's unpublished files removed
+
+
+def test_progress_is_published_every_n_inputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "src"
+    for n in range(5):
+        _write(source, f"s{n}_2024010{n + 1}.tif", n)
+    seen: list[int] = []
+    original = byod.pipeline.publish
+
+    def spy(store: Store, info: CollectionInfo, new: dict[str, pystac.Item],
+            *args: Any, **kwargs: Any) -> Published:  # fmt: skip
+        seen.append(len(new))
+        return original(store, info, new, *args, **kwargs)
+
+    monkeypatch.setattr(byod.pipeline, "publish", spy)
+    report = ingest(IngestSettings(source=str(source), collection="p", workers=1,
+                                   catalog=str(tmp_path / "catalog"),
+                                   target=str(tmp_path / "data"),
+                                   publish_every_inputs=2))  # fmt: skip
+    assert seen == [2, 2, 1]
+    assert {r.status for r in report.rows} == {Status.INGESTED}
+    assert len(_walk(tmp_path / "catalog")) == 5
+
+
+def test_prune_removes_the_items_of_inputs_gone_from_the_source(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    write_raster("a_20240105.tif", ramp())
+    gone = write_raster("b_20240302.tif", ramp())
+    first = run_ingest()
+    b_id = next(r.item_ids[0] for r in first.rows if r.input == "b_20240302.tif")
+    b_file = item_files(tmp_path / "catalog", "test")[b_id]
+    b_cog = (b_file.parent / json.loads(b_file.read_text())["assets"]["data"]["href"]).resolve()
+    gone.unlink()
+
+    kept = run_ingest()  # without --prune nothing is removed
+    assert [(r.input, r.status) for r in kept.rows] == [("a_20240105.tif", Status.UNCHANGED)]
+    assert b_id in item_files(tmp_path / "catalog", "test") and b_cog.exists()
+
+    pruned = run_ingest(prune=True)
+    assert {r.input: (r.status, r.item_ids) for r in pruned.rows} == {
+        "a_20240105.tif": (Status.UNCHANGED, ["a_20240105"]),
+        "b_20240302.tif": (Status.REMOVED, [b_id]),
+    }
+    assert pruned.counts()["removed"] == 1
+    assert set(item_files(tmp_path / "catalog", "test")) == {"a_20240105"}
+    assert not b_cog.exists()  # superseded, past the grace period (0 s in the tests)
+    assert [i.id for i in _walk(tmp_path / "catalog")] == ["a_20240105"]
+    assert orphans(open_store(tmp_path / "catalog"), open_store(tmp_path / "data"), "test") == []
+
+
+def test_prune_is_skipped_when_part_of_the_source_cannot_be_listed(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    write_raster("a_20240105.tif", ramp())
+    write_raster("sub/b_20240302.tif", ramp())
+    run_ingest()
+    (tmp_path / "src" / "loop").symlink_to("loop")  # a link loop: what is behind is unknown
+    shutil.rmtree(tmp_path / "src" / "sub")  # gone, but --prune cannot be sure
+    report = run_ingest(prune=True)
+    assert any(r.reason is Reason.SYMLINK_LOOP for r in report.rows)
+    assert not [r for r in report.rows if r.status is Status.REMOVED]
+    assert any(n.startswith("--prune skipped") for n in report.notes)
+    assert len(item_files(tmp_path / "catalog", "test")) == 2
+
+
+def test_an_all_rejected_run_leaves_no_collection(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "broken.tif").write_bytes(b"II*\x00 not a tiff")
+    report = run_ingest()
+    assert [r.status for r in report.rows] == [Status.REJECTED]
+    assert not (tmp_path / "catalog" / "test").exists()
+
+
+def test_a_no_op_rerun_writes_nothing_on_azurite(azure_env: str, tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    for n in range(3):
+        _write(source, f"s{n}_2024010{n + 1}.tif", n)
+    settings = IngestSettings(
+        source=str(source),
+        collection="p",
+        workers=1,
+        catalog=f"az://cat{azure_env}/c",
+        target=f"az://dat{azure_env}/d",
+    )
+    assert {r.status for r in ingest(settings).rows} == {Status.INGESTED}
+    client = BlobServiceClient.from_connection_string(os.environ["AZURE_STORAGE_CONNECTION_STRING"])
+
+    def blobs() -> dict[str, tuple[str, datetime]]:
+        return {f"{c}/{b.name}": (str(b.etag), b.last_modified.astimezone(UTC))
+                for c in (f"cat{azure_env}", f"dat{azure_env}")
+                for b in client.get_container_client(c).list_blobs()}  # fmt: skip
+
+    before = blobs()
+    assert any(k.endswith("collection.json") for k in before)
+    again = ingest(settings)
+    assert {r.status for r in again.rows} == {Status.UNCHANGED}
+    assert blobs() == before
+
+
+def test_a_collection_of_the_layout_before_months_is_migrated(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    write_raster("a_20240105.tif", ramp())
+    write_raster("c_20240302.tif", ramp())
+    run_ingest()
+    catalog = tmp_path / "catalog"
+    # The layout byod wrote before months: item links in collection.json, no index
+    # partition (its one index left out: the migration then reads the item files).
+    pointer = catalog / "test" / "collection.json"
+    old = json.loads(pointer.read_text())
+    files = item_files(catalog, "test")
+    old["links"] = [x for x in old["links"] if x["rel"] != "child"] + [
+        {"rel": "item", "href": "./" + str(p.relative_to(catalog / "test")),
+         "type": "application/geo+json"} for _, p in sorted(files.items())]  # fmt: skip
+    del old[MONTHS_FIELD], old["assets"]
+    pointer.write_text(json.dumps(old))
+    shutil.rmtree(catalog / "test" / "_months")
+    stamps = {p: p.stat().st_mtime_ns for p in files.values()}
+    assert sorted(i.id for i in _walk(catalog)) == ["a_20240105", "c_20240302"]
+
+    write_raster("d_20240310.tif", ramp())
+    report = run_ingest()
+    assert {r.input: r.status for r in report.rows} == {
+        "a_20240105.tif": Status.UNCHANGED, "c_20240302.tif": Status.UNCHANGED,
+        "d_20240310.tif": Status.INGESTED,
+    }  # fmt: skip
+    migrated = json.loads(pointer.read_text())
+    assert sorted(migrated[MONTHS_FIELD]) == ["2024-01", "2024-03"]
+    assert not [x for x in migrated["links"] if x["rel"] == "item"]
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # items not rewritten
+    assert sorted(i.id for i in _walk(catalog)) == ["a_20240105", "c_20240302", "d_20240310"]
+    store, target = open_store(catalog), open_store(tmp_path / "data")
+    assert len(published(store, target, "test", tmp_path)) == 3
+    assert orphans(store, target, "test") == []
