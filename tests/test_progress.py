@@ -225,7 +225,11 @@ def test_an_all_rejected_run_leaves_no_collection(
     assert not (tmp_path / "catalog" / "test").exists()
 
 
-def test_a_no_op_rerun_writes_nothing_on_azurite(azure_env: str, tmp_path: Path) -> None:
+def test_a_no_op_rerun_writes_nothing_on_azurite(
+    azure_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One listing of the target (with metadata) instead of a HEAD per COG, even for 3 inputs.
+    monkeypatch.setattr(byod.pipeline, "LISTING_FROM", 0)
     source = tmp_path / "src"
     for n in range(3):
         _write(source, f"s{n}_2024010{n + 1}.tif", n)
@@ -249,6 +253,16 @@ def test_a_no_op_rerun_writes_nothing_on_azurite(azure_env: str, tmp_path: Path)
     again = ingest(settings)
     assert {r.status for r in again.rows} == {Status.UNCHANGED}
     assert blobs() == before
+    # The listing sees a COG gone: its input is converted again.
+    cog = next(
+        k for k in before if k.startswith(f"dat{azure_env}/") and k.endswith("s1_20240102.tif")
+    )
+    client.get_container_client(f"dat{azure_env}").delete_blob(cog.split("/", 1)[1])
+    third = ingest(settings)
+    assert {r.input: r.status for r in third.rows} == {
+        "s0_20240101.tif": Status.UNCHANGED, "s1_20240102.tif": Status.REPLACED,
+        "s2_20240103.tif": Status.UNCHANGED,
+    }  # fmt: skip
 
 
 def test_a_collection_of_the_layout_before_months_is_migrated(
