@@ -1,15 +1,33 @@
-"""Static-catalog publishing that never lies and loses nothing to concurrent runs.
+"""Static-catalog publishing that never lies, loses nothing to concurrent runs, and costs what
+a run changes, not what the collection holds (issue 13).
 
 Layout (keys below the catalog root; `<v>` is the publishing run's version, `new_version`):
 
-    catalog.json                                  root: links every collection
-    <collection>/collection.json                  THE pointer: links exactly one version of
-                                                  each item and of the index
+    catalog.json                                  root: links every collection (rewritten
+                                                  only when that changes)
+    <collection>/collection.json                  THE pointer: a child link to one version of
+                                                  each month's sub-catalog, a `collection-mirror`
+                                                  asset per month's index partition, and
+                                                  `byod:months` (their keys and per-month
+                                                  aggregates: count, bbox, interval, proj:code,
+                                                  cloud range), from which the extent and
+                                                  summaries come; its size grows with months
+    <collection>/_months/<YYYY-MM>/<v>/catalog.json   a month's sub-catalog: item links
+    <collection>/_months/<YYYY-MM>/<v>/items.parquet  the month's index partition
+                                                  (stac-geoparquet, byod.index)
     <collection>/<item>/<v>/<item>.json           an item version, never rewritten
-    <collection>/_index/<v>/items-<n>.parquet     an index version (the `collection-mirror`
-                                                  asset of the collection, stac-geoparquet)
     <collection>/_runs/<v>.json                   the marker of a run in progress
-    <collection>/_superseded/<v>.json             what run <v>'s switch left unreferenced
+    <collection>/_superseded/<v>.json             what run <v>'s switches left unreferenced
+
+The month of an item is the UTC month of its start (start_datetime, else datetime); time-less
+items (start 0001-01-01) are in `0001-01`, titled "undated". Items link the collection as
+their parent (item files are immutable; month versions change). A publish writes new
+versions of the months it touches only (new, replaced, removed and moved items; `-<n>` names
+a rewrite after a lost race), reading those months' partitions and sub-catalogs, and finds
+which month an id is in from the index's columns (`collection_entries`, cached per immutable
+partition key). A collection of the layout before months (item links and one
+`_index/<v>/items-<n>.parquet` in collection.json) is read by `read_layout` (`Layout.legacy`)
+and migrated by its next publish: every month written, its item files kept as they are.
 
 COGs and thumbnails are stored under the same `<collection>/<item>/<v>/` folders in the
 target. Everything a version names is written first, under keys no reader knows yet; then
