@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import itertools
 import json
 import logging
@@ -253,20 +254,30 @@ def read_index_items(store: Store, key: str) -> dict[str, dict[str, Any]]:
 
 
 class IndexEntry(NamedTuple):
-    """What planning needs of one indexed item: `start`/`end` are UTC (the item's
-    start_datetime/end_datetime, else its datetime; None if it has none), hrefs absolute.
-    Immutable; a NamedTuple rather than a frozen dataclass, which took 2.4 times as long to
-    build (0.24 s of 100,000 entries)."""
+    """What planning needs of one indexed item, hrefs absolute. Immutable; a NamedTuple with
+    its times as integers (turned into datetimes when asked) rather than a frozen dataclass
+    of datetimes, which took 2.4 times as long to build (0.24 s of 100,000 entries) and
+    0.12 s more for the datetimes."""
 
     id: str
     source: str | None  # property byod:source: the input's path below the source folder
     fingerprint: str | None  # property byod:fingerprint
     subdataset: str | None  # property byod:subdataset
     version: str | None  # property byod:version
-    start: datetime | None
-    end: datetime | None
+    start_us: int | None  # start_datetime, else datetime: microseconds since 1970 (UTC)
+    end_us: int | None  # end_datetime, else datetime
     data_hrefs: tuple[str, ...]  # assets whose roles contain "data"
     hrefs: tuple[str, ...]  # every asset
+
+    @property
+    def start(self) -> datetime | None:
+        """The item's start_datetime, else its datetime (UTC); None if it has neither."""
+        return None if self.start_us is None else EPOCH + timedelta(microseconds=self.start_us)
+
+    @property
+    def end(self) -> datetime | None:
+        """The item's end_datetime, else its datetime (UTC); None if it has neither."""
+        return None if self.end_us is None else EPOCH + timedelta(microseconds=self.end_us)
 
 
 _ENTRY_PROPERTIES = {"source": "byod:source", "fingerprint": "byod:fingerprint",
@@ -279,9 +290,23 @@ def read_index_entries(store: Store, keys: Sequence[str]) -> dict[str, IndexEntr
     roles), never whole items; files are read in a thread pool on blob stores. Raises
     FileNotFoundError when a file is gone."""
     out: dict[str, IndexEntry] = {}
-    for entries in _each(store, keys, _read_entries):
-        out.update((e.id, e) for e in entries)
+    with _gc_paused():
+        for entries in _each(store, keys, _read_entries):
+            out.update((e.id, e) for e in entries)
     return out
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Python's cycle collector paused: 100,000 entries of tuples and strings (no cycles)
+    set it off again and again, 0.17 s of 0.56 s."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _each(store: Store, keys: Sequence[str], read: Callable[[Store, str], Any]) -> Iterator[Any]:
@@ -309,12 +334,11 @@ def _read_entries(store: Store, key: str) -> list[IndexEntry]:
         n = table.num_rows
         values = [table.column(p).to_pylist() if p else [None] * n for p in props]
 
-        def when(first: str, then: str) -> list[datetime | None]:
+        def when(first: str, then: str) -> list[int | None]:
             cols = [table.column(c) for c in (first, then) if c in times]
             if not cols:
                 return [None] * n
-            micros = pc.coalesce(*cols).cast(pa.timestamp("us")).cast(pa.int64()).to_pylist()
-            return [None if v is None else EPOCH + timedelta(microseconds=v) for v in micros]
+            return pc.coalesce(*cols).cast(pa.timestamp("us")).cast(pa.int64()).to_pylist()
 
         hrefs: list[list[str | None]] = []
         data: list[list[str | None]] = []
@@ -352,21 +376,36 @@ def _has_role(roles: pa.Array, role: str) -> np.ndarray:
 
 
 def _absolute_all(hrefs: pa.Array, folder: str | None) -> list[str | None]:
-    """`_absolute` of each href of a column (nulls stay null); normpath is C in 3.11."""
+    """`_absolute` of each href of a column (nulls stay null). byod's relative hrefs are a
+    run of `../` and a clean rest: each run is resolved once (normpath per href took 60% of
+    `read_index_entries`); anything else goes through `_absolute`."""
     values: list[str | None] = hrefs.to_pylist()
     if folder is None:
         return values
-    start = folder.rstrip("/") + "/"
-    return [h if h is None or "://" in h or h[:1] == "/" else os.path.normpath(start + h)
-            for h in values]  # fmt: skip
+    bases: dict[str, str] = {}
+    out: list[str | None] = []
+    for href in values:
+        if href is None or "://" in href or href[:1] == "/":
+            out.append(href)
+            continue
+        up = len(href) - len(href.lstrip("./"))
+        prefix, rest = href[:up], href[up:]
+        if prefix != "../" * (up // 3) or "/." in rest or "//" in rest or rest[-1:] in "/":
+            out.append(_absolute(href, folder))
+            continue
+        base = bases.get(prefix)
+        if base is None:
+            base = bases[prefix] = os.path.normpath(os.path.join(folder, prefix)).rstrip("/")
+        out.append(f"{base}/{rest}")
+    return out
 
 
 def _entry(item: dict[str, Any]) -> IndexEntry:
     props = item["properties"]
 
-    def when(name: str) -> datetime | None:
+    def when(name: str) -> int | None:
         text = props.get(name) or props.get("datetime")
-        return _parse(text) if text else None
+        return None if not text else (_parse(text) - EPOCH) // timedelta(microseconds=1)
 
     assets = list(item.get("assets", {}).values())
     return IndexEntry(
@@ -375,8 +414,8 @@ def _entry(item: dict[str, Any]) -> IndexEntry:
         fingerprint=props.get("byod:fingerprint"),
         subdataset=props.get("byod:subdataset"),
         version=props.get("byod:version"),
-        start=when("start_datetime"),
-        end=when("end_datetime"),
+        start_us=when("start_datetime"),
+        end_us=when("end_datetime"),
         data_hrefs=tuple(a["href"] for a in assets if "data" in (a.get("roles") or [])),
         hrefs=tuple(a["href"] for a in assets),
     )
