@@ -19,13 +19,15 @@ installed `byod` CLI in a fresh process:
 `--noop-inputs N` adds a second table: a first run of N small rasters (32 x 32) and a no-op
 re-run of the same folder, and their ratio (target: the re-run <= 2% of the first run).
 Azurite (node_modules/.bin/azurite-blob, loopback, --disableTelemetry) is started by the
-script. The machine is shared: the load average is printed with each table.
+script. The machine is shared: the load average is printed with each table, and each time
+is wall seconds with, in parentheses, the CPU seconds of the CLI and its workers.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -35,6 +37,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -124,19 +127,37 @@ def raster(path: Path, size: int, offset: int) -> None:
         dst.write(data)
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> float:
+def cli(*args: str, env: dict[str, str] | None = None) -> Timed:
     """Wall seconds of one `byod` command in a fresh process; fails loudly on exit > 1.
     Compiled bytecode is cached (`PYCACHE`) as in any installation: an environment with
     PYTHONDONTWRITEBYTECODE would otherwise compile every module in every process (~3 s)."""
     env = dict(env or os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run([BYOD, *args], capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in (0, 1):
         raise SystemExit(f"byod {' '.join(args)} exited {done.returncode}: {done.stderr}")
-    return seconds
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return Timed(seconds, cpu)
+
+
+@dataclass(frozen=True)
+class Timed:
+    """Wall seconds and CPU seconds (user + system, the process and its workers): on a
+    shared machine the wall clock waits for cores, the CPU time does not."""
+
+    wall: float
+    cpu: float
+
+    def __format__(self, spec: str) -> str:
+        return format(f"{self.wall:.2f} ({self.cpu:.2f})", spec)
+
+    def __truediv__(self, other: Timed) -> float:
+        return self.wall / other.wall
 
 
 def load() -> str:
@@ -199,7 +220,8 @@ def open_stores(catalog: str, target: str, env: dict[str, str] | None) -> tuple[
 
 def size_rows(where: str, sizes: list[int], base: Path, env: dict[str, str] | None) -> None:
     print(f"\n{where}: {load()}")
-    print(f"{'items':>8} {'build s':>8} {'add one s':>10} {'no-op s':>8} {'search s':>9}")
+    print(f"{'items':>8} {'build s':>8} {'add one s (cpu)':>16} {'no-op s (cpu)':>14} "
+          f"{'search s (cpu)':>15}")  # fmt: skip
     for n in sizes:
         catalog_url, target_url = stores(n, base, env)
         catalog, target = open_stores(catalog_url, target_url, env)
@@ -211,7 +233,7 @@ def size_rows(where: str, sizes: list[int], base: Path, env: dict[str, str] | No
         add = cli(*run, env=env)
         noop = cli(*run, env=env)
         found = cli("search", catalog_url, *SEARCH, "--json", env=env)
-        print(f"{n:>8} {built:>8.1f} {add:>10.2f} {noop:>8.2f} {found:>9.2f}")
+        print(f"{n:>8} {built:>8.1f} {add:>16} {noop:>14} {found:>15}")
 
 
 def noop_rows(where: str, n: int, base: Path, env: dict[str, str] | None) -> None:
@@ -225,8 +247,8 @@ def noop_rows(where: str, n: int, base: Path, env: dict[str, str] | None) -> Non
     first = cli(*run, env=env)
     again = cli(*run, env=env)
     print(f"\n{where}, {n} small inputs: {load()}")
-    print(f"{'first run s':>12} {'no-op s':>8} {'ratio':>7}")
-    print(f"{first:>12.1f} {again:>8.2f} {again / first:>7.1%}")
+    print(f"{'first run s (cpu)':>18} {'no-op s (cpu)':>14} {'ratio':>7}")
+    print(f"{first:>18} {again:>14} {again / first:>7.1%}")
 
 
 def main() -> None:
