@@ -377,8 +377,8 @@ def _has_role(roles: pa.Array, role: str) -> np.ndarray:
 
 def _absolute_all(hrefs: pa.Array, folder: str | None) -> list[str | None]:
     """`_absolute` of each href of a column (nulls stay null). byod's relative hrefs are a
-    run of `../` and a clean rest: each run is resolved once (normpath per href took 60% of
-    `read_index_entries`); anything else goes through `_absolute`."""
+    run of `../` and a clean rest: each run is resolved once; anything else goes through
+    `_absolute`."""
     values: list[str | None] = hrefs.to_pylist()
     if folder is None:
         return values
