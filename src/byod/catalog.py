@@ -439,30 +439,14 @@ def collection_entries(store: Store, collection_id: str, layout: Layout | None =
 
 
 def _entries_reader(store: Store) -> Callable[[str], dict[str, Entry]]:
-    try:
-        from byod.index import read_index_entries
-    except ImportError:  # an index module without the column reader: read whole items
-        from byod.index import read_index_items
-
-        def whole(key: str) -> dict[str, Entry]:
-            return {i: _entry(d, "") for i, d in read_index_items(store, key).items()}
-
-        return whole
+    from byod.index import read_index_entries
 
     def columns(key: str) -> dict[str, Entry]:
         return {
-            i: Entry(
-                i,
-                e.source,
-                e.fingerprint,
-                e.subdataset,
-                e.version,
-                "",
-                tuple(e.data_hrefs),
-                tuple(e.hrefs),
-            )
+            i: Entry(i, e.source, e.fingerprint, e.subdataset, e.version, "", tuple(e.data_hrefs),
+                     tuple(e.hrefs))
             for i, e in read_index_entries(store, [key]).items()
-        }
+        }  # fmt: skip
 
     return columns
 
