@@ -4,29 +4,31 @@ loopback with a throwaway SQLite database)."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
+import os
 import shutil
+import subprocess
+import sys
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (
-    FlowFilter,
-    FlowFilterName,
-    FlowRunFilter,
-    FlowRunFilterId,
-)
-from prefect.client.schemas.sorting import FlowRunSort
+from prefect.settings import PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
+from pydantic import BaseModel
 
 from byod.catalog import VERSION
+from byod.config import IngestSettings
+from byod.flows import ingest, result_folder
 from byod.report import markdown_text
 from byod.validate import validate_catalog
-from flows.ingest import ingest
 from tests.conftest import ramp, write_geotiff
 from tests.readback import asset_path, item_files
+from tests.test_dask_cluster import big_raster, killing_workers_reading, task_runs
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +47,8 @@ def _rasters(folder: Path) -> None:
 
 async def _task_states(flow_name: str) -> dict[str, str]:
     """Names and final states of the tasks of the newest run of a flow."""
-    async with get_client() as client:
-        runs = await client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
-            sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=1,
-        )  # fmt: skip
-        tasks = await client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[runs[0].id]))
-        )
-        return {t.name: t.state.name if t.state else "" for t in tasks}
+    tasks = await task_runs(flow_name)
+    return {name: t.state.name if t.state else "" for name, t in tasks.items()}
 
 
 async def _artifact(key: str) -> str:
@@ -62,13 +57,29 @@ async def _artifact(key: str) -> str:
         return str(next(a for a in artifact if a.key == key).data)
 
 
+def _retry_in_another_process(settings: IngestSettings, home: Path) -> str:
+    """The flow run again by a fresh process with another HOME and PREFECT_HOME (as another
+    worker of the pool would be), reporting to the same API: the names of its task states."""
+    script = (
+        "import json, sys\n"
+        "from byod.config import IngestSettings\n"
+        "from byod.flows import ingest\n"
+        "state = ingest(IngestSettings.model_validate_json(sys.argv[1]), return_state=True)\n"
+        "print(json.dumps(state.result()['counts']))\n"
+    )
+    env = {**os.environ, "HOME": str(home), "PREFECT_HOME": str(home / ".prefect"),
+           "PREFECT_API_URL": str(PREFECT_API_URL.value())}  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", script, settings.model_dump_json()], env=env,
+                          cwd=home, capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
 def test_ingest_flow_reports_and_caches(prefect_api: None, tmp_path: Path) -> None:
     _rasters(tmp_path / "src")
-    options: dict[str, Any] = {
-        "source": str(tmp_path / "src"), "catalog": str(tmp_path / "cat"),
-        "target": str(tmp_path / "data"), "collection": "flowtest",
-    }  # fmt: skip
-    state = ingest(**options, return_state=True)
+    settings = IngestSettings(source=str(tmp_path / "src"), catalog=str(tmp_path / "cat"),
+                              target=str(tmp_path / "data"), collection="flowtest")  # fmt: skip
+    state = ingest(settings, return_state=True)
     assert state.is_completed()  # a rejected input is a report row, not a failed flow
     report = state.result()
     assert report["counts"] == {"ingested": 2, "replaced": 0, "unchanged": 0, "rejected": 1}
@@ -78,26 +89,50 @@ def test_ingest_flow_reports_and_caches(prefect_api: None, tmp_path: Path) -> No
     assert f"| {markdown_text('broken_20240103.tif')} | rejected |" in markdown
     assert "`not_a_raster`" in markdown  # reason codes are byod's own, shown as code
     assert "**2** ingested" in markdown and "flowtest/collection.json" in markdown
-    states = asyncio.run(_task_states("byod-ingest-run"))
-    assert states["a_20240101.tif"] == "Completed"
+    tasks = asyncio.run(task_runs("byod-ingest-run"))
+    assert tasks["a_20240101.tif"].state.name == "Completed"
+    # A rejected input is a Completed task named Rejected, its reason the message.
+    rejected = tasks["broken_20240103.tif"].state
+    assert rejected.type.value == "COMPLETED" and rejected.name == "Rejected"
+    assert rejected.message.startswith("not_a_raster: ")
+    # Results and cache records are next to the local catalog, where every worker finds them.
+    results = Path(result_folder(settings, None))
+    assert results == tmp_path / ".byod-prefect-results" and any(results.iterdir())
 
-    # The catalog is lost but the COGs are stored: a re-run takes each input's outcome from
-    # Prefect's cache (keyed by its fingerprint) and converts nothing.
+    # The catalog is lost but the COGs are stored: the flow run again by another process
+    # (another worker) takes each input's outcome from the shared cache, converts nothing.
     shutil.rmtree(tmp_path / "cat")
-    again = ingest(**options)
-    assert again["counts"]["ingested"] == 2
+    other = tmp_path / "other-worker"
+    other.mkdir()
+    counts = json.loads(_retry_in_another_process(settings, other))
+    assert counts["ingested"] == 2
     states = asyncio.run(_task_states("byod-ingest-run"))
     assert states["a_20240101.tif"] == "Cached" and states["sub/b_20240102.tif"] == "Cached"
+    assert states["broken_20240103.tif"] == "Rejected"  # a rejection is done again
     assert validate_catalog(str(tmp_path / "cat" / "catalog.json"))[1] == []
 
 
-def test_a_configuration_error_fails_the_flow(prefect_api: None, tmp_path: Path) -> None:
-    state = ingest(source=str(tmp_path / "missing"), catalog=str(tmp_path / "cat"),
-                   return_state=True)  # fmt: skip
+def test_a_configuration_error_fails_the_flow_at_once(prefect_api: None, tmp_path: Path) -> None:
+    settings = IngestSettings(source=str(tmp_path / "missing"), catalog=str(tmp_path / "cat"))
+    state = ingest(settings, return_state=True)
     assert state.is_failed()
-    assert "source is not a folder" in str(state.message) or "not a folder" in repr(
-        state.result(raise_on_failure=False))  # fmt: skip
+    assert "not a folder" in str(state.message) + repr(state.result(raise_on_failure=False))
     assert not (tmp_path / "cat").exists()
+    runs = asyncio.run(task_runs("byod-ingest-run"))
+    plan = next(run for name, run in runs.items() if name.startswith("plan"))
+    assert plan.state.name == "Failed" and plan.run_count == 1  # not retried
+
+
+def test_a_flow_where_every_input_crashed_fails(prefect_api: None, tmp_path: Path) -> None:
+    big_raster(tmp_path / "src" / "big_20240105.tif")
+    settings = IngestSettings(source=str(tmp_path / "src"), catalog=str(tmp_path / "cat"),
+                              target=str(tmp_path / "data"), collection="crashed")  # fmt: skip
+    with killing_workers_reading("big_20240105.tif") as killed:
+        state = ingest(settings, return_state=True)
+    assert killed, "no worker was seen reading the input"
+    assert state.is_failed() and "every input (1) crashed" in str(state.message)
+    report = state.result(raise_on_failure=False)
+    assert report["counts"]["rejected"] == 1 and report["rows"][0]["reason"] == "crashed"
 
 
 def test_dask_runner_gives_the_same_catalog(prefect_api: None, tmp_path: Path) -> None:
@@ -105,9 +140,9 @@ def test_dask_runner_gives_the_same_catalog(prefect_api: None, tmp_path: Path) -
     catalogs = {}
     for runner in ("threads", "dask"):
         out = tmp_path / runner
-        report = ingest(source=str(tmp_path / "src"), catalog=str(out / "cat"),
-                        target=str(out / "data"), collection="same", task_runner=runner,
-                        dask_workers=2)  # fmt: skip
+        settings = IngestSettings(source=str(tmp_path / "src"), catalog=str(out / "cat"),
+                                  target=str(out / "data"), collection="same")  # fmt: skip
+        report = ingest(settings, task_runner=runner, dask_workers=2)
         assert report["counts"]["ingested"] == 2
         # Each run writes to its own version folders (catalog.py): compare without them.
         catalogs[runner] = {
@@ -116,22 +151,52 @@ def test_dask_runner_gives_the_same_catalog(prefect_api: None, tmp_path: Path) -
             for p in sorted((out / "cat").rglob("*.json"))
         }  # fmt: skip
     assert catalogs["dask"] == catalogs["threads"]
-    assert len(catalogs["dask"]) == 4  # root, collection, two items
+    features = [k for k, v in catalogs["dask"].items() if v.get("type") == "Feature"]
+    assert len(features) == 2  # the two items, beside the root and the collection's files
 
 
-def test_flow_parameters_mirror_the_cli() -> None:
-    import inspect
+def _fields(model: type[BaseModel], prefix: str = "") -> set[str]:
+    """Every field of a settings model, nested models' fields as dotted paths."""
+    names = set()
+    for name, info in model.model_fields.items():
+        nested = [a for a in typing.get_args(info.annotation) or [info.annotation]
+                  if isinstance(a, type) and issubclass(a, BaseModel)]  # fmt: skip
+        names |= _fields(nested[0], f"{prefix}{name}.") if nested else {prefix + name}
+    return names
 
+
+def _schema_fields(schema: dict[str, Any], node: dict[str, Any], prefix: str = "") -> set[str]:
+    """The same dotted paths, read from a JSON schema (definitions followed)."""
+    names = set()
+    for name, prop in node.get("properties", {}).items():
+        refs = [p["$ref"] for p in [prop, *prop.get("anyOf", [])] if "$ref" in p]
+        if refs:
+            target = schema["definitions"][refs[0].rsplit("/", 1)[-1]]
+            names |= _schema_fields(schema, target, f"{prefix}{name}.")
+        else:
+            names.add(prefix + name)
+    return names
+
+
+def test_every_setting_is_a_flow_parameter() -> None:
+    """The flow's parameters (the form the Prefect UI renders) reach every IngestSettings
+    field, also the ones added later: read from the models, not listed here."""
+    schema = ingest.parameters.model_dump()
+    reachable = _schema_fields(schema, schema)
+    expected = {f"settings.{name}" for name in _fields(IngestSettings)}
+    assert expected - reachable == set()
+    # ... and the options the CLI has (its names, or the settings field they set).
     from byod.cli import ingest as cli_ingest
 
-    flow_params = set(inspect.signature(ingest.fn).parameters)
-    renamed = {"datetime_": "datetime", "timeout": "timeout_s", "max_memory": "max_memory_mb"}
-    cli_params = {renamed.get(p, p) for p in inspect.signature(cli_ingest).parameters}
-    shared = {"source", "collection", "target", "catalog", "datetime", "datetime_pattern",
-              "require_datetime", "cloud_cover", "cloud_rule", "cloud_band", "group_pattern",
-              "compression", "license", "description", "title", "config", "azure_region",
-              "timeout_s", "max_memory_mb"}  # fmt: skip
-    assert shared <= flow_params and shared <= cli_params
+    renamed = {"datetime_": "datetime", "timeout": "timeout_s", "max_memory": "max_memory_mb",
+               "disk_budget": "disk_budget_mb", "config": "config_file",
+               "publish_every": "publish_every_inputs", "azure_account": "account_name",
+               "request_timeout": "request_timeout_s"}  # fmt: skip
+    fields = _fields(IngestSettings)  # azure.region is reachable as azure_region or region
+    leaves = {name.rsplit(".", 1)[-1] for name in fields} | {n.replace(".", "_") for n in fields}
+    edge_only = {"ctx", "quiet", "json_", "report"}  # how the CLI shows its outcome
+    cli = {renamed.get(p, p) for p in inspect.signature(cli_ingest).parameters} - edge_only
+    assert cli - leaves == set()
 
 
 def _cog(catalog: Path, item_id: str) -> Path:
@@ -142,15 +207,13 @@ def _cog(catalog: Path, item_id: str) -> Path:
 
 def test_a_cached_outcome_whose_cog_changed_is_redone(prefect_api: None, tmp_path: Path) -> None:
     _rasters(tmp_path / "src")
-    options: dict[str, Any] = {
-        "source": str(tmp_path / "src"), "catalog": str(tmp_path / "cat"),
-        "target": str(tmp_path / "data"), "collection": "stale",
-    }  # fmt: skip
-    ingest(**options)
+    options = IngestSettings(source=str(tmp_path / "src"), catalog=str(tmp_path / "cat"),
+                             target=str(tmp_path / "data"), collection="stale")  # fmt: skip
+    ingest(options)
     cog = _cog(tmp_path / "cat", "a_20240101")
     original = cog.read_bytes()
     cog.write_bytes(original[:-10] + b"0123456789")  # the stored file is no longer that COG
     shutil.rmtree(tmp_path / "cat")  # so the plan finds no items and submits every input
-    ingest(**options)
+    ingest(options)
     assert _cog(tmp_path / "cat", "a_20240101").read_bytes() == original  # redone, not cached
     assert validate_catalog(str(tmp_path / "cat" / "catalog.json"))[1] == []

@@ -68,7 +68,9 @@ def search(
     store, _ = catalog_store(catalog_url, access)
     query = Query.parse(bbox, datetime, max_cloud, filter)
     found = search_store(store, query, collections, limit)
-    return pystac.ItemCollection([pystac.Item.from_dict(d) for d in found])
+    # migrate=False: pystac's migration to projection v2.0 drops proj:epsg, which stackstac
+    # 0.5 reads (items.py); the items are returned as published.
+    return pystac.ItemCollection([pystac.Item.from_dict(d, migrate=False) for d in found])
 
 
 class UnrectifiedItems(ValueError):

@@ -14,6 +14,12 @@ the path), and children get a preparation without the caller's `__main__` and wi
 path without the working directory or the script's folder (`_Popen`). Each worker then drops
 credentials and network access before it reads an input (`untrusted.worker_environment`), and
 is confined by the kernel to its source and work folders (`confine`, Landlock).
+
+Inside a daemonic process (a Dask worker with default settings) multiprocessing refuses to
+start children (PITFALLS), so there each worker is a `python -P -m byod.subworker` started
+with `subprocess` instead: the job is pickled to its stdin, its results come back on an
+inherited pipe, and it gets the same bounds (time, RLIMIT_AS, death with its parent), the
+same safe import path, an environment without credentials, and the same confinement.
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ import io
 import logging
 import multiprocessing as mp
 import os
+import pickle
 import resource
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -45,7 +53,7 @@ from rasterio.errors import RasterioError
 from byod import confine
 from byod.rasters import is_out_of_memory
 from byod.reasons import Reason, RejectedInput
-from byod.untrusted import worker_environment
+from byod.untrusted import _PROXY_VARIABLES, CREDENTIAL_PREFIXES, worker_environment
 
 log = logging.getLogger(__name__)
 
@@ -92,17 +100,23 @@ def _safe_preparation(name: str, work_module: str | None) -> dict[str, Any]:
     data = spawn.get_preparation_data(name)
     data.pop("init_main_from_name", None)
     data.pop("init_main_from_path", None)
+    data["sys_path"] = _safe_sys_path(data["sys_path"], work_module)
+    return data
+
+
+def _safe_sys_path(sys_path: list[str], work_module: str | None) -> list[str]:
+    """`sys_path` without relative entries, the working directory or the script's folder,
+    plus (last) the folder that provides the worker function's module."""
     original = getattr(process, "ORIGINAL_DIR", None) or os.getcwd()
     unsafe = {os.path.realpath(p) for p in (os.getcwd(), original)}
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
     if main_file:
         unsafe.add(os.path.realpath(os.path.dirname(os.path.abspath(main_file))))
-    paths = [p for p in data["sys_path"] if os.path.isabs(p) and os.path.realpath(p) not in unsafe]
+    paths = [p for p in sys_path if os.path.isabs(p) and os.path.realpath(p) not in unsafe]
     home = _module_root(work_module)
     if home is not None and home not in paths:
         paths.append(home)
-    data["sys_path"] = paths
-    return data
+    return paths
 
 
 def _module_root(module_name: str | None) -> str | None:
@@ -218,13 +232,18 @@ def _run(
                 continue
             with _signals_held():  # a start cut in half leaves a worker with no orders
                 recv, send = _CONTEXT.Pipe(duplex=False)
-                _start_forkserver()
-                process = _Process(
-                    target=_child, args=(send, work, job, label, max_memory_mb), daemon=True
-                )
-                process.start()
+                if mp.current_process().daemon:  # e.g. a Dask worker: no multiprocessing
+                    process: Any = _Subprocess(send, work, job, label, max_memory_mb)
+                else:
+                    _start_forkserver()
+                    process = _Process(
+                        target=_child, args=(send, work, job, label, max_memory_mb), daemon=True
+                    )
+                    process.start()
                 send.close()
                 running.append(_Running(job, label, process, recv, time.monotonic()))
+                if isinstance(process, _Subprocess):
+                    process.send_orders()  # after `send` is closed here: EOF when it dies
             on_stage(label, "queued")
         if not running:
             continue
@@ -299,6 +318,69 @@ def _reap(run: _Running, kill: bool = False) -> None:
         run.process.kill()
     run.process.join(timeout=10)
     run.conn.close()
+
+
+class _Subprocess:
+    """A worker started with `subprocess` (`python -P -m byod.subworker FD`), with the part
+    of multiprocessing.Process's interface `_run` uses: for daemonic callers (Dask workers),
+    which multiprocessing refuses children.
+
+    Its import path is the caller's made safe (`_safe_sys_path`, PYTHONSAFEPATH and `-P`: no
+    working directory, no script folder, no caller `__main__`), its environment has no
+    credential or proxy variables from the start (not even in /proc/PID/environ), and it
+    runs `_child` as a forkserver worker does: RLIMIT_AS, Landlock, SIGKILL with its parent.
+    """
+
+    def __init__(
+        self, send: Connection, work: Callable[..., Any], job: Any, label: str, max_memory_mb: int
+    ) -> None:
+        secret = CREDENTIAL_PREFIXES
+        env = {k: v for k, v in os.environ.items()
+               if not (k.startswith(secret) or k.lower() in _PROXY_VARIABLES)}  # fmt: skip
+        env["PYTHONSAFEPATH"] = "1"
+        absolute = [e for e in env.get("PYTHONPATH", "").split(os.pathsep) if os.path.isabs(e)]
+        env.pop("PYTHONPATH", None)
+        if absolute:
+            env["PYTHONPATH"] = os.pathsep.join(absolute)
+        fd = send.fileno()
+        self._orders = (
+            _safe_sys_path(list(sys.path), getattr(work, "__module__", None)),
+            pickle.dumps((work, job, label, max_memory_mb)),
+        )
+        self._popen = subprocess.Popen(
+            [sys.executable, "-P", "-m", "byod.subworker", str(fd)],
+            stdin=subprocess.PIPE, pass_fds=(fd,), env=env, close_fds=True,
+        )  # fmt: skip
+        self.pid = self._popen.pid
+        # A pidfd is readable once the process exits: a sentinel for `wait`, as Process has.
+        self.sentinel = os.pidfd_open(self.pid)
+
+    def send_orders(self) -> None:
+        """Pickle the import path, then the job, to the worker's stdin (then EOF)."""
+        stdin = self._popen.stdin
+        assert stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # it died at start: seen by its sentinel
+            pickle.dump(self._orders[0], stdin)
+            stdin.write(self._orders[1])
+        with contextlib.suppress(BrokenPipeError):
+            stdin.close()
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._popen.poll()
+
+    def is_alive(self) -> bool:
+        return self._popen.poll() is None
+
+    def kill(self) -> None:
+        self._popen.kill()
+
+    def join(self, timeout: float | None = None) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._popen.wait(timeout)
+        if self._popen.returncode is not None and self.sentinel >= 0:
+            os.close(self.sentinel)
+            self.sentinel = -1
 
 
 class Confined(Protocol):

@@ -1,0 +1,316 @@
+"""Prefect flows over the byod library: `byod-ingest` and `byod-sweep` (the Prefect edge).
+
+Thin by design: every step is a byod function (`plan_run`, `process`, `publish_run`); this
+module only decides what runs as a task, with which retries, caching and task runner. It is
+part of the installed package (not the repository's `flows/` folder) so that a deployment's
+worker and the workers of a Dask cluster, which have byod installed and nothing else, can
+import every function a task runs. Deployments name it as `byod.flows.ingest` (prefect.yaml).
+
+Flow parameters are `IngestSettings` itself (a form in the Prefect UI): every option of
+`byod ingest` is reachable; the fields given override the dataset's `byod.yaml`
+(`settings.config_file`, or the one in the source folder), which overrides byod's defaults.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import CachePolicy
+from prefect.context import TaskRunContext
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.states import Completed, Failed, State
+from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.transactions import get_transaction
+
+import byod
+from byod.config import IngestSettings, build_settings
+from byod.errors import ByodError, ConfigurationError, StorageUnavailable, storage_failure
+from byod.pipeline import (
+    Outcome,
+    Run,
+    RunContext,
+    WorkItem,
+    outcome_is_stored,
+    plan_run,
+    process,
+    publish_run,
+)
+from byod.reasons import Reason
+from byod.report import Row, Status, to_markdown
+
+Runner = Literal["threads", "dask"]
+REJECTED = "Rejected"  # the name of a rejected input's Completed task state
+
+
+def _retry_storage_only(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry what a failing store caused (it may come back); fail fast on everything else
+    (a configuration error, a rejected input, a bug): byod.errors' split."""
+    try:
+        state.result()
+    except (StorageFailed, StorageUnavailable):
+        return True
+    except ByodError:
+        return False
+    except Exception as exc:  # noqa: BLE001 - e.g. a full disk or an Azure error in publish
+        return storage_failure(exc, "") is not None
+    return False
+
+
+def _explicit(settings: IngestSettings) -> dict[str, Any]:
+    """The fields the caller gave (pydantic's `model_fields_set`): only these override
+    byod.yaml. Nested models (azure) are kept as given, as build_settings expects."""
+    return {name: getattr(settings, name) for name in settings.model_fields_set
+            if name not in ("source", "config_file")}  # fmt: skip
+
+
+@task(name="plan", retries=3, retry_delay_seconds=[2, 10, 30],
+      retry_condition_fn=_retry_storage_only)  # fmt: skip
+def plan_task(settings: IngestSettings) -> Run:
+    """Discover, fingerprint and settle what is unchanged (a listing and HEADs, no downloads).
+    A ConfigurationError (a missing source folder, a refused region) is never retried."""
+    return plan_run(build_settings(settings.source, _explicit(settings), settings.config_file))
+
+
+@dataclass
+class InputFingerprint(CachePolicy):
+    """An input's cache key (a Prefect 3 cache policy): its fingerprint (content and the
+    options that shape the output) and where it goes, so a retried or re-run flow, on any
+    worker that shares the result storage, never converts the same input twice."""
+
+    def compute_key(
+        self,
+        task_ctx: TaskRunContext,
+        inputs: dict[str, Any],
+        flow_parameters: dict[str, Any],
+        **kwargs: Any,
+    ) -> str | None:
+        run: RunContext = inputs["context"]
+        work: WorkItem = inputs["work"]
+        s = run.settings
+        parts = (work.fingerprint, work.item_id, run.collection_id, s.target, s.catalog,
+                 s.timeout_s, s.max_memory_mb)  # fmt: skip
+        return hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()
+
+
+class InputRejected(Exception):
+    """Storing the input failed: raised so that Prefect retries it, never cached."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome)  # in args, so it survives pickling into Prefect's state
+        self.outcome = outcome
+
+    def __str__(self) -> str:
+        return self.outcome.row.message or self.outcome.row.input
+
+
+class StorageFailed(InputRejected):
+    """Storing the input's files failed: retried with backoff."""
+
+
+@task(
+    name="convert-describe-store",
+    task_run_name="{work.candidate.relpath}",
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    retry_condition_fn=_retry_storage_only,
+    cache_policy=InputFingerprint(),
+    cache_expiration=dt.timedelta(days=7),
+)
+def process_task(context: RunContext, work: WorkItem) -> Outcome | State[Outcome]:
+    """One input, in a bounded worker process. A stored input is Completed (and cached); a
+    rejected one is Completed named `Rejected`, its reason the state message, not cached; a
+    storage failure raises to be retried."""
+    outcome = process(context, work)
+    if outcome.row.reason is Reason.STORAGE_FAILED:
+        raise StorageFailed(outcome)
+    if outcome.row.reason is not None:
+        transaction = get_transaction()
+        if transaction is not None:  # never cached: a time-out or a crash may not repeat
+            transaction.write_on_commit = False
+        message = f"{outcome.row.reason.value}: {outcome.row.message or outcome.row.input}"
+        return Completed(name=REJECTED, message=message, data=outcome)
+    return outcome
+
+
+@task(name="publish", retries=3, retry_delay_seconds=[2, 10, 30],
+      retry_condition_fn=_retry_storage_only)  # fmt: skip
+def publish_task(run: Run, outcomes: list[Outcome]) -> dict[str, Any]:
+    report = publish_run(run, outcomes)
+    collection = report.catalog.replace("catalog.json", f"{report.collection}/collection.json")
+    create_markdown_artifact(to_markdown(report, collection), key="byod-ingest-report",
+                             description=f"byod ingest of {report.source}")  # fmt: skip
+    return report.to_dict()
+
+
+def _redo(future: Any, result: Any, context: RunContext) -> bool:
+    """A cached outcome is done again when it was a rejection (a time-out or a crash may
+    not repeat) or its files are gone or replaced since."""
+    if future.state.name != "Cached" or not isinstance(result, Outcome):
+        return False
+    return result.row.reason is not None or not outcome_is_stored(context, result)
+
+
+@flow(name="byod-ingest-run")
+def _ingest_run(settings: IngestSettings, results: str) -> Any:
+    """The ingest itself, as a subflow so that the caller can choose its task runner.
+    Returns the flow's final state (Completed or Failed), with the report as its data."""
+    run = plan_task(settings)
+    # Results and cache records in one folder every worker shares (result_folder).
+    process_one = process_task.with_options(result_storage=Path(results), persist_result=True)
+    futures = [(w, process_one.submit(run.context, w)) for w in run.todo]
+    outcomes = []
+    for work, future in futures:
+        result = future.result(raise_on_failure=False)
+        if _redo(future, result, run.context):
+            fresh = process_one.with_options(refresh_cache=True).submit(run.context, work)
+            result = fresh.result(raise_on_failure=False)
+        if isinstance(result, Outcome):
+            outcomes.append(result)
+        elif isinstance(result, InputRejected):
+            outcomes.append(result.outcome)
+        elif isinstance(result, StorageUnavailable):  # still down after the retries: an
+            raise result  # outage ends the run (Failed); the next run removes what it stored
+        else:  # the task itself failed: the input is rejected, and the run goes on
+            row = Row(work.candidate.relpath, Status.REJECTED, reason=Reason.CRASHED,
+                      message=f"{work.candidate.relpath}: {result}")  # fmt: skip
+            outcomes.append(Outcome(row))
+    report = publish_task(run, outcomes)
+    counts = report["counts"]
+    get_run_logger().info("byod: %s; catalog %s", counts, report["catalog"])
+    if outcomes and all(o.row.reason is Reason.CRASHED for o in outcomes):
+        # Nothing could be worked on: byod cannot run here (e.g. workers that may not start
+        # processes), which a Completed run with an empty collection would hide.
+        return Failed(message=f"byod: every input ({len(outcomes)}) crashed; see the "
+                      "byod-ingest-report artifact", data=report)  # fmt: skip
+    return Completed(data=report)
+
+
+def _byod_version() -> str:
+    """Run on each Dask worker: the byod it imports (pickled by reference, so a worker
+    without byod fails to run it)."""
+    import byod as installed
+
+    return installed.__version__
+
+
+def check_cluster(address: str, timeout_s: float = 30) -> dict[str, str]:
+    """Check that the Dask cluster at `address` can run byod's tasks: it has workers, and
+    each imports the same byod version as this process. Returns {worker: version}.
+
+    Raises ConfigurationError naming the workers without byod or with another version."""
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout=timeout_s, set_as_default=False)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
+    with client:
+        if not client.scheduler_info().get("workers"):
+            client.wait_for_workers(1, timeout=timeout_s)
+        versions = client.run(_byod_version, on_error="return")
+    wrong = {w: v for w, v in versions.items() if v != byod.__version__}
+    if wrong:
+        detail = ", ".join(f"{w}: {v!r}" for w, v in sorted(wrong.items()))
+        raise ConfigurationError(
+            f"the Dask cluster at {address} cannot run byod {byod.__version__}: install the "
+            f"same byod on its workers ({detail})"
+        )
+    return {w: str(v) for w, v in versions.items()}
+
+
+def _api_url() -> str | None:
+    """The Prefect API this flow reports to, also when it is an ephemeral server: Dask
+    workers are given it, so their task runs are this flow's (and none starts its own)."""
+    if url := PREFECT_API_URL.value():
+        return str(url)
+    try:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        return str(SubprocessASGIServer().api_url)
+    except Exception:  # noqa: BLE001 - no ephemeral server here either: leave it to Prefect
+        return None
+
+
+def _task_runner(runner: Runner, workers: int, dask_address: str | None, dask_workers: int) -> Any:
+    if runner == "threads":
+        # Threads suffice: each conversion runs in a worker process of its own.
+        return ThreadPoolTaskRunner(max_workers=workers)
+    from prefect_dask import DaskTaskRunner
+
+    # Workers keep Dask's defaults (daemonic): byod.runner starts its bounded workers with
+    # subprocess there, which daemonic processes may do.
+    if dask_address:  # an existing cluster: a Pangeo hub's dask-gateway, a scheduler address
+        check_cluster(dask_address)
+        return DaskTaskRunner(address=dask_address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": dask_workers, "threads_per_worker": 1,
+                                          "processes": True, "dashboard_address": None},
+                          client_kwargs={"set_as_default": False})  # fmt: skip
+
+
+def result_folder(settings: IngestSettings, results: str | None) -> str:
+    """Where task results and cache records go: `results`, else `.byod-prefect-results`
+    next to a local catalog (every process worker of the machine finds it), else Prefect's
+    local storage folder (set `results` to a folder all Dask workers share)."""
+    if results:
+        return results
+    if "://" not in settings.catalog:
+        return str(Path(settings.catalog).resolve().parent / ".byod-prefect-results")
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
+
+    return str(PREFECT_LOCAL_STORAGE_PATH.value())
+
+
+@flow(name="byod-ingest", log_prints=True)
+def ingest(
+    settings: IngestSettings,
+    task_runner: Runner = "threads",
+    dask_address: str | None = None,
+    dask_workers: int = 2,
+    results: str | None = None,
+) -> dict[str, Any] | State[dict[str, Any]]:
+    """Ingest `settings.source` (a folder or az://container/prefix) into COGs and the catalog.
+
+    `settings` holds `byod ingest`'s options; those given override the dataset's byod.yaml.
+    `task_runner="dask"` runs one task per input on a local Dask cluster of `dask_workers`,
+    or on the cluster at `dask_address` (checked first: same byod version on every worker).
+    `results`: the folder task results and cache records are kept in (`result_folder`).
+
+    Returns the report (a dict, as `byod ingest --json` writes). Ends Completed when every
+    input was ingested, unchanged or rejected for a reason (see the `byod-ingest-report`
+    artifact; rejected inputs are Completed tasks named Rejected); Failed when byod could not
+    work at all: bad configuration (not retried), storage unreachable, region refused, or
+    every input crashed (then with the report as the state's data).
+    """
+    runner = _task_runner(task_runner, settings.workers, dask_address, dask_workers)
+    folder = result_folder(settings, results)
+    url = _api_url() if task_runner == "dask" else None
+    with temporary_settings({PREFECT_API_URL: url} if url else {}):
+        state: State[dict[str, Any]] = _ingest_run.with_options(task_runner=runner)(
+            settings, folder, return_state=True
+        )  # type: ignore[assignment]  # Prefect's overloads offer an Awaitable too
+    report: dict[str, Any] = state.result(raise_on_failure=False)  # type: ignore[assignment]
+    if state.is_failed():  # its message and, when byod got as far, the report as its data
+        return Failed(message=state.message, data=report)
+    return report
+
+
+@flow(name="byod-sweep", log_prints=True)
+def sweep(settings: IngestSettings) -> dict[str, Any] | State[dict[str, Any]]:
+    """Ingest what was uploaded to `settings.source` since the last run, on a schedule.
+
+    Fingerprints from the blob listing (MD5 or ETag) tell new and changed uploads from the
+    ones already in the catalog without downloading them, so a sweep of a container where
+    nothing changed costs one listing and a HEAD per known input."""
+    state: State[dict[str, Any]] = ingest(settings=settings, return_state=True)  # type: ignore[assignment]
+    report: dict[str, Any] = state.result(raise_on_failure=False)  # type: ignore[assignment]
+    if state.is_failed():
+        return Failed(message=state.message, data=report)
+    new = [r["input"] for r in report["rows"] if r["status"] in ("ingested", "replaced")]
+    print(f"byod sweep: {len(new)} new or changed input(s): {', '.join(new) or 'none'}")
+    return report

@@ -1,0 +1,30 @@
+"""Jobs for byod.runner's workers started inside a daemonic process (test_dask_cluster): a
+module that imports nothing heavy beyond byod.runner, which each worker imports anyway."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests import test_runner
+
+
+def work(job: str, stage: Callable[[str], None]) -> Any:
+    """test_runner's jobs (ok, crash, hang, reject), and what the worker was started with."""
+    if job == "env":  # what the process was started with, not what it changed since
+        return Path("/proc/self/environ").read_bytes().split(b"\0")
+    if job == "path":
+        return list(sys.path)
+    return test_runner.work(job, stage)
+
+
+def run_in_daemon(out: Any) -> None:
+    """In a daemonic process: run one job of each kind and put {job: (result, rejection)}."""
+    from byod.runner import run_bounded
+
+    done = run_bounded([(j, j) for j in ("ok", "crash", "hang", "env", "path")], work,
+                       workers=5, timeout_s=10, max_memory_mb=2048)  # fmt: skip
+    out.put({d.job: (d.result, d.rejection and (d.rejection.reason, d.rejection.message))
+             for d in done})  # fmt: skip

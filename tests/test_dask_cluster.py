@@ -1,0 +1,247 @@
+"""byod on Dask as hubs run it: an external `dask scheduler` and two `dask worker` processes
+on loopback with default settings (daemonic workers under a nanny), started from a folder
+where the repository's flows/ and tests/ are not importable; the flow reaches them by
+`dask_address`. Also the runner's subprocess workers inside a daemonic process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing as mp
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pystac
+import pytest
+from distributed import Client
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
+from prefect.client.schemas.sorting import FlowRunSort
+from prefect.testing.utilities import prefect_test_harness
+
+from byod.config import IngestSettings
+from byod.errors import ConfigurationError
+from byod.flows import check_cluster, ingest
+from byod.reasons import Reason
+from tests.conftest import ramp, write_geotiff
+from tests.daemon_jobs import run_in_daemon
+
+DASK = str(Path(sys.executable).parent / "dask")
+WORKER_MARKS = (b"byod.subworker", b"multiprocessing.forkserver")  # byod's worker processes
+
+
+def big_raster(path: Path) -> Path:
+    """A raster whose conversion takes seconds (noise does not compress): time to see it."""
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 60000, (3000, 3000), dtype="uint16")
+    return write_geotiff(path, data, crs="EPSG:32633", transform=(10, 0, 500000, 0, -10, 5000000))
+
+
+def _kill_readers(name: str, killed: list[int]) -> None:
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            if not any(mark in cmdline for mark in WORKER_MARKS):
+                continue
+            fds = Path(f"/proc/{entry}/fd")
+            if any(os.readlink(fd).endswith(name) for fd in fds.iterdir()):
+                os.kill(int(entry), signal.SIGKILL)
+                killed.append(int(entry))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+
+
+@contextlib.contextmanager
+def killing_workers_reading(name: str) -> Iterator[list[int]]:
+    """While the block runs, SIGKILL every byod worker process (forkserver child or
+    `byod.subworker`) that has a file named `name` open: a worker that dies while reading
+    an input, as a segfault in GDAL or the OOM killer would make it. Yields the pids killed."""
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            _kill_readers(name, killed)
+            stop.wait(0.02)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield killed
+    finally:
+        stop.set()
+        thread.join()
+
+
+# --- the runner inside a daemonic process --------------------------------------------------
+
+
+def test_runner_in_a_daemonic_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """multiprocessing refuses children to daemonic processes; the runner starts them with
+    subprocess there, with the same guarantees."""
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", "AccountKey=secret")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "secrets.py").write_text("raise SystemExit('imported from the cwd')\n")
+    context = mp.get_context("spawn")
+    out = context.Queue()
+    daemon = context.Process(target=run_in_daemon, args=(out,), daemon=True)
+    daemon.start()
+    done = out.get(timeout=60)
+    daemon.join(timeout=10)
+    assert done["ok"] == ("OK", None)
+    assert done["crash"][1][0] is Reason.CRASHED and "exit code 3" in done["crash"][1][1]
+    assert done["hang"][1][0] is Reason.TIMEOUT
+    env = done["env"][0]
+    assert env and not any(v.startswith(b"AZURE_") for v in env)  # never in its environment
+    assert b"PYTHONSAFEPATH=1" in env
+    assert str(tmp_path) not in done["path"][0] and "" not in done["path"][0]
+
+
+# --- an external cluster --------------------------------------------------------------------
+
+
+def _probe() -> Callable[[], dict[str, bool]]:
+    """A function for a worker that tells whether the repository's packages can be imported
+    there and whether it is a daemonic process (Dask's default). A local function, so
+    cloudpickle ships it by value: this module is not importable on the workers."""
+
+    def probe() -> dict[str, bool]:
+        import importlib.util
+        import multiprocessing
+
+        found = {n: importlib.util.find_spec(n) is not None for n in ("flows", "tests")}
+        return {**found, "daemon": multiprocessing.current_process().daemon}
+
+    return probe
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start(args: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:  # the process has its own copy of the descriptor
+        return subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for proc in processes:  # each in a session of its own: its group is this test's
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in processes:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A scheduler and two default workers, as a hub's cluster: byod installed, the
+    repository not on their path, no PREFECT_API_URL, nothing set but loopback."""
+    home = tmp_path_factory.mktemp("dask-home")
+    dropped = ("PYTHONPATH", "PREFECT_API_URL")
+    env = {k: v for k, v in os.environ.items()
+           if k not in dropped and not k.startswith("PYTEST")}  # fmt: skip
+    env.update(HOME=str(home), PREFECT_HOME=str(home / ".prefect"),
+               PREFECT_SERVER_ANALYTICS_ENABLED="false", PYTHONSAFEPATH="1")  # fmt: skip
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    port = address.rsplit(":")[-1]
+    processes = [_start([DASK, "scheduler", "--host", "127.0.0.1", "--port", port,
+                         "--no-dashboard"], home, env, home / "scheduler.log")]  # fmt: skip
+    try:
+        for n in range(2):
+            worker = [DASK, "worker", address, "--nthreads", "1", "--no-dashboard",
+                      "--host", "127.0.0.1"]  # fmt: skip
+            processes.append(_start(worker, home, env, home / f"worker{n}.log"))
+        with Client(address, timeout=60, set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=60)
+            importable = client.run(_probe())
+        yield {"address": address, "home": home, "env": env, "processes": processes,
+               "importable": importable}  # fmt: skip
+    finally:
+        _stop(processes)
+
+
+async def task_runs(flow_name: str) -> dict[str, Any]:
+    """The task runs of the newest run of a flow, by name."""
+    async with get_client() as client:
+        runs = await client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
+            sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=1,
+        )  # fmt: skip
+        tasks = await client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[runs[0].id]))
+        )
+        return {t.name: t for t in tasks}
+
+
+def test_ingest_on_an_external_cluster(cluster: dict[str, Any], tmp_path: Path) -> None:
+    # The workers are as a hub's: daemonic, without the repository's code.
+    assert all(v == {"flows": False, "tests": False, "daemon": True}
+               for v in cluster["importable"].values())  # fmt: skip
+    source = tmp_path / "src"
+    for name, dtype in (("a_20240101.tif", "uint16"), ("sub/b_20240102.tif", "int16")):
+        write_geotiff(source / name, ramp(dtype=dtype), crs="EPSG:32633",
+                      transform=(10, 0, 500000, 0, -10, 5000000))  # fmt: skip
+    big_raster(source / "big_20240105.tif")
+    settings = IngestSettings(source=str(source), catalog=str(tmp_path / "cat"),
+                              target=str(tmp_path / "data"), collection="hub")  # fmt: skip
+    with prefect_test_harness(server_startup_timeout=60):
+        with killing_workers_reading("big_20240105.tif") as killed:
+            state = ingest(settings, task_runner="dask", dask_address=cluster["address"],
+                           return_state=True)  # fmt: skip
+        assert killed, "no worker was seen reading the big input"
+        assert state.is_completed(), state.message
+        report = state.result()
+        # The workers reported their task runs to this flow's API (none ran its own).
+        tasks = asyncio.run(task_runs("byod-ingest-run"))
+    assert report["counts"]["ingested"] == 2 and report["counts"]["rejected"] == 1
+    row = next(r for r in report["rows"] if r["input"] == "big_20240105.tif")
+    assert row["reason"] == "crashed" and "the worker died" in row["message"]
+    catalog = pystac.Catalog.from_file(str(tmp_path / "cat" / "catalog.json"))
+    assert sorted(i.id for i in catalog.get_items(recursive=True)) == [
+        "a_20240101", "sub-b_20240102"]  # fmt: skip
+    assert tasks["a_20240101.tif"].state.name == "Completed"
+    assert tasks["big_20240105.tif"].state.name == "Rejected"
+    assert tasks["big_20240105.tif"].state.message.startswith("crashed: ")
+    assert not (cluster["home"] / ".prefect" / "prefect.db").exists()  # no ephemeral server
+
+
+def test_a_cluster_without_the_same_byod_is_refused(cluster: dict[str, Any]) -> None:
+    """A worker with another byod joins: the flow's check names it and refuses to start."""
+    fake = cluster["home"] / "other-byod"
+    (fake / "byod").mkdir(parents=True)
+    (fake / "byod" / "__init__.py").write_text("__version__ = '0.0.0-other'\n")
+    env = {**cluster["env"], "PYTHONPATH": str(fake)}
+    other = _start([DASK, "worker", cluster["address"], "--nthreads", "1", "--no-dashboard",
+                    "--host", "127.0.0.1"], cluster["home"], env,
+                   cluster["home"] / "other.log")  # fmt: skip
+    try:
+        with Client(cluster["address"], timeout=60, set_as_default=False) as client:
+            client.wait_for_workers(3, timeout=60)
+        with pytest.raises(ConfigurationError, match=r"cannot run byod .*0\.0\.0-other"):
+            check_cluster(cluster["address"])
+    finally:
+        _stop([other])
+    with pytest.raises(ConfigurationError, match="cannot reach the Dask scheduler"):
+        check_cluster(f"tcp://127.0.0.1:{_free_port()}", timeout_s=2)
