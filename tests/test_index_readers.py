@@ -322,3 +322,23 @@ def test_every_nodata_form_and_null_round_trips(tmp_path: Path) -> None:
         expected = {k: v for k, v in expected.items() if k != "links"}
         assert json.dumps(back[expected["id"]], sort_keys=True) == json.dumps(
             expected, sort_keys=True)  # fmt: skip
+
+
+def test_search_reads_no_partition_of_a_month_after_the_period(
+    root: Path, published: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """A partition holds the items that start in its month: one whose month starts after
+    the query's end is never opened (here: deleted, and the search still answers)."""
+    copy = tmp_path / "catalogs"
+    shutil.copytree(root / "catalogs", copy)
+    keys = current_index_keys(open_store(copy), COLLECTION)
+    later = [k for k in keys if "/2024-01/" in k]
+    assert len(later) == 1 and len(keys) > 1  # the time-less item is in another partition
+    (copy / later[0]).unlink()
+    found = byod.search(str(copy), datetime="../2023-12-31")
+    expected = [i for i, item in published.items()
+                if (item["properties"].get("start_datetime") or item["properties"]["datetime"])
+                < "2024"]  # fmt: skip
+    assert sorted(i.id for i in found) == sorted(expected) == ["geo"]
+    with pytest.raises(FileNotFoundError):  # a period the deleted month may hold
+        byod.search(str(copy), datetime="../2024-01-31")
