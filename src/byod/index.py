@@ -40,7 +40,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pystac
 import shapely
-from stac_geoparquet.arrow import parse_stac_items_to_arrow, to_parquet
 
 from byod.catalog import ROOT_KEY, collection_key, current_index_keys, load_items
 from byod.storage import Store
@@ -202,6 +201,9 @@ def write_geoparquet(path: Path, items: Iterable[dict[str, Any]]) -> None:
     writer (GeoParquet 1.1 `geo` metadata, geometry WKB in EPSG:4326), hrefs as given,
     after `normalise_item`. No items: a file with the core columns and no rows.
     Raises `pyarrow.ArrowInvalid` for fields whose types still do not unify."""
+    # Imported here: it imports pyarrow.dataset, a second of `byod search`'s start-up.
+    from stac_geoparquet.arrow import parse_stac_items_to_arrow, to_parquet
+
     rows = [normalise_item(i) for i in items]
     if not rows:
         table = _empty_table()
