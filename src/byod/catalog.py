@@ -617,11 +617,13 @@ def publish(
         _record_superseded(store, manifest_key, manifest, old_keys, old_assets)
         return _dumps(_collection_dict(info, months))
 
-    store.update_text(collection_key(info.id), switch)
+    switched = store.update_text(collection_key(info.id), switch)
     on_switch()
     before, renamed = seen[-1]
-    final = read_layout(store, info.id) if written else Layout()
-    linked = {k for m in final.months.values() for k in (m.catalog, m.index)}
+    # What this run's switch named (not a later run's: files it named may still be read).
+    named = json.loads(switched).get(MONTHS_FIELD, {}) if switched else {}
+    linked = {_resolve(collection_key(info.id), m[k]) for m in named.values()
+              for k in ("catalog", "index")}  # fmt: skip
     store.update_text(ROOT_KEY, lambda text: _dumps(_root_dict(text, info, store)))
     # Never linked by any collection.json: no reader knows them, delete them now.
     unlinked = [k for k in written if k not in linked] + [new_keys[i] for i in renamed]
