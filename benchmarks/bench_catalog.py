@@ -8,7 +8,7 @@ The collections are built with byod itself through its bulk path: `byod.catalog.
 called once with N synthetic items (one item per input, spread over N/1000 months, at least
 12, as byod publishes them: absolute asset hrefs, `byod:source` and `byod:fingerprint`),
 whose COG and thumbnail are tiny real files stored in the target (a 16 x 16 COG and a PNG,
-hard-linked locally, uploaded 16 at a time on Azurite). Then, timed as wall clock of the
+copied locally, uploaded 16 at a time on Azurite). Then, timed as wall clock of the
 installed `byod` CLI in a fresh process:
 
 - add one: `byod ingest` of a source folder holding one new 64 x 64 raster into that
@@ -107,7 +107,7 @@ def build(catalog: Store, target: Store, n: int, scratch: Path) -> float:
             key = str(target.key_of(asset.href))
             if target.is_local:
                 Path(target.href(key)).parent.mkdir(parents=True, exist_ok=True)
-                os.link(local, target.href(key))
+                shutil.copyfile(local, target.href(key))
             else:
                 target.put_file(local, key)
 
