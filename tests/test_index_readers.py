@@ -224,18 +224,22 @@ def test_catalogs_and_data_moved_together_still_resolve(
     root: Path, published: dict[str, dict[str, Any]], tmp_path: Path
 ) -> None:
     moved = tmp_path / "elsewhere"
-    for name in ("catalogs", "data"):
-        shutil.copytree(root / name, moved / name)
-    found = byod.search(str(moved / "catalogs"), bbox=[-180, -90, 180, 90])
-    assert sorted(i.id for i in found) == sorted(published)
-    hrefs = [a.href for i in found for a in i.assets.values()]
-    assert hrefs and all(h.startswith(str(moved)) and Path(h).is_file() for h in hrefs)
-    result = CliRunner().invoke(app, ["search", str(moved / "catalogs"), "--json"])
-    assert result.exit_code == 0, result.output
-    features = json.loads(result.stdout)["features"]
-    hrefs = [a["href"] for f in features for a in f["assets"].values()]
-    assert len(features) == 4
-    assert all(h.startswith(str(moved)) and Path(h).is_file() for h in hrefs)
+    moved.mkdir()
+    for name in ("catalogs", "data"):  # moved, not copied: nothing is left where they were
+        shutil.move(root / name, moved / name)
+    try:
+        found = byod.search(str(moved / "catalogs"), bbox=[-180, -90, 180, 90])
+        assert sorted(i.id for i in found) == sorted(published)
+        hrefs = [a.href for i in found for a in i.assets.values()]
+        assert hrefs and all(h.startswith(str(moved)) and Path(h).is_file() for h in hrefs)
+        result = CliRunner().invoke(app, ["search", str(moved / "catalogs"), "--json"])
+        assert result.exit_code == 0, result.output
+        features = json.loads(result.stdout)["features"]
+        hrefs = [a["href"] for f in features for a in f["assets"].values()]
+        assert len(features) == 4 and all(Path(h).is_file() for h in hrefs)
+    finally:  # back for the module's other tests
+        for name in ("catalogs", "data"):
+            shutil.move(moved / name, root / name)
 
 
 def test_a_blob_index_keeps_urls_and_is_read_partition_by_partition(azure_env: str) -> None:
