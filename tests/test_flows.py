@@ -101,6 +101,8 @@ def test_ingest_flow_reports_and_caches(prefect_api: None, tmp_path: Path) -> No
 
     # The catalog is lost but the COGs are stored: the flow run again by another process
     # (another worker) takes each input's outcome from the shared cache, converts nothing.
+    cogs = sorted((tmp_path / "data").rglob("*.tif"))
+    assert len(cogs) == 2
     shutil.rmtree(tmp_path / "cat")
     other = tmp_path / "other-worker"
     other.mkdir()
@@ -109,6 +111,7 @@ def test_ingest_flow_reports_and_caches(prefect_api: None, tmp_path: Path) -> No
     states = asyncio.run(_task_states("byod-ingest-run"))
     assert states["a_20240101.tif"] == "Cached" and states["sub/b_20240102.tif"] == "Cached"
     assert states["broken_20240103.tif"] == "Rejected"  # a rejection is done again
+    assert sorted((tmp_path / "data").rglob("*.tif")) == cogs  # no second conversion
     assert validate_catalog(str(tmp_path / "cat" / "catalog.json"))[1] == []
 
 

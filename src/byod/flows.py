@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -191,12 +192,17 @@ def _ingest_run(settings: IngestSettings, results: str) -> Any:
     return Completed(data=report)
 
 
-def _byod_version() -> str:
-    """Run on each Dask worker: the byod it imports (pickled by reference, so a worker
-    without byod fails to run it)."""
-    import byod as installed
+def _version_probe() -> Callable[[], str]:
+    """A function for each Dask worker that returns the version of the byod it imports. A
+    local function, so cloudpickle ships it by value: a worker with an older byod (without
+    this module) still answers, and one without byod fails to import it."""
 
-    return installed.__version__
+    def probe() -> str:
+        import byod as installed
+
+        return str(installed.__version__)
+
+    return probe
 
 
 def check_cluster(address: str, timeout_s: float = 30) -> dict[str, str]:
@@ -213,7 +219,7 @@ def check_cluster(address: str, timeout_s: float = 30) -> dict[str, str]:
     with client:
         if not client.scheduler_info().get("workers"):
             client.wait_for_workers(1, timeout=timeout_s)
-        versions = client.run(_byod_version, on_error="return")
+        versions = client.run(_version_probe(), on_error="return")
     wrong = {w: v for w, v in versions.items() if v != byod.__version__}
     if wrong:
         detail = ", ".join(f"{w}: {v!r}" for w, v in sorted(wrong.items()))
