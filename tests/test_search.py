@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pystac
 import pytest
@@ -108,6 +109,27 @@ def test_cql2_filter_and_limit(catalog: Path) -> None:
                        max_cloud=30, limit=5)  # fmt: skip
     assert 0 < len(both) <= 5
     assert all(i.properties["eo:cloud_cover"] <= 30 for i in both)
+
+
+def test_limit_gives_that_many_of_the_matches(catalog: Path) -> None:
+    store = open_store(catalog)
+    query = Query.parse(datetime="2021-01-01/2022-12-31")
+    every = {(i["collection"], i["id"]) for i in walk_catalog_with_collections(store, query)}
+    for limit in (1, 7, 150, 1000):
+        found = [(i["collection"], i["id"]) for i in search_store(store, query, limit=limit)]
+        assert len(found) == min(limit, len(every)) and set(found) <= every
+        assert len(set(found)) == len(found)
+
+
+def walk_catalog_with_collections(store: Any, query: Query) -> list[dict[str, Any]]:
+    """The reference walk, each item with the collection it was found in."""
+    from byod.catalog import load_items
+    from byod.index import collection_ids, matches
+
+    return [{**item.to_dict(transform_hrefs=False), "collection": collection_id}
+            for collection_id in collection_ids(store)
+            for item in load_items(store, collection_id).values()
+            if matches(item.to_dict(transform_hrefs=False), query)]  # fmt: skip
 
 
 def test_cql2_filter_on_a_property_some_items_lack(catalog: Path) -> None:

@@ -678,40 +678,52 @@ def search_store(store: Store, query: Query, collections: Sequence[str] | None =
     only the hits are turned into items. A partition removed between reading
     collection.json and reading it (a publish switched the collection and its grace period
     ran out) makes the collection be read again, once, with the partitions it names then.
+    With `limit`, collections and their partitions are read in order until that many items
+    matched.
     """
     out: list[dict[str, Any]] = []
     known = collection_ids(store)
     for collection_id in collections or known:
         if collection_id not in known and not store.exists(collection_key(collection_id)):
             raise SearchError(f"{collection_id}: no such collection in {store.href(ROOT_KEY)}")
-        for item in _search_collection(store, collection_id, query):
-            item["collection"] = collection_id
-            if query.filter is None or filter_matches(query.filter, item):
-                out.append(item)
-                if limit is not None and len(out) >= limit:
-                    return out
+        left = None if limit is None else limit - len(out)
+        out += _search_collection(store, collection_id, query, left)
+        if limit is not None and len(out) >= limit:
+            break
     return out
 
 
-def _search_collection(store: Store, collection_id: str, query: Query) -> list[dict[str, Any]]:
+def _search_collection(store: Store, collection_id: str, query: Query, limit: int | None
+                       ) -> list[dict[str, Any]]:  # fmt: skip
+    """At most `limit` matching items of one collection, `collection` set."""
     keys = current_index_keys(store, collection_id)
     if not keys:  # published before byod wrote indexes: walk the JSON instead
-        found = (i.to_dict(transform_hrefs=False)
-                 for i in load_items(store, collection_id).values())  # fmt: skip
-        return [i for i in found if matches(i, query)]
+        found = []
+        for item in load_items(store, collection_id).values():
+            data = {**item.to_dict(transform_hrefs=False), "collection": collection_id}
+            if matches(data, query):
+                found.append(data)
+        return found[:limit]
     try:
-        return _search_keys(store, keys, query)
+        return _search_keys(store, keys, query, collection_id, limit)
     except FileNotFoundError:
         again = current_index_keys(store, collection_id)
         if again == keys:
             raise
-        return _search_keys(store, again, query)
+        return _search_keys(store, again, query, collection_id, limit)
 
 
-def _search_keys(store: Store, keys: Sequence[str], query: Query) -> list[dict[str, Any]]:
+def _search_keys(store: Store, keys: Sequence[str], query: Query, collection_id: str,
+                 limit: int | None) -> list[dict[str, Any]]:  # fmt: skip
+    """The partitions in key order, until `limit` items matched."""
     wanted = [k for k in keys if _may_overlap(k, query)]
-    return [item for found in _each(store, wanted, functools.partial(_search_key, query=query))
-            for item in found]  # fmt: skip
+    read = functools.partial(_search_key, query=query, collection_id=collection_id, limit=limit)
+    out: list[dict[str, Any]] = []
+    for found in _each(store, wanted, read):
+        out += found
+        if limit is not None and len(out) >= limit:
+            break
+    return out[:limit]
 
 
 def _may_overlap(key: str, query: Query) -> bool:
@@ -727,16 +739,26 @@ def _may_overlap(key: str, query: Query) -> bool:
     return first <= query.end
 
 
-def _search_key(store: Store, key: str, query: Query) -> list[dict[str, Any]]:
+def _search_key(store: Store, key: str, query: Query, collection_id: str, limit: int | None
+                ) -> list[dict[str, Any]]:  # fmt: skip
+    """At most `limit` matching items of one partition: the filter columns first, then the
+    rows of the hits only turned into items, then the CQL2 filter on them."""
     with _opened(store, key) as index:
         names = set(index.file.schema_arrow.names)
         filters = [c for c in ("id", "bbox", *TIMESTAMPS[:3], "eo:cloud_cover") if c in names]
         if "bbox" not in names:  # an empty index
             return []
         hits = np.flatnonzero(_mask(index.file.read(filters), query))
+        if query.filter is None:
+            hits = hits[:limit]
         if len(hits) == 0:
             return []
-        return index.items(index.file.read().take(pa.array(hits)))
+        out = []
+        for item in index.items(index.file.read().take(pa.array(hits))):
+            item["collection"] = collection_id
+            if query.filter is None or filter_matches(query.filter, item):
+                out.append(item)
+        return out[:limit]
 
 
 def walk_catalog(store: Store, query: Query) -> list[dict[str, Any]]:
