@@ -157,7 +157,8 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A scheduler and two default workers, as a hub's cluster: byod installed, the
-    repository not on their path, no PREFECT_API_URL, nothing set but loopback."""
+    repository not on their path, no PREFECT_API_URL, nothing set but loopback. The flow's
+    Prefect API is a temporary server in this process (prefect_test_harness)."""
     home = tmp_path_factory.mktemp("dask-home")
     dropped = ("PYTHONPATH", "PREFECT_API_URL")
     env = {k: v for k, v in os.environ.items()
@@ -173,11 +174,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             worker = [DASK, "worker", address, "--nthreads", "1", "--no-dashboard",
                       "--host", "127.0.0.1"]  # fmt: skip
             processes.append(_start(worker, home, env, home / f"worker{n}.log"))
-        with Client(address, timeout=60, set_as_default=False) as client:
-            client.wait_for_workers(2, timeout=60)
-            importable = client.run(_probe())
-        yield {"address": address, "home": home, "env": env, "processes": processes,
-               "importable": importable}  # fmt: skip
+        # The flow's Prefect API starts while the cluster does (both take seconds).
+        with prefect_test_harness(server_startup_timeout=60):
+            with Client(address, timeout=60, set_as_default=False) as client:
+                client.wait_for_workers(2, timeout=60)
+                importable = client.run(_probe())
+            yield {"address": address, "home": home, "env": env, "processes": processes,
+                   "importable": importable}  # fmt: skip
     finally:
         _stop(processes)
 
@@ -206,15 +209,14 @@ def test_ingest_on_an_external_cluster(cluster: dict[str, Any], tmp_path: Path) 
     big_raster(source / "big_20240105.tif")
     settings = IngestSettings(source=str(source), catalog=str(tmp_path / "cat"),
                               target=str(tmp_path / "data"), collection="hub")  # fmt: skip
-    with prefect_test_harness(server_startup_timeout=60):
-        with killing_workers_reading("big_20240105.tif") as killed:
-            state = ingest(settings, task_runner="dask", dask_address=cluster["address"],
-                           return_state=True)  # fmt: skip
-        assert killed, "no worker was seen reading the big input"
-        assert state.is_completed(), state.message
-        report = state.result()
-        # The workers reported their task runs to this flow's API (none ran its own).
-        tasks = asyncio.run(task_runs("byod-ingest-run"))
+    with killing_workers_reading("big_20240105.tif") as killed:
+        state = ingest(settings, task_runner="dask", dask_address=cluster["address"],
+                       return_state=True)  # fmt: skip
+    assert killed, "no worker was seen reading the big input"
+    assert state.is_completed(), state.message
+    report = state.result()
+    # The workers reported their task runs to this flow's API (none ran its own).
+    tasks = asyncio.run(task_runs("byod-ingest-run"))
     assert report["counts"]["ingested"] == 2 and report["counts"]["rejected"] == 1
     row = next(r for r in report["rows"] if r["input"] == "big_20240105.tif")
     assert row["reason"] == "crashed" and "the worker died" in row["message"]

@@ -1,11 +1,15 @@
-"""The deployment end to end, as on a hub: a real Prefect server (SQLite) and process worker
-started by the project's script on loopback, `prefect deploy --all` from prefect.yaml, then
-`prefect deployment run` ingesting uploads from Azurite into Azurite."""
+"""The deployment end to end, as on a hub: a real Prefect server (SQLite) started by the
+project's script on loopback, a process worker started the way Prefect's docs teach
+(`prefect worker start --pool byod-process`, from another folder, with no byod variable in
+its environment), `prefect deploy --all` from prefect.yaml, then `prefect deployment run`
+ingesting uploads from Azurite into Azurite."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import signal
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -39,19 +43,33 @@ def prefect_server(
     home = tmp_path_factory.mktemp("prefect-home")
     port = _free_port()
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("BYOD_")},
         "PREFECT_HOME": str(home),
         "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        "BYOD_HOME": str(REPO),
         "AZURE_STORAGE_CONNECTION_STRING": azurite,  # the worker's flow runs inherit it
         "PREFECT_WORKER_QUERY_SECONDS": "1",
     }
-    up = subprocess.run(["bash", "scripts/prefect-up", str(port)], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=300)  # fmt: skip
+    up = subprocess.run(["bash", "scripts/prefect-up", str(port), "--server-only"], cwd=REPO,
+                        env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    worker = None
     try:
         assert up.returncode == 0, up.stdout + up.stderr
+        # A worker in "any shell": another folder, no BYOD_HOME, byod's Python on the PATH.
+        elsewhere = tmp_path_factory.mktemp("worker-cwd")
+        worker_env = {**env, "PATH": f"{REPO / '.venv' / 'bin'}{os.pathsep}{env['PATH']}"}
+        with (elsewhere / "worker.log").open("wb") as log:
+            worker = subprocess.Popen(["prefect", "worker", "start", "--pool", "byod-process"],
+                                      cwd=elsewhere, env=worker_env, stdout=log,
+                                      stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
         yield env
     finally:
+        if worker is not None:  # its own session: the group is this worker and its runs
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
         subprocess.run(["bash", "scripts/prefect-down"], cwd=REPO, env=env, timeout=60)
 
 
@@ -76,11 +94,11 @@ def test_deploy_and_run_against_azurite(
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert deploy.returncode == 0, deploy.stdout + deploy.stderr
     assert "byod-ingest/local" in deploy.stdout and "byod-sweep/hourly" in deploy.stdout
+    settings = {"source": "az://uploads-deployed/projectA", "target": "az://cogs-deployed",
+                "catalog": "az://stac-deployed", "collection": "deployed"}  # fmt: skip
     run = subprocess.run(
         [PREFECT, "deployment", "run", "byod-ingest/local",
-         "--param", "source=az://uploads-deployed/projectA", "--param", "target=az://cogs-deployed",
-         "--param", "catalog=az://stac-deployed", "--param", "collection=deployed",
-         "--watch", "--watch-timeout", "240"],
+         "--params", json.dumps({"settings": settings}), "--watch", "--watch-timeout", "240"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
