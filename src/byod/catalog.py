@@ -344,12 +344,6 @@ def load_items(store: Store, collection_id: str) -> dict[str, pystac.Item]:
     return {item_id: _read_item(store, k) for item_id, k in sorted(keys.items())}
 
 
-def current_index_key(store: Store, collection_id: str) -> str | None:
-    """The first of `current_index_keys` (None if none): for callers of one index."""
-    keys = current_index_keys(store, collection_id)
-    return keys[0] if keys else None
-
-
 def current_index_keys(store: Store, collection_id: str) -> list[str]:
     """The keys of the index partitions `collection.json` names now (its `collection-mirror`
     assets: one per month, `<collection>/_months/<YYYY-MM>/<v>/items.parquet`), sorted; for a
