@@ -66,7 +66,7 @@ def big_inputs(workdir: Path, side: int) -> Path:
 
 def small_inputs(workdir: Path, count: int) -> Path:
     """`count` 256 x 256 single-band uint16 rasters (smooth signal and noise, nodata 0 in a
-    corner), one folder per 1,000 (made once, then reused)."""
+    corner), all in one folder (made once, then reused)."""
     import numpy as np
     import rasterio
     from rasterio.transform import from_origin
@@ -78,7 +78,7 @@ def small_inputs(workdir: Path, count: int) -> Path:
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:256, 0:256].astype("float32")
     for i in range(count):
-        path = folder / f"part{i // 1000:02d}" / f"tile_{i:05d}_20240101.tif"
+        path = folder / f"tile_{i:05d}_20240101.tif"
         path.parent.mkdir(parents=True, exist_ok=True)
         signal = 1500 + 500 * np.sin(xx / 40 + i) * np.cos(yy / 55)
         data = (signal + rng.integers(-30, 31, (256, 256))).astype("uint16")
