@@ -24,7 +24,11 @@ def run_in_daemon(out: Any) -> None:
     """In a daemonic process: run one job of each kind and put {job: (result, rejection)}."""
     from byod.runner import run_bounded
 
-    done = run_bounded([(j, j) for j in ("ok", "crash", "hang", "env", "path")], work,
-                       workers=5, timeout_s=10, max_memory_mb=2048)  # fmt: skip
+    # Generous bounds for the jobs that end by themselves (a worker imports rasterio and
+    # byod first: seconds on a loaded machine), a short one for the job that never ends.
+    done = [*run_bounded([(j, j) for j in ("ok", "crash", "env", "path")], work, workers=4,
+                         timeout_s=120, max_memory_mb=2048),
+            *run_bounded([("hang", "hang")], work, workers=1, timeout_s=5,
+                         max_memory_mb=2048)]  # fmt: skip
     out.put({d.job: (d.result, d.rejection and (d.rejection.reason, d.rejection.message))
              for d in done})  # fmt: skip

@@ -164,8 +164,8 @@ def test_a_cli_run_and_a_flow_run_at_once_lose_nothing(tmp_path: Path) -> None:
                        "--catalog", str(catalog), "--target", str(target), "--workers", "1",
                        "-q"]  # fmt: skip
             with subprocess.Popen(command) as proc:
-                ingest_flow(source=str(folder / "src1"), collection=COLLECTION,
-                            catalog=str(catalog), target=str(target))  # fmt: skip
+                ingest_flow(IngestSettings(source=str(folder / "src1"), collection=COLLECTION,
+                                           catalog=str(catalog), target=str(target)))  # fmt: skip
                 assert proc.wait(timeout=120) == 0
             expected = sorted(i for run_ids in ids.values() for i in run_ids)
             stores = open_store(catalog), open_store(target)
