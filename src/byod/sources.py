@@ -199,15 +199,18 @@ def _pair(
         ]  # fmt: skip
         masks = _cloud_masks(rasters)
         user = next((p for p, r in entries if _name(r) == USER_METADATA_NAME), None)
+        # Each raster's sidecars are looked for among the folder's sidecars only: scanning
+        # every file for every raster made a folder of 1,000 rasters cost 1,000,000 checks.
+        sidecars = [(p, r) for p, r in entries if is_sidecar_name(_name(r))]
         for path, rel in rasters:
             if rel in masks.values():
                 continue  # a cloud mask of another raster: metadata, not an item
-            extras = [p for p, _ in _sidecars_of(rel, entries)]
+            extras = [p for p, _ in _sidecars_of(rel, sidecars)]
             metadata = _metadata_for(rel, folder, metadata_by_dir)
             mask = next((p for p, r in rasters if masks.get(rel) == r), None)
             extras += metadata + ([mask] if mask else []) + ([user] if user else [])
             extras += [p for m in ([mask] if mask else []) for p, _ in _sidecars_of(
-                next(r for q, r in rasters if q == m), entries)]  # fmt: skip
+                next(r for q, r in rasters if q == m), sidecars)]  # fmt: skip
             extras = list(dict.fromkeys(extras))
             found.candidates.append(
                 Candidate(path, rel, tuple(extras),
