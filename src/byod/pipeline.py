@@ -450,6 +450,8 @@ def process(context: RunContext, work: WorkItem) -> Outcome:
 
 def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome, None, None]:
     """Every input of the run, `workers` at a time, each in its bounded worker process."""
+    if not run.todo:  # a no-op run: no store opened, no temp folder made
+        return
     progress = progress or Progress()
     settings = run.context.settings
     stores = _open_stores(settings, check_region=False)
