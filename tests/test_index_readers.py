@@ -317,7 +317,9 @@ def test_every_nodata_form_and_null_round_trips(tmp_path: Path) -> None:
         item("inf", {"data": band("inf", "float64"), "B1": band("-inf", "float32")}, **no_code),
         item("int", {"B1": band(65535, "uint16"), "B2": band(-9999, "int16")}, **period),
         item("float", {"data": band(-9999.5, "float32")}, **{"proj:code": "EPSG:32633"}),
+        {**item("bare", {}, **period), "stac_extensions": []},  # datetime null, no extension
     ]
+    del items[-1]["properties"]["proj:code"]
     store = open_store(tmp_path / "catalog")
     write_index(store, "c/_months/2024-05/v/items.parquet",
                 [pystac.Item.from_dict(i, migrate=False) for i in items])  # fmt: skip

@@ -58,7 +58,7 @@ LINKS = pa.list_(pa.struct([("href", pa.string()), ("rel", pa.string()), ("type"
 # Null in the JSON and absent are one null in Arrow: these properties are restored as null
 # (STAC: `datetime` is null when a period is given; the projection extension: `proj:code` is
 # null for a CRS without a code and for unrectified rasters), every other null as absent.
-NULLABLE = {"datetime": "", "proj:code": "/projection/"}  # property -> extension it needs
+NULLABLE: dict[str, str | None] = {"datetime": None, "proj:code": "/projection/"}  # -> extension
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NAT = np.iinfo(np.int64).min  # numpy's datetime64 NaT, as int64
 MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")  # a month partition's folder: YYYY-MM
@@ -135,8 +135,7 @@ def restore_item(row: dict[str, Any]) -> dict[str, Any]:
     for name in list(properties):
         value = properties[name]
         if value is None:
-            needs = NULLABLE.get(name)
-            if needs is None or not any(needs in uri for uri in extensions):
+            if not _null_kept(name, extensions):
                 del properties[name]
         elif isinstance(value, datetime):
             properties[name] = pystac.utils.datetime_to_str(value)
@@ -153,6 +152,14 @@ def restore_item(row: dict[str, Any]) -> dict[str, Any]:
                       for k, a in (item.get("assets") or {}).items() if a is not None}  # fmt: skip
     item.pop("links", None)
     return {k: v for k, v in item.items() if v is not None}
+
+
+def _null_kept(name: str, extensions: list[str]) -> bool:
+    """Whether a null property stays null (`NULLABLE`, its extension declared)."""
+    if name not in NULLABLE:
+        return False
+    needs = NULLABLE[name]
+    return needs is None or any(needs in uri for uri in extensions)
 
 
 def _without_nulls(value: Any) -> Any:
