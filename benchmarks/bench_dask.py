@@ -27,6 +27,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+# Before Prefect is imported: its temporary server would phone home otherwise.
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+
 import numpy as np
 import rasterio
 from distributed import Client

@@ -238,7 +238,8 @@ def _api_url() -> str | None:
     try:
         from prefect.server.api.server import SubprocessASGIServer
 
-        return str(SubprocessASGIServer().api_url)
+        server = SubprocessASGIServer()  # the one get_client() started (a singleton)
+        return str(server.api_url) if server.running else None
     except Exception:  # noqa: BLE001 - no ephemeral server here either: leave it to Prefect
         return None
 
