@@ -2,7 +2,7 @@
 locally and on Azurite (issue 13's targets), with the whole CLI timed as a user runs it.
 
     .venv/bin/python benchmarks/bench_catalog.py [--sizes 1000,10000,100000]
-        [--azurite-sizes 1000,10000] [--noop-inputs 1000] [--workdir DIR]
+        [--azurite-sizes 1000,10000] [--noop-inputs 1000] [--local-only] [--workdir DIR]
 
 The collections are built with byod itself through its bulk path: `byod.catalog.publish`
 called once with N synthetic items (one item per input, spread over N/1000 months, at least
@@ -20,7 +20,8 @@ installed `byod` CLI in a fresh process:
 re-run of the same folder, and their ratio (target: the re-run <= 2% of the first run).
 Azurite (node_modules/.bin/azurite-blob, loopback, --disableTelemetry) is started by the
 script. The machine is shared: the load average is printed with each table, and each time
-is wall seconds with, in parentheses, the CPU seconds of the CLI and its workers.
+is wall seconds with, in parentheses, the CPU seconds of the CLI process and the children
+it waited for (not its forkserver's workers: a first run's CPU is undercounted).
 """
 
 from __future__ import annotations
@@ -257,6 +258,7 @@ def main() -> None:
     parser.add_argument("--azurite-sizes", default="1000,10000")
     parser.add_argument("--noop-inputs", type=int, default=1000)
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--local-only", action="store_true", help="no Azurite tables")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     blob_sizes = [int(s) for s in args.azurite_sizes.split(",") if s]
@@ -268,7 +270,7 @@ def main() -> None:
             size_rows("local", sizes, base / "local", None)
         if args.noop_inputs:
             noop_rows("local", args.noop_inputs, base / "local", None)
-        if blob_sizes or args.noop_inputs:
+        if (blob_sizes or args.noop_inputs) and not args.local_only:
             with azurite(base / "azurite") as env:
                 if blob_sizes:
                     size_rows("Azurite", blob_sizes, base / "blob", env)
