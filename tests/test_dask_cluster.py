@@ -244,6 +244,12 @@ def test_a_cluster_without_the_same_byod_is_refused(cluster: dict[str, Any]) -> 
             client.wait_for_workers(3, timeout=60)
         with pytest.raises(ConfigurationError, match=r"cannot run byod .*0\.0\.0-other"):
             check_cluster(cluster["address"])
+        # The flow checks first: Failed at once, with that message, nothing planned.
+        settings = IngestSettings(source=str(fake), catalog=str(fake / "cat"))
+        state = ingest(settings, task_runner="dask", dask_address=cluster["address"],
+                       return_state=True)  # fmt: skip
+        assert state.is_failed() and "0.0.0-other" in str(state.message)
+        assert not (fake / "cat").exists()
     finally:
         _stop([other])
     with pytest.raises(ConfigurationError, match="cannot reach the Dask scheduler"):
