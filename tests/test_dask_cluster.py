@@ -32,6 +32,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.testing.utilities import prefect_test_harness
 
+from byod import confine
 from byod.config import IngestSettings
 from byod.errors import ConfigurationError
 from byod.flows import check_cluster, ingest
@@ -99,7 +100,7 @@ def test_runner_in_a_daemonic_process(tmp_path: Path, monkeypatch: pytest.Monkey
     (tmp_path / "secrets.py").write_text("raise SystemExit('imported from the cwd')\n")
     context = mp.get_context("spawn")
     out = context.Queue()
-    daemon = context.Process(target=run_in_daemon, args=(out,), daemon=True)
+    daemon = context.Process(target=run_in_daemon, args=(out, tmp_path), daemon=True)
     daemon.start()
     done = out.get(timeout=300)
     daemon.join(timeout=10)
@@ -111,6 +112,10 @@ def test_runner_in_a_daemonic_process(tmp_path: Path, monkeypatch: pytest.Monkey
     assert b"PYTHONSAFEPATH=1" in env
     assert done["path"][1] is None, done["path"]
     assert str(tmp_path) not in done["path"][0] and "" not in done["path"][0]
+    sandbox, rejection = done["sandbox"]
+    assert rejection is None and sandbox["write work"] == "done", done["sandbox"]
+    if confine.abi_version() >= 1:  # Landlock: the subprocess worker is confined too
+        assert "Permission denied" in sandbox["open passwd"], sandbox
 
 
 # --- an external cluster --------------------------------------------------------------------
