@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pystac.validation
 import pytest
 from rasterio.transform import from_origin
 from typer.testing import CliRunner
 
 from byod.cli import app
 from byod.export import export_collection, export_item
+from byod.validate import OfflineValidator
 from tests.conftest import _free_port, ramp, write_geotiff
 from tests.test_scenes import _landsat
 
@@ -82,9 +84,12 @@ def json_items(catalog: Path) -> dict[str, tuple[str, dict[str, Any]]]:
     return out
 
 
-def exported_form(item: dict[str, Any], collection: str) -> dict[str, Any]:
-    """What the export must hold for a JSON item: no static-catalog links, its collection."""
-    links = [link for link in item["links"] if link["rel"] not in STATIC_RELS]
+def exported_form(item: dict[str, Any], collection: str, catalog: Path) -> dict[str, Any]:
+    """What the export must hold for a JSON item: its collection field and an absolute
+    `collection` link (STAC 1.1 requires the link with the field), no other static links."""
+    href = str(catalog / collection / "collection.json")
+    links = [{"rel": "collection", "href": href, "type": "application/json"}]
+    links += [link for link in item["links"] if link["rel"] not in STATIC_RELS]
     return {**item, "links": links, "collection": collection}
 
 
@@ -112,7 +117,8 @@ def test_ndjson_holds_every_item_as_published(catalog: Path, ndjson: Path) -> No
     assert sorted(i["id"] for i in items) == sorted(expected)
     for item in items:
         collection, published = expected[item["id"]]
-        assert item == exported_form(published, collection)
+        assert item == exported_form(published, collection, catalog)
+        pystac.validation.validate_dict(item, validator=OfflineValidator())  # valid STAC
         for asset in item["assets"].values():
             assert Path(asset["href"]).is_absolute() and Path(asset["href"]).is_file()
     odd = next(i for i in items if i["properties"]["byod:source"] == ODD_NAME)
@@ -297,9 +303,15 @@ def test_links_and_hrefs_of_exported_objects() -> None:
     links = [{"rel": r, "href": "../x.json"} for r in sorted(STATIC_RELS)]
     links += [{"rel": "license", "href": "../LICENSE"},
               {"rel": "via", "href": "https://example.org/a"}]  # fmt: skip
-    item = export_item({"id": "a", "links": links, "assets": {}}, "c")
+    item = export_item({"id": "a", "links": links, "assets": {}}, "c", "/d/cat/c/collection.json")
     assert item["collection"] == "c"
-    assert item["links"] == links[-2:]  # search_store's hrefs are absolute already
+    assert (
+        item["links"]
+        == [  # search_store's hrefs are absolute already
+            {"rel": "collection", "href": "/d/cat/c/collection.json", "type": "application/json"},
+            *links[-2:],
+        ]
+    )
     base = "https://acct.blob.core.windows.net/cat/c/collection.json"
     assets = {"index": {"href": "./_index/1/items.parquet", "roles": ["collection-mirror"]},
               "logo": {"href": "./logo.png", "roles": ["overview"]}}  # fmt: skip
@@ -347,9 +359,10 @@ def test_a_blob_catalog_exports_its_https_hrefs(tmp_path: Path, azure_env: str) 
 
 
 def test_never_replaces_the_catalog_or_its_files(catalog: Path) -> None:
-    """--overwrite on the catalog's folder, a folder above it, or the COGs' folder: refused
-    (exit 2) before anything is replaced."""
-    for out in (catalog, catalog.parent, catalog.parent / "data"):
+    """--overwrite on the catalog's folder, a folder above or inside it, or the COGs' folder:
+    refused (exit 2) before anything is replaced."""
+    inside = (catalog / "plain", catalog / "new-folder")  # --overwrite would replace a collection
+    for out in (catalog, catalog.parent, catalog.parent / "data", *inside):
         result = export(catalog, out, "--format", "ndjson", "--overwrite")
         assert result.exit_code == 2 and "export elsewhere" in result.stderr, result.output
     assert (catalog / "catalog.json").is_file()

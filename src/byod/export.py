@@ -91,6 +91,9 @@ def export_catalog(
     _check_out(out, overwrite)
     if store.is_local and _under(Path(store.root), out):
         raise ConfigurationError(f"{out}: holds the catalog {store.root}; export elsewhere")
+    if store.is_local and _under(out, Path(store.root).absolute()):
+        # --overwrite would replace a collection's folder (its items, index and runs).
+        raise ConfigurationError(f"{out}: inside the catalog {store.root}; export elsewhere")
     from byod.catalog import ROOT_KEY
 
     found = _collections(store)
@@ -121,6 +124,7 @@ def _write(
     collections: dict[str, dict[str, Any]],
     out: Path,
 ) -> tuple[tuple[str, ...], int]:
+    from byod.catalog import collection_key
     from byod.index import Query, SearchError, search_store, write_geoparquet
 
     _write_lines(folder / COLLECTIONS_FILE, collections.values())
@@ -136,7 +140,8 @@ def _write(
                 found = search_store(store, Query(), [collection_id])
             except SearchError as exc:  # vanished since the root was read
                 raise ConfigurationError(str(exc)) from None
-            items = sorted((export_item(i, collection_id) for i in found), key=_id)
+            href = store.href(collection_key(collection_id))
+            items = sorted((export_item(i, collection_id, href) for i in found), key=_id)
             _check_assets_outside(items, out)
             count += len(items)
             if lines is not None:
@@ -171,12 +176,18 @@ def _id(item: dict[str, Any]) -> str:
     return str(item["id"])
 
 
-def export_item(item: dict[str, Any], collection_id: str) -> dict[str, Any]:
+def export_item(item: dict[str, Any], collection_id: str, collection_href: str) -> dict[str, Any]:
     """`item` (asset hrefs absolute, as `search_store` gives it) as exported: its
-    `collection` field set, the static catalog's links left out."""
+    `collection` field set with a `collection` link to `collection_href` (absolute: STAC
+    1.1's item schema refuses a `collection` field without that link), the static
+    catalog's other links left out."""
     out = dict(item)
     out["collection"] = collection_id
-    out["links"] = [link for link in item.get("links", []) if link.get("rel") not in STATIC_RELS]
+    kept = [link for link in item.get("links", []) if link.get("rel") not in STATIC_RELS]
+    out["links"] = [
+        {"rel": "collection", "href": collection_href, "type": "application/json"},
+        *kept,
+    ]
     return out
 
 
