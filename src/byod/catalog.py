@@ -51,6 +51,7 @@ catalog that survives a move of both); otherwise absolute.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -436,11 +437,19 @@ def collection_entries(store: Store, collection_id: str, layout: Layout | None =
 def _read_entries(store: Store, key: str, month: str) -> dict[str, Entry]:
     from byod.index import read_index_entries
 
-    return {
-        i: Entry(i, e.source, e.fingerprint, e.subdataset, e.version, month, tuple(e.data_hrefs),
-                 tuple(e.hrefs))
-        for i, e in read_index_entries(store, [key]).items()
-    }  # fmt: skip
+    found = read_index_entries(store, [key])
+    # Thousands of new tuples set off the cycle collector again and again (bench_search).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return {
+            i: Entry(i, e.source, e.fingerprint, e.subdataset, e.version, month,
+                     tuple(e.data_hrefs), tuple(e.hrefs))
+            for i, e in found.items()
+        }  # fmt: skip
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _entry(data: dict[str, Any], month: str, key: str | None = None) -> Entry:
