@@ -135,6 +135,7 @@ class Measured:
     rss_mb: float  # peak of the summed RSS of the tree
     pss_mb: float  # peak of the summed PSS of the tree
     processes: int  # most processes seen at once
+    cpu: float  # user + system CPU seconds of the tree (each process's last sample)
     load: tuple[float, float]  # 1-minute load average before and after
     code: int
     extra: dict[str, object] = field(default_factory=dict)
@@ -163,6 +164,7 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> Measured:
     """Run `command`, polling its process tree every 50 ms; the wall time and the peaks."""
     load_before = os.getloadavg()[0]
     peak = {"rss": 0, "pss": 0, "n": 0}
+    ticks: dict[tuple[int, str], int] = {}  # (pid, start time) -> utime + stime
     started = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env=env or ENV)  # fmt: skip
@@ -175,6 +177,12 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> Measured:
             pss = sum(_kb(f"/proc/{p}/smaps_rollup", "Pss") for p in pids)
             peak["rss"], peak["pss"] = max(peak["rss"], rss), max(peak["pss"], pss)
             peak["n"] = max(peak["n"], len(pids))
+            for p in pids:
+                try:
+                    fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                ticks[(p, fields[19])] = int(fields[11]) + int(fields[12])
             stop.wait(0.05)
 
     poller = threading.Thread(target=poll, daemon=True)
@@ -185,7 +193,8 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> Measured:
     poller.join()
     if proc.returncode not in (0, 1):
         print(f"  ! {' '.join(command[:3])} exited {proc.returncode}: {err.decode()[-500:]}")
-    return Measured(wall, peak["rss"] / 1024, peak["pss"] / 1024, peak["n"],
+    cpu = sum(ticks.values()) / os.sysconf("SC_CLK_TCK")
+    return Measured(wall, peak["rss"] / 1024, peak["pss"] / 1024, peak["n"], cpu,
                     (load_before, os.getloadavg()[0]), proc.returncode)  # fmt: skip
 
 
@@ -283,16 +292,17 @@ def median_of(runs: list[Measured]) -> dict[str, float]:
     return {"wall": statistics.median(r.wall for r in runs),
             "min": min(r.wall for r in runs), "max": max(r.wall for r in runs),
             "rss": max(r.rss_mb for r in runs), "pss": max(r.pss_mb for r in runs),
+            "cpu": statistics.median(r.cpu for r in runs),
             "load": max(max(r.load) for r in runs)}  # fmt: skip
 
 
 def print_table(rows: list[tuple[str, dict[str, float], str]]) -> None:
-    print(f"{'case':58} {'wall s (min-max)':>20} {'ratio':>7} {'peak RSS MB':>12} "
+    print(f"{'case':58} {'wall s (min-max)':>20} {'ratio':>7} {'CPU s':>7} {'peak RSS MB':>12} "
           f"{'peak PSS MB':>12} {'load':>5}")  # fmt: skip
     for name, m, ratio in rows:
         spread = f"{m['wall']:.1f} ({m['min']:.1f}-{m['max']:.1f})"
-        print(f"{name:58} {spread:>20} {ratio:>7} {m['rss']:>12.0f} {m['pss']:>12.0f} "
-              f"{m['load']:>5.1f}")  # fmt: skip
+        print(f"{name:58} {spread:>20} {ratio:>7} {m['cpu']:>7.1f} {m['rss']:>12.0f} "
+              f"{m['pss']:>12.0f} {m['load']:>5.1f}")  # fmt: skip
 
 
 def print_stages(title: str, runs: list[Measured]) -> None:
@@ -400,7 +410,11 @@ def main() -> None:
         print(f"\n{args.small_files} small files (256 x 256, 1 x uint16), byod ingest --workers "
               f"{args.workers}: {small['wall']:.1f} s ({small['min']:.1f}-{small['max']:.1f}), "
               f"{rate:.1f} files/s (target >= 20), peak RSS {small['rss']:.0f} MB, PSS "
-              f"{small['pss']:.0f} MB, load up to {small['load']:.1f}; {counts}")  # fmt: skip
+              f"{small['pss']:.0f} MB, load up to {small['load']:.1f}; {counts}; CPU "
+              f"{small['cpu']:.0f} s, {small['cpu'] / args.small_files * 1000:.0f} ms a file: "
+              f"at most {os.cpu_count() or 1:d} / that = "
+              f"{(os.cpu_count() or 1) * args.small_files / small['cpu']:.0f} files/s on idle "
+              "cores")  # fmt: skip
         print_stages("the small files", runs)
     if args.json:
         args.json.write_text(json.dumps({k: [vars(r) for r in v] for k, v in results.items()},
