@@ -456,9 +456,6 @@ def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome
     settings = run.context.settings
     stores = _open_stores(settings, check_region=False)
     workdir = make_workdir()  # byod-<pid>-*: removed by the next run after a kill
-    # Publishing imports the index's writer (stac-geoparquet, pyarrow, pandas: 1-7 s on 2
-    # cores); imported now, it overlaps the conversions instead of following them.
-    threading.Thread(target=_import_index_writer, daemon=True).start()
     try:
         # GDAL threads per conversion: the cores shared by the conversions that run at once,
         # and GDAL's block cache: one budget shared by them (cog.cache_budget).
@@ -827,15 +824,6 @@ def _discover(settings: IngestSettings, store: Store | None) -> Discovery:
     found.candidates, notes = group(found.candidates, settings.group_pattern)
     found.notes += notes  # discovery's own notes (links not followed, duplicates) kept
     return found
-
-
-def _import_index_writer() -> None:
-    """Import what publishing writes the index with (see `process_all`); an import that
-    fails here fails again, and is reported, where publishing needs it."""
-    with contextlib.suppress(Exception):
-        import stac_geoparquet.arrow  # noqa: F401
-
-        import byod.index  # noqa: F401
 
 
 def _fetch_timed(seconds: dict[str, float], job: Job, candidate: Candidate,
