@@ -27,7 +27,7 @@ from rasterio.transform import Affine
 
 from byod import cf, metadata
 from byod.clouds import CloudDecision
-from byod.cog import stages_gtiff_copy, to_cog
+from byod.cog import GDAL_CACHEMAX_MB, stages_gtiff_copy, to_cog
 from byod.config import Compression
 from byod.footprint import Footprint, NoValidData, footprint, valid_region
 from byod.items import resolution_of
@@ -175,7 +175,11 @@ def prepare(job: Job, stage: Stage) -> PrepareResult:
     """
     start = time.perf_counter()
     clock = Clock(stage)
-    with warnings.catch_warnings():
+    # GDAL's block cache capped for every read, not only the conversion's: the footprint's
+    # full-resolution reads otherwise filled GDAL's default cache (5% of RAM) and took a
+    # worker from 371 MB to 733 MB on a 1 GB input (benchmarks/README.md). Bytes (PITFALLS).
+    cache = job.cache_bytes or GDAL_CACHEMAX_MB * 1024 * 1024
+    with warnings.catch_warnings(), rasterio.Env(GDAL_CACHEMAX=cache):
         warnings.showwarning = _log_warning
         warnings.simplefilter("default")
         result = _prepare(job, clock)
