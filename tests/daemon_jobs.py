@@ -3,6 +3,7 @@ module that imports nothing heavy beyond byod.runner, which each worker imports 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ def work(job: str, stage: Callable[[str], None]) -> Any:
     """test_runner's jobs (ok, crash, hang, reject), and what the worker was started with."""
     if job == "env":  # what the process was started with, not what it changed since
         return Path("/proc/self/environ").read_bytes().split(b"\0")
+    if job == "environ":  # what the job itself sees, both ways
+        return {"os": dict(os.environ), "proc": Path("/proc/self/environ").read_bytes()}
     if job == "path":
         return list(sys.path)
     return test_runner.work(job, stage)
@@ -49,8 +52,9 @@ def run_in_daemon(out: Any, folder: Path) -> None:
 
     # Generous bounds for the jobs that end by themselves (a worker imports rasterio and
     # byod first: seconds on a loaded machine), a short one for the job that never ends.
-    done = [*run_bounded([(j, j) for j in ("ok", "crash", "env", "path")], work, workers=4,
-                         timeout_s=120, max_memory_mb=2048),
+    jobs = ("ok", "crash", "env", "environ", "path")
+    done = [*run_bounded([(j, j) for j in jobs], work, workers=4, timeout_s=120,
+                         max_memory_mb=2048),
             *run_bounded([("hang", "hang")], work, workers=1, timeout_s=5,
                          max_memory_mb=2048)]  # fmt: skip
     results = {d.job: (d.result, d.rejection and (d.rejection.reason, d.rejection.message))
@@ -61,3 +65,33 @@ def run_in_daemon(out: Any, folder: Path) -> None:
     (sandboxed,) = run_bounded([("sandbox", job)], read_outside, workers=1, timeout_s=120,
                                max_memory_mb=2048)  # fmt: skip
     out.put({**results, "sandbox": (sandboxed.result, sandboxed.rejection)})
+
+
+# Secret-looking variables of a hub's environment: none may reach a worker, under any name.
+SECRETS = {
+    "JUPYTERHUB_API_TOKEN": "hub-token-s3cr3t", "PREFECT_API_KEY": "pnu_s3cr3t",
+    "GITHUB_TOKEN": "ghp_s3cr3t", "HF_TOKEN": "hf_s3cr3t",
+    "DATABASE_URL": "postgres://u:s3cr3t@db/x", "DASK_GATEWAY__AUTH__TYPE": "jupyterhub-s3cr3t",
+    "AZURE_STORAGE_KEY": "azure-s3cr3t", "AWS_SECRET_ACCESS_KEY": "aws-s3cr3t",
+    "GDAL_HTTP_USERPWD": "u:s3cr3t", "GDAL_HTTP_HEADERS": "Authorization: Bearer s3cr3t",
+    "CPL_AWS_CREDENTIALS_FILE": "/tmp/s3cr3t", "https_proxy": "http://u:s3cr3t@proxy:3128",
+}  # fmt: skip
+# ... and ones a worker needs, which must still reach it.
+KEPT = {"GDAL_CACHEMAX": "64", "LC_ALL": "C.UTF-8", "OMP_NUM_THREADS": "1"}
+
+
+def leaked(seen: dict[str, Any]) -> list[str]:
+    """The secrets (names or values) an "environ" job's result shows."""
+    found = [k for k in SECRETS if k in seen["os"] or k.encode() + b"=" in seen["proc"]]
+    found += [v for v in SECRETS.values() if v.encode() in seen["proc"]]
+    return found
+
+
+def environ_in_forkserver_workers() -> None:
+    """Run in a fresh interpreter whose environment has SECRETS and KEPT: print the
+    "environ" job's result (repr) of a forkserver worker, which this process starts."""
+    from byod.runner import run_bounded
+
+    (done,) = run_bounded([("environ", "environ")], work, workers=1, timeout_s=120,
+                          max_memory_mb=2048)  # fmt: skip
+    print(repr(done.result))

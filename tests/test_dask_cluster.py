@@ -38,7 +38,7 @@ from byod.errors import ConfigurationError
 from byod.flows import check_cluster, ingest
 from byod.reasons import Reason
 from tests.conftest import ramp, write_geotiff
-from tests.daemon_jobs import run_in_daemon
+from tests.daemon_jobs import KEPT, SECRETS, leaked, run_in_daemon
 
 DASK = str(Path(sys.executable).parent / "dask")
 WORKER_MARKS = (b"byod.subworker", b"multiprocessing.forkserver")  # byod's worker processes
@@ -96,6 +96,8 @@ def test_runner_in_a_daemonic_process(tmp_path: Path, monkeypatch: pytest.Monkey
     """multiprocessing refuses children to daemonic processes; the runner starts them with
     subprocess there, with the same guarantees."""
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", "AccountKey=secret")
+    for name, value in {**SECRETS, **KEPT}.items():  # a hub's tokens, under any name
+        monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "secrets.py").write_text("raise SystemExit('imported from the cwd')\n")
     context = mp.get_context("spawn")
@@ -110,6 +112,11 @@ def test_runner_in_a_daemonic_process(tmp_path: Path, monkeypatch: pytest.Monkey
     env = done["env"][0]
     assert env and not any(v.startswith(b"AZURE_") for v in env)  # never in its environment
     assert b"PYTHONSAFEPATH=1" in env
+    # An allowlist: no secret reaches the job, in os.environ or in /proc/self/environ ...
+    seen = done["environ"][0]
+    assert seen is not None and leaked(seen) == [], leaked(seen)
+    # ... and what GDAL and the libraries need does.
+    assert all(seen["os"].get(k) == v for k, v in KEPT.items()), seen["os"]
     assert done["path"][1] is None, done["path"]
     assert str(tmp_path) not in done["path"][0] and "" not in done["path"][0]
     sandbox, rejection = done["sandbox"]

@@ -12,6 +12,7 @@ directory of the ingest process, a script without a main guard, names that are n
 
 from __future__ import annotations
 
+import ast
 import html
 import json
 import os
@@ -51,6 +52,7 @@ from byod.untrusted import (
 )
 from byod.workspace import remove_stale
 from tests.conftest import WriteRaster, ramp, write_geotiff
+from tests.daemon_jobs import KEPT, SECRETS, leaked
 
 RunIngest = Callable[..., Report]
 GOOD = "good_20240101.tif"
@@ -714,6 +716,21 @@ def test_workers_hold_no_azure_credentials(private_blob: str) -> None:
 
 def _environment(_: str, stage: Callable[[str], None]) -> list[str]:
     return sorted(os.environ)
+
+
+def test_forkserver_workers_start_with_an_allowlisted_environment() -> None:
+    """A hub's environment holds tokens under any name: none reaches a forkserver worker, in
+    os.environ or in the environment it was forked with (/proc/self/environ). A fresh
+    interpreter, so that its forkserver starts with these variables in its parent."""
+    env = {**os.environ, **SECRETS, **KEPT, "PYTHONPATH": str(Path(__file__).parents[1])}
+    code = "from tests.daemon_jobs import environ_in_forkserver_workers as f; f()"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=180, cwd="/")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    seen = ast.literal_eval(out.stdout.strip().splitlines()[-1])
+    assert leaked(seen) == [], leaked(seen)
+    assert all(seen["os"].get(k) == v for k, v in KEPT.items()), seen["os"]
+    assert all(k.encode() + b"=" in seen["proc"] for k in KEPT), seen["proc"]
 
 
 # --- resource bombs ------------------------------------------------------------------------

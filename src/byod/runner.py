@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import io
 import logging
 import multiprocessing as mp
@@ -53,7 +54,7 @@ from rasterio.errors import RasterioError
 from byod import confine
 from byod.rasters import is_out_of_memory
 from byod.reasons import Reason, RejectedInput
-from byod.untrusted import _PROXY_VARIABLES, CREDENTIAL_PREFIXES, worker_environment
+from byod.untrusted import worker_env, worker_environment
 
 log = logging.getLogger(__name__)
 
@@ -65,18 +66,41 @@ _CONTEXT.set_forkserver_preload(["byod.work"])
 _FORKSERVER_LOCK = threading.Lock()
 
 
+def _worker_process_env() -> dict[str, str]:
+    """The environment a worker process starts with: the allowlist of `untrusted.worker_env`
+    (no credential under any name, not even in /proc/PID/environ), PYTHONSAFEPATH=1 so that
+    `python -c`/`-m` prepends no working directory, and no relative PYTHONPATH entries."""
+    env = worker_env(os.environ)
+    env["PYTHONSAFEPATH"] = "1"
+    absolute = [e for e in env.pop("PYTHONPATH", "").split(os.pathsep) if os.path.isabs(e)]
+    if absolute:
+        env["PYTHONPATH"] = os.pathsep.join(absolute)
+    return env
+
+
+def _spawn_passfds(env: dict[str, str], path: str, args: list[str], passfds: Any) -> int:
+    """multiprocessing.util.spawnv_passfds with an environment of its own (the original
+    passes this process's whole environment). The Popen is kept so that subprocess never
+    reaps the server (multiprocessing waits for it)."""
+    popen = subprocess.Popen(args, executable=path, pass_fds=tuple(sorted(map(int, passfds))),
+                             env=env, close_fds=True)  # fmt: skip
+    _SPAWNED.append(popen)
+    return popen.pid
+
+
+_SPAWNED: list[subprocess.Popen[bytes]] = []
+
+
 def _start_forkserver() -> None:
-    """Start the (process-wide) forkserver, if it is not running, with a safe import path:
-    PYTHONSAFEPATH=1 so `python -c` prepends no working directory, and no relative entries
-    of PYTHONPATH. The environment is changed only while the server is spawned."""
+    """Start the (process-wide) forkserver, if it is not running, with the environment of a
+    worker (`_worker_process_env`: the allowlist, a safe import path), so that its children
+    never hold a credential, not even in the environment they were forked with. This
+    process's environment is left alone; only multiprocessing's spawn of the server is
+    given that environment, while the server starts."""
     with _FORKSERVER_LOCK:
-        saved = {k: os.environ.get(k) for k in ("PYTHONSAFEPATH", "PYTHONPATH")}
-        os.environ["PYTHONSAFEPATH"] = "1"
-        entries = [e for e in (saved["PYTHONPATH"] or "").split(os.pathsep) if os.path.isabs(e)]
-        if entries:
-            os.environ["PYTHONPATH"] = os.pathsep.join(entries)
-        else:
-            os.environ.pop("PYTHONPATH", None)
+        util = popen_forkserver.util  # type: ignore[attr-defined]
+        spawnv_passfds = util.spawnv_passfds
+        util.spawnv_passfds = functools.partial(_spawn_passfds, _worker_process_env())
         # Spawned with SIGINT ignored, which Python keeps at start-up and the forkserver's
         # children inherit: a Ctrl-C to the process group stops the parent only (it decides).
         main = threading.current_thread() is threading.main_thread()
@@ -84,13 +108,9 @@ def _start_forkserver() -> None:
         try:
             forkserver.ensure_running()
         finally:
+            util.spawnv_passfds = spawnv_passfds
             if main:
                 signal.signal(signal.SIGINT, old_int)
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 def _safe_preparation(name: str, work_module: str | None) -> dict[str, Any]:
@@ -326,22 +346,15 @@ class _Subprocess:
     which multiprocessing refuses children.
 
     Its import path is the caller's made safe (`_safe_sys_path`, PYTHONSAFEPATH and `-P`: no
-    working directory, no script folder, no caller `__main__`), its environment has no
-    credential or proxy variables from the start (not even in /proc/PID/environ), and it
+    working directory, no script folder, no caller `__main__`), its environment is the
+    worker allowlist from the start (not even /proc/PID/environ holds a credential), and it
     runs `_child` as a forkserver worker does: RLIMIT_AS, Landlock, SIGKILL with its parent.
     """
 
     def __init__(
         self, send: Connection, work: Callable[..., Any], job: Any, label: str, max_memory_mb: int
     ) -> None:
-        secret = CREDENTIAL_PREFIXES
-        env = {k: v for k, v in os.environ.items()
-               if not (k.startswith(secret) or k.lower() in _PROXY_VARIABLES)}  # fmt: skip
-        env["PYTHONSAFEPATH"] = "1"
-        absolute = [e for e in env.get("PYTHONPATH", "").split(os.pathsep) if os.path.isabs(e)]
-        env.pop("PYTHONPATH", None)
-        if absolute:
-            env["PYTHONPATH"] = os.pathsep.join(absolute)
+        env = _worker_process_env()
         fd = send.fileno()
         self._orders = (
             _safe_sys_path(list(sys.path), getattr(work, "__module__", None)),
