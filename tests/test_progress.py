@@ -173,6 +173,93 @@ def test_progress_is_published_every_n_inputs(
     assert len(_walk(tmp_path / "catalog")) == 5
 
 
+def test_sigint_after_publishing_progress_keeps_every_published_items_files(
+    tmp_path: Path,
+) -> None:
+    # Review R1: the final publish of an interrupted run wrote its month under the key of the
+    # progress publish (in place); the clean-up then judged by the old contents, cached by
+    # key, and deleted the files of items the catalog still linked.
+    source, catalog, data = tmp_path / "src", tmp_path / "catalog", tmp_path / "data"
+    names = [f"s{n}_2024010{n + 1}.tif" for n in range(6)]  # one month
+    for n, name in enumerate(names):
+        _write(source, name, n)
+    report_path = tmp_path / "report.json"
+    command = [BYOD, "ingest", str(source), "--collection", "p", "--catalog", str(catalog),
+               "--target", str(data), "--workers", "1", "--publish-every", "2",
+               "--report", str(report_path), "-q"]  # fmt: skip
+    proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    pointer = catalog / "p" / "collection.json"
+    deadline = time.monotonic() + 120
+    # Progress published, and a third input stored (its COG is whole once the fourth's
+    # upload starts, one worker): the final publish has work to do in the same month.
+    while (
+        proc.poll() is None
+        and time.monotonic() < deadline
+        and not (pointer.exists() and sum(1 for _ in data.rglob("*.tif")) >= 4)
+    ):
+        time.sleep(0.002)
+    alive = proc.poll() is None
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
+    _, stderr = proc.communicate(timeout=120)
+    assert alive, "the run ended before it could be interrupted"
+    assert proc.returncode == 130, stderr
+    rows = {r["input"]: r for r in json.loads(report_path.read_text("utf-8"))["rows"]}
+    done = {i for i, r in rows.items() if r["status"] == "ingested"}
+    assert len(done) >= 3
+    store, target = open_store(catalog), open_store(data)
+    items = published(store, target, "p", tmp_path)  # every linked item's bytes are there
+    assert {i["properties"]["byod:source"] for i in items.values()} == done
+    for item_file in item_files(catalog, "p").values():
+        assert item_file.exists()
+    walked = _walk(catalog)
+    assert sorted(i.id for i in walked) == sorted(items)
+    for item in walked:
+        assert all(Path(a.get_absolute_href() or "").exists() for a in item.assets.values())
+    assert orphans(store, target, "p") == []
+
+
+def test_no_catalog_key_is_written_twice_by_the_publishes_of_one_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, catalog = tmp_path / "src", tmp_path / "catalog"
+    for n in range(5):
+        _write(source, f"s{n}_2024010{n + 1}.tif", n)  # one month: every publish rewrites it
+    # The pointers (collection.json, the root) and the run's own bookkeeping are rewritten
+    # by design; every other key is immutable once written.
+    mutable = ("p/collection.json", "catalog.json", "p/_superseded/", "p/_runs/")
+    seen: dict[str, tuple[int, int, int]] = {}  # key -> (inode, mtime_ns, size) first seen
+    rewritten: list[str] = []
+    calls: list[int] = []
+    original = byod.pipeline.publish
+
+    def snapshot() -> None:
+        for path in catalog.rglob("*"):
+            key = path.relative_to(catalog).as_posix()
+            if not path.is_file() or key.startswith(mutable) or key.endswith(".lock"):
+                continue
+            stat = path.stat()
+            now = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            if seen.setdefault(key, now) != now:
+                rewritten.append(key)
+
+    def spy(*args: Any, **kwargs: Any) -> Published:
+        done = original(*args, **kwargs)
+        calls.append(1)
+        snapshot()
+        return done
+
+    monkeypatch.setattr(byod.pipeline, "publish", spy)
+    report = ingest(IngestSettings(source=str(source), collection="p", workers=1,
+                                   catalog=str(catalog), target=str(tmp_path / "data"),
+                                   publish_every_inputs=2))  # fmt: skip
+    snapshot()
+    assert len(calls) == 3 and {r.status for r in report.rows} == {Status.INGESTED}
+    assert any("/_months/" in k for k in seen)
+    assert rewritten == []
+    assert len(_walk(catalog)) == 5
+
+
 def test_prune_removes_the_items_of_inputs_gone_from_the_source(
     tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
 ) -> None:

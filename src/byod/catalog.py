@@ -220,10 +220,22 @@ def item_key(collection_id: str, item_id: str, version: str) -> str:
 def month_keys(collection_id: str, month: str, version: str, attempt: int = 0) -> tuple[str, str]:
     """Keys of a month's sub-catalog and index partition written by run `version`:
     `<collection>/_months/<YYYY-MM>/<v>/catalog.json` and `items.parquet` (`-<n>` added
-    for the n-th rewrite by one publish that lost a race to another run)."""
+    for the run's n-th rewrite of that month: a later publish of the same run, progress
+    kept, or a publish that lost a race to another run). No key is ever written twice."""
     folder = f"{collection_id}/{MONTHS}/{month}/{version}"
     suffix = f"-{attempt}" if attempt else ""
     return f"{folder}/catalog{suffix}.json", f"{folder}/items{suffix}.parquet"
+
+
+# (store root, collection, run version) -> month -> how many versions of it the run wrote.
+# A run publishes from one process (progress, then the final or interrupted publish), so
+# a counter of the process is the run's: every month version gets a key of its own.
+_MONTH_WRITES: dict[tuple[str, str, str], dict[str, int]] = {}
+
+
+def _month_writes(store: Store, collection_id: str, version: str) -> dict[str, int]:
+    with _ENTRIES_LOCK:
+        return _MONTH_WRITES.setdefault((store.root, collection_id, version), {})
 
 
 def run_marker_key(collection_id: str, version: str) -> str:
@@ -551,7 +563,9 @@ def publish(
             list(pool.map(write_item, new_keys))
     gone = set(removed) - set(new)
     written: list[str] = []  # month files, by every attempt
-    attempts: dict[str, int] = {}  # month -> how many times this publish wrote it
+    # month -> how many times this run wrote it: kept across the run's publish calls
+    # (progress kept), so no key is written twice (readers and `_ENTRIES` trust that)
+    attempts = _month_writes(store, info.id, version)
     done: dict[tuple[Any, ...], Month | None] = {}  # a month as written, by what it came from
     seen: list[tuple[dict[str, Entry], dict[str, str]]] = []  # per attempt: entries, renames
     moved: dict[str, tuple[pystac.Item, str]] = {}  # renamed items, written once
