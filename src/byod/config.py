@@ -80,7 +80,9 @@ class IngestSettings(BaseModel):
         "longer in the source; never when parts of the source could not be listed.",
     )
     publish_every_inputs: int = Field(
-        default=200,
+        # Each progress publish rewrites the months it touches, whose size grows with the
+        # run: 200 cost 157 s of a 507 s run of 5,000 small inputs in one month (issue 14).
+        default=1000,
         ge=1,
         description="Publish what is stored every this many converted inputs while the run "
         "goes on, so a crash or kill loses at most that many.",
