@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import multiprocessing as mp
 import os
 import signal
@@ -32,6 +33,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.testing.utilities import prefect_test_harness
 
+import byod
 from byod import confine
 from byod.config import IngestSettings
 from byod.errors import ConfigurationError
@@ -51,7 +53,11 @@ def big_raster(path: Path) -> Path:
     return write_geotiff(path, data, crs="EPSG:32633", transform=(10, 0, 500000, 0, -10, 5000000))
 
 
-def _kill_readers(name: str, killed: list[int]) -> None:
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _kill_readers(name: str, killed: list[int], nannies: set[int] | None) -> None:
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
@@ -60,24 +66,32 @@ def _kill_readers(name: str, killed: list[int]) -> None:
             if not any(mark in cmdline for mark in WORKER_MARKS):
                 continue
             fds = Path(f"/proc/{entry}/fd")
-            if any(os.readlink(fd).endswith(name) for fd in fds.iterdir()):
-                os.kill(int(entry), signal.SIGKILL)
-                killed.append(int(entry))
+            if not any(os.readlink(fd).endswith(name) for fd in fds.iterdir()):
+                continue
+            victim = int(entry)
+            if nannies is not None:  # its Dask worker: a child of one of the cluster's nannies
+                victim = _parent(victim)
+                if _parent(victim) not in nannies or victim in killed:
+                    continue
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
         except OSError:  # gone meanwhile, or not ours to read
             continue
 
 
 @contextlib.contextmanager
-def killing_workers_reading(name: str) -> Iterator[list[int]]:
+def killing_workers_reading(name: str, nannies: set[int] | None = None) -> Iterator[list[int]]:
     """While the block runs, SIGKILL every byod worker process (forkserver child or
     `byod.subworker`) that has a file named `name` open: a worker that dies while reading
-    an input, as a segfault in GDAL or the OOM killer would make it. Yields the pids killed."""
+    an input, as a segfault in GDAL would make it. With `nannies` (the pids of `dask worker`
+    processes), SIGKILL the Dask worker process running that byod worker instead, as the OOM
+    killer or a pod eviction would. Yields the pids killed."""
     killed: list[int] = []
     stop = threading.Event()
 
     def watch() -> None:
         while not stop.is_set():
-            _kill_readers(name, killed)
+            _kill_readers(name, killed, nannies)
             stop.wait(0.02)
 
     thread = threading.Thread(target=watch, daemon=True)
@@ -180,8 +194,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
                PREFECT_SERVER_ANALYTICS_ENABLED="false", PYTHONSAFEPATH="1")  # fmt: skip
     address = f"tcp://127.0.0.1:{_free_port()}"
     port = address.rsplit(":")[-1]
-    processes = [_start([DASK, "scheduler", "--host", "127.0.0.1", "--port", port,
-                         "--no-dashboard"], home, env, home / "scheduler.log")]  # fmt: skip
+    # The scheduler gives up on a task at the first death of the worker running it (default:
+    # after 4), and gives each worker one task at a time (default: 1.1 per thread, so a
+    # second task could share the death): a crashed input in seconds, and only that one.
+    scheduler_env = {**env, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
+                     "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"}  # fmt: skip
+    # --no-dashboard still serves /metrics, on 0.0.0.0:8787 unless told otherwise.
+    scheduler = [DASK, "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard",
+                 "--dashboard-address", "127.0.0.1:0"]  # fmt: skip
+    processes = [_start(scheduler, home, scheduler_env, home / "scheduler.log")]
     try:
         for n in range(2):
             worker = [DASK, "worker", address, "--nthreads", "1", "--no-dashboard",
@@ -242,27 +263,101 @@ def test_ingest_on_an_external_cluster(cluster: dict[str, Any], tmp_path: Path) 
     assert not (cluster["home"] / ".prefect" / "prefect.db").exists()  # no ephemeral server
 
 
+def test_an_input_whose_dask_worker_dies_is_crashed_and_the_rest_published(
+    cluster: dict[str, Any], tmp_path: Path
+) -> None:
+    """The Dask worker process running an input dies (the OOM killer, an evicted pod): Dask
+    gives up on the task (KilledWorker), the input is a crashed row and a Rejected task run
+    (not one left Running), and the run publishes the other inputs."""
+    source = tmp_path / "src"
+    write_geotiff(source / "a_20240101.tif", ramp(), crs="EPSG:32633",
+                  transform=(10, 0, 500000, 0, -10, 5000000))  # fmt: skip
+    big_raster(source / "kill_20240106.tif")
+    settings = IngestSettings(source=str(source), catalog=str(tmp_path / "cat"),
+                              target=str(tmp_path / "data"), collection="lost")  # fmt: skip
+    nannies = {p.pid for p in cluster["processes"][1:3]}
+    try:
+        with killing_workers_reading("kill_20240106.tif", nannies) as killed:
+            state = ingest(settings, task_runner="dask", dask_address=cluster["address"],
+                           return_state=True)  # fmt: skip
+        assert killed, "no Dask worker was seen running the input"
+        assert state.is_completed(), state.message
+        report = state.result()
+        tasks = asyncio.run(task_runs("byod-ingest-run"))
+    finally:  # the nannies start new workers: wait for them, for the tests that follow
+        with Client(cluster["address"], timeout=60, set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=120)
+    assert report["counts"]["ingested"] == 1 and report["counts"]["rejected"] == 1
+    row = next(r for r in report["rows"] if r["input"] == "kill_20240106.tif")
+    assert row["reason"] == "crashed" and "KilledWorker" in row["message"], row
+    catalog = pystac.Catalog.from_file(str(tmp_path / "cat" / "catalog.json"))
+    assert [i.id for i in catalog.get_items(recursive=True)] == ["a_20240101"]
+    assert tasks["kill_20240106.tif"].state.type.value == "COMPLETED"
+    assert tasks["kill_20240106.tif"].state.name == "Rejected"
+    assert tasks["kill_20240106.tif"].state.message.startswith("crashed: ")
+
+
+def _build_id(package: Path) -> str:
+    """A byod package's build id, as the check is documented to compute it: SHA-256 of the
+    sorted relative paths and contents of its .py files, the first 16 hex digits."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
 def test_a_cluster_without_the_same_byod_is_refused(cluster: dict[str, Any]) -> None:
-    """A worker with another byod joins: the flow's check names it and refuses to start."""
+    """A worker with another build of byod under the same version number joins: the flow's
+    check names it and both builds, and refuses to start."""
     fake = cluster["home"] / "other-byod"
     (fake / "byod").mkdir(parents=True)
-    (fake / "byod" / "__init__.py").write_text("__version__ = '0.0.0-other'\n")
+    (fake / "byod" / "__init__.py").write_text(f"__version__ = {byod.__version__!r}\n")
+    mine = _build_id(Path(byod.__file__).parent)
+    theirs = _build_id(fake / "byod")
     env = {**cluster["env"], "PYTHONPATH": str(fake)}
+    with Client(cluster["address"], timeout=60, set_as_default=False) as client:
+        before = set(client.scheduler_info()["workers"])
     other = _start([DASK, "worker", cluster["address"], "--nthreads", "1", "--no-dashboard",
                     "--host", "127.0.0.1"], cluster["home"], env,
                    cluster["home"] / "other.log")  # fmt: skip
     try:
         with Client(cluster["address"], timeout=60, set_as_default=False) as client:
-            client.wait_for_workers(3, timeout=60)
-        with pytest.raises(ConfigurationError, match=r"cannot run byod .*0\.0\.0-other"):
+            client.wait_for_workers(len(before) + 1, timeout=60)
+            (added,) = set(client.scheduler_info()["workers"]) - before
+        with pytest.raises(ConfigurationError) as refused:
             check_cluster(cluster["address"])
+        message = str(refused.value)
+        assert f"{added}: byod {byod.__version__} build {theirs}" in message, message
+        assert f"byod {byod.__version__} build {mine}" in message, message
+        assert not any(w in message for w in before), message  # the good workers are not named
         # The flow checks first: Failed at once, with that message, nothing planned.
         settings = IngestSettings(source=str(fake), catalog=str(fake / "cat"))
         state = ingest(settings, task_runner="dask", dask_address=cluster["address"],
                        return_state=True)  # fmt: skip
-        assert state.is_failed() and "0.0.0-other" in str(state.message)
+        assert state.is_failed() and theirs in str(state.message)
         assert not (fake / "cat").exists()
     finally:
         _stop([other])
     with pytest.raises(ConfigurationError, match="cannot reach the Dask scheduler"):
         check_cluster(f"tcp://127.0.0.1:{_free_port()}", timeout_s=2)
+
+
+def test_a_scheduler_without_workers_is_refused(tmp_path: Path) -> None:
+    """No worker ever joins (a cluster not scaled up): a ConfigurationError naming the
+    address and the wait, not a time-out deep in the task runner."""
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    scheduler = _start([DASK, "scheduler", "--host", "127.0.0.1", "--port",
+                        address.rsplit(":")[-1], "--no-dashboard", "--dashboard-address",
+                        "127.0.0.1:0"], tmp_path, env,
+                       tmp_path / "scheduler.log")  # fmt: skip
+    try:
+        with Client(address, timeout=60, set_as_default=False):
+            pass  # the scheduler is up
+        with pytest.raises(ConfigurationError) as refused:
+            check_cluster(address, timeout_s=2)
+        assert f"the Dask scheduler at {address} has no workers" in str(refused.value)
+        assert "none joined within 2 s" in str(refused.value)
+    finally:
+        _stop([scheduler])

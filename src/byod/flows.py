@@ -14,6 +14,7 @@ Flow parameters are `IngestSettings` itself (a form in the Prefect UI): every op
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +30,6 @@ from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.transactions import get_transaction
 
-import byod
 from byod.config import IngestSettings, build_settings
 from byod.errors import ByodError, ConfigurationError, StorageUnavailable, storage_failure
 from byod.pipeline import (
@@ -167,10 +167,14 @@ def _ingest_run(settings: IngestSettings, results: str) -> Any:
     futures = [(w, process_one.submit(run.context, w)) for w in run.todo]
     outcomes = []
     for work, future in futures:
-        result = future.result(raise_on_failure=False)
-        if _redo(future, result, run.context):
-            fresh = process_one.with_options(refresh_cache=True).submit(run.context, work)
-            result = fresh.result(raise_on_failure=False)
+        try:
+            result = future.result(raise_on_failure=False)
+            if _redo(future, result, run.context):
+                future = process_one.with_options(refresh_cache=True).submit(run.context, work)
+                result = future.result(raise_on_failure=False)
+        except Exception as exc:  # noqa: BLE001 - the task never ended: its input crashed
+            outcomes.append(_lost(work, future, exc))
+            continue
         if isinstance(result, Outcome):
             outcomes.append(result)
         elif isinstance(result, InputRejected):
@@ -192,24 +196,73 @@ def _ingest_run(settings: IngestSettings, results: str) -> Any:
     return Completed(data=report)
 
 
-def _version_probe() -> Callable[[], str]:
-    """A function for each Dask worker that returns the version of the byod it imports. A
-    local function, so cloudpickle ships it by value: a worker with an older byod (without
-    this module) still answers, and one without byod fails to import it."""
+def _lost(work: WorkItem, future: Any, exc: Exception) -> Outcome:
+    """The crashed row of an input whose task never ended: Dask gave up on it (KilledWorker:
+    the worker process running it died, e.g. the OOM killer or an evicted pod, more often
+    than distributed.scheduler.allowed-failures allows), or it was cancelled. Its task run,
+    left Running by the dead worker, is set to Completed named Rejected, as other crashes."""
+    relpath = work.candidate.relpath
+    cause = f"{type(exc).__name__}: {exc}"
+    message = f"{relpath}: its worker process died while working on it ({cause})"
+    row = Row(relpath, Status.REJECTED, reason=Reason.CRASHED, message=message)
+    task_run_id = getattr(future, "task_run_id", None)
+    if task_run_id is not None:
+        from prefect.client.orchestration import get_client
+
+        state: State[Any] = Completed(name=REJECTED, message=f"{Reason.CRASHED.value}: {message}")
+        try:
+            with get_client(sync_client=True) as client:
+                client.set_task_run_state(task_run_id, state, force=True)
+        except Exception as error:  # noqa: BLE001 - the row is what counts; the UI may lag
+            get_run_logger().warning("byod: cannot set the state of %s: %s", relpath, error)
+    return Outcome(row)
+
+
+def _identity_probe() -> Callable[[], str]:
+    """A function for each Dask worker that returns the identity of the byod it imports,
+    "byod VERSION build ID": the build id is the SHA-256 (first 16 hex digits) of the sorted
+    relative paths and contents of the package's .py files, so a worker whose byod differs
+    from this one under the same version number is told apart. A local function, so
+    cloudpickle ships it by value: a worker with an older byod (without this module) still
+    answers, and one without byod fails to import it."""
 
     def probe() -> str:
+        import hashlib
+        from pathlib import Path
+
         import byod as installed
 
-        return str(installed.__version__)
+        root = Path(str(installed.__file__)).parent
+        digest = hashlib.sha256()
+        for path in sorted(root.rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+        return f"byod {installed.__version__} build {digest.hexdigest()[:16]}"
 
     return probe
 
 
-def check_cluster(address: str, timeout_s: float = 30) -> dict[str, str]:
-    """Check that the Dask cluster at `address` can run byod's tasks: it has workers, and
-    each imports the same byod version as this process. Returns {worker: version}.
+@functools.cache
+def build_identity() -> str:
+    """This process's byod, "byod VERSION build ID", as `_identity_probe` computes it on
+    workers (computed once per process)."""
+    return _identity_probe()()
 
-    Raises ConfigurationError naming the workers without byod or with another version."""
+
+def _describe(identity: Any) -> str:
+    if isinstance(identity, str):
+        return identity
+    return f"no usable byod ({identity!r})"  # the probe's exception, e.g. ModuleNotFoundError
+
+
+def check_cluster(address: str, timeout_s: float = 30) -> dict[str, str]:
+    """Check that the Dask cluster at `address` can run byod's tasks: at least one worker
+    joins within `timeout_s` seconds, and each imports the same byod build as this process
+    (version and a hash of the package's files: `build_identity`). Returns {worker: "byod
+    VERSION build ID"}.
+
+    Raises ConfigurationError: the scheduler is unreachable, no worker joined in time, or
+    workers lack byod or run another build (the message names them and both identities)."""
     from distributed import Client
 
     try:
@@ -218,16 +271,23 @@ def check_cluster(address: str, timeout_s: float = 30) -> dict[str, str]:
         raise ConfigurationError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
     with client:
         if not client.scheduler_info().get("workers"):
-            client.wait_for_workers(1, timeout=timeout_s)
-        versions = client.run(_version_probe(), on_error="return")
-    wrong = {w: v for w, v in versions.items() if v != byod.__version__}
+            try:
+                client.wait_for_workers(1, timeout=timeout_s)
+            except TimeoutError as exc:  # distributed's WorkerStartTimeoutError
+                raise ConfigurationError(
+                    f"the Dask scheduler at {address} has no workers: none joined within "
+                    f"{timeout_s:g} s (start workers, or scale the cluster up, then run again)"
+                ) from exc
+        identities = client.run(_identity_probe(), on_error="return")
+    mine = build_identity()
+    wrong = {w: i for w, i in identities.items() if i != mine}
     if wrong:
-        detail = ", ".join(f"{w}: {v!r}" for w, v in sorted(wrong.items()))
+        detail = "; ".join(f"{w}: {_describe(i)}" for w, i in sorted(wrong.items()))
         raise ConfigurationError(
-            f"the Dask cluster at {address} cannot run byod {byod.__version__}: install the "
-            f"same byod on its workers ({detail})"
+            f"the Dask cluster at {address} cannot run this process's {_describe(mine)}: "
+            f"install the same byod on its workers ({detail})"
         )
-    return {w: str(v) for w, v in versions.items()}
+    return {w: str(i) for w, i in identities.items()}
 
 
 def _api_url() -> str | None:
@@ -285,7 +345,7 @@ def ingest(
 
     `settings` holds `byod ingest`'s options; those given override the dataset's byod.yaml.
     `task_runner="dask"` runs one task per input on a local Dask cluster of `dask_workers`,
-    or on the cluster at `dask_address` (checked first: same byod version on every worker).
+    or on the cluster at `dask_address` (checked first: the same byod build on every worker).
     `results`: the folder task results and cache records are kept in (`result_folder`).
 
     Returns the report (a dict, as `byod ingest --json` writes). Ends Completed when every

@@ -80,15 +80,13 @@ def _worker_process_env() -> dict[str, str]:
 
 def _spawn_passfds(env: dict[str, str], path: str, args: list[str], passfds: Any) -> int:
     """multiprocessing.util.spawnv_passfds with an environment of its own (the original
-    passes this process's whole environment). The Popen is kept so that subprocess never
-    reaps the server (multiprocessing waits for it)."""
+    passes this process's whole environment)."""
     popen = subprocess.Popen(args, executable=path, pass_fds=tuple(sorted(map(int, passfds))),
                              env=env, close_fds=True)  # fmt: skip
-    _SPAWNED.append(popen)
+    # Handed over to multiprocessing, which waits for it: marked done so that subprocess
+    # neither reaps it nor warns about it.
+    popen.returncode = 0
     return popen.pid
-
-
-_SPAWNED: list[subprocess.Popen[bytes]] = []
 
 
 def _start_forkserver() -> None:
