@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pystac
 import pytest
@@ -85,15 +87,27 @@ async def _latest_run_and_report(url: str) -> tuple[str, str]:
             return run.state.name if run.state else "", str(report.data)
 
 
+async def _pull_steps(url: str) -> Any:
+    with temporary_settings({PREFECT_API_URL: url}):
+        async with get_client() as client:
+            return (await client.read_deployment_by_name("byod-ingest/local")).pull_steps
+
+
 def test_deploy_and_run_against_azurite(
     prefect_server: dict[str, str], azurite: str, tmp_path: Path
 ) -> None:
     env = prefect_server
     _upload_rasters(azurite, "uploads-deployed", tmp_path)
-    deploy = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    # Deployed from a folder that is gone when the worker runs it (a laptop's clone, a CI
+    # checkout): nothing of it may be needed.
+    deployed_from = tmp_path / "deployed-from"
+    deployed_from.mkdir()
+    shutil.copy(REPO / "prefect.yaml", deployed_from / "prefect.yaml")
+    deploy = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], cwd=deployed_from,
+                            env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert deploy.returncode == 0, deploy.stdout + deploy.stderr
     assert "byod-ingest/local" in deploy.stdout and "byod-sweep/hourly" in deploy.stdout
+    shutil.rmtree(deployed_from)
     settings = {"source": "az://uploads-deployed/projectA", "target": "az://cogs-deployed",
                 "catalog": "az://stac-deployed", "collection": "deployed"}  # fmt: skip
     run = subprocess.run(
@@ -104,6 +118,7 @@ def test_deploy_and_run_against_azurite(
     assert run.returncode == 0, run.stdout + run.stderr
     state, report = asyncio.run(_latest_run_and_report(env["PREFECT_API_URL"]))
     assert state == "Completed"
+    assert not asyncio.run(_pull_steps(env["PREFECT_API_URL"]))  # no step names that folder
     # Names from inputs are Markdown-escaped in the artifact (report.markdown_text).
     assert "**2** ingested" in report
     assert f"| {markdown_text('a_20240101.tif')} | ingested |" in report

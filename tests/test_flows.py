@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,8 @@ from pydantic import BaseModel
 
 from byod.catalog import VERSION
 from byod.config import IngestSettings
-from byod.flows import ingest, result_folder
+from byod.errors import ConfigurationError
+from byod.flows import check_local_paths, ingest, result_folder
 from byod.report import markdown_text
 from byod.validate import validate_catalog
 from tests.conftest import ramp, write_geotiff
@@ -220,3 +222,24 @@ def test_a_cached_outcome_whose_cog_changed_is_redone(prefect_api: None, tmp_pat
     ingest(options)
     assert _cog(tmp_path / "cat", "a_20240101").read_bytes() == original  # redone, not cached
     assert validate_catalog(str(tmp_path / "cat" / "catalog.json"))[1] == []
+
+
+def test_relative_paths_are_refused_in_a_process_workers_temporary_folder(
+    tmp_path: Path,
+) -> None:
+    """A process worker runs a deployment's flow in a `...prefect` folder of the temp folder
+    and deletes it afterwards: relative paths there would lose the catalog; elsewhere (a
+    worker's working_dir, a script) and absolute or az:// paths are fine."""
+    worker_folder = Path(tempfile.mkdtemp(suffix="prefect"))
+    try:
+        relative = IngestSettings(source="/data/in", catalog="catalogs")  # target: "data"
+        with pytest.raises(ConfigurationError) as refused:
+            check_local_paths(relative, worker_folder, worker_run=True)
+        assert "target='data'" in str(refused.value) and "catalog='catalogs'" in str(refused.value)
+        assert "source=" not in str(refused.value)
+        check_local_paths(relative, worker_folder, worker_run=False)  # not a worker's run
+        check_local_paths(relative, tmp_path, worker_run=True)  # a folder that stays
+        absolute = IngestSettings(source="/data/in", target="az://cogs", catalog=str(tmp_path))
+        check_local_paths(absolute, worker_folder, worker_run=True)
+    finally:
+        worker_folder.rmdir()

@@ -16,6 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,8 +76,33 @@ def _explicit(settings: IngestSettings) -> dict[str, Any]:
       retry_condition_fn=_retry_storage_only)  # fmt: skip
 def plan_task(settings: IngestSettings) -> Run:
     """Discover, fingerprint and settle what is unchanged (a listing and HEADs, no downloads).
-    A ConfigurationError (a missing source folder, a refused region) is never retried."""
-    return plan_run(build_settings(settings.source, _explicit(settings), settings.config_file))
+    A ConfigurationError (a missing source folder, a refused region, a relative path in a
+    temporary working folder) is never retried."""
+    resolved = build_settings(settings.source, _explicit(settings), settings.config_file)
+    check_local_paths(resolved, Path.cwd(), "PREFECT__FLOW_RUN_ID" in os.environ)
+    return plan_run(resolved)
+
+
+def check_local_paths(settings: IngestSettings, cwd: Path, worker_run: bool) -> None:
+    """Refuse relative `source`, `target` and `catalog` paths in a run whose working folder
+    is a Prefect process worker's temporary one (`worker_run`: started by a worker; `cwd` a
+    `...prefect` folder in the temp folder, which the worker deletes when the run ends): the
+    catalog and COGs would go with it. Absolute paths and az:// URLs are always fine, and so
+    are relative ones where the working folder stays (a worker's `working_dir`, a script).
+
+    Raises ConfigurationError naming the fields."""
+    temp = Path(tempfile.gettempdir()).resolve()
+    if not worker_run or not (cwd.name.endswith("prefect") and cwd.resolve().parent == temp):
+        return
+    relative = [f"{name}={getattr(settings, name)!r}" for name in ("source", "target", "catalog")
+                if "://" not in getattr(settings, name)
+                and not Path(getattr(settings, name)).is_absolute()]  # fmt: skip
+    if relative:
+        raise ConfigurationError(
+            f"relative paths ({', '.join(relative)}) in a run of a deployment: the worker runs "
+            f"it in a temporary folder ({cwd}) that it deletes when the run ends; give source, "
+            "target and catalog as absolute paths or az:// URLs"
+        )
 
 
 @dataclass
