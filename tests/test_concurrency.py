@@ -176,7 +176,33 @@ def test_a_cli_run_and_a_flow_run_at_once_lose_nothing(tmp_path: Path) -> None:
 
 def test_the_later_of_two_runs_adding_the_same_input_says_replaced(tmp_path: Path) -> None:
     """Two runs planned at once both find `x.tif` new; the one that publishes second replaced
-    the item of the first (same `byod:source`), and its report row says so."""
+    the item of the first (same `byod:source` of the same source), and its row says so."""
+    from byod.pipeline import plan_run, process_all, publish_run
+    from byod.report import Status
+
+    catalog, target = tmp_path / "catalog", tmp_path / "data"
+    runs, outcomes = [], []
+    for n in range(2):  # the input changes between the runs: their COGs differ
+        write_geotiff(tmp_path / "src" / "x_20240101.tif", ramp(32, 32) + n,
+                      crs="EPSG:32633", transform=_origin(0, 0))  # fmt: skip
+        settings = IngestSettings(source=str(tmp_path / "src"), collection=COLLECTION,
+                                  catalog=str(catalog), target=str(target), workers=1)  # fmt: skip
+        runs.append(plan_run(settings))
+        outcomes.append(list(process_all(runs[-1])))
+    reports = [publish_run(run, done) for run, done in zip(runs, outcomes, strict=True)]
+    assert [[r.status for r in report.rows] for report in reports] == [
+        [Status.INGESTED], [Status.REPLACED]]  # fmt: skip
+    items = published(open_store(catalog), open_store(target), COLLECTION, tmp_path)
+    (item,) = items.values()
+    second = outcomes[1][0].items[0]["assets"]["data"]["file:checksum"]
+    assert item["assets"]["data"]["file:checksum"] == second
+    assert orphans(open_store(catalog), open_store(target), COLLECTION) == []
+
+
+def test_two_runs_of_other_sources_adding_the_same_path_keep_both(tmp_path: Path) -> None:
+    """Two runs of two sources planned at once both give `x.tif` the id `x_20240101`; the
+    one that publishes second is another source's input (`byod:source_root`): it gets an id
+    of its own, and neither item is lost."""
     from byod.pipeline import plan_run, process_all, publish_run
     from byod.report import Status
 
@@ -191,11 +217,13 @@ def test_the_later_of_two_runs_adding_the_same_input_says_replaced(tmp_path: Pat
     outcomes = [list(process_all(run)) for run in runs]
     reports = [publish_run(run, done) for run, done in zip(runs, outcomes, strict=True)]
     assert [[r.status for r in report.rows] for report in reports] == [
-        [Status.INGESTED], [Status.REPLACED]]  # fmt: skip
+        [Status.INGESTED], [Status.INGESTED]]  # fmt: skip
+    ids = [report.rows[0].item_ids[0] for report in reports]
+    assert ids[0] == "x_20240101" and ids[1] != ids[0]
     items = published(open_store(catalog), open_store(target), COLLECTION, tmp_path)
-    (item,) = items.values()
-    second = outcomes[1][0].items[0]["assets"]["data"]["file:checksum"]
-    assert item["assets"]["data"]["file:checksum"] == second
+    assert sorted(items) == sorted(ids)
+    roots = {i: item["properties"]["byod:source_root"] for i, item in items.items()}
+    assert roots == {ids[n]: str((tmp_path / f"src{n}").resolve()) for n in range(2)}
     assert orphans(open_store(catalog), open_store(target), COLLECTION) == []
 
 

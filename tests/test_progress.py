@@ -26,7 +26,15 @@ from azure.storage.blob import BlobServiceClient
 from rasterio.transform import from_origin
 
 import byod.pipeline
-from byod.catalog import MONTHS_FIELD, CollectionInfo, Published, current_index_keys
+from byod.catalog import (
+    MONTHS_FIELD,
+    CollectionInfo,
+    Published,
+    collect_superseded,
+    current_index_keys,
+    load_items,
+    publish,
+)
 from byod.config import IngestSettings
 from byod.pipeline import ingest
 from byod.reasons import Reason
@@ -260,6 +268,41 @@ def test_no_catalog_key_is_written_twice_by_the_publishes_of_one_run(
     assert len(_walk(catalog)) == 5
 
 
+def test_a_switch_from_a_stale_pointer_reads_the_pointer_again(tmp_path: Path) -> None:
+    # On blob storage the pointer a switch starts from may be stale: another run switched
+    # since and, past the grace period (0 s here), deleted the month version it named.
+    store = open_store(tmp_path / "catalog")
+    info = CollectionInfo("c", "test", "CC0-1.0")
+
+    def item(item_id: str) -> pystac.Item:
+        bbox = [10.0, 50.0, 10.1, 50.1]
+        geometry = {"type": "Polygon", "coordinates": [[[10.0, 50.0], [10.1, 50.0],
+                    [10.1, 50.1], [10.0, 50.1], [10.0, 50.0]]]}  # fmt: skip
+        found = pystac.Item(item_id, geometry, bbox, datetime(2024, 1, 5, tzinfo=UTC),
+                            {"byod:source": f"{item_id}.tif"})  # fmt: skip
+        found.add_asset("data", pystac.Asset(str(tmp_path / f"{item_id}.tif"), roles=["data"]))
+        return found
+
+    publish(store, info, {"a": item("a")}, [], "20240101T000000-aaaaaa")
+    stale = store.read_text("c/collection.json")
+    publish(store, info, {"b": item("b")}, [], "20240101T000001-bbbbbb")
+    collect_superseded(store, "c", [store], 0.0, lambda _: False)
+    assert current_index_keys(store, "c")[0].split("/")[3] == "20240101T000001-bbbbbb"
+    assert not [f for f in store.list_files("c/_months/") if "aaaaaa" in f.key]
+    update = store.update_text
+    calls: list[str | None] = []
+
+    def stale_first(key: str, change: Callable[[str | None], str | None]) -> str | None:
+        if key == "c/collection.json" and not calls:
+            calls.append(change(stale))  # what a conditional write on a stale ETag computes
+        return update(key, change)
+
+    store.update_text = stale_first  # type: ignore[method-assign]
+    publish(store, info, {"c": item("c")}, [], "20240101T000002-cccccc")
+    assert calls and calls[0] is not None and json.loads(calls[0])[MONTHS_FIELD]
+    assert sorted(load_items(store, "c")) == ["a", "b", "c"]
+
+
 def test_prune_removes_the_items_of_inputs_gone_from_the_source(
     tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
 ) -> None:
@@ -283,6 +326,9 @@ def test_prune_removes_the_items_of_inputs_gone_from_the_source(
     assert pruned.counts()["removed"] == 1
     assert set(item_files(tmp_path / "catalog", "test")) == {"a_20240105"}
     assert not b_cog.exists()  # superseded, past the grace period (0 s in the tests)
+    # No empty folder is left of the removed item, in the catalog or the target.
+    assert not (tmp_path / "catalog" / "test" / b_id).exists()
+    assert not (tmp_path / "data" / "test" / b_id).exists()
     assert [i.id for i in _walk(tmp_path / "catalog")] == ["a_20240105"]
     assert orphans(open_store(tmp_path / "catalog"), open_store(tmp_path / "data"), "test") == []
 
@@ -300,6 +346,88 @@ def test_prune_is_skipped_when_part_of_the_source_cannot_be_listed(
     assert not [r for r in report.rows if r.status is Status.REMOVED]
     assert any(n.startswith("--prune skipped") for n in report.notes)
     assert len(item_files(tmp_path / "catalog", "test")) == 2
+
+
+def test_prune_with_a_source_that_lists_nothing_removes_nothing(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    write_raster("a_20240105.tif", ramp())
+    write_raster("b_20240302.tif", ramp())
+    run_ingest()
+    files = item_files(tmp_path / "catalog", "test")
+    cogs = sorted((tmp_path / "data").rglob("*.tif"))
+    # An emptied folder looks like a mistyped one: the collection is not wiped.
+    shutil.rmtree(tmp_path / "src")
+    (tmp_path / "src").mkdir()
+    report = run_ingest(prune=True)
+    assert report.rows == []
+    assert any(n.startswith("--prune skipped") and "no input" in n for n in report.notes)
+    assert item_files(tmp_path / "catalog", "test") == files
+    assert all(p.exists() for p in files.values()) and all(c.exists() for c in cogs)
+    assert len(cogs) == 2 and sorted((tmp_path / "data").rglob("*.tif")) == cogs
+
+
+def test_prune_and_ids_keep_to_their_own_source(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    other = tmp_path / "other"
+    write_raster("a_20240105.tif", ramp())
+    write_raster("zz.tif", ramp())
+    write_raster("zz.tif", ramp(dtype="int16"), folder=other)  # the same path, another source
+    write_raster("o_20240301.tif", ramp(), folder=other)
+    run_ingest()
+    catalog = tmp_path / "catalog"
+    first = item_files(catalog, "test")
+    assert sorted(first) == ["a_20240105", "zz"]
+    zz_stamp = first["zz"].stat().st_mtime_ns
+
+    report = run_ingest(source=str(other), prune=True)
+    rows = {r.input: (r.status, r.item_ids) for r in report.rows}
+    assert {i: s for i, (s, _) in rows.items()} == {"o_20240301.tif": Status.INGESTED,
+                                                   "zz.tif": Status.INGESTED}  # fmt: skip
+    other_zz = rows["zz.tif"][1][0]
+    assert other_zz != "zz"  # not the first source's item: an id of its own
+    files = item_files(catalog, "test")
+    assert sorted(files) == sorted(["a_20240105", "zz", other_zz, "o_20240301"])
+    assert files["zz"] == first["zz"] and files["zz"].stat().st_mtime_ns == zz_stamp
+    roots = {i: json.loads(p.read_text())["properties"]["byod:source_root"]
+             for i, p in files.items()}  # fmt: skip
+    src, oth = str((tmp_path / "src").resolve()), str(other.resolve())
+    assert roots == {"a_20240105": src, "zz": src, other_zz: oth, "o_20240301": oth}
+
+    (other / "o_20240301.tif").unlink()
+    pruned = run_ingest(source=str(other), prune=True)
+    assert {r.input: r.status for r in pruned.rows} == {
+        "o_20240301.tif": Status.REMOVED, "zz.tif": Status.UNCHANGED}  # fmt: skip
+    assert sorted(item_files(catalog, "test")) == sorted(["a_20240105", "zz", other_zz])
+    again = run_ingest(prune=True)  # the first source: its items are its own, unchanged
+    assert {r.input: (r.status, r.item_ids) for r in again.rows} == {
+        "a_20240105.tif": (Status.UNCHANGED, ["a_20240105"]),
+        "zz.tif": (Status.UNCHANGED, ["zz"]),
+    }  # fmt: skip
+    assert sorted(i.id for i in _walk(catalog)) == sorted(["a_20240105", "zz", other_zz])
+    assert orphans(open_store(catalog), open_store(tmp_path / "data"), "test") == []
+
+
+def test_prune_keeps_items_that_do_not_record_their_source(
+    tmp_path: Path,
+    write_raster: WriteRaster,
+    run_ingest: Callable[..., Report],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_raster("a_20240105.tif", ramp())
+    gone = write_raster("b_20240302.tif", ramp())
+    with monkeypatch.context() as patch:  # as a byod before byod:source_root wrote them
+        patch.setattr(byod.pipeline, "source_root", lambda _: None)
+        run_ingest()
+    files = item_files(tmp_path / "catalog", "test")
+    assert all(json.loads(p.read_text())["properties"].get("byod:source_root") is None
+               for p in files.values())  # fmt: skip
+    gone.unlink()
+    report = run_ingest(prune=True)  # which source b came from is unknown: kept
+    assert {r.input: r.status for r in report.rows} == {"a_20240105.tif": Status.UNCHANGED}
+    assert any(n.startswith("--prune kept 1 item") for n in report.notes)
+    assert item_files(tmp_path / "catalog", "test") == files
 
 
 def test_an_all_rejected_run_leaves_no_collection(

@@ -23,7 +23,8 @@ The month of an item is the UTC month of its start (start_datetime, else datetim
 items (start 0001-01-01) are in `0001-01`, titled "undated". Items link the collection as
 their parent (item files are immutable; month versions change). A publish writes new
 versions of the months it touches only (new, replaced, removed and moved items; `-<n>` names
-a rewrite after a lost race), reading those months' partitions and sub-catalogs, and finds
+the run's n-th rewrite of a month: a later publish of the same run, or a rewrite after a lost
+race; no key is ever written twice), reading those months' partitions and sub-catalogs, and finds
 which month an id is in from the index's columns (`collection_entries`, cached per immutable
 partition key). A collection of the layout before months (item links and one
 `_index/<v>/items-<n>.parquet` in collection.json) is read by `read_layout` (`Layout.legacy`)
@@ -68,7 +69,7 @@ from typing import Any, NamedTuple
 import pystac
 
 from byod.extents import union_bbox, union_interval
-from byod.storage import Store
+from byod.storage import UPDATE_ATTEMPTS, Store
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +189,16 @@ class Entry(NamedTuple):
     data_hrefs: tuple[str, ...]  # absolute hrefs of the assets whose roles hold "data"
     hrefs: tuple[str, ...]  # absolute hrefs of all its assets
     key: str | None = None  # its item file, where known without the version (old layouts)
+    # The source folder or prefix its input was found in (`byod:source_root`, normalised as
+    # `sources.source_root` does); None for items written before byod recorded it.
+    source_root: str | None = None
+
+    def same_input(self, source: Any, source_root: Any) -> bool:
+        """Whether the item is of the input `source` of the source `source_root` (an item of
+        unknown root: of the same path below any source)."""
+        if self.source != source:
+            return False
+        return self.source_root is None or source_root is None or self.source_root == source_root
 
     def item_key(self, collection_id: str) -> str | None:
         """The key of the item version published, from `byod:version` (or the version folder
@@ -420,7 +431,15 @@ def collection_entries(store: Store, collection_id: str, layout: Layout | None =
     """Every published item of the collection as an `Entry`, from the month partitions
     `collection.json` names (columns only, `index.read_index_entries`; each partition read
     once per process), or from the items of a collection of the old layout."""
-    layout = layout if layout is not None else read_layout(store, collection_id)
+    if layout is None:  # read here: read again if a switch meanwhile deleted what it named
+        for _ in range(UPDATE_ATTEMPTS):
+            layout = read_layout(store, collection_id)
+            try:
+                return collection_entries(store, collection_id, layout)
+            except FileNotFoundError:
+                if read_layout(store, collection_id).text == layout.text:
+                    raise
+        layout = read_layout(store, collection_id)
     if layout.legacy is not None:
         state = layout.legacy
         return {i: _entry(item.to_dict(transform_hrefs=False), item_month(item),
@@ -456,7 +475,7 @@ def _read_entries(store: Store, key: str, month: str) -> dict[str, Entry]:
     try:
         return {
             i: Entry(i, e.source, e.fingerprint, e.subdataset, e.version, month,
-                     tuple(e.data_hrefs), tuple(e.hrefs))
+                     tuple(e.data_hrefs), tuple(e.hrefs), None, e.source_root)
             for i, e in found.items()
         }  # fmt: skip
     finally:
@@ -471,7 +490,7 @@ def _entry(data: dict[str, Any], month: str, key: str | None = None) -> Entry:
         data["id"], props.get("byod:source"), props.get("byod:fingerprint"),
         props.get("byod:subdataset"), props.get("byod:version"), month,
         tuple(a["href"] for a in assets if "data" in (a.get("roles") or [])),
-        tuple(a["href"] for a in assets), key,
+        tuple(a["href"] for a in assets), key, props.get("byod:source_root"),
     )  # fmt: skip
 
 
@@ -584,10 +603,11 @@ def publish(
         for item_id in sorted(new):
             item, key = new[item_id], new_keys[item_id]
             other = where.get(item_id)
-            if other is not None and other.source != _source(item):
+            root = item.properties.get("byod:source_root")
+            if other is not None and not other.same_input(_source(item), root):
                 if item_id not in moved:
                     item = item.clone()
-                    item.id = _free_id(item_id, _source(item), where)
+                    item.id = _free_id(item_id, _source(item), root, where)
                     key = item_key(info.id, item.id, version)
                     store.write_text(key, _dumps(_item_dict(store, item, key)))
                     moved[item_id] = (item, key)
@@ -597,6 +617,22 @@ def publish(
         return items, keys, renamed
 
     def switch(text: str | None) -> str | None:
+        # A blob's text may be stale by the time its months are read: another run switched
+        # meanwhile and, past the grace period, deleted what that text named. Then its write
+        # fails on the ETag anyway: read the pointer again (a file missing from the current
+        # pointer, though, is an error).
+        for _ in range(UPDATE_ATTEMPTS):
+            try:
+                return merged(text)
+            except FileNotFoundError:
+                key = collection_key(info.id)
+                fresh = store.read_text(key) if store.exists(key) else None
+                if fresh == text:
+                    raise
+                text = fresh
+        return merged(text)
+
+    def merged(text: str | None) -> str | None:
         layout = read_layout(store, info.id, text)
         where = collection_entries(store, info.id, layout)
         placed, placed_keys, renamed = place(where)
@@ -830,7 +866,7 @@ def _source(item: pystac.Item) -> Any:
     return item.properties.get("byod:source")
 
 
-def _free_id(item_id: str, source: Any, taken: dict[str, Entry]) -> str:
+def _free_id(item_id: str, source: Any, root: Any, taken: dict[str, Entry]) -> str:
     """The id of an item whose id another input took: the hash of its source path added, as
     `_plan` does (`sources.disambiguated_id`)."""
     from byod.sources import disambiguated_id, item_id_for
@@ -838,19 +874,27 @@ def _free_id(item_id: str, source: Any, taken: dict[str, Entry]) -> str:
     with_hash = disambiguated_id(str(source))
     candidate = with_hash if item_id == item_id_for(str(source)) else (
         f"{item_id}-{with_hash.rsplit('-', 1)[1]}")  # fmt: skip
-    if candidate in taken and taken[candidate].source != source:
+    if candidate in taken and not taken[candidate].same_input(source, root):
         candidate = f"{candidate}-{uuid.uuid4().hex[:6]}"  # a collision of hashes, too
     return candidate
 
 
 def remove_file(store: Store, key: str) -> None:
-    """Delete a file, and its version folder once empty (local disks keep empty folders)."""
+    """Delete a file, and its version folder once empty, and then the item folder
+    (`<collection>/<item>/`) once its last version is gone (local disks keep empty
+    folders; blob prefixes vanish with their last blob)."""
     store.remove(key)
     if store.is_local and version_of(key):
         folder = os.path.dirname(store.href(key))
         if VERSION.fullmatch(os.path.basename(folder)):
-            with contextlib.suppress(OSError):  # not empty: the version has other files
+            try:
                 os.rmdir(folder)
+            except OSError:  # not empty: the version has other files
+                return
+            parts = key.split("/")
+            if len(parts) == 4 and not parts[1].startswith("_"):  # <coll>/<item>/<v>/<name>
+                with contextlib.suppress(OSError):  # not empty: other versions of the item
+                    os.rmdir(os.path.dirname(folder))
 
 
 def _item_dict(store: Store, item: pystac.Item, key: str) -> dict[str, Any]:

@@ -278,6 +278,7 @@ class IndexEntry(NamedTuple):
     end_us: int | None  # end_datetime, else datetime
     data_hrefs: tuple[str, ...]  # assets whose roles contain "data"
     hrefs: tuple[str, ...]  # every asset
+    source_root: str | None = None  # property byod:source_root: the source folder or prefix
 
     @property
     def start(self) -> datetime | None:
@@ -291,7 +292,8 @@ class IndexEntry(NamedTuple):
 
 
 _ENTRY_PROPERTIES = {"source": "byod:source", "fingerprint": "byod:fingerprint",
-                     "subdataset": "byod:subdataset", "version": "byod:version"}  # fmt: skip
+                     "subdataset": "byod:subdataset", "version": "byod:version",
+                     "source_root": "byod:source_root"}  # fmt: skip
 
 
 def read_index_entries(store: Store, keys: Sequence[str]) -> dict[str, IndexEntry]:
@@ -363,9 +365,10 @@ def _read_entries(store: Store, key: str) -> list[IndexEntry]:
                     data.append(absolute)
                 elif is_data.any():
                     data.append([h if d else None for h, d in zip(absolute, is_data, strict=True)])
+        *values, roots = values  # byod:source_root comes last in IndexEntry
         rows = zip(table.column("id").to_pylist(), *values,
                    when("start_datetime", "datetime"), when("end_datetime", "datetime"),
-                   _per_row(data, n), _per_row(hrefs, n), strict=True)  # fmt: skip
+                   _per_row(data, n), _per_row(hrefs, n), roots, strict=True)  # fmt: skip
         return list(itertools.starmap(IndexEntry, rows))
 
 
@@ -430,6 +433,7 @@ def _entry(item: dict[str, Any]) -> IndexEntry:
         end_us=when("end_datetime"),
         data_hrefs=tuple(a["href"] for a in assets if "data" in (a.get("roles") or [])),
         hrefs=tuple(a["href"] for a in assets),
+        source_root=props.get("byod:source_root"),
     )
 
 

@@ -82,6 +82,7 @@ from byod.sources import (
     fingerprint,
     item_id_for,
     slugify,
+    source_root,
 )
 from byod.storage import BlobStore, Hold, Store, is_blob_url, open_store
 from byod.work import Job, Prepared, PrepareResult, georef_sidecar_names, prepare
@@ -357,7 +358,7 @@ def _plan_run(settings: IngestSettings, progress: Progress) -> Run:
         _finish(report, progress, Row(problem.relpath, Status.REJECTED, reason=problem.reason,
                                       message=problem.message))  # fmt: skip
     todo = []
-    plans = _plan(found.candidates, items, _recipe(settings))
+    plans = _plan(found.candidates, items, _recipe(settings), source_root(settings.source))
     listed = _listed(stores.target, collection_id, sum(1 for p in plans if p.previous))
     for plan in plans:
         if plan.unreadable is not None:  # the input's fault, not the store's: it alone fails
@@ -389,11 +390,27 @@ def _pruned(settings: IngestSettings, found: Discovery, items: dict[str, Entry],
         report.notes.append(f"--prune skipped: {len(blind)} part(s) of the source could not "
                             f"be listed ({shown}); nothing removed")  # fmt: skip
         return {}
+    root = source_root(settings.source)
+    own = [e for e in items.values() if e.source is not None and e.source_root == root]
+    if not found.candidates and not found.problems and items:
+        # An emptied folder and a mistyped prefix look the same: never empty a collection.
+        report.notes.append(f"--prune skipped: the source listed no input (a wrong folder or "
+                            f"prefix?); the collection's {len(items)} item(s), {len(own)} of "
+                            "them from this source, kept")  # fmt: skip
+        return {}
     present = {c.relpath for c in found.candidates} | {p.relpath for p in found.problems}
     gone: dict[str, list[str]] = {}
-    for entry in items.values():
-        if entry.source is not None and entry.source not in present:
-            gone.setdefault(entry.source, []).append(entry.id)
+    for entry in own:
+        if entry.source not in present:
+            gone.setdefault(str(entry.source), []).append(entry.id)
+    # Items written before byod recorded their source: which source they came from is
+    # unknown (another source may share the collection), so they are never pruned.
+    unknown = sum(1 for e in items.values() if e.source is not None and e.source_root is None
+                  and e.source not in present)  # fmt: skip
+    if unknown:
+        report.notes.append(f"--prune kept {unknown} item(s) whose input is not in the source "
+                            "but which do not record their source (byod:source_root; written "
+                            "by an older byod): remove them by hand if they are gone")  # fmt: skip
     return {source: sorted(ids) for source, ids in sorted(gone.items())}
 
 
@@ -596,12 +613,14 @@ def _publish_pending(run: Run, outcomes: list[Outcome]) -> _Stores:
     pending = [o for o in outcomes if o.row.input not in run.flushed]
     new: dict[str, pystac.Item] = {}
     removed: set[str] = set()
+    root = source_root(settings.source)  # which source an item is of (--prune, ids)
     for outcome in pending:
         if outcome.row not in report.rows:
             report.rows.append(outcome.row)
         new_ids = {d["id"] for d in outcome.items}
         for data in outcome.items:
-            new[data["id"]] = pystac.Item.from_dict(data, migrate=False)  # keeps proj:epsg
+            new[data["id"]] = item = pystac.Item.from_dict(data, migrate=False)  # keeps proj:epsg
+            item.properties["byod:source_root"] = root
         removed |= set(outcome.replaced_ids) - new_ids
     pruned = run.pruned
     removed |= {i for ids in pruned.values() for i in ids}
@@ -877,11 +896,14 @@ def _recipe(settings: IngestSettings) -> str:
     )
 
 
-def _plan(candidates: list[Candidate], items: dict[str, Entry], recipe: str) -> list[_Plan]:
+def _plan(candidates: list[Candidate], items: dict[str, Entry], recipe: str,
+          root: str | None = None) -> list[_Plan]:  # fmt: skip
     """Fingerprint every input (in threads: hashing releases the GIL) and give it an item id.
 
-    An input keeps the id its item already has; a new one takes the slug of its path, or the
-    slug plus a hash of the path when another input or item holds that slug already.
+    An input keeps the id its item already has (an item of the same path below the same
+    source `root`, or of unknown root); a new one takes the slug of its path, or the slug
+    plus a hash of the path when another input or item holds that slug already (plus a hash
+    of the root and the path when that is taken too: the same path in another source).
     """
 
     seconds: dict[str, float] = {}  # by input: the report's `fingerprint` stage
@@ -899,7 +921,8 @@ def _plan(candidates: list[Candidate], items: dict[str, Entry], recipe: str) -> 
         prints = list(pool.map(hashed, candidates))
     by_source: dict[str, list[Entry]] = {}
     for item in items.values():
-        by_source.setdefault(str(item.source), []).append(item)
+        if item.same_input(item.source, root):  # not another source's item of that path
+            by_source.setdefault(str(item.source), []).append(item)
     taken = {item_id for item_id in items if item_id}
     plans = []
     for candidate, print_ in zip(candidates, prints, strict=True):
@@ -913,8 +936,11 @@ def _plan(candidates: list[Candidate], items: dict[str, Entry], recipe: str) -> 
             item_id = next(iter(own))
         else:
             item_id = item_id_for(candidate.relpath)
-            if item_id in taken - {i.id for i in previous}:
+            blocked = taken - {i.id for i in previous}
+            if item_id in blocked:
                 item_id = disambiguated_id(candidate.relpath)
+            if item_id in blocked:
+                item_id = disambiguated_id(candidate.relpath, root)
         taken.add(item_id)
         plans.append(_Plan(candidate, item_id, print_, previous,
                            fingerprint_s=seconds.get(candidate.relpath, 0.0)))  # fmt: skip

@@ -447,9 +447,20 @@ def item_id_for(relpath: str) -> str:
     return f"{slug[: MAX_ID_LENGTH - 9].rstrip('-._')}-{_path_hash(relpath)}"
 
 
-def disambiguated_id(relpath: str) -> str:
-    """The id used when the preferred one is taken by another input: a hash of the path added."""
-    return f"{item_id_for(relpath)}-{_path_hash(relpath)}"
+def disambiguated_id(relpath: str, root: str | None = None) -> str:
+    """The id used when the preferred one is taken by another input: a hash of the path
+    added (of the source root and the path, `root`, when that one is taken too: the same
+    path in another source of the collection)."""
+    return f"{item_id_for(relpath)}-{_path_hash(relpath if root is None else f'{root}/{relpath}')}"
+
+
+def source_root(url: str) -> str:
+    """The source as items record it (`byod:source_root`): a blob URL as given without its
+    trailing `/`, a local folder as its absolute path with links resolved. Two runs over the
+    same source give the same string; --prune touches only the items of its own source."""
+    if "://" in url:
+        return url.rstrip("/")
+    return str(Path(url).resolve())
 
 
 def _path_hash(relpath: str) -> str:
