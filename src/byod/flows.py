@@ -342,8 +342,12 @@ def _task_runner(runner: Runner, workers: int, dask_address: str | None, dask_wo
     if dask_address:  # an existing cluster: a Pangeo hub's dask-gateway, a scheduler address
         check_cluster(dask_address)
         return DaskTaskRunner(address=dask_address)
+    # The scheduler's HTTP server (dashboard off, /metrics still served) on a free loopback
+    # port: with None it takes 8787 on every interface, which a hub's own Dask dashboard or
+    # another run may hold.
     return DaskTaskRunner(cluster_kwargs={"n_workers": dask_workers, "threads_per_worker": 1,
-                                          "processes": True, "dashboard_address": None},
+                                          "processes": True, "host": "127.0.0.1",
+                                          "dashboard_address": "127.0.0.1:0"},
                           client_kwargs={"set_as_default": False})  # fmt: skip
 
 
