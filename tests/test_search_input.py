@@ -75,6 +75,8 @@ def test_longitudes_in_the_0_360_form_find_what_the_same_box_in_minus_180_180_fi
         (["--bbox", "-200,-10,-190,-8"], "longitude"),
         (["--bbox", "10,-95,20,0"], "-90"),
         (["--datetime", "2021-01-01/2019-01-01"], "before"),
+        # The parser's message spans lines (a caret under the column): said on one line.
+        (["--filter", "platform = "], "does not parse"),
     ],
 )
 def test_impossible_input_is_a_one_line_usage_error(
@@ -84,6 +86,7 @@ def test_impossible_input_is_a_one_line_usage_error(
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and words in lines[0] and "Traceback" not in result.output
+    assert "\\n" not in lines[0]  # no escaped line breaks either
 
 
 def test_query_parse_says_why() -> None:

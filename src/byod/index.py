@@ -581,7 +581,8 @@ def _cql2(text: str) -> Any:
     try:
         return cql2.parse_json(text) if text.lstrip().startswith("{") else cql2.parse_text(text)
     except (ValueError, cql2.ParseError, cql2.ValidationError) as exc:
-        raise SearchError(f"CQL2 filter does not parse: {exc}") from None
+        # The parser's message spans lines (a caret under the column): one line for the CLI.
+        raise SearchError(f"CQL2 filter does not parse: {' '.join(str(exc).split())}") from None
 
 
 # --- matching: vectorised over the index, and one item at a time (the reference) --------
