@@ -77,6 +77,20 @@ class UnrectifiedItems(ValueError):
     """Items whose rasters are placed by GCPs or RPCs only, which byod.load cannot load."""
 
 
+class MixedCrs(ValueError):
+    """Items in more than one CRS given to byod.load without `crs`: odc-stac would take the
+    first item's CRS and read `resolution` in its units (30 in EPSG:4326 is 30 degrees)."""
+
+
+def _crs_of(item: pystac.Item) -> str | None:
+    props = item.properties
+    if props.get("proj:code"):
+        return str(props["proj:code"])
+    if props.get("proj:epsg"):
+        return f"EPSG:{props['proj:epsg']}"
+    return None
+
+
 def _unrectified(item: pystac.Item, bands: Sequence[str] | None) -> bool:
     """Whether an asset odc-stac would read declares a grid (`proj:shape`, byod's
     `byod:georeferencing`) but has no `proj:transform`, on itself or on the item."""
@@ -109,6 +123,8 @@ def load(
     """A lazy, dask-backed xarray Dataset of the items (odc-stac), read from the COGs over
     HTTP(S) with signed URLs where they are in private containers.
 
+    Raises MixedCrs (a ValueError) when the items are in several CRSs and `crs` is not
+    given (odc-stac would take the first item's and read `resolution` in its units).
     Raises UnrectifiedItems (a ValueError) naming the items placed by GCPs or RPCs only:
     their pixel grid has no CRS and no `proj:transform`, which odc-stac needs to place
     pixels ("Failed to auto-guess CRS/resolution", or a bare AssertionError with `crs` and
@@ -127,6 +143,18 @@ def load(
             "pixels. Leave them out, or warp their COGs onto a grid first (gdalwarp; "
             "rioxarray.open_rasterio(href).rio.reproject(crs) uses the GCPs or RPCs)"
         )
+    if crs is None:
+        by_crs: dict[str, list[str]] = {}
+        for item in listed:
+            by_crs.setdefault(_crs_of(item) or "no proj:code", []).append(item.id)
+        if len(by_crs) > 1:
+            found = "; ".join(f"{code}: {', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''}"
+                              for code, ids in sorted(by_crs.items()))  # fmt: skip
+            raise MixedCrs(
+                f"byod.load: the items are in {len(by_crs)} CRSs ({found}); give crs= (and "
+                'resolution= in its units), or search one CRS (filter="proj:code = '
+                "'EPSG:32633'\")"
+            )
     needs_signing = any(is_blob_url(a.href) or a.href.startswith("http")
                         for i in listed for a in i.assets.values())  # fmt: skip
     if needs_signing:
