@@ -37,7 +37,7 @@ from prefect.testing.utilities import prefect_test_harness
 from rasterio.transform import from_origin
 
 from byod.config import IngestSettings
-from byod.flows import ingest
+from byod_flows import ingest
 
 DASK = str(Path(sys.executable).parent / "dask")
 

@@ -34,11 +34,12 @@ from prefect.client.schemas.sorting import FlowRunSort
 from prefect.testing.utilities import prefect_test_harness
 
 import byod
+import byod_flows
 from byod import confine
 from byod.config import IngestSettings
 from byod.errors import ConfigurationError
-from byod.flows import check_cluster, ingest
 from byod.reasons import Reason
+from byod_flows import check_cluster, ingest
 from tests.conftest import ramp, write_geotiff
 from tests.daemon_jobs import KEPT, SECRETS, leaked, run_in_daemon
 
@@ -297,13 +298,15 @@ def test_an_input_whose_dask_worker_dies_is_crashed_and_the_rest_published(
     assert tasks["kill_20240106.tif"].state.message.startswith("crashed: ")
 
 
-def _build_id(package: Path) -> str:
-    """A byod package's build id, as the check is documented to compute it: SHA-256 of the
-    sorted relative paths and contents of its .py files, the first 16 hex digits."""
+def _build_id(*packages: Path) -> str:
+    """A byod build id, as the check is documented to compute it: SHA-256 of the sorted
+    paths (package name first) and contents of the .py files of byod and byod_flows, the
+    first 16 hex digits."""
     digest = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
-        digest.update(b"\0")
+    for package in packages:
+        for path in sorted(package.rglob("*.py")):
+            digest.update(f"{package.name}/{path.relative_to(package).as_posix()}".encode())
+            digest.update(b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 
@@ -313,8 +316,9 @@ def test_a_cluster_without_the_same_byod_is_refused(cluster: dict[str, Any]) -> 
     fake = cluster["home"] / "other-byod"
     (fake / "byod").mkdir(parents=True)
     (fake / "byod" / "__init__.py").write_text(f"__version__ = {byod.__version__!r}\n")
-    mine = _build_id(Path(byod.__file__).parent)
-    theirs = _build_id(fake / "byod")
+    tasks = Path(byod_flows.__file__).parent  # the worker's flows are this install's
+    mine = _build_id(Path(byod.__file__).parent, tasks)
+    theirs = _build_id(fake / "byod", tasks)
     env = {**cluster["env"], "PYTHONPATH": str(fake)}
     with Client(cluster["address"], timeout=60, set_as_default=False) as client:
         before = set(client.scheduler_info()["workers"])

@@ -25,9 +25,9 @@ from pydantic import BaseModel
 from byod.catalog import VERSION
 from byod.config import IngestSettings
 from byod.errors import ConfigurationError
-from byod.flows import check_local_paths, ingest, result_folder
 from byod.report import markdown_text
 from byod.validate import validate_catalog
+from byod_flows import check_local_paths, ingest, result_folder
 from tests.conftest import ramp, write_geotiff
 from tests.readback import asset_path, item_files
 from tests.test_dask_cluster import big_raster, killing_workers_reading, task_runs
@@ -65,7 +65,7 @@ def _retry_in_another_process(settings: IngestSettings, home: Path) -> str:
     script = (
         "import json, sys\n"
         "from byod.config import IngestSettings\n"
-        "from byod.flows import ingest\n"
+        "from byod_flows import ingest\n"
         "state = ingest(IngestSettings.model_validate_json(sys.argv[1]), return_state=True)\n"
         "print(json.dumps(state.result()['counts']))\n"
     )

@@ -1,10 +1,11 @@
 """Prefect flows over the byod library: `byod-ingest` and `byod-sweep` (the Prefect edge).
 
 Thin by design: every step is a byod function (`plan_run`, `process`, `publish_run`); this
-module only decides what runs as a task, with which retries, caching and task runner. It is
-part of the installed package (not the repository's `flows/` folder) so that a deployment's
-worker and the workers of a Dask cluster, which have byod installed and nothing else, can
-import every function a task runs. Deployments name it as `byod.flows.ingest` (prefect.yaml).
+module only decides what runs as a task, with which retries, caching and task runner. It is a
+package of the installed distribution beside `byod` (not the repository's `flows/` folder), so
+that a deployment's worker and the workers of a Dask cluster, which have byod installed and
+nothing else, can import every function a task runs, while the library itself imports no
+Prefect. Deployments name it as `byod_flows.ingest` (prefect.yaml).
 
 Flow parameters are `IngestSettings` itself (a form in the Prefect UI): every option of
 `byod ingest` is reachable; the fields given override the dataset's `byod.yaml`
@@ -248,22 +249,29 @@ def _lost(work: WorkItem, future: Any, exc: Exception) -> Outcome:
 def _identity_probe() -> Callable[[], str]:
     """A function for each Dask worker that returns the identity of the byod it imports,
     "byod VERSION build ID": the build id is the SHA-256 (first 16 hex digits) of the sorted
-    relative paths and contents of the package's .py files, so a worker whose byod differs
+    paths and contents of the .py files of byod and byod_flows, so a worker whose byod differs
     from this one under the same version number is told apart. A local function, so
     cloudpickle ships it by value: a worker with an older byod (without this module) still
     answers, and one without byod fails to import it."""
 
     def probe() -> str:
         import hashlib
+        import importlib.util
         from pathlib import Path
 
         import byod as installed
 
-        root = Path(str(installed.__file__)).parent
         digest = hashlib.sha256()
-        for path in sorted(root.rglob("*.py")):
-            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-            digest.update(path.read_bytes() + b"\0")
+        # The library and the tasks the workers run; byod_flows found, not imported (it
+        # imports the library, which may be another build).
+        for name in ("byod", "byod_flows"):
+            spec = importlib.util.find_spec(name)
+            if spec is None or not spec.submodule_search_locations:
+                raise ModuleNotFoundError(f"No module named {name!r}")
+            root = Path(next(iter(spec.submodule_search_locations)))
+            for path in sorted(root.rglob("*.py")):
+                digest.update(f"{name}/{path.relative_to(root).as_posix()}".encode())
+                digest.update(b"\0" + path.read_bytes() + b"\0")
         return f"byod {installed.__version__} build {digest.hexdigest()[:16]}"
 
     return probe
