@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from byod.errors import ConfigurationError
+from byod.workspace import remove_stale
 
 if TYPE_CHECKING:
     from byod.storage import Store
@@ -298,23 +299,7 @@ def _remove_stale(out: Path) -> None:
     """Remove the temp folders beside `out` of exports that were killed (their process is
     gone), which could not remove their own."""
     named = re.compile(rf"^\.{re.escape(out.name)}\.byod-(?:export|old)-(\d+)-\w+$")
-    try:
-        entries = list(os.scandir(out.parent))
-    except OSError:
-        return
-    for entry in entries:
-        match = named.match(entry.name)
-        if match is None or not entry.is_dir(follow_symlinks=False):
-            continue
-        try:
-            if entry.stat(follow_symlinks=False).st_uid != os.getuid():
-                continue  # another user's
-            os.kill(int(match.group(1)), 0)
-        except ProcessLookupError:  # gone: its temp folder is garbage
-            shutil.rmtree(entry.path, ignore_errors=True)
-            log.info("removed %s, left by an export that was killed", entry.path)
-        except OSError:
-            pass  # alive (PermissionError: another user's process), or gone meanwhile
+    remove_stale(out.parent, named)
 
 
 def _umask() -> int:

@@ -40,8 +40,10 @@ def scratch_folder() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def remove_stale(parent: Path | None = None) -> list[Path]:
-    """Remove `byod-<pid>-*` folders (owned by this user) whose process is gone; the removed."""
+def remove_stale(parent: Path | None = None, named: re.Pattern[str] = _OWNED) -> list[Path]:
+    """Remove the folders in `parent` (default: the temp folder) named by `named` (default
+    `byod-<pid>-*`; its first group is the pid), owned by this user, whose process is gone;
+    returns those removed."""
     parent = parent or Path(tempfile.gettempdir())
     removed: list[Path] = []
     try:
@@ -49,7 +51,7 @@ def remove_stale(parent: Path | None = None) -> list[Path]:
     except OSError:
         return removed
     for entry in entries:
-        match = _OWNED.match(entry.name)
+        match = named.match(entry.name)
         if match is None or not entry.is_dir(follow_symlinks=False):
             continue
         try:
@@ -60,7 +62,7 @@ def remove_stale(parent: Path | None = None) -> list[Path]:
         if _alive(int(match.group(1))):
             continue
         shutil.rmtree(entry.path, ignore_errors=True)
-        log.info("removed %s, left by a byod run that ended without cleaning up", entry.path)
+        log.info("removed %s, left by a byod process that ended without cleaning up", entry.path)
         removed.append(Path(entry.path))
     return removed
 
