@@ -263,6 +263,46 @@ def stages_gtiff_copy(src: DatasetReader) -> bool:
     return not gcps and src.rpcs is None and gcp_crs is not None
 
 
+def band_vrt(source: str, band: int, dst: Path, *, with_mask: bool) -> Path:
+    """Band `band` of `source` alone, as a one-band VRT at `dst`: its data type, nodata,
+    description, unit, scale, offset, colour table and metadata kept (GDAL's VRT copy), and,
+    `with_mask`, GDAL's mask of that band in the source (a per-band mask, or the dataset's
+    mask or alpha) as the VRT's dataset mask, which rio-cogeo writes as the COG's internal
+    mask. For inputs whose bands' validity one GeoTIFF cannot hold (rasters.needs_band_files).
+    A geotransform is kept beside GCPs (GDAL's VRT copy writes only the GCPs then)."""
+    copy = dst.with_name(dst.stem + ".all.vrt")
+    rasterio.shutil.copy(source, copy, driver="VRT")
+    root = DefusedET.parse(copy).getroot()
+    copy.unlink()
+    for element in root.findall("VRTRasterBand"):
+        if element.get("band") != str(band):
+            root.remove(element)
+            continue
+        element.set("band", "1")
+        for inner in element.findall("MaskBand"):  # per band: moved to the dataset below
+            element.remove(inner)
+        color = element.find("ColorInterp")
+        if color is not None and color.text == "Alpha":  # one band is no alpha in a TIFF
+            color.text = "Gray"
+        # Sources relative to the copy stay right: `dst` is in the same folder.
+    for element in root.findall("MaskBand"):
+        root.remove(element)
+    with rasterio.open(source) as src:
+        placed = _placed_by_transform(src)
+        crs_wkt, geotransform = (src.crs.to_wkt(), src.transform.to_gdal()) if placed else ("", ())
+    if placed and root.find("GeoTransform") is None:
+        _place(root, crs_wkt, geotransform)
+    if with_mask:
+        mask = ElementTree.SubElement(root, "MaskBand")
+        mask_band = ElementTree.SubElement(mask, "VRTRasterBand", dataType="Byte")
+        simple = ElementTree.SubElement(mask_band, "SimpleSource")
+        name = ElementTree.SubElement(simple, "SourceFilename", relativeToVRT="0")
+        name.text = str(Path(source).resolve()) if Path(source).exists() else source
+        ElementTree.SubElement(simple, "SourceBand").text = f"mask,{band}"
+    dst.write_bytes(ElementTree.tostring(root))
+    return dst
+
+
 def _without_gcps_and_rpcs(source: str, dst: Path) -> Path:
     """A VRT of `source` (bands, nodata, mask, metadata) placed by its CRS and geotransform
     alone, next to `dst`: its GCP list and RPC metadata domain removed. GDAL's VRT copy
@@ -278,10 +318,15 @@ def _without_gcps_and_rpcs(source: str, dst: Path) -> Path:
             element.tag == "Metadata" and element.get("domain") == "RPC"
         ):
             root.remove(element)
+    _place(root, crs_wkt, geotransform)
+    vrt.write_bytes(ElementTree.tostring(root))
+    return vrt
+
+
+def _place(root: Any, crs_wkt: str, geotransform: tuple[float, ...]) -> None:
+    """Put a CRS and a geotransform first in a VRT's root element."""
     srs = ElementTree.Element("SRS")  # read in GIS order (x = easting or longitude)
     srs.text = crs_wkt
     transform = ElementTree.Element("GeoTransform")
     transform.text = ", ".join(repr(float(v)) for v in geotransform)
     root[0:0] = [srs, transform]
-    vrt.write_bytes(ElementTree.tostring(root))
-    return vrt

@@ -19,7 +19,7 @@ from pyproj.exceptions import CRSError
 from rasterio._err import CPLE_BaseError
 from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
-from rasterio.enums import MaskFlags, Resampling
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.transform import Affine, GCPTransformer, RPCTransformer
@@ -147,6 +147,41 @@ def inspect(
         tags=tags,
         has_mask=MaskFlags.per_dataset in flags and MaskFlags.alpha not in flags,
     )
+
+
+def band_validity(src: DatasetReader) -> list[tuple[str, str | None] | None]:
+    """How GDAL tells each band's valid pixels, one entry per band (None for an alpha band,
+    which is the dataset's mask rather than a rule of its own): ("nodata", value), ("mask",
+    None) for a per-dataset mask (internal, `.msk`, alpha), ("none", None) for all valid, or
+    ("band", "<index>") for a mask of the band's own (a VRT's per-band <MaskBand>, a
+    per-band `.msk`). NaN nodata is "nan"."""
+    out: list[tuple[str, str | None] | None] = []
+    for i, flags in zip(src.indexes, src.mask_flag_enums, strict=True):
+        nodata = src.nodatavals[i - 1]
+        value = None if nodata is None else repr(float(nodata))
+        if src.colorinterp[i - 1] == ColorInterp.alpha:
+            out.append(None)
+        elif MaskFlags.nodata in flags:
+            out.append(("nodata", value))
+        elif MaskFlags.per_dataset in flags:
+            out.append(("mask", value))
+        elif MaskFlags.all_valid in flags:
+            out.append(("none", value))
+        else:  # GMF flags 0: a mask band of its own
+            out.append(("band", str(i)))
+    return out
+
+
+def needs_band_files(src: DatasetReader) -> bool:
+    """Whether one GeoTIFF cannot tell every band's valid pixels as GDAL reads them from
+    `src`: a GeoTIFF holds one nodata value for all its bands (TIFFTAG_GDAL_NODATA; GDAL
+    warns "only support one value per dataset" and rio-cogeo writes band 1's) and only a
+    per-dataset internal mask, which rio-cogeo drops when it is per band. True when the bands
+    differ in nodata (a VRT's per-band <NoDataValue>, per-band NoDataValue in a `.aux.xml`),
+    some have nodata and others none, or a band has a mask of its own; each band then
+    becomes a COG of its own (cog.band_vrt)."""
+    rules = [rule for rule in band_validity(src) if rule is not None]
+    return len(set(rules)) > 1 or any(kind == "band" for kind, _ in rules)
 
 
 def authority_code(crs: CRS) -> str | None:

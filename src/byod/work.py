@@ -27,15 +27,18 @@ from rasterio.transform import Affine
 
 from byod import cf, metadata
 from byod.clouds import CloudDecision
-from byod.cog import GDAL_CACHEMAX_MB, stages_gtiff_copy, to_cog
+from byod.cog import GDAL_CACHEMAX_MB, band_vrt, stages_gtiff_copy, to_cog
 from byod.config import Compression
 from byod.footprint import Footprint, NoValidData, footprint, valid_region
 from byod.items import resolution_of
 from byod.metadata import MetadataRules
 from byod.rasters import (
+    BandInfo,
     RasterInfo,
+    band_validity,
     decimated_mask,
     inspect,
+    needs_band_files,
     open_dataset,
     pixel_to_crs,
     subdatasets,
@@ -264,44 +267,120 @@ def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Clock) -> P
         placed, cf_notes = _with_cf_placement(name, job, label, item_id)
         with open_dataset(placed) as src:
             source_info = inspect(src, label=label, max_pixels=job.max_pixels)
+            parts = _cog_parts(src, placed, source_info, job.workdir, item_id)
     when, cloud_decision, notes = _time_and_clouds(job, source_info.tags, name, label, stage)
     notes = cf_notes + notes
-    cog_path = job.workdir / f"{item_id}.tif"
-    with stage("convert"):
-        outcome = to_cog(
-            placed,
-            cog_path,
-            compression=job.compression,
-            dtypes=[b.data_type for b in source_info.bands],
-            threads=job.threads,
-            may_pass_through=subdataset is None and not job.has_georef_sidecars
-            and source_info.driver == "GTiff",
-            cache_bytes=job.cache_bytes,
-        )  # fmt: skip
-        notes += _keep_crs(cog_path, source_info.crs_wkt, label)
-    stage.move("convert", "validate", outcome.validate_s)
+    if len(parts) > 1:
+        notes.append(_band_files_note(label, source_info, parts))
+    assets = []
+    for part in parts:
+        with stage("convert", "convert" if len(parts) == 1 else f"convert {part.key}"):
+            outcome = to_cog(
+                part.source,
+                part.cog_path,
+                compression=job.compression,
+                dtypes=[b.data_type for b in part.bands],
+                threads=job.threads,
+                may_pass_through=subdataset is None and not job.has_georef_sidecars
+                and source_info.driver == "GTiff" and part.source == placed,
+                cache_bytes=job.cache_bytes,
+            )  # fmt: skip
+            kept = _keep_crs(part.cog_path, source_info.crs_wkt, label)
+            notes += [n for n in kept if n not in notes]
+        stage.move("convert", "validate", outcome.validate_s)
+        with stage("inspect"), rasterio.open(part.cog_path) as cog:
+            shown = label if len(parts) == 1 else f"{label} ({part.key})"
+            info = inspect(cog, label=shown, max_pixels=job.max_pixels, scan_nan=True)
+        with stage("checksum"):
+            local = _local(part.cog_path)
+        resolution = resolution_of(info.transform)
+        assets.append(
+            PreparedAsset(part.key, job.path.name, local, info, resolution, outcome.passthrough)
+        )
     thumb_path = job.workdir / f"{item_id}.png"
-    with rasterio.open(cog_path) as cog:
-        with stage("inspect"):
-            info = inspect(cog, label=label, max_pixels=job.max_pixels, scan_nan=True)
+    with ExitStack() as stack:
+        cogs = [stack.enter_context(rasterio.open(a.cog.path)) for a in assets]
         with stage("footprint"):
-            shape = _footprint(cog, info, label)
+            shape = _footprint_of(cogs, assets[0].raster, label)
         with stage("thumbnail"):
-            write_thumbnail(cog, thumb_path)
+            _thumbnail(cogs, source_info, thumb_path)
     with stage("checksum"):
-        cog_file, thumb_file = _local(cog_path), _local(thumb_path)
-    asset = PreparedAsset("data", job.path.name, cog_file, info,
-                          resolution_of(info.transform), outcome.passthrough)  # fmt: skip
+        thumb_file = _local(thumb_path)
     return Prepared(
         item_id=item_id,
         subdataset=subdataset,
         acquisition=when,
         footprint=shape,
-        assets=(asset,),
+        assets=tuple(assets),
         thumbnail=thumb_file,
         clouds=cloud_decision,
         notes=tuple(notes),
     )
+
+
+@dataclass(frozen=True)
+class _CogPart:
+    """One COG to write from a raster: all its bands (`data`), or one band of it."""
+
+    key: str
+    source: str  # what to_cog converts: the raster, or a one-band VRT of it
+    cog_path: Path
+    bands: tuple[BandInfo, ...]
+
+
+def _cog_parts(
+    src: DatasetReader, placed: str, info: RasterInfo, workdir: Path, item_id: str
+) -> list[_CogPart]:
+    """One COG `data` of every band, unless one GeoTIFF cannot tell each band's valid pixels
+    as GDAL reads them (rasters.needs_band_files: different nodata per band, nodata on some
+    bands only, per-band masks): then one COG per band, each with its band's own nodata or
+    mask (cog.band_vrt), named as `band_keys` says. Only then does every pixel keep its
+    validity; a single COG would give band 2 band 1's nodata."""
+    if not needs_band_files(src):
+        return [_CogPart("data", placed, workdir / f"{item_id}.tif", info.bands)]
+    validity = band_validity(src)
+    keys = band_keys(info.bands) if len(info.bands) > 1 else ["data"]
+    parts = []
+    for band, key, rule in zip(info.bands, keys, validity, strict=True):
+        suffix = "" if key == "data" else f"_{slugify(key)}"
+        vrt = band_vrt(placed, band.index, workdir / f"{item_id}.band{band.index}.vrt",
+                       with_mask=rule is not None and rule[0] in ("band", "mask"))  # fmt: skip
+        parts.append(_CogPart(key, str(vrt), workdir / f"{item_id}{suffix}.tif", (band,)))
+    return parts
+
+
+# Asset keys a band's description may not take: the item's other assets.
+_RESERVED_KEYS = {"data", "thumbnail"}
+
+
+def band_keys(bands: tuple[BandInfo, ...]) -> list[str]:
+    """Asset keys of a raster's bands stored one COG each: the slugs of their descriptions
+    when every band has one and they differ (`red`, `nir`), else `b1`..`bN`."""
+    slugs = [slugify(b.description) if b.description else "" for b in bands]
+    if all(slugs) and len(set(slugs)) == len(slugs) and not _RESERVED_KEYS & set(slugs):
+        return slugs
+    return [f"b{b.index}" for b in bands]
+
+
+def _band_files_note(label: str, info: RasterInfo, parts: list[_CogPart]) -> str:
+    """The report's note on a raster stored one COG per band, and why."""
+    nodata = ", ".join("none" if b.nodata is None else f"{b.nodata:g}" for b in info.bands)
+    keys = ", ".join(p.key for p in parts)
+    return (f"{label}: bands with different nodata ({nodata}) or masks of their own, which "
+            f"one GeoTIFF cannot hold: one COG per band ({keys})")  # fmt: skip
+
+
+def _thumbnail(cogs: list[DatasetReader], source: RasterInfo, dst: Path) -> None:
+    """The raster's thumbnail (thumbnails.write_thumbnail); from its bands' COGs when each
+    band has one: the bands coloured red, green, blue in the source, else band 1."""
+    if len(cogs) == 1:
+        write_thumbnail(cogs[0], dst)
+        return
+    colors = [b.color for b in source.bands]
+    if all(c in colors for c in ("red", "green", "blue")):
+        write_band_thumbnail([(cogs[colors.index(c)], 1) for c in ("red", "green", "blue")], dst)
+    else:
+        write_thumbnail(cogs[0], dst)
 
 
 def _prepare_scene(job: Job, stage: Clock) -> Prepared:
@@ -399,10 +478,19 @@ def _time_and_clouds_of(
 
 
 def _footprint(cog: DatasetReader, info: RasterInfo, label: str) -> Footprint:
-    mask, col_scale, row_scale = decimated_mask(cog)
+    return _footprint_of([cog], info, label)
+
+
+def _footprint_of(cogs: list[DatasetReader], info: RasterInfo, label: str) -> Footprint:
+    """The valid-data footprint of COGs on one grid (a raster's bands stored one COG each):
+    valid where any band is (rasters.decimated_mask's rule for the bands of one file)."""
+    masks = [decimated_mask(cog) for cog in cogs]
+    mask, col_scale, row_scale = masks[0]
+    for other, _, _ in masks[1:]:
+        mask = mask | other
     try:
         region = valid_region(mask, col_scale, row_scale)
-        return footprint(region, pixel_to_crs(cog), CRS.from_wkt(info.crs_wkt))
+        return footprint(region, pixel_to_crs(cogs[0]), CRS.from_wkt(info.crs_wkt))
     except NoValidData:
         raise RejectedInput(
             Reason.NO_VALID_DATA, f"{label}: every pixel is nodata or masked"
