@@ -162,7 +162,7 @@ def test_sign_refuses_a_local_path_whatever_the_credentials(
     env = {"AZURE_STORAGE_CONNECTION_STRING": DEV_ACCOUNT} if credentials else None
     result = invoke("sign", str(path), env=env)
     assert result.exit_code == 2
-    assert "only blob URLs can be signed" in one_error_line(result)
+    assert "only Azure blob URLs can be signed" in one_error_line(result)
 
 
 def test_sign_refuses_a_url_outside_the_account_and_signs_one_inside(no_credentials: None) -> None:

@@ -11,7 +11,7 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -75,6 +75,47 @@ class _Group(typer.core.TyperGroup):
         for param in params:
             _plain_metavar(param)
         return params
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        """click's main, with usage errors as one line (`_usage_line`) instead of typer's
+        usage and box. click's non-standalone mode hands the exceptions back (its `main`
+        docstring), so the message is built from `UsageError.format_message`, not parsed
+        from text; `--help` and the commands' own output are untouched."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **kwargs)
+        try:
+            done = super().main(args, prog_name, complete_var, False, windows_expand_args, **kwargs)
+        except typer.Abort:
+            err.print("Aborted.")
+            sys.exit(1)
+        except click.exceptions.NoArgsIsHelpError as exc:  # the help, printed when raised
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            err.print(f"error: {_shown(_usage_line(exc))}", soft_wrap=True, highlight=False)
+            sys.exit(exc.exit_code)
+        # Non-standalone, click returns the code of a `typer.Exit` (None when none was raised).
+        sys.exit(done if isinstance(done, int) else 0)
+
+
+def _usage_line(exc: click.ClickException) -> str:
+    """`byod ingest: no such option: --foo (see byod ingest --help)`: click's message in one
+    line, with the command it is about and where its help is."""
+    text = "; ".join(line.strip() for line in exc.format_message().splitlines() if line.strip())
+    # typer passes pydantic's "Value error, " prefix on; the sentence's end is ours to add.
+    text = text.replace("Value error, ", "").rstrip(".")
+    text = text[:1].lower() + text[1:]
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None:
+        return text
+    return f"{ctx.command_path}: {text} (see {ctx.command_path} --help)"
 
 
 # Value names by annotation, where an option does not name its value itself.
@@ -219,6 +260,27 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _log_level(verbose: int) -> int:
+    return logging.WARNING - 10 * min(verbose, 2)
+
+
+def _more_logging(ctx: typer.Context, value: int) -> int:
+    """A command's own `-v`s add to those given before it (`byod -v ingest SRC -v` is -vv)."""
+    if value:
+        before = ctx.parent.params.get("verbose", 0) if ctx.parent is not None else 0
+        logging.getLogger().setLevel(_log_level(before + value))
+    return value
+
+
+# `-v` after the command too (`byod ingest SRC -v`), as rasterio's commands take it; every
+# command has this parameter, which only sets the log level (it is not used otherwise).
+Verbose = Annotated[
+    int,
+    typer.Option("--verbose", "-v", count=True, callback=_more_logging,
+                 help="More logging (-vv: debug); also before the command."),
+]  # fmt: skip
+
+
 @app.callback()
 def main(
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging.")] = 0,
@@ -230,9 +292,7 @@ def main(
     ] = False,
 ) -> None:
     """Bring your own rasters: Cloud Optimized GeoTIFFs and a static STAC catalog."""
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(verbose, 2), format="%(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=_log_level(verbose), format="%(levelname)s %(name)s: %(message)s")
     # urllib3 logs whole request URLs at DEBUG, SAS signatures included; Azure's HTTP logger
     # prints every header. Neither may reach a log line, whatever the verbosity.
     for name in ("urllib3", "azure", "azure.core.pipeline.policies.http_logging_policy"):
@@ -392,6 +452,7 @@ def ingest(
             "storage counts as unavailable.",
         ),
     ] = _AZURE_DEFAULTS["request_timeout_s"].default,
+    verbose: Verbose = 0,
 ) -> None:
     """Convert every raster under SOURCE to a COG and publish it in the STAC catalog."""
     given: dict[str, Any] = {
@@ -413,15 +474,19 @@ def ingest(
                                   request_timeout_s=request_timeout)  # fmt: skip
     from byod.dataset_config import DatasetConfigError
     from byod.pipeline import ingest as run_ingest
+    from byod.sources import check_source
 
     ends = functools.partial(_end_ingest, path=report, json_=json_, quiet=quiet)
     try:
+        check_source(source)  # before anything is opened or written
         settings = build_settings(source, typed, str(config) if config else None)
     except ValidationError as exc:
         message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         ends(_no_report(source, given), ConfigurationError(message))
     except DatasetConfigError as exc:
         ends(_no_report(source, given), ConfigurationError(str(exc)))
+    except ConfigurationError as exc:
+        ends(_no_report(source, given), exc)
     show = not quiet and not json_ and err.is_terminal
     try:
         if show:
@@ -489,6 +554,7 @@ def validate(
         ),
     ],
     json_: Annotated[bool, typer.Option("--json", help="Print problems as JSON.")] = False,
+    verbose: Verbose = 0,
 ) -> None:
     """Validate every catalog, collection and item against the STAC schemas, offline.
 
@@ -550,6 +616,7 @@ def search(
     json_: Annotated[
         bool, typer.Option("--json", help="Print an ItemCollection (GeoJSON).")
     ] = False,
+    verbose: Verbose = 0,
 ) -> None:
     """Search a catalog by space, time, cloud cover and CQL2, from its geoparquet index."""
     from rich.table import Table
@@ -568,7 +635,8 @@ def search(
     out = Console()
     table = Table(title=f"{len(found)} item(s)")
     for column in ("collection", "id", "datetime", "cloud %", "bbox"):
-        table.add_column(column)
+        # Ids are what users copy: never cut or folded (the other columns wrap instead).
+        table.add_column(column, no_wrap=column == "id", overflow="fold")
     for item in found:
         props = item.properties
         when = _when(props)
@@ -576,6 +644,11 @@ def search(
         table.add_row(_shown(item.collection_id or ""), _shown(item.id), str(when),
                       "" if cloud is None else f"{cloud:g}",
                       ", ".join(f"{v:.3f}" for v in item.bbox or []))  # fmt: skip
+    # An id wider than the terminal leaves: the table drawn at its natural width (every
+    # cell on one line), which the terminal wraps.
+    size = out.measure(table, options=out.options.update(width=10**6))
+    if size.minimum > out.width:
+        out = Console(width=size.maximum)
     out.print(table)
 
 
@@ -613,6 +686,7 @@ def export(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace OUT if it exists and is not empty.")
     ] = False,
+    verbose: Verbose = 0,
 ) -> None:
     """Export items (absolute asset hrefs, no static-catalog links) and collections for
     catalogs with an API: pgstac, Planetary Computer Pro."""
@@ -642,6 +716,7 @@ def browse(
         Path | None,
         typer.Option(help="Keep the pages in this folder \\[default: a temporary one]."),
     ] = None,
+    verbose: Verbose = 0,
 ) -> None:
     """Render the catalog as HTML pages (thumbnails inlined) and serve them on localhost."""
     import errno
@@ -651,7 +726,15 @@ def browse(
     from byod.analysis import catalog_store
     from byod.browse import render_site, serve
 
+    if out is not None:  # a usage error before anything is served or written
+        existing = next((p for p in (out, *out.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            under = "" if existing == out else f" ({existing} is a file)"
+            _usage_error(f"--out {out}: a file, not a folder{under}; give a folder for "
+                         "the pages")  # fmt: skip
     store, _ = catalog_store(catalog, None)
+    if not store.exists("catalog.json"):
+        _usage_error(f"no catalog at {store.href('catalog.json')}")
     folder = out or Path(tempfile.mkdtemp(prefix="byod-browse-"))
     try:  # the port first: a busy one is known before the pages are rendered
         server = serve(folder, port)
@@ -687,6 +770,7 @@ def sign(
         ),
     ],
     expiry: Annotated[int, typer.Option(min=60, help="Seconds the signature stays valid.")] = 3600,
+    verbose: Verbose = 0,
 ) -> None:
     """Print a short-lived read-only SAS URL for a private blob, or an item with signed assets.
 
@@ -699,11 +783,19 @@ def sign(
     from byod.signing import SignedStacIO
     from byod.signing import sign as sign_any
 
-    remote = target.startswith(("http://", "https://", "az://"))
+    remote = target.startswith(("http://", "https://", "az://", "abfs://"))
+    only = (f"{target}: only Azure blob URLs can be signed (https://ACCOUNT.blob.core."
+            "windows.net/... or az://container/blob), or an item's JSON")  # fmt: skip
     if not remote and not target.endswith(".json"):
-        _usage_error(f"{target}: only blob URLs can be signed (https://ACCOUNT.blob.core."
-                     "windows.net/... or az://container/blob), or an item's JSON")  # fmt: skip
-    access = resolve_access(AzureOptions())
+        _usage_error(only)
+    try:
+        access = resolve_access(AzureOptions())
+    except ConfigurationError:
+        # Without credentials a URL of another host is still no blob: say that, not
+        # "no credentials" (a blob URL of Azure or Azurite's then needs the credentials).
+        if remote and not _may_be_blob(target):
+            _usage_error(only)
+        raise
     stac_io = SignedStacIO(access)
     if target.endswith(".json") and stac_io.read_json(target).get("type") == "Feature":
         item = pystac.Item.from_file(target, stac_io=stac_io)
@@ -715,8 +807,18 @@ def sign(
     url = sign_any(target, timedelta(seconds=expiry), access)
     if url == target:  # sign_href leaves URLs outside the account as they are
         _usage_error(f"{target}: not a blob of storage account {access.account_name!r}; "
-                     "only its blob URLs can be signed")  # fmt: skip
+                     "only Azure blob URLs of that account can be signed")  # fmt: skip
     sys.stdout.write(url + "\n")
+
+
+def _may_be_blob(url: str) -> bool:
+    """Whether a URL may name a blob before the account is known: az://, abfs://, an Azure
+    blob endpoint (`*.blob.core.windows.net` and the national clouds' `*.blob.core.*`), or
+    a loopback host (Azurite's `http://127.0.0.1:10000/ACCOUNT/...`)."""
+    if url.startswith(("az://", "abfs://")):
+        return True
+    host = url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+    return ".blob.core." in host or host in ("127.0.0.1", "localhost")
 
 
 def _print_summary(report: Report) -> None:
