@@ -66,7 +66,12 @@ class RasterInfo:
 
 
 def open_dataset(name: str | Path) -> DatasetReader:
-    """Open with rasterio, turning its errors into rejections with the file named."""
+    """Open with rasterio, turning its errors into rejections with the file named.
+
+    A file a GDAL driver recognises but cannot open, while the OS reads it, has a damaged or
+    cut header (an HFA `.img`, a JPEG 2000 or a PNG cut short): TRUNCATED, with GDAL's
+    message. UNREADABLE is left for what the OS refuses (permissions, I/O errors) and GDAL
+    names that are no file (a subdataset)."""
     path = Path(name)
     if path.exists() and path.is_file() and path.stat().st_size == 0:
         raise RejectedInput(Reason.EMPTY_FILE, f"{path.name}: file is empty (0 bytes)")
@@ -80,13 +85,24 @@ def open_dataset(name: str | Path) -> DatasetReader:
             raise RejectedInput(
                 Reason.NOT_A_RASTER, f"{path.name}: not a raster format GDAL can read"
             ) from None
-        if "TIFFReadDirectory" in text or "truncated" in text.lower() or "TIFF" in text:
+        damaged = "TIFFReadDirectory" in text or "truncated" in text.lower() or "TIFF" in text
+        if damaged or _readable_file(path):
             raise RejectedInput(
                 Reason.TRUNCATED, f"{path.name}: damaged or truncated file ({_first_line(text)})"
             ) from None
         raise RejectedInput(
             Reason.UNREADABLE, f"{path.name}: cannot be opened ({_first_line(text)})"
         ) from None
+
+
+def _readable_file(path: Path) -> bool:
+    """Whether `path` is a regular file the OS lets this process read a byte of."""
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError:
+        return False
+    return path.is_file()
 
 
 def subdatasets(name: str | Path) -> list[str]:
@@ -114,9 +130,11 @@ def inspect(
             f"{label}: header claims {src.width} x {src.height} pixels, over the limit of "
             f"{max_pixels:,} (--max-pixels)",
         )
+    # Readable first: a header cut short can read as "no georeferencing" (the GeoKeys lie
+    # past the end) when the truth is that the file is truncated.
+    _check_readable(src, label)
     crs, transform, georef = _georeferencing(src, label)
     _check_crs(crs, src, label, georef)
-    _check_readable(src, label)
     nan_bands = _nan_bands(src) if scan_nan else set()
     bands = tuple(
         BandInfo(
@@ -295,8 +313,9 @@ def _check_readable(src: DatasetReader, label: str) -> None:
             # A block too big for the worker's RLIMIT_AS (a decompression bomb) is the memory
             # bound, not a truncated file: the runner turns MemoryError into MEMORY_LIMIT.
             raise MemoryError(f"{label}: {_first_line(str(exc.__cause__ or exc))}") from exc
+        detail = _first_line(str(exc.__cause__ or exc))  # rasterio's own: "Read failed."
         raise RejectedInput(
-            Reason.TRUNCATED, f"{label}: pixel data cannot be read ({_first_line(str(exc))})"
+            Reason.TRUNCATED, f"{label}: pixel data cannot be read ({detail})"
         ) from None
 
 
