@@ -108,6 +108,7 @@ def _pam_tiff(src: Path) -> Path:
     xml = "".join(
         f'  <PAMRasterBand band="{i}">\n    <Description>{name}</Description>\n'
         + (f"    <NoDataValue>{nodata}</NoDataValue>\n" if nodata is not None else "")
+        + ("    <ColorInterp>Red</ColorInterp>\n" if name == "Red" else "")
         + "  </PAMRasterBand>\n"
         for i, (name, nodata) in enumerate(bands, start=1)
     )
@@ -246,7 +247,12 @@ def test_pam_nodata_some_bands_none(ingested: tuple[Path, Report]) -> None:
     source = root / "src" / "pam.tif"
     with rasterio.open(source) as src:  # the fixture is what GDAL reads it as
         assert src.nodatavals == (0.0, None, -9999.0)
+        colors = [c.name for c in src.colorinterp]
     _assert_bands_told_truly(root, "pam", source, ["red", "near-infrared", "quality"])
+    # Band 1 is red in the input: its one-band COG's asset still says so.
+    assert colors[0] == "red"
+    assets = _item(root, "pam")["assets"]
+    assert [b.get("common_name") for b in assets["red"]["eo:bands"]] == [colors[0]]
     _assert_footprint_is_union(root, "pam", source)  # band 2 has no nodata: all of it
 
 

@@ -11,7 +11,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from xml.etree import ElementTree
@@ -290,7 +290,9 @@ def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Clock) -> P
         stage.move("convert", "validate", outcome.validate_s)
         with stage("inspect"), rasterio.open(part.cog_path) as cog:
             shown = label if len(parts) == 1 else f"{label} ({part.key})"
-            info = inspect(cog, label=shown, max_pixels=job.max_pixels, scan_nan=True)
+            info = _as_source_band(
+                inspect(cog, label=shown, max_pixels=job.max_pixels, scan_nan=True), part
+            )
         with stage("checksum"):
             local = _local(part.cog_path)
         resolution = resolution_of(info.transform)
@@ -347,6 +349,16 @@ def _cog_parts(
                        with_mask=rule is not None and rule[0] in ("band", "mask"))  # fmt: skip
         parts.append(_CogPart(key, str(vrt), workdir / f"{item_id}{suffix}.tif", (band,)))
     return parts
+
+
+def _as_source_band(info: RasterInfo, part: _CogPart) -> RasterInfo:
+    """A one-band COG of a raster's band described with that band's colour (red, green,
+    blue: eo:bands common names) and description, which a one-band GeoTIFF may not keep."""
+    if part.key == "data" and len(part.bands) == len(info.bands):
+        return info
+    source, band = part.bands[0], info.bands[0]
+    kept = replace(band, color=source.color, description=band.description or source.description)
+    return replace(info, bands=(kept,))
 
 
 # Asset keys a band's description may not take: the item's other assets.
