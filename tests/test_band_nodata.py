@@ -4,10 +4,10 @@ valid pixels apart differently is stored one COG per band, each with its band's 
 or mask; an input whose bands agree stays one COG.
 
 Inputs are shaped as real products write them: a VRT with per-band <NoDataValue> over
-single-band GeoTIFFs (as `gdalbuildvrt -separate` writes it), a GeoTIFF with per-band
-NoDataValue and Description in its `.aux.xml` (GDAL's PAM), a VRT whose bands have masks of
-their own. Expected values are GDAL's reading of the INPUT (rasterio, band by band), never
-byod's output.
+single-band GeoTIFFs (as `gdalbuildvrt -separate` writes it), an ERDAS Imagine `.img` (nodata
+per band), a GeoTIFF with per-band NoDataValue and Description in its `.aux.xml` (GDAL's
+PAM), a VRT whose bands have masks of their own. Expected values are GDAL's reading of the
+INPUT (rasterio, band by band), never byod's output.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
+import rasterio.shutil
 from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
@@ -93,6 +94,13 @@ def _separate_vrt(src: Path) -> Path:
         _vrt_band(1, "one.tif", "Byte", "0"), _vrt_band(2, "two.tif", "Byte", "255")])  # fmt: skip
 
 
+def _erdas(src: Path, vrt: Path) -> Path:
+    """An ERDAS Imagine file (HFA keeps a nodata value per band, as ArcGIS writes them),
+    written by GDAL's HFA driver from the two-band VRT."""
+    rasterio.shutil.copy(vrt, src / "erdas.img", driver="HFA")
+    return src / "erdas.img"
+
+
 def _pam_tiff(src: Path) -> Path:
     """Three int16 bands, per-band nodata in the `.aux.xml` as GDAL's PAM writes it: band 1
     nodata 0, band 2 none (its 0s and -9999s are data), band 3 nodata -9999; described."""
@@ -144,7 +152,7 @@ def _masked_vrt(src: Path) -> tuple[Path, Path]:
 def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
     root = tmp_path_factory.mktemp("band-nodata")
     src = root / "src"
-    _separate_vrt(src)
+    _erdas(src, _separate_vrt(src))
     _pam_tiff(src)
     _same_nodata(src)
     _masked_vrt(src)
@@ -238,6 +246,16 @@ def test_separate_vrt_one_cog_per_band(ingested: tuple[Path, Report]) -> None:
     source = root / "src" / "separate" / "stack.vrt"
     _assert_bands_told_truly(root, "separate-stack", source, ["b1", "b2"])
     _assert_footprint_is_union(root, "separate-stack", source)
+
+
+def test_erdas_imagine_nodata_per_band(ingested: tuple[Path, Report]) -> None:
+    root, _ = ingested
+    source = root / "src" / "erdas.img"
+    with rasterio.open(source) as src:
+        assert src.nodatavals == (0.0, 255.0)
+        assert src.descriptions == ("Layer_1", "Layer_2")  # HFA names its layers
+    _assert_bands_told_truly(root, "erdas", source, ["layer_1", "layer_2"])
+    _assert_footprint_is_union(root, "erdas", source)
 
 
 def test_pam_nodata_some_bands_none(ingested: tuple[Path, Report]) -> None:
