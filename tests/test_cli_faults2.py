@@ -182,3 +182,63 @@ def test_search_table_shows_whole_ids_in_a_narrow_terminal(catalog: Path) -> Non
     for item_id in ids:  # each id whole, on one line
         assert any(item_id in line for line in result.output.splitlines()), item_id
     assert "…" not in result.output
+
+
+# --- 8 is in test_sources.py; 9, 10: byod-metadata.csv ------------------------------------------
+
+
+def _ingest_json(tmp_path: Path) -> dict[str, dict[str, object]]:
+    result = invoke("ingest", str(tmp_path / "src"), "--catalog", str(tmp_path / "cat"),
+                    "--target", str(tmp_path / "data"), "--json", "--workers", "2")  # fmt: skip
+    assert result.exit_code in (0, 1), result.output
+    return {row["input"]: row for row in json.loads(result.stdout)["rows"]}
+
+
+def test_bad_cells_of_byod_metadata_csv_reject_their_input_only(
+    tmp_path: Path, write_raster: WriteRaster
+) -> None:
+    for name in ("a.tif", "b.tif", "c.tif", "d.tif"):
+        write_raster(name, ramp(16, 16))
+    (tmp_path / "src" / "byod-metadata.csv").write_text(
+        "file,cloud_cover,datetime,start_datetime,end_datetime,clod_cover\n"
+        "a.tif,140,,,,\n"
+        "b,,yesterday,,,\n"
+        "c.tif,12.5,2023-05-04T10:00:00Z,,,3\n"
+        "d.tif,,,2023-06-30T00:00:00Z,2023-06-01T00:00:00Z,\n"
+    )
+    rows = _ingest_json(tmp_path)
+    expected = {"a.tif": (2, "cloud_cover", "140"), "b.tif": (3, "datetime", "yesterday"),
+                "d.tif": (5, "end_datetime", "2023-06-01T00:00:00Z")}  # fmt: skip
+    for name, (line, column, value) in expected.items():
+        row = rows[name]
+        assert (row["status"], row["reason"]) == ("rejected", "bad_metadata"), row
+        message = str(row["message"])
+        assert f"byod-metadata.csv row {line}: column {column}: '{value}'" in message, message
+        assert "\n" not in message
+    assert rows["c.tif"]["status"] == "ingested"
+    item = json.loads(item_files(tmp_path / "cat", "src")["c"].read_text())
+    assert item["properties"]["datetime"] == "2023-05-04T10:00:00Z"
+    assert item["properties"]["eo:cloud_cover"] == 12.5
+    notes = " ".join(map(str, rows["c.tif"]["notes"]))  # type: ignore[call-overload]
+    assert "byod-metadata.csv: column 'clod_cover'" in notes
+
+
+def test_editing_one_csv_row_reingests_that_input_only(
+    tmp_path: Path, write_raster: WriteRaster
+) -> None:
+    for name in ("a.tif", "b.tif", "c.tif"):
+        write_raster(name, ramp(16, 16))
+    table = tmp_path / "src" / "byod-metadata.csv"
+    table.write_text("file,cloud_cover\na.tif,10\nb.tif,20\n")
+    first = _ingest_json(tmp_path)
+    assert {r["status"] for r in first.values()} == {"ingested"}
+    table.write_text("file,cloud_cover\nb.tif,25\na.tif,10\n")  # b edited, a moved
+    second = _ingest_json(tmp_path)
+    assert {k: r["status"] for k, r in second.items()} == {
+        "a.tif": "unchanged", "b.tif": "replaced", "c.tif": "unchanged"}  # fmt: skip
+    item = json.loads(item_files(tmp_path / "cat", "src")["b"].read_text())
+    assert item["properties"]["eo:cloud_cover"] == 25
+    table.write_text("file,cloud_cover\nb.tif,25\na.tif,10\nc.tif,5\n")  # c gets a row
+    third = _ingest_json(tmp_path)
+    assert {k: r["status"] for k, r in third.items()} == {
+        "a.tif": "unchanged", "b.tif": "unchanged", "c.tif": "replaced"}  # fmt: skip

@@ -100,3 +100,24 @@ def test_scene_keeps_its_place_when_bands_arrive_in_resolution_folders() -> None
     later, _ = group(both)
     assert first[0].relpath == later[0].relpath == f"S2/IMG_DATA/{scene}"
     assert [b for b, _ in later[0].bands] == ["B04", "SCL"]
+
+
+def test_only_files_named_after_a_raster_pair_with_it(tmp_path: Path) -> None:
+    """A `.txt`, `.xml` or `.json` is a sidecar only when GDAL or the producer names it
+    after the raster (`x_RPC.TXT`, DigitalGlobe's `x.XML`, a product's MTL); a README.txt,
+    `a.txt` or `a.json` is nobody's: listed as ignored, out of the fingerprint."""
+    sidecars = ["a.tif.aux.xml", "a.tif.ovr", "a.TFW", "a.prj", "a_RPC.TXT", "a.IMD", "a.XML",
+                "a_MTL.txt", "b.bil.hdr"]  # fmt: skip
+    strays = ["README.txt", "a.txt", "a.json", "notes.xml", "b.txt", "ab.tif.aux.xml.txt"]
+    for name in ["a.tif", "b.bil", *sidecars, *strays]:
+        _touch(tmp_path / name)
+    found = discover(tmp_path)
+    inputs = {c.relpath: sorted(Path(p).name for p in c.sidecars) for c in found.candidates}
+    assert inputs == {"a.tif": sorted(sidecars[:-1]), "b.bil": ["b.bil.hdr"]}
+    assert found.ignored == sorted(strays)
+    a = next(c for c in found.candidates if c.relpath == "a.tif")
+    first = fingerprint(a, "r")
+    for stray in strays:
+        (tmp_path / stray).write_text("edited")
+    assert fingerprint(next(c for c in discover(tmp_path).candidates if c.relpath == "a.tif"),
+                       "r") == first  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import posixpath
 import re
 import warnings
 from collections.abc import Mapping
@@ -31,6 +32,9 @@ from byod.clouds import (
     imagery_cloud_cover,
     parse_rule,
 )
+from byod.errors import RejectedInput
+from byod.reasons import Reason
+from byod.sources import USER_METADATA_COLUMNS, user_metadata_rows
 from byod.temporal import (
     DEFAULT_ORDER,
     Acquisition,
@@ -73,19 +77,57 @@ def read_products(paths: tuple[Path, ...]) -> tuple[list[products.ProductMetadat
 
 def user_row(path: Path | None, relpath: str) -> tuple[dict[str, str], list[str]]:
     """The row of a folder's byod-metadata.csv for this input (by file name, with or without
-    its extension, or scene name); {} when there is none."""
+    its extension, or scene name); {} when there is none. Notes name a column byod does not
+    read and a second row for the same input (the first is used).
+
+    Raises `RejectedInput` (`bad_metadata`) when a cell of the row cannot be used: a time
+    that is no ISO 8601 time, a cloud cover that is no number from 0 to 100, a start after
+    the end. The message names the csv, the row's line and each bad column; a bad row
+    rejects its own input only."""
     if path is None or not path.is_file():
         return {}, []
-    name = relpath.rsplit("/", 1)[-1]
-    wanted = {name, Path(name).stem}
+    label = posixpath.join(posixpath.dirname(relpath), USER_METADATA_LABEL)
     try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            for row in csv.DictReader(f):
-                if (row.get("file") or "").strip() in wanted:
-                    return {k.strip(): (v or "").strip() for k, v in row.items() if k}, []
+        columns, rows = user_metadata_rows(path, relpath)
     except (OSError, csv.Error, UnicodeDecodeError) as exc:
-        return {}, [f"{path.name}: unreadable ({exc})"]
-    return {}, []
+        return {}, [f"{label}: unreadable ({exc})"]
+    if not rows:
+        return {}, []
+    line, row = rows[0]
+    known = ", ".join(USER_METADATA_COLUMNS)
+    notes = [f"{label}: column {c!r} is not one byod reads ({known}); its values are ignored"
+             for c in columns if c not in USER_METADATA_COLUMNS]  # fmt: skip
+    if len(rows) > 1:
+        others = ", ".join(str(n) for n, _ in rows[1:])
+        notes.append(f"{label}: rows {line} and {others} name the same input; row {line} is used")
+    problems = _bad_cells(row)
+    if problems:
+        raise RejectedInput(Reason.BAD_METADATA, f"{label} row {line}: " + "; ".join(problems))
+    return row, notes
+
+
+def _bad_cells(row: dict[str, str]) -> list[str]:
+    """`column X: why` for each cell of a byod-metadata.csv row that cannot be used."""
+    problems = []
+    times = {}
+    for column in ("datetime", "start_datetime", "end_datetime"):
+        if text := row.get(column):
+            times[column] = parse_tag_datetime(text)
+            if times[column] is None:
+                problems.append(f"column {column}: {text!r} is not an ISO 8601 time "
+                                "(e.g. 2024-01-31T10:15:00Z)")  # fmt: skip
+    start, end = times.get("start_datetime"), times.get("end_datetime")
+    if start is not None and end is not None and start > end:
+        problems.append(f"column end_datetime: {row['end_datetime']!r} is before "
+                        f"start_datetime {row['start_datetime']!r}")  # fmt: skip
+    if text := row.get("cloud_cover"):
+        try:
+            value: float | None = float(text)
+        except ValueError:
+            value = None
+        if value is None or not 0 <= value <= 100:
+            problems.append(f"column cloud_cover: {text!r} is not a percentage from 0 to 100")
+    return problems
 
 
 def user_acquisition(row: dict[str, str], source: str) -> Acquisition | None:

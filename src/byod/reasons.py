@@ -29,6 +29,8 @@ class Reason(StrEnum):
     UNKNOWN_CRS = "unknown_crs"
     TOO_LARGE = "too_large"
     NO_DATETIME = "no_datetime"
+    # A cell of the folder's byod-metadata.csv row for the input that cannot be used.
+    BAD_METADATA = "bad_metadata"
     NO_VALID_DATA = "no_valid_data"
     CONVERSION_FAILED = "conversion_failed"
     STORAGE_FAILED = "storage_failed"

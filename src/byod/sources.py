@@ -7,8 +7,10 @@ bad entry: it turns each into a rejection (see `reasons.py`) and goes on.
 
 from __future__ import annotations
 
+import csv
 import errno
 import hashlib
+import json
 import os
 import posixpath
 import re
@@ -38,16 +40,30 @@ RASTER_EXTENSIONS = gdal_raster_extensions() | frozenset(
 WORLD_FILE_EXTENSIONS = frozenset(
     {".tfw", ".tifw", ".tiffw", ".wld", ".pgw", ".pngw", ".jgw", ".jpgw", ".jpegw", ".j2w"}
 )
+# Names that look like a sidecar: never taken for a raster themselves (GDAL identifies an
+# `x.tif.ovr` or `x.tif.msk` as a GeoTIFF) and checked by untrusted.py before GDAL opens
+# their raster. Whether one belongs to a raster is decided by `pairs_with`.
 SIDECAR_EXTENSIONS = WORLD_FILE_EXTENSIONS | {
     ".prj", ".aux", ".msk", ".ovr", ".hdr", ".xml", ".txt", ".json", ".imd", ".rpb", ".rpc",
 }  # fmt: skip
 SIDECAR_SUFFIXES = (".aux.xml", ".msk", ".ovr", "_rpc.txt")
+# What producers write beside a raster `x.tif`, by GDAL's own lookups: endings added to the
+# whole name (`x.tif.aux.xml` PAM, `x.tif.ovr` overviews, `x.tif.msk` mask, `x.bil.hdr` ENVI
+# header, `x.tif.aux`), and endings that replace its extension (`x.tfw`/`x.tifw`/`x.wld`
+# world files, `x.prj`, `x.hdr`, `x.aux`, `x.ovr`, DigitalGlobe's `x.IMD`/`x.RPB`/`x.XML`,
+# `x_RPC.TXT`). Compared without case, as GDAL also tries upper- and lower-case names.
+NAME_SIDECAR_ENDINGS = (".aux.xml", ".ovr", ".msk", ".hdr", ".aux")
+STEM_SIDECAR_ENDINGS = (
+    *sorted(WORLD_FILE_EXTENSIONS), ".wld", ".prj", ".hdr", ".aux", ".ovr", ".imd", ".rpb",
+    ".rpc", ".xml", "_rpc.txt",
+)  # fmt: skip
 
 # Names that are never inputs: our own outputs and the usual clutter of a data folder.
 IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", "byod.yaml", "byod.yml"})
 # A folder's table of per-file values (columns: file, and cloud_cover, datetime,
 # start_datetime, end_datetime as the user knows them).
 USER_METADATA_NAME = "byod-metadata.csv"
+USER_METADATA_COLUMNS = ("file", "cloud_cover", "datetime", "start_datetime", "end_datetime")
 
 HASH_CHUNK = 4 * 1024 * 1024
 
@@ -225,29 +241,35 @@ def _pair(
         ]  # fmt: skip
         masks = _cloud_masks(rasters)
         user = next((p for p, r in entries if _name(r) == USER_METADATA_NAME), None)
-        # Each raster's sidecars are looked for among the folder's sidecars only: scanning
-        # every file for every raster made a folder of 1,000 rasters cost 1,000,000 checks.
-        sidecars = [(p, r) for p, r in entries if is_sidecar_name(_name(r))]
+        # Each raster's sidecars are looked up by the names they would have: scanning every
+        # file for every raster made a folder of 1,000 rasters cost 1,000,000 checks.
+        raster_rels = {r for _, r in rasters}
+        by_name = {_name(r).lower(): (p, r) for p, r in entries if r not in raster_rels}
+        paired: set[str] = set()
         for path, rel in rasters:
             if rel in masks.values():
                 continue  # a cloud mask of another raster: metadata, not an item
-            extras = [p for p, _ in _sidecars_of(rel, sidecars)]
+            extras = [p for p, _ in _sidecars_of(rel, by_name)]
             metadata = _metadata_for(rel, folder, metadata_by_dir)
             mask = next((p for p, r in rasters if masks.get(rel) == r), None)
             extras += metadata + ([mask] if mask else []) + ([user] if user else [])
             extras += [p for m in ([mask] if mask else []) for p, _ in _sidecars_of(
-                next(r for q, r in rasters if q == m), sidecars)]  # fmt: skip
+                next(r for q, r in rasters if q == m), by_name)]  # fmt: skip
+            paired.update(extras)
             extras = list(dict.fromkeys(extras))
             found.candidates.append(
                 Candidate(path, rel, tuple(extras),
                           tuple(versions[p] for p in (path, *extras) if p in versions),
                           tuple(metadata), mask, user)
             )  # fmt: skip
-        raster_rels = {r for _, r in rasters}
-        for _, rel in entries:
+        # Listed: files that are no raster, and no sidecar by GDAL's names nor a paired
+        # one (a README.txt, notes.xml, x.json); product metadata may serve sub-folders.
+        for path, rel in entries:
             if (
                 rel not in raster_rels
-                and not is_sidecar_name(_name(rel))
+                and path not in paired
+                and not _gdal_sidecar_name(_name(rel))
+                and not is_product_metadata(rel)
                 and (_name(rel) != USER_METADATA_NAME)
             ):
                 found.ignored.append(rel)
@@ -413,29 +435,90 @@ def _rel(root: Path, path: Path) -> str:
     return "." if rel == "." else Path(rel).as_posix()
 
 
-def _sidecars_of(raster: str, entries: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Sidecars named after the raster: `x.tif.aux.xml`, `x.tfw`, `x.prj`, `x_MTL.txt`, ..."""
-    name = _name(raster)
-    stem = os.path.splitext(name)[0]
-    return sorted(
-        (path, rel)
-        for path, rel in entries
-        if rel != raster
-        and is_sidecar_name(_name(rel))
-        and (_name(rel).startswith(name) or os.path.splitext(_name(rel))[0] == stem)
+def _gdal_sidecar_name(name: str) -> bool:
+    """A name only GDAL's sidecars have (`.aux.xml`, `.ovr`, world files, `.prj`, ...),
+    unlike `.txt`, `.xml` and `.json`, which are sidecars only beside their raster."""
+    lower = name.lower()
+    return is_sidecar_name(name) and (
+        lower.endswith(SIDECAR_SUFFIXES) or _lower_ext(name) not in {".txt", ".xml", ".json"}
     )
+
+
+def sidecar_names(raster_name: str) -> list[str]:
+    """The names (lower case) a sidecar of `raster_name` may have: its whole name plus one
+    of NAME_SIDECAR_ENDINGS, or its stem plus one of STEM_SIDECAR_ENDINGS. Product metadata
+    (MTL, MTD) is paired by product, not by name (`_metadata_for`)."""
+    name = raster_name.lower()
+    stem = os.path.splitext(name)[0]
+    names = [name + end for end in NAME_SIDECAR_ENDINGS]
+    names += [stem + end for end in STEM_SIDECAR_ENDINGS]
+    return [n for n in dict.fromkeys(names) if n != name]
+
+
+def pairs_with(raster_name: str, name: str) -> bool:
+    """Whether a file called `name` is a sidecar of the raster `raster_name` in its folder
+    (`sidecar_names`): `x.tif.aux.xml`, `x.tfw` and `x.prj` are `x.tif`'s; `x.txt`,
+    `x.json` and `README.txt` are nobody's."""
+    return name.lower() in sidecar_names(raster_name)
+
+
+def _sidecars_of(raster: str, by_name: dict[str, tuple[str, str]]) -> list[tuple[str, str]]:
+    """The (path, relpath) of the raster's sidecars among a folder's other files, which
+    `by_name` holds by lower-case name."""
+    found = (by_name.get(n) for n in sidecar_names(_name(raster)))
+    return sorted(f for f in found if f is not None and f[1] != raster)
+
+
+def user_metadata_rows(
+    path: Path, relpath: str
+) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The columns of a folder's byod-metadata.csv, and its rows for the input `relpath`
+    (the `file` cell is its file name, with or without the extension, or its scene's name),
+    each with its line in the file (the header is line 1). Cells and names are stripped.
+
+    Raises OSError, csv.Error or UnicodeDecodeError for a file that cannot be read."""
+    name = relpath.rsplit("/", 1)[-1]
+    wanted = {name, os.path.splitext(name)[0]}
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        columns = [c.strip() for c in reader.fieldnames or [] if c is not None]
+        rows = []
+        for raw in reader:
+            row = {k.strip(): (v or "").strip() for k, v in raw.items() if isinstance(k, str)}
+            if row.get("file") in wanted:
+                rows.append((reader.line_num, row))
+    return columns, rows
+
+
+def _user_metadata_version(path: Path, relpath: str) -> str:
+    """What of the byod-metadata.csv applies to one input: its columns and its rows (not
+    their lines), so editing another file's row leaves this input unchanged. A table that
+    cannot be read counts as a whole (its reading fails the same way in the worker)."""
+    try:
+        columns, rows = user_metadata_rows(path, relpath)
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return file_sha256(path)
+    text = json.dumps([columns, [row for _, row in rows]], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def fingerprint(candidate: Candidate, recipe: str) -> str:
     """sha256 over the raster, its sidecars and the options that shape the output.
 
-    Sidecars are included because a changed world file or .prj changes the georeferencing.
-    Local files are hashed; remote ones are taken by the version their listing gives.
+    Sidecars are included because a changed world file or .prj changes the georeferencing;
+    of the folder's byod-metadata.csv only the input's own rows (and the columns) count.
+    Local files are hashed; remote ones are taken by the version their listing gives (the
+    whole csv's, for want of its bytes: an edited row re-ingests the folder there).
     """
     digest = hashlib.sha256()
     digest.update(recipe.encode())
     paths = (candidate.path, *candidate.sidecars)  # sidecars include metadata and masks
-    versions = candidate.versions or tuple(file_sha256(Path(p)) for p in paths)
+    versions = candidate.versions or tuple(
+        _user_metadata_version(Path(p), candidate.relpath)
+        if p == candidate.user_metadata
+        else file_sha256(Path(p))
+        for p in paths
+    )
     for path, version in zip(paths, versions, strict=True):
         digest.update(b"\0" + _name(path).encode() + b"\0" + version.encode())
     return digest.hexdigest()
