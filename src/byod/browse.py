@@ -16,10 +16,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from byod.azure import blob_parts
 from byod.catalog import ROOT_KEY, collection_key, load_items
 from byod.index import collection_ids
-from byod.storage import BlobStore, Store
+from byod.storage import Store
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem; max-width: 70rem; }
@@ -91,14 +90,7 @@ def _data_uri(store: Store, asset: Any) -> str:
 def _read_href(store: Store, href: str) -> bytes:
     """An asset's bytes: a local file, or a blob of the catalog's storage account (assets
     may live in another container, such as cogs, than the catalog)."""
-    if isinstance(store, BlobStore):
-        parts = blob_parts(store.access, href)
-        if parts is None:
-            return b""
-        client = store.service.get_blob_client(parts[0], parts[1])
-        return bytes(client.download_blob().readall())
-    path = Path(href)
-    return path.read_bytes() if path.is_file() else b""
+    return store.read_href(href)
 
 
 def _page(path: Path, title: str, body: str) -> None:

@@ -25,16 +25,6 @@ from typing import Any
 
 import pystac
 
-from byod.azure import (
-    AzureAccess,
-    AzureConfigError,
-    AzureOptions,
-    arm_location_lookup,
-    resolve_access,
-)
-from byod.azure import (
-    check_region as check_region_of,
-)
 from byod.batches import is_small, run_in_batches
 from byod.catalog import (
     RUNS,
@@ -84,7 +74,8 @@ from byod.sources import (
     slugify,
     source_root,
 )
-from byod.storage import BlobStore, Hold, Store, is_blob_url, open_store
+from byod.storage import Hold, Store, is_blob_url
+from byod.stores import RunStores
 from byod.work import Job, Prepared, PrepareResult, georef_sidecar_names, prepare
 from byod.workspace import make_workdir
 
@@ -127,6 +118,12 @@ class RunContext:
     settings: IngestSettings
     collection_id: str
     version: str = ""  # this run's version: the folder its new files go to (catalog.py)
+    # Opened once per process (byod.stores); None: opened from `settings` when first used.
+    stores: RunStores = field(default=None, compare=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.stores is None:
+            object.__setattr__(self, "stores", RunStores(self.settings))
 
 
 @dataclass
@@ -338,14 +335,13 @@ def plan_run(settings: IngestSettings, progress: Progress | None = None) -> Run:
 
 
 def _plan_run(settings: IngestSettings, progress: Progress) -> Run:
-    stores = _open_stores(settings)
+    stores = RunStores.open(settings)  # credentials and the region guard: once per run
     collection_id = _collection_id(settings)
     report = Report(settings.source, collection_id, stores.catalog.href("catalog.json"),
                     stores.target.href(""), storage=stores.decision,
                     region_overridden=stores.overridden)  # fmt: skip
     for store in (stores.catalog, stores.target):
-        if isinstance(store, BlobStore):
-            store.ensure_container()
+        store.ensure_container()
         store.check_writable(collection_id)  # before converting anything: refuse, exit 2
     # The index's columns, not the item files: one read per month partition (issue 13).
     items = collection_entries(stores.catalog, collection_id)
@@ -373,7 +369,7 @@ def _plan_run(settings: IngestSettings, progress: Progress) -> Run:
             todo.append(WorkItem(plan.candidate, plan.item_id, plan.fingerprint, previous,
                                  plan.fingerprint_s))  # fmt: skip
     pruned = _pruned(settings, found, items, report) if settings.prune else {}
-    context = RunContext(settings, collection_id, new_version())
+    context = RunContext(settings, collection_id, new_version(), stores)
     # A run with nothing to convert or remove writes nothing, not even its marker.
     marker = _register(stores.catalog, context) if todo or pruned else None
     return Run(context, report, todo, items, marker, pruned=pruned)
@@ -434,7 +430,7 @@ def _end_run(run: Run, *, finished: bool) -> None:
     then removes the files this one stored and never published)."""
     if run.marker is None:
         return
-    catalog = _open_stores(run.context.settings, check_region=False).catalog
+    catalog = run.context.stores.catalog
     hold = _HOLDS.pop((catalog.root, run.marker), None)
     try:
         if hold is None:  # planned in another process (an orchestrator's worker)
@@ -450,7 +446,7 @@ def _end_run(run: Run, *, finished: bool) -> None:
 
 def process(context: RunContext, work: WorkItem) -> Outcome:
     """Convert, describe and store one input in a bounded worker process of its own."""
-    stores = _open_stores(context.settings, check_region=False)
+    stores = context.stores
     workdir = make_workdir()  # byod-<pid>-*: removed by the next run after a kill
     try:
         job = _job(work, context.settings, workdir, stores.source is None)
@@ -470,8 +466,7 @@ def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome
     if not run.todo:  # a no-op run: no store opened, no temp folder made
         return
     progress = progress or Progress()
-    settings = run.context.settings
-    stores = _open_stores(settings, check_region=False)
+    settings, stores = run.context.settings, run.context.stores
     workdir = make_workdir()  # byod-<pid>-*: removed by the next run after a kill
     try:
         # GDAL threads per conversion: the cores shared by the conversions that run at once,
@@ -532,7 +527,7 @@ def outcome_is_stored(context: RunContext, outcome: Outcome) -> bool:
     blob's checksum metadata, or by hashing a local file), and were not stored by a run that
     died (whose files the next run removes): an orchestrator's cached outcome must not
     publish an item for files that were replaced or deleted since."""
-    stores = _open_stores(context.settings, check_region=False)
+    stores = context.stores
     target = stores.target
     for data in outcome.items:
         for asset in data.get("assets", {}).values():
@@ -606,7 +601,7 @@ def _progress_due(run: Run, outcomes: list[Outcome]) -> bool:
     return waiting >= settings.publish_every_inputs or elapsed >= settings.publish_every_s
 
 
-def _publish_pending(run: Run, outcomes: list[Outcome]) -> _Stores:
+def _publish_pending(run: Run, outcomes: list[Outcome]) -> RunStores:
     """Publish the outcomes not published yet (and, the first time, what --prune removes);
     nothing is written when there is nothing to add or remove."""
     settings, report = run.context.settings, run.report
@@ -624,7 +619,7 @@ def _publish_pending(run: Run, outcomes: list[Outcome]) -> _Stores:
         removed |= set(outcome.replaced_ids) - new_ids
     pruned = run.pruned
     removed |= {i for ids in pruned.values() for i in ids}
-    stores = _open_stores(settings, check_region=False)
+    stores = run.context.stores
     run.last_publish = time.monotonic()
     if not new and not removed:
         run.flushed |= {o.row.input for o in pending}
@@ -673,7 +668,7 @@ def _remove_empty_collection(catalog: Store, collection_id: str) -> None:
             os.rmdir(catalog.href(folder))
 
 
-def _confirm_alive(run: Run, stores: _Stores, new: dict[str, pystac.Item]) -> None:
+def _confirm_alive(run: Run, stores: RunStores, new: dict[str, pystac.Item]) -> None:
     """Refuse to publish items whose files are gone: when this run's marker was lost (an
     Azure lease not renewed for LEASE_SECONDS, or the run ended and this is a retry), other
     runs may have taken it for dead and removed its files, so every new asset is checked."""
@@ -696,7 +691,7 @@ class RunLost(RunFailed):
     """The run's marker was lost before it published (see `_confirm_alive`): exit 3."""
 
 
-def _collect_superseded(stores: _Stores, context: RunContext) -> None:
+def _collect_superseded(stores: RunStores, context: RunContext) -> None:
     """Delete what switches superseded, once past `superseded_grace_s` and once the run that
     switched is over (`catalog.collect_superseded`): this run's, and those of killed runs."""
     catalog, collection_id = stores.catalog, context.collection_id
@@ -711,7 +706,7 @@ def _collect_superseded(stores: _Stores, context: RunContext) -> None:
         log.info("removed %d superseded file(s) past their grace period", len(deleted))
 
 
-def _remove_dead_runs(stores: _Stores, context: RunContext, *, own: bool = False) -> None:
+def _remove_dead_runs(stores: RunStores, context: RunContext, *, own: bool = False) -> None:
     """Delete the files of runs that died (their marker is no longer held) which the
     published collection does not point at: COGs, thumbnails, item and index versions,
     temp files (and this run's own, `own`: it was interrupted). Only files in a dead run's
@@ -755,65 +750,6 @@ def _remove_quietly(store: Store, key: str) -> None:
         remove_file(store, key)
     except Exception as exc:  # noqa: BLE001 - storage trouble: log it, the run is published
         log.warning("%s: not removed (%s)", store.href(key), exc)
-
-
-@dataclass
-class _Stores:
-    source: Store | None  # None for a local source folder (walked directly)
-    catalog: Store
-    target: Store
-    decision: str | None = None  # the region guard's verdict, for the report
-    overridden: bool = False
-
-
-def _open_stores(settings: IngestSettings, *, check_region: bool = True) -> _Stores:
-    """Check the source, credentials and region, and open the stores; writes nothing.
-
-    Steps after `plan_run` skip the region check: it was done, and may ask Azure Resource
-    Manager, which is slow to repeat for every input."""
-    urls = (settings.source, settings.target, settings.catalog)
-    if not any(is_blob_url(u) for u in urls):
-        source = Path(settings.source)
-        if not source.is_dir():
-            raise ConfigurationError(f"{source}: source is not a folder")
-        return _Stores(None, open_store(settings.catalog), open_store(settings.target))
-    options = settings.azure or AzureOptions()
-    try:
-        access = resolve_access(options)
-    except AzureConfigError as exc:
-        raise ConfigurationError(str(exc)) from None
-    decision = None
-    if check_region and (is_blob_url(settings.target) or is_blob_url(settings.catalog)):
-        decision = check_region_of(access, options, arm_location_lookup())
-        if not decision.allowed:
-            raise ConfigurationError(f"region guard: {decision.message}; nothing was written")
-    stores = _Stores(
-        _open_source(settings.source, access),
-        _open(settings.catalog, access),
-        _open(settings.target, access),
-        decision.message if decision else None,
-        bool(decision and decision.overridden),
-    )
-    return stores
-
-
-def _open(url: str, access: AzureAccess) -> Store:
-    try:
-        return open_store(url, access)
-    except ValueError as exc:
-        raise ConfigurationError(str(exc)) from None
-
-
-def _open_source(url: str, access: AzureAccess) -> Store | None:
-    if not is_blob_url(url):
-        if not Path(url).is_dir():
-            raise ConfigurationError(f"{url}: source is not a folder")
-        return None
-    store = _open(url, access)
-    assert isinstance(store, BlobStore)
-    if not store.container_client.exists():
-        raise ConfigurationError(f"{url}: container {store.container!r} does not exist")
-    return store
 
 
 def _source_name(url: str) -> str:
@@ -952,7 +888,7 @@ def _listed(target: Store, collection_id: str, checks: int) -> dict[str, dict[st
     more than `LISTING_FROM` inputs have items to check: a HEAD per COG costs a round trip
     each, a listing one per 5,000 blobs. None (ask per file) for a local target or few checks.
     """
-    if target.is_local or checks <= LISTING_FROM or not isinstance(target, BlobStore):
+    if checks <= LISTING_FROM:
         return None
     return target.list_metadata(f"{collection_id}/")
 

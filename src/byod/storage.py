@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from byod.azure import AzureAccess
+from byod.azure import AzureAccess, blob_parts
 from byod.errors import ConfigurationError, StorageUnavailable, storage_failure
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,13 @@ class Store:
     def exists(self, key: str) -> bool:
         return Path(self.root, key).is_file()
 
+    def root_exists(self) -> bool:
+        """Whether the store's root is there: the folder (local) or the container (blob)."""
+        return Path(self.root).is_dir()
+
+    def ensure_container(self) -> None:
+        """Create the blob container if missing; a local folder is made by its first write."""
+
     def check_writable(self, folder: str = "") -> None:
         """Raise `StorageUnavailable` when files cannot be created in the folder `folder`
         below the root (a folder of another user, a read-only or full file system:
@@ -142,6 +149,18 @@ class Store:
     def metadata(self, key: str) -> dict[str, str] | None:
         """User metadata stored with the file; None where the store keeps none."""
         return None
+
+    def list_metadata(self, prefix: str = "") -> dict[str, dict[str, str]] | None:
+        """Key -> user metadata of every file below `prefix`, from one listing; None where
+        the store keeps no metadata (a local folder)."""
+        return None
+
+    def read_href(self, href: str) -> bytes:
+        """The bytes of an href this store can reach (a local file here; a blob of the same
+        storage account, in any container, for a blob store); b"" for one it cannot reach or
+        a missing local file (a missing blob raises the SDK's `ResourceNotFoundError`)."""
+        path = Path(href)
+        return path.read_bytes() if "://" not in href and path.is_file() else b""
 
     def remove(self, key: str) -> None:
         Path(self.root, key).unlink(missing_ok=True)
@@ -278,6 +297,15 @@ class BlobStore(Store):
     def exists(self, key: str) -> bool:
         return bool(self.container_client.get_blob_client(self._blob(key)).exists())
 
+    def root_exists(self) -> bool:
+        return bool(self.container_client.exists())
+
+    def read_href(self, href: str) -> bytes:
+        parts = blob_parts(self.access, href)
+        if parts is None:
+            return b""
+        return bytes(self.service.get_blob_client(*parts).download_blob().readall())
+
     def read_text(self, key: str) -> str:
         from azure.core.exceptions import ResourceNotFoundError
 
@@ -337,7 +365,7 @@ class BlobStore(Store):
             out.append(StoredInfo(key, int(blob.size), version))
         return sorted(out, key=lambda i: i.key)
 
-    def list_metadata(self, prefix: str = "") -> dict[str, dict[str, str]]:
+    def list_metadata(self, prefix: str = "") -> dict[str, dict[str, str]] | None:
         """Key -> user metadata of every blob below `prefix`, from one listing (5,000 blobs a
         request) instead of a HEAD per blob."""
         start = (f"{self.prefix}/" if self.prefix else "") + prefix or None
