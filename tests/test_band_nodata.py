@@ -5,8 +5,8 @@ or mask; an input whose bands agree stays one COG.
 
 Inputs are shaped as real products write them: a VRT with per-band <NoDataValue> over
 single-band GeoTIFFs (as `gdalbuildvrt -separate` writes it), an ERDAS Imagine `.img` (nodata
-per band), a GeoTIFF with per-band NoDataValue and Description in its `.aux.xml` (GDAL's
-PAM), a VRT whose bands have masks of their own. Expected values are GDAL's reading of the
+per band), a GeoTIFF and a PNG with per-band NoDataValue in their `.aux.xml` (GDAL's PAM),
+a VRT whose bands have masks of their own. Expected values are GDAL's reading of the
 INPUT (rasterio, band by band), never byod's output.
 """
 
@@ -124,6 +124,30 @@ def _pam_tiff(src: Path) -> Path:
     return path
 
 
+def _png_with_prj(src: Path) -> Path:
+    """An RGB PNG placed by a world file and a `.prj` (GDAL's PNG driver reads the world
+    file, not the .prj, so byod stages a copy with the CRS), per-band nodata in its
+    `.aux.xml`: red 0, green 255, blue none."""
+    data = np.full((3, SIZE, SIZE), 5, np.uint8)
+    data[0, :, :10] = 0
+    data[1, :, 50:] = 255
+    data[1, :, 20:30] = 0  # data in green
+    data[2, 40:, :] = 0  # data in blue
+    path = src / "scan.png"
+    with rasterio.open(path, "w", driver="PNG", width=SIZE, height=SIZE, count=3,
+                       dtype="uint8") as dst:  # fmt: skip
+        dst.write(data)
+    Path(f"{path}.aux.xml").unlink(missing_ok=True)
+    a, b, c, d, e, f = TRANSFORM[:6]
+    path.with_suffix(".pgw").write_text(f"{a}\n{d}\n{b}\n{e}\n{c + a / 2}\n{f + e / 2}\n")
+    path.with_suffix(".prj").write_text(CRS.from_string(UTM).to_wkt(version="WKT1_ESRI"))
+    Path(f"{path}.aux.xml").write_text(
+        '<PAMDataset><PAMRasterBand band="1"><NoDataValue>0</NoDataValue></PAMRasterBand>'
+        '<PAMRasterBand band="2"><NoDataValue>255</NoDataValue></PAMRasterBand></PAMDataset>'
+    )
+    return path
+
+
 def _same_nodata(src: Path) -> Path:
     """Three bands, one nodata (65535) for all, valid areas differing per band: one COG."""
     data = np.full((3, SIZE, SIZE), 7, np.uint16)
@@ -154,6 +178,7 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
     src = root / "src"
     _erdas(src, _separate_vrt(src))
     _pam_tiff(src)
+    _png_with_prj(src)
     _same_nodata(src)
     _masked_vrt(src)
     settings = IngestSettings(source=str(src), collection="test", target=str(root / "data"),
@@ -272,6 +297,17 @@ def test_pam_nodata_some_bands_none(ingested: tuple[Path, Report]) -> None:
     assets = _item(root, "pam")["assets"]
     assert [b.get("common_name") for b in assets["red"]["eo:bands"]] == [colors[0]]
     _assert_footprint_is_union(root, "pam", source)  # band 2 has no nodata: all of it
+
+
+def test_staged_png_keeps_per_band_nodata(ingested: tuple[Path, Report]) -> None:
+    """A PNG staged with its .prj's CRS: the staged copy keeps each band's nodata."""
+    root, _ = ingested
+    source = root / "src" / "scan.png"
+    with rasterio.open(source) as src:
+        assert src.nodatavals == (0.0, 255.0, None) and src.crs is None
+    _assert_bands_told_truly(root, "scan", source, ["b1", "b2", "b3"])
+    _assert_footprint_is_union(root, "scan", source)
+    assert _item(root, "scan")["properties"]["proj:code"] == UTM
 
 
 def test_per_band_masks_one_cog_per_band(ingested: tuple[Path, Report]) -> None:

@@ -570,8 +570,16 @@ def _keep_crs(cog_path: Path, crs_wkt: str, label: str) -> list[str]:
 
 def _staged(name: str, path: Path, crs: rasterio.crs.CRS, transform: Affine | None = None) -> str:
     """A tiled GeoTIFF copy of `name` (metadata and band units kept) with `crs` and, when
-    given, `transform` set: what GDAL did not read from the input's own files."""
-    rasterio.shutil.copy(name, path, driver="GTiff", TILED="YES", BIGTIFF="IF_SAFER")
+    given, `transform` set: what GDAL did not read from the input's own files. A VRT of it
+    instead when its bands differ in nodata or masks (a PNG's per-band nodata in its
+    `.aux.xml`): a GeoTIFF would give every band band 1's nodata (see `_cog_parts`)."""
+    with rasterio.open(name) as src:
+        per_band = needs_band_files(src)
+    if per_band:
+        path = path.with_suffix(".vrt")
+        rasterio.shutil.copy(name, path, driver="VRT")
+    else:
+        rasterio.shutil.copy(name, path, driver="GTiff", TILED="YES", BIGTIFF="IF_SAFER")
     with rasterio.open(path, "r+") as dst:
         dst.crs = crs
         if transform is not None:
