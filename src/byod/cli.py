@@ -99,7 +99,7 @@ class _Group(typer.core.TyperGroup):
         except click.exceptions.NoArgsIsHelpError as exc:  # the help, printed when raised
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
-            err.print(f"error: {_shown(_usage_line(exc))}", soft_wrap=True, highlight=False)
+            err.print(f"[red]error:[/] {_shown(_usage_line(exc))}", soft_wrap=True, highlight=False)
             sys.exit(exc.exit_code)
         # Non-standalone, click returns the code of a `typer.Exit` (None when none was raised).
         sys.exit(done if isinstance(done, int) else 0)
