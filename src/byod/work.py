@@ -272,7 +272,7 @@ def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Clock) -> P
     notes = cf_notes + notes
     if len(parts) > 1:
         notes.append(_band_files_note(label, source_info, parts))
-    assets = []
+    converted = []
     for part in parts:
         with stage("convert", "convert" if len(parts) == 1 else f"convert {part.key}"):
             outcome = to_cog(
@@ -293,20 +293,18 @@ def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Clock) -> P
             info = _as_source_band(
                 inspect(cog, label=shown, max_pixels=job.max_pixels, scan_nan=True), part
             )
-        with stage("checksum"):
-            local = _local(part.cog_path)
-        resolution = resolution_of(info.transform)
-        assets.append(
-            PreparedAsset(part.key, job.path.name, local, info, resolution, outcome.passthrough)
-        )
+        converted.append((part, outcome, info))
     thumb_path = job.workdir / f"{item_id}.png"
     with ExitStack() as stack:
-        cogs = [stack.enter_context(rasterio.open(a.cog.path)) for a in assets]
+        cogs = [stack.enter_context(rasterio.open(part.cog_path)) for part, _, _ in converted]
         with stage("footprint"):
-            shape = _footprint_of(cogs, assets[0].raster, label)
+            shape = _footprint_of(cogs, converted[0][2], label)
         with stage("thumbnail"):
             _thumbnail(cogs, source_info, thumb_path)
     with stage("checksum"):
+        assets = [PreparedAsset(part.key, job.path.name, _local(part.cog_path), info,
+                                resolution_of(info.transform), outcome.passthrough)
+                  for part, outcome, info in converted]  # fmt: skip
         thumb_file = _local(thumb_path)
     return Prepared(
         item_id=item_id,
