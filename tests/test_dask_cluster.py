@@ -58,7 +58,8 @@ def _parent(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
-def _kill_readers(name: str, killed: list[int], nannies: set[int] | None) -> None:
+def _kill_readers(name: str, killed: list[int], nannies: set[int] | None,
+                  signum: int = signal.SIGKILL) -> None:  # fmt: skip
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
@@ -72,27 +73,31 @@ def _kill_readers(name: str, killed: list[int], nannies: set[int] | None) -> Non
             victim = int(entry)
             if nannies is not None:  # its Dask worker: a child of one of the cluster's nannies
                 victim = _parent(victim)
-                if _parent(victim) not in nannies or victim in killed:
+                if _parent(victim) not in nannies:
                     continue
-            os.kill(victim, signal.SIGKILL)
+            if victim in killed:  # already signalled (a stopped process stays)
+                continue
+            os.kill(victim, signum)
             killed.append(victim)
         except OSError:  # gone meanwhile, or not ours to read
             continue
 
 
 @contextlib.contextmanager
-def killing_workers_reading(name: str, nannies: set[int] | None = None) -> Iterator[list[int]]:
+def killing_workers_reading(name: str, nannies: set[int] | None = None,
+                            signum: int = signal.SIGKILL) -> Iterator[list[int]]:  # fmt: skip
     """While the block runs, SIGKILL every byod worker process (forkserver child or
     `byod.subworker`) that has a file named `name` open: a worker that dies while reading
     an input, as a segfault in GDAL would make it. With `nannies` (the pids of `dask worker`
     processes), SIGKILL the Dask worker process running that byod worker instead, as the OOM
-    killer or a pod eviction would. Yields the pids killed."""
+    killer or a pod eviction would. `signum`: another signal (SIGSTOP: an input that never
+    finishes). Yields the pids signalled."""
     killed: list[int] = []
     stop = threading.Event()
 
     def watch() -> None:
         while not stop.is_set():
-            _kill_readers(name, killed, nannies)
+            _kill_readers(name, killed, nannies, signum)
             stop.wait(0.02)
 
     thread = threading.Thread(target=watch, daemon=True)

@@ -8,9 +8,11 @@ import inspect
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -199,7 +201,7 @@ def test_every_setting_is_a_flow_parameter() -> None:
                "request_timeout": "request_timeout_s"}  # fmt: skip
     fields = _fields(IngestSettings)  # azure.region is reachable as azure_region or region
     leaves = {name.rsplit(".", 1)[-1] for name in fields} | {n.replace(".", "_") for n in fields}
-    edge_only = {"ctx", "quiet", "json_", "report"}  # how the CLI shows its outcome
+    edge_only = {"ctx", "quiet", "verbose", "json_", "report"}  # how the CLI shows its outcome
     cli = {renamed.get(p, p) for p in inspect.signature(cli_ingest).parameters} - edge_only
     assert cli - leaves == set()
 
@@ -243,3 +245,62 @@ def test_relative_paths_are_refused_in_a_process_workers_temporary_folder(
         check_local_paths(absolute, worker_folder, worker_run=True)
     finally:
         worker_folder.rmdir()
+
+
+def _published(catalog: Path, collection: str) -> set[str]:
+    """The item ids the catalog links to now (none while it is not there or mid-switch)."""
+    try:
+        return set(item_files(catalog, collection))
+    except (OSError, ValueError, KeyError):
+        return set()
+
+
+def test_a_killed_flow_run_keeps_what_it_published(prefect_api: None, tmp_path: Path) -> None:
+    """publish_every_inputs=1: each stored input is published as its task finishes, on the
+    flow's process. The flow process is SIGKILLed (with its workers) while the third input
+    never finishes: the two published inputs are in the catalog, and the next run finds
+    them unchanged and converts only the third."""
+    source = tmp_path / "src"
+    for name in ("a_20240101.tif", "b_20240102.tif"):
+        write_geotiff(source / name, ramp(), crs="EPSG:32633",
+                      transform=(10, 0, 500000, 0, -10, 5000000))  # fmt: skip
+    big_raster(source / "big_20240105.tif")
+    settings = IngestSettings(source=str(source), catalog=str(tmp_path / "cat"),
+                              target=str(tmp_path / "data"), collection="kept",
+                              workers=3, publish_every_inputs=1)  # fmt: skip
+    script = (
+        "import sys\n"
+        "from byod.config import IngestSettings\n"
+        "from byod_flows import ingest\n"
+        "ingest(IngestSettings.model_validate_json(sys.argv[1]))\n"
+    )
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    log = (tmp_path / "flow.log").open("wb")
+    flow_run = subprocess.Popen([sys.executable, "-c", script, settings.model_dump_json()],
+                                env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+    seen: set[str] = set()
+    try:
+        # The big input's worker is stopped: it never finishes, so only the small ones can
+        # be published; the flow process is killed once both are.
+        with killing_workers_reading("big_20240105.tif", signum=signal.SIGSTOP) as stopped:
+            deadline = time.monotonic() + 60
+            while len(seen) < 2 and flow_run.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+                seen = _published(tmp_path / "cat", "kept")
+    finally:
+        os.killpg(flow_run.pid, signal.SIGKILL)  # the flow, its threads and its workers
+        flow_run.wait()
+        log.close()
+    assert stopped, "no worker was seen reading the big input"
+    assert seen == {"a_20240101", "b_20240102"}, (tmp_path / "flow.log").read_text()[-3000:]
+    assert validate_catalog(str(tmp_path / "cat" / "catalog.json"))[1] == []
+
+    report = ingest(settings)  # the next run
+    assert report["counts"] == {"ingested": 1, "replaced": 0, "unchanged": 2, "rejected": 0}
+    statuses = {r["input"]: r["status"] for r in report["rows"]}
+    assert statuses == {"a_20240101.tif": "unchanged", "b_20240102.tif": "unchanged",
+                        "big_20240105.tif": "ingested"}  # fmt: skip
+    assert set(item_files(tmp_path / "cat", "kept")) == {
+        "a_20240101", "b_20240102", "big_20240105"}  # fmt: skip
+    assert validate_catalog(str(tmp_path / "cat" / "catalog.json"))[1] == []

@@ -14,20 +14,24 @@ Flow parameters are `IngestSettings` itself (a form in the Prefect UI): every op
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hashlib
+import logging
 import os
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import CachePolicy
+from prefect.cache_policies import NO_CACHE, CachePolicy
 from prefect.context import TaskRunContext
+from prefect.futures import as_completed
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -43,12 +47,14 @@ from byod.pipeline import (
     outcome_is_stored,
     plan_run,
     process,
+    publish_progress,
     publish_run,
 )
 from byod.reasons import Reason
 from byod.report import Row, Status, to_markdown
 
-Runner = Literal["threads", "dask"]
+Runner = Literal["threads", "dask", "dask-gateway"]
+log = logging.getLogger(__name__)
 REJECTED = "Rejected"  # the name of a rejected input's Completed task state
 
 
@@ -185,34 +191,73 @@ def _redo(future: Any, result: Any, context: RunContext) -> bool:
     return result.row.reason is not None or not outcome_is_stored(context, result)
 
 
+@task(name="publish-progress", retries=3, retry_delay_seconds=[2, 10, 30],
+      retry_condition_fn=_retry_storage_only, cache_policy=NO_CACHE)  # fmt: skip
+def publish_progress_task(run: Run, outcomes: list[Outcome]) -> int:
+    """Publish the stored inputs not published yet while the run goes on (`byod ingest`'s
+    progress publishes): a flow run killed or crashed after this loses only later inputs.
+    Runs on the flow's process, on the flow's own `run` (which records what is published).
+    Returns how many inputs are published so far."""
+    publish_progress(run, outcomes)
+    return len(run.flushed)
+
+
+def progress_due(run: Run, outcomes: list[Outcome]) -> bool:
+    """Whether `publish_every_inputs` stored inputs wait to be published, or
+    `publish_every_s` seconds went by since the last publish with one waiting: the rule of
+    `byod ingest` (byod.pipeline), read from the run's public fields."""
+    settings = run.context.settings
+    waiting = sum(1 for o in outcomes if o.items and o.row.input not in run.flushed)
+    if not waiting:
+        return False
+    elapsed = time.monotonic() - run.last_publish
+    return waiting >= settings.publish_every_inputs or elapsed >= settings.publish_every_s
+
+
+def _as_outcome(work: WorkItem, result: Any) -> Outcome:
+    """The outcome a finished `process_task` gave: its own, a rejected one from the raised
+    InputRejected, or a crashed row when the task itself failed. A storage outage still
+    there after the retries is raised (the run ends Failed; the next run removes what it
+    stored and keeps what was published)."""
+    if isinstance(result, Outcome):
+        return result
+    if isinstance(result, InputRejected):
+        return result.outcome
+    if isinstance(result, StorageUnavailable):
+        raise result
+    row = Row(work.candidate.relpath, Status.REJECTED, reason=Reason.CRASHED,
+              message=f"{work.candidate.relpath}: {result}")  # fmt: skip
+    return Outcome(row)
+
+
 @flow(name="byod-ingest-run")
 def _ingest_run(settings: IngestSettings, results: str) -> Any:
     """The ingest itself, as a subflow so that the caller can choose its task runner.
-    Returns the flow's final state (Completed or Failed), with the report as its data."""
+    Outcomes are taken as their tasks finish (in any order), and published every
+    `publish_every_inputs` stored inputs or `publish_every_s` seconds, as `byod ingest`
+    does. Returns the flow's final state (Completed or Failed), with the report as its
+    data."""
     run = plan_task(settings)
     # Results and cache records in one folder every worker shares (result_folder).
     process_one = process_task.with_options(result_storage=Path(results), persist_result=True)
-    futures = [(w, process_one.submit(run.context, w)) for w in run.todo]
-    outcomes = []
-    for work, future in futures:
-        try:
-            result = future.result(raise_on_failure=False)
-            if _redo(future, result, run.context):
-                future = process_one.with_options(refresh_cache=True).submit(run.context, work)
+    pending = {process_one.submit(run.context, w): w for w in run.todo}
+    outcomes: list[Outcome] = []
+    while pending:
+        redo = {}
+        for future in as_completed(list(pending)):
+            work = pending[future]
+            try:
                 result = future.result(raise_on_failure=False)
-        except Exception as exc:  # noqa: BLE001 - the task never ended: its input crashed
-            outcomes.append(_lost(work, future, exc))
-            continue
-        if isinstance(result, Outcome):
-            outcomes.append(result)
-        elif isinstance(result, InputRejected):
-            outcomes.append(result.outcome)
-        elif isinstance(result, StorageUnavailable):  # still down after the retries: an
-            raise result  # outage ends the run (Failed); the next run removes what it stored
-        else:  # the task itself failed: the input is rejected, and the run goes on
-            row = Row(work.candidate.relpath, Status.REJECTED, reason=Reason.CRASHED,
-                      message=f"{work.candidate.relpath}: {result}")  # fmt: skip
-            outcomes.append(Outcome(row))
+            except Exception as exc:  # noqa: BLE001 - the task never ended: its input crashed
+                outcomes.append(_lost(work, future, exc))
+                continue
+            if _redo(future, result, run.context):  # once: a redone task is not "Cached"
+                redo[process_one.with_options(refresh_cache=True).submit(run.context, work)] = work
+                continue
+            outcomes.append(_as_outcome(work, result))
+            if progress_due(run, outcomes):
+                publish_progress_task(run, outcomes)
+        pending = redo
     report = publish_task(run, outcomes)
     counts = report["counts"]
     get_run_logger().info("byod: %s; catalog %s", counts, report["catalog"])
@@ -290,10 +335,14 @@ def _describe(identity: Any) -> str:
     return f"no usable byod ({identity!r})"  # the probe's exception, e.g. ModuleNotFoundError
 
 
-def check_cluster(address: str, timeout_s: float = 30) -> dict[str, str]:
-    """Check that the Dask cluster at `address` can run byod's tasks: at least one worker
-    joins within `timeout_s` seconds, and each imports the same byod build as this process
-    (version and a hash of the package's files: `build_identity`). Returns {worker: "byod
+def check_cluster(
+    address: str, timeout_s: float = 30, *, security: Any = None, workers: int = 1
+) -> dict[str, str]:
+    """Check that the Dask cluster at `address` can run byod's tasks: `workers` workers join
+    within `timeout_s` seconds (the run goes on with fewer, with a warning, when at least
+    one did), and each imports the same byod build as this process (version and a hash of
+    the package's files: `build_identity`). `security`: the cluster's TLS credentials (a
+    dask-gateway cluster's `security`), None for a plain scheduler. Returns {worker: "byod
     VERSION build ID"}.
 
     Raises ConfigurationError: the scheduler is unreachable, no worker joined in time, or
@@ -301,18 +350,23 @@ def check_cluster(address: str, timeout_s: float = 30) -> dict[str, str]:
     from distributed import Client
 
     try:
-        client = Client(address, timeout=timeout_s, set_as_default=False)
+        client = Client(address, timeout=timeout_s, set_as_default=False, security=security)
     except OSError as exc:
         raise ConfigurationError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
     with client:
-        if not client.scheduler_info().get("workers"):
+        if len(client.scheduler_info().get("workers", {})) < workers:
             try:
-                client.wait_for_workers(1, timeout=timeout_s)
+                client.wait_for_workers(workers, timeout=timeout_s)
             except TimeoutError as exc:  # distributed's WorkerStartTimeoutError
-                raise ConfigurationError(
-                    f"the Dask scheduler at {address} has no workers: none joined within "
-                    f"{timeout_s:g} s (start workers, or scale the cluster up, then run again)"
-                ) from exc
+                joined = len(client.scheduler_info().get("workers", {}))
+                if not joined:
+                    raise ConfigurationError(
+                        f"the Dask scheduler at {address} has no workers: none joined within "
+                        f"{timeout_s:g} s (start workers, or scale the cluster up, then run "
+                        "again)"
+                    ) from exc
+                log.warning("byod: %d of %d Dask workers joined within %g s; going on with "
+                            "them", joined, workers, timeout_s)  # fmt: skip
         identities = client.run(_identity_probe(), on_error="return")
     mine = build_identity()
     wrong = {w: i for w, i in identities.items() if i != mine}
@@ -323,6 +377,73 @@ def check_cluster(address: str, timeout_s: float = 30) -> dict[str, str]:
             f"install the same byod on its workers ({detail})"
         )
     return {w: str(i) for w, i in identities.items()}
+
+
+GATEWAY_CONFIG = (
+    "set the gateway's address in dask's configuration, as hubs do (gateway.address in "
+    "~/.config/dask/gateway.yaml, or the DASK_GATEWAY__ADDRESS environment variable)"
+)
+
+
+@contextlib.contextmanager
+def gateway_cluster(
+    name: str | None, options: dict[str, Any] | None, workers: int
+) -> Iterator[tuple[str, Any]]:
+    """A dask-gateway cluster for the block: the running cluster called `name`
+    (`Gateway().connect`, left running afterwards), or a new one made with `options` (the
+    gateway's cluster options, `Gateway().new_cluster(**options)`), scaled to `workers` and
+    shut down afterwards. The gateway's address, proxy address and authentication come from
+    dask's configuration, as a hub sets them (`gateway.*` in ~/.config/dask/gateway.yaml or
+    DASK_GATEWAY__* variables). Yields the scheduler's address and its TLS credentials.
+
+    Raises ConfigurationError: dask-gateway not installed (the `hub` extra), no gateway
+    configured, the gateway unreachable or refusing the credentials, no cluster of that
+    name, options the gateway refuses, or a cluster that failed to start."""
+    try:
+        import aiohttp
+        from dask_gateway import Gateway, GatewayClusterError, GatewayServerError
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"dask-gateway is not installed here ({exc}): install byod with its `hub` extra"
+        ) from exc
+    try:
+        gateway = Gateway()
+    except ValueError as exc:  # "No dask-gateway address provided or found in configuration"
+        raise ConfigurationError(f"no dask-gateway is configured: {GATEWAY_CONFIG}") from exc
+    what = f"cluster {name!r}" if name else f"a new cluster with options {options or {}}"
+    with closing_gateway(gateway):
+        try:
+            if name:
+                cluster = gateway.connect(name)
+            else:
+                cluster = gateway.new_cluster(**(options or {}))
+                cluster.scale(workers)
+        except (ValueError, TypeError, GatewayClusterError, GatewayServerError,
+                aiohttp.ClientError, OSError) as exc:  # fmt: skip
+            # ValueError: no such cluster, or options refused (HTTP 404/422); ClientError,
+            # OSError: the gateway unreachable or refusing the credentials (HTTP 401/403).
+            raise ConfigurationError(
+                f"dask-gateway at {gateway.address}: cannot reach {what}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        with closing_gateway(cluster.gateway):  # the cluster's own client of the gateway
+            try:
+                yield cluster.scheduler_address, cluster.security
+            finally:
+                cluster.close(shutdown=not name)  # connected: it stays for its owner
+
+
+@contextlib.contextmanager
+def closing_gateway(gateway: Any) -> Iterator[Any]:
+    """Close a `dask_gateway.Gateway` client at the end of the block, once: its `__del__`
+    closes it again, which raises with distributed's loop runner once stopped ("Accessing
+    the loop property while the loop is not running"), an ignored exception printed at
+    garbage collection. Without its loop runner, `__del__` does nothing."""
+    try:
+        yield gateway
+    finally:
+        gateway.close()
+        gateway.__dict__.pop("_loop_runner", None)
 
 
 def _api_url() -> str | None:
@@ -339,7 +460,8 @@ def _api_url() -> str | None:
         return None
 
 
-def _task_runner(runner: Runner, workers: int, dask_address: str | None, dask_workers: int) -> Any:
+def _task_runner(runner: Runner, workers: int, dask_address: str | None, dask_workers: int,
+                 security: Any = None) -> Any:  # fmt: skip
     if runner == "threads":
         # Threads suffice: each conversion runs in a worker process of its own.
         return ThreadPoolTaskRunner(max_workers=workers)
@@ -347,9 +469,15 @@ def _task_runner(runner: Runner, workers: int, dask_address: str | None, dask_wo
 
     # Workers keep Dask's defaults (daemonic): byod.runner starts its bounded workers with
     # subprocess there, which daemonic processes may do.
-    if dask_address:  # an existing cluster: a Pangeo hub's dask-gateway, a scheduler address
-        check_cluster(dask_address)
-        return DaskTaskRunner(address=dask_address)
+    if dask_address:  # an existing cluster: a scheduler address, or a dask-gateway cluster's
+        # A new gateway cluster was scaled to dask_workers: wait for them (longer: pods).
+        wanted = dask_workers if runner == "dask-gateway" else 1
+        check_cluster(dask_address, 300 if wanted > 1 else 30, security=security,
+                      workers=wanted)  # fmt: skip
+        # The address and TLS credentials, not the cluster object: Prefect runs the flow
+        # with a copy of its task runner (`duplicate`), which keeps only these.
+        client: dict[str, Any] = {"security": security} if security is not None else {}
+        return DaskTaskRunner(address=dask_address, client_kwargs=client)
     # The scheduler's HTTP server (dashboard off, /metrics still served) on a free loopback
     # port: with None it takes 8787 on every interface, which a hub's own Dask dashboard or
     # another run may hold.
@@ -357,6 +485,32 @@ def _task_runner(runner: Runner, workers: int, dask_address: str | None, dask_wo
                                           "processes": True, "host": "127.0.0.1",
                                           "dashboard_address": "127.0.0.1:0"},
                           client_kwargs={"set_as_default": False})  # fmt: skip
+
+
+def check_runner_options(
+    task_runner: Runner,
+    dask_address: str | None,
+    dask_gateway_cluster: str | None,
+    dask_gateway_options: dict[str, Any] | None,
+) -> None:
+    """Refuse flow parameters that contradict each other (each names the cluster to use
+    another way). Raises ConfigurationError naming them."""
+    gateway = [f"{n}={v!r}" for n, v in (("dask_gateway_cluster", dask_gateway_cluster),
+                                          ("dask_gateway_options", dask_gateway_options))
+               if v is not None]  # fmt: skip
+    if dask_address is not None and task_runner != "dask":
+        raise ConfigurationError(
+            f"dask_address={dask_address!r} is for task_runner='dask' (not {task_runner!r})"
+        )
+    if gateway and task_runner != "dask-gateway":
+        raise ConfigurationError(
+            f"{', '.join(gateway)}: for task_runner='dask-gateway' (not {task_runner!r})"
+        )
+    if len(gateway) > 1:
+        raise ConfigurationError(
+            f"{' and '.join(gateway)}: give either the name of a running cluster or the "
+            "options of a new one"
+        )
 
 
 def result_folder(settings: IngestSettings, results: str | None) -> str:
@@ -379,27 +533,42 @@ def ingest(
     dask_address: str | None = None,
     dask_workers: int = 2,
     results: str | None = None,
+    dask_gateway_cluster: str | None = None,
+    dask_gateway_options: dict[str, Any] | None = None,
 ) -> dict[str, Any] | State[dict[str, Any]]:
     """Ingest `settings.source` (a folder or az://container/prefix) into COGs and the catalog.
 
     `settings` holds `byod ingest`'s options; those given override the dataset's byod.yaml.
     `task_runner="dask"` runs one task per input on a local Dask cluster of `dask_workers`,
     or on the cluster at `dask_address` (checked first: the same byod build on every worker).
+    `task_runner="dask-gateway"` runs them on a hub's dask-gateway cluster (the gateway as
+    dask's configuration names it): the running one called `dask_gateway_cluster`, or a new
+    one made with `dask_gateway_options` (the gateway's cluster options; none: its defaults),
+    scaled to `dask_workers` and shut down at the end (`gateway_cluster`).
     `results`: the folder task results and cache records are kept in (`result_folder`).
 
     Returns the report (a dict, as `byod ingest --json` writes). Ends Completed when every
     input was ingested, unchanged or rejected for a reason (see the `byod-ingest-report`
     artifact; rejected inputs are Completed tasks named Rejected); Failed when byod could not
-    work at all: bad configuration (not retried), storage unreachable, region refused, or
+    work at all: bad configuration (not retried: contradicting parameters, no gateway
+    configured, a cluster that cannot run byod), storage unreachable, region refused, or
     every input crashed (then with the report as the state's data).
     """
-    runner = _task_runner(task_runner, settings.workers, dask_address, dask_workers)
-    folder = result_folder(settings, results)
-    url = _api_url() if task_runner == "dask" else None
-    with temporary_settings({PREFECT_API_URL: url} if url else {}):
-        state: State[dict[str, Any]] = _ingest_run.with_options(task_runner=runner)(
-            settings, folder, return_state=True
-        )  # type: ignore[assignment]  # Prefect's overloads offer an Awaitable too
+    check_runner_options(task_runner, dask_address, dask_gateway_cluster, dask_gateway_options)
+    with contextlib.ExitStack() as stack:
+        security = None
+        if task_runner == "dask-gateway":
+            dask_address, security = stack.enter_context(
+                gateway_cluster(dask_gateway_cluster, dask_gateway_options, dask_workers)
+            )
+        runner = _task_runner(task_runner, settings.workers, dask_address, dask_workers,
+                              security)  # fmt: skip
+        folder = result_folder(settings, results)
+        url = _api_url() if task_runner != "threads" else None
+        with temporary_settings({PREFECT_API_URL: url} if url else {}):
+            state: State[dict[str, Any]] = _ingest_run.with_options(task_runner=runner)(
+                settings, folder, return_state=True
+            )  # type: ignore[assignment]  # Prefect's overloads offer an Awaitable too
     report: dict[str, Any] = state.result(raise_on_failure=False)  # type: ignore[assignment]
     if state.is_failed():  # its message and, when byod got as far, the report as its data
         return Failed(message=state.message, data=report)
