@@ -5,6 +5,7 @@ with options or by the name of a running one."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -28,7 +29,7 @@ from byod.config import IngestSettings
 from byod.errors import ConfigurationError
 from byod_flows import check_runner_options, closing_gateway, ingest
 from tests.conftest import ramp, write_geotiff
-from tests.test_dask_cluster import DASK, _free_port, _parent, _start, _stop
+from tests.test_dask_cluster import DASK, _free_port, _parent, _start, _stop, task_runs
 
 SERVER = str(Path(sys.executable).parent / "dask-gateway-server")
 
@@ -136,7 +137,8 @@ def test_a_flow_on_a_new_gateway_cluster(gateway: dict[str, Any], tmp_path: Path
         write_geotiff(source / name, ramp(), crs="EPSG:32633",
                       transform=(10, 0, 500000, 0, -10, 5000000))  # fmt: skip
     settings = IngestSettings(source=str(source), catalog=str(tmp_path / "cat"),
-                              target=str(tmp_path / "data"), collection="gw")  # fmt: skip
+                              target=str(tmp_path / "data"), collection="gw",
+                              publish_every_inputs=2)  # fmt: skip
     with dask.config.set(gateway["config"]), _workers_running_byod() as ran_on:
         state = ingest(settings, task_runner="dask-gateway", dask_workers=2,
                        dask_gateway_options={"worker_threads": 1}, return_state=True)  # fmt: skip
@@ -153,6 +155,10 @@ def test_a_flow_on_a_new_gateway_cluster(gateway: dict[str, Any], tmp_path: Path
     assert len(nannies) == 2 and set(nannies.values()) == {gateway["server"].pid}, nannies
     assert all(" worker tls://" in line for line in lines.values()), lines
     assert _clusters(gateway["config"]) == []  # the flow's cluster was shut down
+    # Progress published on the flow's process while the workers converted the rest.
+    progress = [t for n, t in asyncio.run(task_runs("byod-ingest-run")).items()
+                if n.startswith("publish-progress")]  # fmt: skip
+    assert progress and all(t.state.name == "Completed" for t in progress), progress
 
     with dask.config.set(gateway["config"]):
         refused = ingest(settings, task_runner="dask-gateway",
