@@ -360,14 +360,14 @@ def test_a_signal_mid_run_publishes_what_was_stored_and_reports_the_rest(
 
 _KILL_AFTER_SWITCH = """
 import os, signal, sys
-import byod.catalog, byod.pipeline
+import byod.catalog, byod.publishing
 original = byod.catalog.publish
 def publish(store, info, new, removed, version, on_switch=lambda: None):
     def die():
         on_switch()
         os.kill(os.getpid(), signal.SIGKILL)  # right after collection.json was switched
     return original(store, info, new, removed, version, die)
-byod.pipeline.publish = publish
+byod.publishing.publish = publish
 from byod.cli import app
 sys.argv = ["byod", "ingest", *sys.argv[1:]]
 app()

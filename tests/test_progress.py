@@ -25,7 +25,8 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from rasterio.transform import from_origin
 
-import byod.pipeline
+import byod.planning
+import byod.publishing
 from byod.catalog import (
     MONTHS_FIELD,
     CollectionInfo,
@@ -167,14 +168,14 @@ def test_progress_is_published_every_n_inputs(
     for n in range(5):
         _write(source, f"s{n}_2024010{n + 1}.tif", n)
     seen: list[int] = []
-    original = byod.pipeline.publish
+    original = byod.publishing.publish
 
     def spy(store: Store, info: CollectionInfo, new: dict[str, pystac.Item],
             *args: Any, **kwargs: Any) -> Published:  # fmt: skip
         seen.append(len(new))
         return original(store, info, new, *args, **kwargs)
 
-    monkeypatch.setattr(byod.pipeline, "publish", spy)
+    monkeypatch.setattr(byod.publishing, "publish", spy)
     report = ingest(IngestSettings(source=str(source), collection="p", workers=1,
                                    catalog=str(tmp_path / "catalog"),
                                    target=str(tmp_path / "data"),
@@ -242,7 +243,7 @@ def test_no_catalog_key_is_written_twice_by_the_publishes_of_one_run(
     seen: dict[str, tuple[int, int, int]] = {}  # key -> (inode, mtime_ns, size) first seen
     rewritten: list[str] = []
     calls: list[int] = []
-    original = byod.pipeline.publish
+    original = byod.publishing.publish
 
     def snapshot() -> None:
         for path in catalog.rglob("*"):
@@ -260,7 +261,7 @@ def test_no_catalog_key_is_written_twice_by_the_publishes_of_one_run(
         snapshot()
         return done
 
-    monkeypatch.setattr(byod.pipeline, "publish", spy)
+    monkeypatch.setattr(byod.publishing, "publish", spy)
     report = ingest(IngestSettings(source=str(source), collection="p", workers=1,
                                    catalog=str(catalog), target=str(tmp_path / "data"),
                                    publish_every_inputs=2))  # fmt: skip
@@ -421,7 +422,8 @@ def test_prune_keeps_items_that_do_not_record_their_source(
     write_raster("a_20240105.tif", ramp())
     gone = write_raster("b_20240302.tif", ramp())
     with monkeypatch.context() as patch:  # as a byod before byod:source_root wrote them
-        patch.setattr(byod.pipeline, "source_root", lambda _: None)
+        patch.setattr(byod.planning, "source_root", lambda _: None)
+        patch.setattr(byod.publishing, "source_root", lambda _: None)
         run_ingest()
     files = item_files(tmp_path / "catalog", "test")
     assert all(json.loads(p.read_text())["properties"].get("byod:source_root") is None
@@ -447,7 +449,7 @@ def test_a_no_op_rerun_writes_nothing_on_azurite(
     azure_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # One listing of the target (with metadata) instead of a HEAD per COG, even for 3 inputs.
-    monkeypatch.setattr(byod.pipeline, "LISTING_FROM", 0)
+    monkeypatch.setattr(byod.planning, "LISTING_FROM", 0)
     source = tmp_path / "src"
     for n in range(3):
         _write(source, f"s{n}_2024010{n + 1}.tif", n)
