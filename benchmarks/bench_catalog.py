@@ -47,7 +47,8 @@ import pystac
 import rasterio
 from rasterio.transform import from_origin
 
-from byod.catalog import CollectionInfo, new_version, publish
+from byod.catalog import CollectionInfo, publish
+from byod.keys import new_version
 from byod.storage import Store, open_store
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import byod
-from byod.catalog import CollectionInfo, new_version, publish
+from byod.catalog import CollectionInfo, publish
 from byod.cli import app
 from byod.index import Query, SearchError, search_store, walk_catalog
+from byod.keys import new_version
 from byod.storage import open_store
 from tests.readback import item_files
 

@@ -1,7 +1,8 @@
 """Static-catalog publishing that never lies, loses nothing to concurrent runs, and costs what
 a run changes, not what the collection holds (issue 13).
 
-Layout (keys below the catalog root; `<v>` is the publishing run's version, `new_version`):
+Layout (keys below the catalog root, all made by `byod.keys`; `<v>` is the publishing run's
+version, `keys.new_version`):
 
     catalog.json                                  root: links every collection (rewritten
                                                   only when that changes)
@@ -57,7 +58,6 @@ import json
 import logging
 import os
 import posixpath
-import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable
@@ -69,12 +69,23 @@ from typing import Any, NamedTuple
 import pystac
 
 from byod.extents import union_bbox, union_interval
+from byod.keys import (
+    ROOT_KEY,
+    VERSION,
+    collection_key,
+    item_key,
+    legacy_index_key,
+    month_keys,
+    root_href_of,
+    superseded_folder,
+    superseded_key,
+    version_of,
+)
 from byod.storage import UPDATE_ATTEMPTS, Store
 
 log = logging.getLogger(__name__)
 
 ROOT_ID = "byod"
-ROOT_KEY = "catalog.json"
 ROOT_DESCRIPTION = "Rasters ingested by byod as Cloud Optimized GeoTIFFs."
 # Item properties summarised on the collection as the sorted set of their values.
 SUMMARISED = ("proj:code",)
@@ -84,19 +95,12 @@ RANGES = ("eo:cloud_cover",)
 INDEX_ASSET = "geoparquet-items"
 INDEX_MEDIA_TYPE = "application/vnd.apache.parquet"
 INDEX_ROLE = "collection-mirror"
-LEGACY_INDEX = "items.parquet"  # byod before versioned indexes: `<collection>/items.parquet`
-RUNS = "_runs"
-MONTHS = "_months"
 # collection.json's record of its months (keys and aggregates): what a publish starts from.
 MONTHS_FIELD = "byod:months"
 UNDATED = "0001-01"  # the month of time-less items (temporal.py: start 0001-01-01)
-SUPERSEDED = "_superseded"
 # How long superseded files stay readable after a switch (readers that read the old
 # collection.json); IngestSettings.superseded_grace_s overrides it.
 GRACE_SECONDS = 600.0
-# `20261129T203015-3fa2c1`: sortable by time, unique per run; the upper-case T keeps it apart
-# from item ids (lower-case slugs).
-VERSION = re.compile(r"\d{8}T\d{6}-[0-9a-f]{6}")
 
 
 @dataclass(frozen=True)
@@ -210,34 +214,6 @@ class Entry(NamedTuple):
         return None if version is None else item_key(collection_id, self.id, version)
 
 
-def new_version() -> str:
-    """A fresh version for one run's files: UTC time to the second and 24 random bits."""
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-
-
-def collection_key(collection_id: str) -> str:
-    return f"{collection_id}/collection.json"
-
-
-def versioned_key(collection_id: str, item_id: str, version: str, name: str) -> str:
-    """Key of a file of one item version: `<collection>/<item>/<version>/<name>`."""
-    return f"{collection_id}/{item_id}/{version}/{name}"
-
-
-def item_key(collection_id: str, item_id: str, version: str) -> str:
-    return versioned_key(collection_id, item_id, version, f"{item_id}.json")
-
-
-def month_keys(collection_id: str, month: str, version: str, attempt: int = 0) -> tuple[str, str]:
-    """Keys of a month's sub-catalog and index partition written by run `version`:
-    `<collection>/_months/<YYYY-MM>/<v>/catalog.json` and `items.parquet` (`-<n>` added
-    for the run's n-th rewrite of that month: a later publish of the same run, progress
-    kept, or a publish that lost a race to another run). No key is ever written twice."""
-    folder = f"{collection_id}/{MONTHS}/{month}/{version}"
-    suffix = f"-{attempt}" if attempt else ""
-    return f"{folder}/catalog{suffix}.json", f"{folder}/items{suffix}.parquet"
-
-
 # (store root, collection, run version) -> month -> how many versions of it the run wrote.
 # A run publishes from one process (progress, then the final or interrupted publish), so
 # a counter of the process is the run's: every month version gets a key of its own.
@@ -247,21 +223,6 @@ _MONTH_WRITES: dict[tuple[str, str, str], dict[str, int]] = {}
 def _month_writes(store: Store, collection_id: str, version: str) -> dict[str, int]:
     with _ENTRIES_LOCK:
         return _MONTH_WRITES.setdefault((store.root, collection_id, version), {})
-
-
-def run_marker_key(collection_id: str, version: str) -> str:
-    return f"{collection_id}/{RUNS}/{version}.json"
-
-
-def superseded_key(collection_id: str, version: str) -> str:
-    return f"{collection_id}/{SUPERSEDED}/{version}.json"
-
-
-def version_of(key: str) -> str | None:
-    """The run version a key belongs to (a folder, or the name of a run marker), if any."""
-    parts = key.split("/")
-    parts[-1] = posixpath.splitext(parts[-1])[0]
-    return next((p for p in parts if VERSION.fullmatch(p)), None)
 
 
 def month_of(when: datetime | str | None) -> str:
@@ -386,7 +347,7 @@ def _index_keys(store: Store, collection_id: str, collection: dict[str, Any]) ->
     )
     if keys:
         return keys
-    legacy = f"{collection_id}/{LEGACY_INDEX}"
+    legacy = legacy_index_key(collection_id)
     return [legacy] if store.exists(legacy) else []
 
 
@@ -828,7 +789,7 @@ def collect_superseded(
     or whole) is left for a later run."""
     due: list[tuple[str, dict[str, Any]]] = []
     now = datetime.now(UTC)
-    for info in store.list_files(f"{collection_id}/{SUPERSEDED}/"):
+    for info in store.list_files(superseded_folder(collection_id)):
         version = version_of(info.key)
         if version is None or not info.key.endswith(".json") or running(version):
             continue
@@ -956,8 +917,8 @@ def _collection_dict(info: CollectionInfo, months: dict[str, Month]) -> dict[str
     )
     data = collection.to_dict(include_self_link=False, transform_hrefs=False)
     data["links"] = [
-        {"rel": "root", "href": "../catalog.json", "type": pystac.MediaType.JSON},
-        {"rel": "parent", "href": "../catalog.json", "type": pystac.MediaType.JSON},
+        {"rel": "root", "href": f"../{ROOT_KEY}", "type": pystac.MediaType.JSON},
+        {"rel": "parent", "href": f"../{ROOT_KEY}", "type": pystac.MediaType.JSON},
         *({"rel": "child", "href": _rel(info.id, months[m].catalog),
            "type": pystac.MediaType.JSON, "title": "undated" if m == UNDATED else m}
           for m in sorted(months)),
@@ -1009,18 +970,18 @@ def _root_dict(text: str | None, info: CollectionInfo | None, store: Store) -> d
             include_self_link=False, transform_hrefs=False
         )
     if info is not None:
-        href = f"./{info.id}/collection.json"
+        href = root_href_of(info.id)
         children[href] = {"rel": "child", "href": href, "type": pystac.MediaType.JSON,
                           "title": info.title or info.id}  # fmt: skip
     for other in collection_ids(store):
-        href = f"./{other}/collection.json"
+        href = root_href_of(other)
         if href not in children:
             title = json.loads(store.read_text(collection_key(other))).get("title")
             children[href] = {"rel": "child", "href": href, "type": pystac.MediaType.JSON,
                               "title": title or other}  # fmt: skip
     links = [link for link in root.get("links", []) if link.get("rel") not in {"child", "root"}]
     root["links"] = [
-        {"rel": "root", "href": "./catalog.json", "type": pystac.MediaType.JSON},
+        {"rel": "root", "href": f"./{ROOT_KEY}", "type": pystac.MediaType.JSON},
         *links,
         *(children[k] for k in sorted(children)),
     ]

@@ -95,7 +95,7 @@ def export_catalog(
     if store.is_local and _under(out, Path(store.root).absolute()):
         # --overwrite would replace a collection's folder (its items, index and runs).
         raise ConfigurationError(f"{out}: inside the catalog {store.root}; export elsewhere")
-    from byod.catalog import ROOT_KEY
+    from byod.keys import ROOT_KEY
 
     found = _collections(store)
     wanted = list(dict.fromkeys(collections)) if collections else sorted(found)
@@ -125,8 +125,8 @@ def _write(
     collections: dict[str, dict[str, Any]],
     out: Path,
 ) -> tuple[tuple[str, ...], int]:
-    from byod.catalog import collection_key
     from byod.index import Query, SearchError, search_store, write_geoparquet
+    from byod.keys import collection_key
 
     _write_lines(folder / COLLECTIONS_FILE, collections.values())
     files = [COLLECTIONS_FILE]
@@ -231,7 +231,7 @@ def _write_lines(path: Path, documents: Iterable[dict[str, Any]]) -> None:
 
 def _collections(store: Store) -> dict[str, dict[str, Any]]:
     """The collections the root catalog links (child links), by id, as exported."""
-    from byod.catalog import ROOT_KEY
+    from byod.keys import ROOT_KEY
 
     if not store.exists(ROOT_KEY):
         raise ConfigurationError(f"{store.href(ROOT_KEY)}: no catalog there")

@@ -41,11 +41,11 @@ import pyarrow.parquet as pq
 import pystac
 import shapely
 
-from byod.catalog import ROOT_KEY, collection_key, current_index_keys, load_items
+from byod.catalog import current_index_keys, load_items
+from byod.keys import INDEX_NAME, ROOT_KEY, collection_key, month_in
 from byod.storage import Store
 from byod.workspace import scratch_folder
 
-INDEX_NAME = "items.parquet"
 LEGACY_ITEM_JSON = "byod:item"  # byod before the standard index kept each item's JSON here
 # STAC's top-level item fields; every other column of a stac-geoparquet file is a property.
 TOP_LEVEL = ("type", "stac_version", "stac_extensions", "id", "geometry", "bbox", "links",
@@ -61,7 +61,6 @@ LINKS = pa.list_(pa.struct([("href", pa.string()), ("rel", pa.string()), ("type"
 NULLABLE: dict[str, str | None] = {"datetime": None, "proj:code": "/projection/"}  # -> extension
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NAT = np.iinfo(np.int64).min  # numpy's datetime64 NaT, as int64
-MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")  # a month partition's folder: YYYY-MM
 # Index files downloaded at once from blob storage: each is mostly waiting on the network.
 BLOB_READERS = 8
 
@@ -776,11 +775,11 @@ def _search_keys(store: Store, keys: Sequence[str], query: Query, collection_id:
 
 def _may_overlap(key: str, query: Query) -> bool:
     """False for a month partition (a `YYYY-MM` folder in its key below the collection,
-    `catalog.month_keys`) that starts after the query ends: a partition holds the items that
+    `keys.month_keys`) that starts after the query ends: a partition holds the items that
     start in its month (`catalog.item_month`), so none of them can overlap."""
     if query.end is None:
         return True
-    month = next((p for p in key.split("/")[1:-1] if MONTH.fullmatch(p)), None)
+    month = month_in(key)
     if month is None:
         return True
     first = datetime(int(month[:4]), int(month[5:]), 1, tzinfo=UTC)

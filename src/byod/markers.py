@@ -8,7 +8,7 @@ import logging
 import os
 import socket
 
-from byod.catalog import run_marker_key
+from byod.keys import run_marker_key
 from byod.runs import Run, RunContext
 from byod.storage import Hold, Store
 

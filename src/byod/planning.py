@@ -13,10 +13,10 @@ from pathlib import Path
 from byod.catalog import (
     Entry,
     collection_entries,
-    new_version,
 )
 from byod.config import IngestSettings, default_workers
 from byod.errors import ConfigurationError
+from byod.keys import ROOT_KEY, new_version
 from byod.markers import register_run
 from byod.reasons import Reason
 from byod.report import Report, Row, Status
@@ -58,7 +58,7 @@ def plan(settings: IngestSettings, progress: Progress) -> Run:
     unchanged ones and what --prune removes, and hold the run's marker when there is work."""
     stores = RunStores.open(settings)  # credentials and the region guard: once per run
     collection_id = _collection_id(settings)
-    report = Report(settings.source, collection_id, stores.catalog.href("catalog.json"),
+    report = Report(settings.source, collection_id, stores.catalog.href(ROOT_KEY),
                     stores.target.href(""), storage=stores.decision,
                     region_overridden=stores.overridden)  # fmt: skip
     for store in (stores.catalog, stores.target):

@@ -13,18 +13,20 @@ import time
 import pystac
 
 from byod.catalog import (
-    RUNS,
-    SUPERSEDED,
     CollectionInfo,
     asset_hrefs,
     collect_superseded,
-    collection_key,
     publish,
     published_names,
-    run_marker_key,
-    version_of,
 )
 from byod.errors import RunFailed
+from byod.keys import (
+    collection_key,
+    is_superseded_list,
+    run_marker_key,
+    runs_folder,
+    version_of,
+)
 from byod.markers import HOLDS, end_run
 from byod.planning import source_name
 from byod.report import Row, Status
@@ -35,10 +37,6 @@ from byod.stores import RunStores
 from byod.storing import remove_quietly
 
 log = logging.getLogger(__name__)
-
-
-# A killed run's superseded-files list is the collector's to act on, not a leftover.
-SUPERSEDED_PART = f"/{SUPERSEDED}/"
 
 
 def progress_due(run: Run, outcomes: list[Outcome]) -> bool:
@@ -114,7 +112,7 @@ def remove_empty_collection(catalog: Store, collection_id: str) -> None:
     folders; blob prefixes vanish with their last blob)."""
     if not catalog.is_local or catalog.exists(collection_key(collection_id)):
         return
-    for folder in (f"{collection_id}/{RUNS}", collection_id):
+    for folder in (runs_folder(collection_id).rstrip("/"), collection_id):
         with contextlib.suppress(OSError):  # not empty: another run is starting there
             os.rmdir(catalog.href(folder))
 
@@ -164,7 +162,7 @@ def remove_dead_runs(stores: RunStores, context: RunContext, *, own: bool = Fals
     version folder are touched, so files another live run has stored but not yet published
     are safe. Marker temp files of runs killed while creating their marker go too."""
     catalog, collection_id = stores.catalog, context.collection_id
-    markers = catalog.list_files(f"{collection_id}/_runs/")
+    markers = catalog.list_files(runs_folder(collection_id))
     dead = {}
     for marker in markers:
         name = posixpath.basename(marker.key)
@@ -183,7 +181,7 @@ def remove_dead_runs(stores: RunStores, context: RunContext, *, own: bool = Fals
     stores_ = {s.href(""): s for s in (catalog, stores.target)}
     for store in stores_.values():
         for info in store.list_files(f"{collection_id}/"):
-            if version_of(info.key) not in dead or SUPERSEDED_PART in info.key:
+            if version_of(info.key) not in dead or is_superseded_list(info.key):
                 continue
             named = names.names_href(store.href(info.key)) or (
                 store is catalog and names.names_key(info.key)

@@ -12,15 +12,11 @@ from pathlib import Path
 
 import pystac
 
-from byod.catalog import (
-    remove_file,
-    run_marker_key,
-    version_of,
-    versioned_key,
-)
+from byod.catalog import remove_file
 from byod.config import IngestSettings, default_workers
 from byod.errors import storage_failure
 from byod.items import Scene, SceneAsset, StoredFile, build_item
+from byod.keys import cog_key, run_marker_key, thumbnail_key, version_of
 from byod.metadata import MetadataRules
 from byod.reasons import Reason, RejectedInput
 from byod.report import Row, Status
@@ -68,15 +64,6 @@ def _fetch(job: Job, candidate: Candidate, store: Store | None) -> None:
             Reason.UNREADABLE,
             f"{candidate.relpath}: could not be downloaded ({type(exc).__name__})",
         ) from None
-
-
-def cog_key(context: RunContext, item_id: str, asset: str = "data") -> str:
-    """`<item>.tif` for a single raster's COG, `<item>_<band>.tif` for a scene's bands, in the
-    run's version folder: a replacement never overwrites the bytes a published item
-    describes."""
-    suffix = "" if asset == "data" else f"_{slugify(asset)}"
-    name = f"{item_id}{suffix}.tif"
-    return versioned_key(context.collection_id, item_id, context.version, name)
 
 
 def job_for(
@@ -173,7 +160,8 @@ def _store(
         for scene in result.scenes:
             parts = []
             for part in scene.assets:
-                key = cog_key(context, scene.item_id, part.key)
+                band = None if part.key == "data" else slugify(part.key)
+                key = cog_key(context.collection_id, scene.item_id, context.version, band)
                 # With the blob, so a re-run can tell an unchanged input without a download.
                 metadata = {FINGERPRINT_METADATA: plan.fingerprint, "byod_sha256": part.cog.sha256}
                 stored_keys.append(key)
@@ -181,8 +169,7 @@ def _store(
                 stored = StoredFile(href, part.cog.size, part.cog.sha256)
                 parts.append(SceneAsset(part.key, part.source_name, stored, part.raster,
                                         part.resolution, part.passthrough))  # fmt: skip
-            thumb_key = versioned_key(context.collection_id, scene.item_id, context.version,
-                                      f"{scene.item_id}-thumbnail.png")  # fmt: skip
+            thumb_key = thumbnail_key(context.collection_id, scene.item_id, context.version)
             stored_keys.append(thumb_key)
             thumb_href = target.put_file(scene.thumbnail.path, thumb_key)
             thumbnail = StoredFile(thumb_href, scene.thumbnail.size, scene.thumbnail.sha256)

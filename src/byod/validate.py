@@ -20,6 +20,7 @@ import pystac.validation
 from pystac.validation.stac_validator import JsonSchemaSTACValidator
 
 from byod.azure import AzureOptions, resolve_access
+from byod.keys import COLLECTION_FILE, ROOT_KEY, collection_key
 from byod.storage import Store, is_blob_url, open_store
 
 # Where each shipped folder is published. projjson v0.2 and v0.5 (referenced by older
@@ -90,7 +91,7 @@ def validate_catalog(url: str) -> tuple[int, list[Problem]]:
 
     Returns the number of objects checked and the problems found.
     """
-    key = "catalog.json"
+    key = ROOT_KEY
     base = url[: -len(key)] if url.endswith(key) else url
     store: Store = open_store(base, resolve_access(AzureOptions()) if is_blob_url(base) else None)
     validator = OfflineValidator()
@@ -125,7 +126,7 @@ def _unlinked_collections(store: Store, root_key: str) -> list[Problem]:
     """Collections present in the catalog's folder (`catalog.collection_ids`) that the root
     does not link: a reader walking the catalog never finds them (a run killed between a
     collection's switch and the root update; the next ingest into any collection repairs)."""
-    from byod.catalog import collection_ids, collection_key
+    from byod.catalog import collection_ids
 
     try:
         root = json.loads(store.read_text(root_key))
@@ -140,7 +141,7 @@ def _unlinked_collections(store: Store, root_key: str) -> list[Problem]:
 
 
 def _kind_of_child(store: Store, key: str) -> str:
-    return "collection" if key.endswith("collection.json") else "catalog"
+    return "collection" if posixpath.basename(key) == COLLECTION_FILE else "catalog"
 
 
 def _problem(href: str, kind: str, exc: pystac.STACValidationError) -> Problem:
