@@ -27,6 +27,13 @@ from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
 from byod.cf import is_geolocated
+from byod.declared_size import (
+    HeaderError,
+    classic_length,
+    envi_length,
+    hdf5_length,
+    signature,
+)
 from byod.footprint import PixelToCrs
 from byod.reasons import Reason, RejectedInput
 
@@ -70,11 +77,15 @@ def open_dataset(name: str | Path) -> DatasetReader:
 
     A file a GDAL driver recognises but cannot open, while the OS reads it, has a damaged or
     cut header (an HFA `.img`, a JPEG 2000 or a PNG cut short): TRUNCATED, with GDAL's
-    message. UNREADABLE is left for what the OS refuses (permissions, I/O errors) and GDAL
+    message; so is a file GDAL does not recognise that starts with a format's signature
+    (HDF5 shorter than its superblock says, a cut NetCDF header, a TIFF or HFA header), and
+    a NetCDF classic file shorter than its header declares (GDAL would read zeros). UNREADABLE is left for what the OS refuses (permissions, I/O errors) and GDAL
     names that are no file (a subdataset)."""
     path = Path(name)
     if path.exists() and path.is_file() and path.stat().st_size == 0:
         raise RejectedInput(Reason.EMPTY_FILE, f"{path.name}: file is empty (0 bytes)")
+    if path.is_file():
+        _check_classic_length(path)
     try:
         return rasterio.open(name)
     except RasterioIOError as exc:
@@ -82,6 +93,12 @@ def open_dataset(name: str | Path) -> DatasetReader:
         if "not recognized as being in a supported file format" in text or (
             "not recognized as a supported file format" in text
         ):
+            signed = _damaged_format(path) if path.is_file() else None
+            if signed is not None:
+                raise RejectedInput(
+                    Reason.TRUNCATED,
+                    f"{path.name}: damaged or truncated {signed[0]} file ({signed[1]})",
+                ) from None
             raise RejectedInput(
                 Reason.NOT_A_RASTER, f"{path.name}: not a raster format GDAL can read"
             ) from None
@@ -93,6 +110,51 @@ def open_dataset(name: str | Path) -> DatasetReader:
         raise RejectedInput(
             Reason.UNREADABLE, f"{path.name}: cannot be opened ({_first_line(text)})"
         ) from None
+
+
+def _check_classic_length(path: Path) -> None:
+    """Reject a NetCDF classic file shorter than its header says (declared_size): netCDF-C,
+    and so GDAL, returns zeros for the missing bytes, which would be stored as data."""
+    try:
+        expected = classic_length(path)
+    except HeaderError as exc:
+        raise RejectedInput(
+            Reason.TRUNCATED, f"{path.name}: damaged or truncated NetCDF header ({exc})"
+        ) from None
+    except OSError:
+        return  # open_dataset tells what the OS refuses
+    size = path.stat().st_size
+    if expected is not None and size < expected:
+        raise RejectedInput(
+            Reason.TRUNCATED,
+            f"{path.name}: truncated: {size:,} bytes of the {expected:,} its NetCDF header "
+            "declares",
+        )
+
+
+def _damaged_format(path: Path) -> tuple[str, str] | None:
+    """(format, detail) when `path` starts with the signature of a format a GDAL driver
+    identifies (declared_size.SIGNATURES) although GDAL could not open it: the file is cut
+    or damaged, not of an unknown format. An HDF5 file as long as its superblock says, or a
+    NetCDF classic file whose header reads whole, is taken as intact: None (GDAL found no
+    raster in it, or cannot read that variant: CDF-5 without netCDF-C's support)."""
+    kind = signature(path)
+    if kind is None:
+        return None
+    if kind.startswith("HDF5"):
+        try:
+            declared = hdf5_length(path)
+        except HeaderError as exc:
+            return kind, str(exc)
+        except OSError:
+            return None
+        size = path.stat().st_size
+        if declared is not None and size < declared:
+            return kind, f"{size:,} bytes of the {declared:,} its superblock declares"
+        return None
+    if kind.startswith("NetCDF"):
+        return None  # its header was read whole and the file is long enough (open_dataset)
+    return kind, "its header is recognised but GDAL cannot open it"
 
 
 def _readable_file(path: Path) -> bool:
@@ -301,7 +363,10 @@ def _check_crs(crs: CRS, src: DatasetReader, label: str, georef: str) -> None:
 
 
 def _check_readable(src: DatasetReader, label: str) -> None:
-    """Read the last block: a truncated file fails here rather than mid-conversion."""
+    """Read the last block: a truncated file fails here rather than mid-conversion. An ENVI
+    file, which GDAL reads zeros past the end of, is measured against its header."""
+    if src.driver == "ENVI":
+        _check_envi_length(src, label)
     rows, cols = src.block_shapes[0]
     window = rasterio.windows.Window(
         (src.width - 1) // cols * cols, (src.height - 1) // rows * rows, 1, 1
@@ -317,6 +382,21 @@ def _check_readable(src: DatasetReader, label: str) -> None:
         raise RejectedInput(
             Reason.TRUNCATED, f"{label}: pixel data cannot be read ({detail})"
         ) from None
+
+
+def _check_envi_length(src: DatasetReader, label: str) -> None:
+    path = Path(src.name)
+    try:
+        item = np.dtype(src.dtypes[0]).itemsize
+        size = path.stat().st_size
+    except (TypeError, OSError):
+        return
+    expected = envi_length(src.tags(ns="ENVI"), src.width, src.height, src.count, item)
+    if size < expected:
+        raise RejectedInput(
+            Reason.TRUNCATED,
+            f"{label}: truncated: {size:,} bytes of the {expected:,} its ENVI header declares",
+        )
 
 
 def pixel_to_crs(src: DatasetReader) -> PixelToCrs:
