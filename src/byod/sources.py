@@ -37,26 +37,40 @@ RASTER_EXTENSIONS = gdal_raster_extensions() | frozenset(
 )  # fmt: skip
 
 # Sidecar endings: GDAL reads most of them itself when it opens the raster beside them.
-WORLD_FILE_EXTENSIONS = frozenset(
-    {".tfw", ".tifw", ".tiffw", ".wld", ".pgw", ".pngw", ".jgw", ".jpgw", ".jpegw", ".j2w"}
-)
+
+
+def world_file_extensions(extension: str) -> tuple[str, ...]:
+    """The world file extensions GDAL looks for beside a raster of `extension` (`.gif`):
+    its first and last letter + `w` (`.gfw`), the extension + `w` (`.gifw`), and `.wld`
+    (GDALReadWorldFile2, which the drivers call with and without `wld`)."""
+    ext = extension.lower().lstrip(".")
+    derived = [f".{ext[0]}{ext[-1]}w"] if len(ext) >= 2 else []
+    return tuple(dict.fromkeys([*derived, *([f".{ext}w"] if ext else []), ".wld"]))
+
+
+# Every world file name a raster extension above can have (`.tfw`, `.tifw`, `.gfw`, `.j2w`,
+# `.jp2w`, `.blw`, ...); none of them is itself a raster extension.
+WORLD_FILE_EXTENSIONS = frozenset(w for e in RASTER_EXTENSIONS for w in world_file_extensions(e))
+# What GDAL's EHdr driver reads beside a `.bil`/`.bip`/`.bsq` (or any data file with a
+# `.hdr`): the colour table and the statistics, besides `.hdr` and `.prj`.
+EHDR_SIDECAR_ENDINGS = (".clr", ".stx")
+EHDR_EXTENSIONS = frozenset({".bil", ".bip", ".bsq", ".flt"})
 # Names that look like a sidecar: never taken for a raster themselves (GDAL identifies an
 # `x.tif.ovr` or `x.tif.msk` as a GeoTIFF) and checked by untrusted.py before GDAL opens
 # their raster. Whether one belongs to a raster is decided by `pairs_with`.
 SIDECAR_EXTENSIONS = WORLD_FILE_EXTENSIONS | {
     ".prj", ".aux", ".msk", ".ovr", ".hdr", ".xml", ".txt", ".json", ".imd", ".rpb", ".rpc",
+    *EHDR_SIDECAR_ENDINGS,
 }  # fmt: skip
 SIDECAR_SUFFIXES = (".aux.xml", ".msk", ".ovr", "_rpc.txt")
 # What producers write beside a raster `x.tif`, by GDAL's own lookups: endings added to the
 # whole name (`x.tif.aux.xml` PAM, `x.tif.ovr` overviews, `x.tif.msk` mask, `x.bil.hdr` ENVI
-# header, `x.tif.aux`), and endings that replace its extension (`x.tfw`/`x.tifw`/`x.wld`
-# world files, `x.prj`, `x.hdr`, `x.aux`, `x.ovr`, DigitalGlobe's `x.IMD`/`x.RPB`/`x.XML`,
-# `x_RPC.TXT`). Compared without case, as GDAL also tries upper- and lower-case names.
+# header, `x.tif.aux`), and endings that replace its extension (the world files GDAL derives
+# from the extension, `world_file_extensions`: `x.tfw`/`x.tifw`/`x.wld` for a `.tif` only;
+# `x.prj`, `x.hdr`, `x.aux`, `x.ovr`, DigitalGlobe's `x.IMD`/`x.RPB`/`x.XML`, `x_RPC.TXT`;
+# EHdr's `x.clr`/`x.stx`). Compared without case, as GDAL also tries upper- and lower-case.
 NAME_SIDECAR_ENDINGS = (".aux.xml", ".ovr", ".msk", ".hdr", ".aux")
-STEM_SIDECAR_ENDINGS = (
-    *sorted(WORLD_FILE_EXTENSIONS), ".wld", ".prj", ".hdr", ".aux", ".ovr", ".imd", ".rpb",
-    ".rpc", ".xml", "_rpc.txt",
-)  # fmt: skip
+STEM_SIDECAR_ENDINGS = (".prj", ".hdr", ".aux", ".ovr", ".imd", ".rpb", ".rpc", ".xml", "_rpc.txt")
 
 # Names that are never inputs: our own outputs and the usual clutter of a data folder.
 IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", "byod.yaml", "byod.yml"})
@@ -230,6 +244,7 @@ def _pair(
         names = [posixpath.basename(r) for _, r in entries]
         # ENVI/EHdr data files often have no raster extension: a `.hdr` beside them marks them.
         hdr_stems = {n[:-4] for n in names if n.lower().endswith(".hdr")}
+        hdr_lower = {n.lower() for n in hdr_stems}
         rasters = [
             (p, r)
             for p, r in entries
@@ -239,6 +254,14 @@ def _pair(
                      or (identify is not None and _name(r) != USER_METADATA_NAME
                          and identify(p))))
         ]  # fmt: skip
+        # EHdr/ENVI data files: a `.hdr` by stem or by whole name; they have `.clr`/`.stx` too.
+        ehdr = {r for _, r in rasters
+                if _name(r).lower() in hdr_lower or _stem(r).lower() in hdr_lower}  # fmt: skip
+        # A file is a raster input only if it is no sidecar of another raster beside it: the
+        # `.clr`, `.stx` and `.blw` of a `v.bil` share its `.hdr` and GDAL's EHdr driver
+        # opens them too, but GDAL reads them for `v.bil` (its `src.files`).
+        of_others = {n for _, r in rasters for n in sidecar_names(_name(r), r in ehdr)}
+        rasters = [(p, r) for p, r in rasters if _name(r).lower() not in of_others]
         masks = _cloud_masks(rasters)
         user = next((p for p, r in entries if _name(r) == USER_METADATA_NAME), None)
         # Each raster's sidecars are looked up by the names they would have: scanning every
@@ -249,7 +272,7 @@ def _pair(
         for path, rel in rasters:
             if rel in masks.values():
                 continue  # a cloud mask of another raster: metadata, not an item
-            extras = [p for p, _ in _sidecars_of(rel, by_name)]
+            extras = [p for p, _ in _sidecars_of(rel, by_name, rel in ehdr)]
             metadata = _metadata_for(rel, folder, metadata_by_dir)
             mask = next((p for p, r in rasters if masks.get(rel) == r), None)
             extras += metadata + ([mask] if mask else []) + ([user] if user else [])
@@ -315,6 +338,10 @@ def _metadata_for(
 
 def _name(relpath: str) -> str:
     return posixpath.basename(relpath)
+
+
+def _stem(relpath: str) -> str:
+    return os.path.splitext(_name(relpath))[0]
 
 
 def _walk(
@@ -444,28 +471,35 @@ def _gdal_sidecar_name(name: str) -> bool:
     )
 
 
-def sidecar_names(raster_name: str) -> list[str]:
+def sidecar_names(raster_name: str, ehdr: bool = False) -> list[str]:
     """The names (lower case) a sidecar of `raster_name` may have: its whole name plus one
-    of NAME_SIDECAR_ENDINGS, or its stem plus one of STEM_SIDECAR_ENDINGS. Product metadata
-    (MTL, MTD) is paired by product, not by name (`_metadata_for`)."""
+    of NAME_SIDECAR_ENDINGS, or its stem plus one of STEM_SIDECAR_ENDINGS or one of the
+    world file extensions GDAL derives from its extension (`x.tfw` is `x.tif`'s, not
+    `x.img`'s). An EHdr data file (`.bil`, `.bip`, `.bsq`, `.flt`, or `ehdr`: one with a
+    `.hdr` by its stem) also has `x.clr` and `x.stx`. Product metadata (MTL, MTD) is paired
+    by product, not by name (`_metadata_for`)."""
     name = raster_name.lower()
-    stem = os.path.splitext(name)[0]
+    stem, extension = os.path.splitext(name)
     names = [name + end for end in NAME_SIDECAR_ENDINGS]
-    names += [stem + end for end in STEM_SIDECAR_ENDINGS]
+    names += [stem + end for end in (*world_file_extensions(extension), *STEM_SIDECAR_ENDINGS)]
+    if ehdr or extension in EHDR_EXTENSIONS:
+        names += [stem + end for end in EHDR_SIDECAR_ENDINGS]
     return [n for n in dict.fromkeys(names) if n != name]
 
 
-def pairs_with(raster_name: str, name: str) -> bool:
+def pairs_with(raster_name: str, name: str, ehdr: bool = False) -> bool:
     """Whether a file called `name` is a sidecar of the raster `raster_name` in its folder
     (`sidecar_names`): `x.tif.aux.xml`, `x.tfw` and `x.prj` are `x.tif`'s; `x.txt`,
     `x.json` and `README.txt` are nobody's."""
-    return name.lower() in sidecar_names(raster_name)
+    return name.lower() in sidecar_names(raster_name, ehdr)
 
 
-def _sidecars_of(raster: str, by_name: dict[str, tuple[str, str]]) -> list[tuple[str, str]]:
+def _sidecars_of(
+    raster: str, by_name: dict[str, tuple[str, str]], ehdr: bool = False
+) -> list[tuple[str, str]]:
     """The (path, relpath) of the raster's sidecars among a folder's other files, which
     `by_name` holds by lower-case name."""
-    found = (by_name.get(n) for n in sidecar_names(_name(raster)))
+    found = (by_name.get(n) for n in sidecar_names(_name(raster), ehdr))
     return sorted(f for f in found if f is not None and f[1] != raster)
 
 
