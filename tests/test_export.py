@@ -288,6 +288,11 @@ def test_out_is_never_overwritten_without_overwrite(catalog: Path, tmp_path: Pat
     refused = export(catalog, out, "--format", "ndjson")
     assert refused.exit_code == 2 and "--overwrite" in refused.stderr
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    # --overwrite replaces only an earlier export, never a folder holding other files.
+    kept = export(catalog, out, "--format", "ndjson", "--overwrite")
+    assert kept.exit_code == 2 and [p.name for p in out.iterdir()] == ["mine.txt"]
+    (out / "mine.txt").unlink()
+    assert export(catalog, out, "--format", "parquet").exit_code == 0
     replaced = export(catalog, out, "--format", "ndjson", "--overwrite")
     assert replaced.exit_code == 0, replaced.output
     assert sorted(p.name for p in out.iterdir()) == ["collections.ndjson", "items.ndjson"]

@@ -165,7 +165,7 @@ _STATUS_STYLE = {Status.INGESTED: "green", Status.REPLACED: "cyan",
                  Status.NOT_DONE: "yellow", Status.REMOVED: "magenta"}  # fmt: skip
 _AZURE_DEFAULTS = AzureOptions.model_fields
 # Where a catalog or the COGs may live; said once for SOURCE, --target and every CATALOG.
-_PLACES = "a local folder or az://container/prefix (blob storage)"
+_PLACES = "a local folder (or file:///path) or az://container/prefix (blob storage; abfs:// too)"
 
 
 def exit_code(report: Report | None, error: BaseException | None = None) -> int:
@@ -272,6 +272,28 @@ def _more_logging(ctx: typer.Context, value: int) -> int:
     return value
 
 
+def _location(value: Any) -> Any:
+    """Every folder or URL option and argument passes here as it is parsed: `~` expanded,
+    `file:///path` made a path, an empty one refused (`sources.normalize_location`)."""
+    from byod.sources import normalize_location
+
+    if value is None:
+        return None
+    try:
+        text = normalize_location(str(value))
+    except ConfigurationError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return Path(text) if isinstance(value, Path) else text
+
+
+def _local_folder(value: str | None) -> str | None:
+    """A folder byod writes files to on this machine (export --out): a URL is refused."""
+    text = _location(value)
+    if text is not None and "://" in text:
+        raise typer.BadParameter(f"{text}: export writes to a local folder, not a URL")
+    return text
+
+
 # `-v` after the command too (`byod ingest SRC -v`), as rasterio's commands take it; every
 # command has this parameter, which only sets the log level (it is not used otherwise).
 Verbose = Annotated[
@@ -305,16 +327,26 @@ def ingest(
     ctx: typer.Context,
     source: Annotated[
         str,
-        typer.Argument(metavar="SOURCE", help=f"Rasters to ingest, walked recursively: {_PLACES}."),
+        typer.Argument(
+            metavar="SOURCE",
+            callback=_location,
+            help=f"Rasters to ingest, walked recursively: {_PLACES}.",
+        ),
     ],
     collection: Annotated[
         str | None, typer.Option(help="Collection id \\[default: slug of the folder name].")
     ] = None,
     target: Annotated[
-        str, typer.Option(metavar="FOLDER|URL", help=f"Where COGs are stored: {_PLACES}.")
+        str,
+        typer.Option(
+            metavar="FOLDER|URL", callback=_location, help=f"Where COGs are stored: {_PLACES}."
+        ),
     ] = DEFAULT_TARGET,
     catalog: Annotated[
-        str, typer.Option(metavar="FOLDER|URL", help=f"Root of the STAC catalog: {_PLACES}.")
+        str,
+        typer.Option(
+            metavar="FOLDER|URL", callback=_location, help=f"Root of the STAC catalog: {_PLACES}."
+        ),
     ] = DEFAULT_CATALOG,
     datetime_: Annotated[
         datetime | None,
@@ -402,7 +434,9 @@ def ingest(
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option(help="Dataset configuration file \\[default: byod.yaml in SOURCE]."),
+        typer.Option(
+            callback=_location, help="Dataset configuration file \\[default: byod.yaml in SOURCE]."
+        ),
     ] = None,
     azure_account: Annotated[
         str | None,
@@ -439,7 +473,9 @@ def ingest(
         float,
         typer.Option(min=0.001, help="...and at least every S seconds (progress kept)."),
     ] = _DEFAULTS["publish_every_s"].default,
-    report: Annotated[Path | None, typer.Option(help="Write the JSON report to this file.")] = None,
+    report: Annotated[
+        Path | None, typer.Option(callback=_location, help="Write the JSON report to this file.")
+    ] = None,
     json_: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON on stdout.")
     ] = False,
@@ -550,6 +586,7 @@ def validate(
         str,
         typer.Argument(
             metavar="CATALOG",
+            callback=_location,
             help=f"Root catalog: {_PLACES}, or its catalog.json.",
         ),
     ],
@@ -585,7 +622,9 @@ def search(
     catalog: Annotated[
         str,
         typer.Argument(
-            metavar="CATALOG", help=f"Root catalog: {_PLACES}, its catalog.json or https URL."
+            metavar="CATALOG",
+            callback=_location,
+            help=f"Root catalog: {_PLACES}, its catalog.json or https URL.",
         ),
     ],
     collection: Annotated[
@@ -668,7 +707,9 @@ def export(
     catalog: Annotated[
         str,
         typer.Argument(
-            metavar="CATALOG", help=f"Root catalog: {_PLACES}, its catalog.json or https URL."
+            metavar="CATALOG",
+            callback=_location,
+            help=f"Root catalog: {_PLACES}, its catalog.json or https URL.",
         ),
     ],
     format_: Annotated[
@@ -679,12 +720,22 @@ def export(
             "per collection (Planetary Computer Pro bulk ingestion).",
         ),
     ],
-    out: Annotated[Path, typer.Option(help="New folder for the files (and collections.ndjson).")],
+    out: Annotated[
+        str,
+        typer.Option(
+            metavar="FOLDER",
+            callback=_local_folder,
+            help="New folder (local) for the files (and collections.ndjson).",
+        ),
+    ],
     collection: Annotated[
         list[str] | None, typer.Option(help="Collection id (repeat for several) \\[default: all].")
     ] = None,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace OUT if it exists and is not empty.")
+        bool,
+        typer.Option(
+            "--overwrite", help="Replace OUT if it holds an earlier export (never other files)."
+        ),
     ] = False,
     verbose: Verbose = 0,
 ) -> None:
@@ -694,7 +745,7 @@ def export(
     from byod.export import export_catalog
 
     store, _ = catalog_store(catalog, None)
-    done = export_catalog(store, out, format_, collection, overwrite=overwrite)
+    done = export_catalog(store, Path(out), format_, collection, overwrite=overwrite)
     files = ", ".join(map(_shown, done.files))
     Console().print(f"{done.items} item(s) of {done.collections} collection(s) exported to "
                     f"{_shown(str(done.folder))}: {files}", soft_wrap=True)  # fmt: skip
@@ -706,7 +757,9 @@ def browse(
     catalog: Annotated[
         str,
         typer.Argument(
-            metavar="CATALOG", help=f"Root catalog: {_PLACES}, its catalog.json or https URL."
+            metavar="CATALOG",
+            callback=_location,
+            help=f"Root catalog: {_PLACES}, its catalog.json or https URL.",
         ),
     ],
     port: Annotated[
@@ -714,7 +767,9 @@ def browse(
     ] = 8000,
     out: Annotated[
         Path | None,
-        typer.Option(help="Keep the pages in this folder \\[default: a temporary one]."),
+        typer.Option(
+            callback=_location, help="Keep the pages in this folder \\[default: a temporary one]."
+        ),
     ] = None,
     verbose: Verbose = 0,
 ) -> None:

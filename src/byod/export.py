@@ -82,8 +82,9 @@ def export_catalog(
     into the folder `out` as `format` (see the module docstring for the files).
 
     Raises `ConfigurationError` (exit 2) when there is no catalog in `store`, a named
-    collection is not in it, or `out` exists and is not an empty folder (unless `overwrite`:
-    then it is replaced whole, once the new export is complete), or `out` holds the catalog
+    collection is not in it, `out` is a file or under one, or `out` exists and is not an
+    empty folder (unless `overwrite` and it holds only an earlier export's files: then it is
+    replaced whole, once the new export is complete), or `out` holds the catalog
     or files its items point at (replacing it would delete them). Storage errors propagate
     (the CLI maps them with `errors.storage_failure`).
     """
@@ -269,8 +270,27 @@ def _absolute(href: str, base: str) -> str:
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an `out` that is a file or under one, and one --overwrite must not replace: a
+    folder holding anything but an earlier export's files (a user's folder is never deleted)."""
+    file = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if file is not None:
+        under = "" if file == out else f" ({file} is a file)"
+        raise ConfigurationError(f"{out}: a file, not a folder{under}; give a folder to export to")
     if out.exists() and not overwrite and not _empty_folder(out):
         raise ConfigurationError(f"{out}: exists and is not empty; --overwrite replaces it")
+    if overwrite and out.exists() and not _empty_folder(out) and not _an_export(out):
+        raise ConfigurationError(f"{out}: holds files byod export did not write; --overwrite "
+                                 "replaces only an earlier export: export elsewhere")  # fmt: skip
+
+
+def _an_export(path: Path) -> bool:
+    """A folder holding only what an export writes (collections.ndjson, with items.ndjson or
+    `.parquet` files): the only kind of folder --overwrite replaces."""
+    if path.is_symlink() or not (path / COLLECTIONS_FILE).is_file():
+        return False
+    return all(p.is_file() and not p.is_symlink()
+               and (p.name in (COLLECTIONS_FILE, ITEMS_FILE) or p.suffix == ".parquet")
+               for p in path.iterdir())  # fmt: skip
 
 
 def _empty_folder(path: Path) -> bool:

@@ -1,0 +1,151 @@
+"""Command-line faults found by review RB: export --out that would destroy or misplace files,
+`~` left unexpanded, an empty SOURCE, file:// and abfss:// locations (README "Command line")."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ramp, write_geotiff
+from tests.test_cli_manners import invoke, one_error_line
+
+UTM = {"crs": "EPSG:32633", "transform": (10, 0, 500000, 0, -10, 5000000)}
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("faults3")
+    write_geotiff(root / "src" / "a_20240101.tif", ramp(16, 16), **UTM)
+    made = invoke("ingest", str(root / "src"), "--catalog", str(root / "cat"), "--target",
+                  str(root / "data"), "--quiet")  # fmt: skip
+    assert made.exit_code == 0, made.output
+    return root / "cat"
+
+
+# --- RB 2: export --out ------------------------------------------------------------------------
+
+
+def test_overwrite_never_deletes_a_folder_export_did_not_write(
+    catalog: Path, tmp_path: Path
+) -> None:
+    mine = tmp_path / "precdir"
+    mine.mkdir()
+    (mine / "thesis.docx").write_text("years of work")
+    result = invoke("export", str(catalog), "--out", str(mine), "--format", "ndjson",
+                    "--overwrite")  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert str(mine) in one_error_line(result)
+    assert [p.name for p in mine.iterdir()] == ["thesis.docx"]
+    assert (mine / "thesis.docx").read_text() == "years of work"
+    # An earlier export is replaced, in either format.
+    out = tmp_path / "out"
+    for format_ in ("ndjson", "parquet", "ndjson"):
+        done = invoke("export", str(catalog), "--out", str(out), "--format", format_,
+                      "--overwrite")  # fmt: skip
+        assert done.exit_code == 0, done.output
+    assert sorted(p.name for p in out.iterdir()) == ["collections.ndjson", "items.ndjson"]
+
+
+@pytest.mark.parametrize("overwrite", [False, True], ids=["plain", "overwrite"])
+@pytest.mark.parametrize("under", [False, True], ids=["the-file", "under-a-file"])
+def test_out_that_is_a_file_or_under_one_is_refused(
+    catalog: Path, tmp_path: Path, under: bool, overwrite: bool
+) -> None:
+    a_file = tmp_path / "precious.txt"
+    a_file.write_text("mine")
+    out = a_file / "x" if under else a_file
+    args = ["--overwrite"] if overwrite else []
+    result = invoke("export", str(catalog), "--out", str(out), "--format", "ndjson", *args)
+    assert result.exit_code == 2, result.output
+    line = one_error_line(result)
+    assert str(out) in line and "a file" in line
+    assert a_file.is_file() and a_file.read_text() == "mine"
+
+
+@pytest.mark.parametrize("url", ["s3://b/x", "az://c/x", "https://example.org/x"])
+def test_out_that_is_a_url_is_refused(
+    catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke("export", str(catalog), "--out", url, "--format", "parquet")
+    assert result.exit_code == 2, result.output
+    line = one_error_line(result)
+    assert url in line and "local folder" in line and "byod export --help" in line
+    assert list(tmp_path.iterdir()) == []  # no ./s3:/b/x
+
+
+def test_out_as_a_file_url_is_that_folder(catalog: Path, tmp_path: Path) -> None:
+    out = tmp_path / "exp"
+    result = invoke("export", str(catalog), "--out", out.as_uri(), "--format", "ndjson")
+    assert result.exit_code == 0, result.output
+    assert (out / "items.ndjson").is_file()
+
+
+# --- RB 5, 6, 7: ~, empty SOURCE, file:// and abfss:// ------------------------------------------
+
+
+def test_tilde_is_the_home_folder_in_every_location(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    write_geotiff(home / "src" / "a_20240101.tif", ramp(16, 16), **UTM)
+    monkeypatch.chdir(tmp_path)
+    result = invoke("ingest", "~/src", "--target=~/d", "--catalog", "~/c", "--report",
+                    "~/r.json", "--quiet", env={"HOME": str(home)})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (home / "c" / "catalog.json").is_file()
+    assert any((home / "d").rglob("*.tif"))
+    assert json.loads((home / "r.json").read_text())["rows"][0]["status"] == "ingested"
+    assert not (tmp_path / "~").exists()
+    exported = invoke("export", "~/c", "--out", "~/e", "--format", "ndjson",
+                      env={"HOME": str(home)})  # fmt: skip
+    assert exported.exit_code == 0, exported.output
+    assert (home / "e" / "items.ndjson").is_file()
+
+
+def test_an_empty_source_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_geotiff(tmp_path / "a_20240101.tif", ramp(16, 16), **UTM)
+    monkeypatch.chdir(tmp_path)
+    result = invoke("ingest", "", "--quiet")
+    assert result.exit_code == 2, result.output
+    line = one_error_line(result)
+    assert "SOURCE" in line and "empty" in line
+    assert [p.name for p in tmp_path.iterdir()] == ["a_20240101.tif"]  # no catalogs/, data/
+
+
+def test_a_file_url_source_is_its_folder(tmp_path: Path) -> None:
+    write_geotiff(tmp_path / "src" / "a_20240101.tif", ramp(16, 16), **UTM)
+    result = invoke("ingest", (tmp_path / "src").as_uri(), "--catalog", str(tmp_path / "cat"),
+                    "--target", str(tmp_path / "data"), "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["rows"]
+    assert [(r["input"], r["status"]) for r in rows] == [("a_20240101.tif", "ingested")]
+
+
+@pytest.mark.parametrize(
+    ("location", "hint"),
+    [("abfss://src@devstoreaccount1.dfs.core.windows.net/in", "az://src/in --azure-account "
+      "devstoreaccount1"),
+     ("file://otherhost/data", "file:///path")],
+)  # fmt: skip
+@pytest.mark.parametrize("where", ["SOURCE", "--target", "--catalog"])
+def test_locations_byod_cannot_reach_are_refused_in_one_line(
+    tmp_path: Path, location: str, hint: str, where: str
+) -> None:
+    places = {"SOURCE": str(tmp_path / "src"), "--target": str(tmp_path / "d"),
+              "--catalog": str(tmp_path / "c")}  # fmt: skip
+    places[where] = location
+    result = invoke("ingest", places["SOURCE"], "--target", places["--target"], "--catalog",
+                    places["--catalog"], "--quiet")  # fmt: skip
+    assert result.exit_code == 2, result.output
+    line = one_error_line(result)
+    assert location in line and hint in line and "byod ingest --help" in line
+
+
+def test_help_names_every_kind_of_location() -> None:
+    result = invoke("ingest", "--help", env={"COLUMNS": "250", "TERMINAL_WIDTH": "250"})
+    assert result.exit_code == 0
+    for place in ("file:///", "az://", "abfs://"):
+        assert place in result.output, place
