@@ -13,6 +13,7 @@ INPUT (rasterio, band by band), never byod's output.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import rasterio
 import rasterio.shutil
 from pyproj import Transformer
 from rasterio.crs import CRS
+from rasterio.enums import MaskFlags
 from rasterio.transform import from_origin
 from shapely.geometry import Point, shape
 
@@ -172,6 +174,62 @@ def _masked_vrt(src: Path) -> tuple[Path, Path]:
     return two, one
 
 
+def _pam(path: Path, bands: list[dict[str, str]]) -> None:
+    """Per-band NoDataValue / ColorInterp in a `.aux.xml`, as GDAL's PAM writes them."""
+    xml = "".join(
+        f'<PAMRasterBand band="{i}">'
+        + "".join(f"<{tag}>{value}</{tag}>" for tag, value in band.items())
+        + "</PAMRasterBand>"
+        for i, band in enumerate(bands, start=1)
+    )
+    Path(f"{path}.aux.xml").write_text(f"<PAMDataset>{xml}</PAMDataset>")
+
+
+def _mask_plus_nodata(src: Path) -> tuple[Path, Path]:
+    """A GeoTIFF's internal (per-dataset) mask over columns 0-47 and per-band nodata in its
+    `.aux.xml` (1 and 2), and one with the same nodata (1) on both bands. GDAL reads both by
+    the mask and ignores the nodata: 1s and 2s inside the mask are data."""
+    mask = np.zeros((SIZE, SIZE), bool)
+    mask[:, :48] = True
+    data = np.full((2, SIZE, SIZE), 5, np.uint16)
+    data[0, :6] = 1
+    data[1, :, 20:24] = 2
+    plus = write_geotiff(src / "maskplus.tif", data, mask=mask, crs=UTM, transform=TRANSFORM)
+    _pam(plus, [{"NoDataValue": "1"}, {"NoDataValue": "2"}])
+    same = write_geotiff(src / "masksame.tif", data, mask=mask, crs=UTM, transform=TRANSFORM)
+    _pam(same, [{"NoDataValue": "1"}, {"NoDataValue": "1"}])
+    return plus, same
+
+
+def _rgba(src: Path) -> Path:
+    """RGBA, alpha 0 on columns 40-63, nodata 7 on red only (PAM): red's nodata and the
+    others' alpha differ, so the bands are split; the alpha is their mask, not a band."""
+    data = np.full((4, SIZE, SIZE), 80, np.uint8)
+    data[3] = 255
+    data[3, :, 40:] = 0
+    data[0, :10, :] = 7
+    path = write_geotiff(src / "rgba.tif", data, crs=UTM, transform=TRANSFORM, photometric="RGB")
+    _pam(path, [{"NoDataValue": "7", "ColorInterp": "Red"}, {"ColorInterp": "Green"},
+                {"ColorInterp": "Blue"}, {"ColorInterp": "Alpha"}])  # fmt: skip
+    return path
+
+
+def _masked_nodata_vrt(src: Path) -> Path:
+    """A VRT whose band 1 has nodata 0 and a mask of its own (GDAL reads it by the mask),
+    band 2 nodata 255 only: split, band 1's COG keeping its mask's validity."""
+    one = np.full((SIZE, SIZE), 0, np.uint8)
+    one[:, 30:] = 40
+    mask = np.zeros((SIZE, SIZE), bool)
+    mask[:, :40] = True
+    _one_band(src / "masknd" / "m1.tif", one, mask=mask)
+    two = np.full((SIZE, SIZE), 255, np.uint8)
+    two[20:, :] = 3
+    _one_band(src / "masknd" / "m2.tif", two, nodata=255)
+    return _write_vrt(src / "masknd" / "stack.vrt", [
+        _vrt_band(1, "m1.tif", "Byte", "0", mask=True),
+        _vrt_band(2, "m2.tif", "Byte", "255")])  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
     root = tmp_path_factory.mktemp("band-nodata")
@@ -181,6 +239,9 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
     _png_with_prj(src)
     _same_nodata(src)
     _masked_vrt(src)
+    _mask_plus_nodata(src)
+    _rgba(src)
+    _masked_nodata_vrt(src)
     settings = IngestSettings(source=str(src), collection="test", target=str(root / "data"),
                               catalog=str(root / "catalog"), workers=2, timeout_s=120)  # fmt: skip
     report = ingest(settings)
@@ -339,3 +400,60 @@ def test_same_nodata_stays_one_cog(ingested: tuple[Path, Report]) -> None:
             np.testing.assert_array_equal(cog.read_masks(i) > 0, src.read_masks(i) > 0)
         assert [b["nodata"] for b in item["assets"]["data"]["raster:bands"]] == [65535] * 3
     _assert_footprint_is_union(root, "same", root / "src" / "same.tif")
+
+
+def _assert_validity(root: Path, item_id: str, expected: dict[str, list[np.ndarray]]) -> None:
+    """Each asset's COG band valid exactly where `expected` says, declaring no nodata (its
+    internal mask tells validity), and the footprint the union of them."""
+    item = _item(root, item_id)
+    assert _data_keys(item) == list(expected)
+    for key, masks in expected.items():
+        assert all("nodata" not in b for b in item["assets"][key]["raster:bands"])
+        with rasterio.open(_cog(item, key)) as cog:
+            assert cog.count == len(masks) and cog.nodata is None
+            for i, valid in enumerate(masks, start=1):
+                np.testing.assert_array_equal(cog.read_masks(i) > 0, valid, err_msg=key)
+    union = np.logical_or.reduce([m for masks in expected.values() for m in masks])
+    geometry = shape(item["geometry"])
+    assert all(geometry.covers(p) for p in _pixel_centres(union))
+    assert not any(geometry.contains(p) for p in _pixel_centres(~_grown(union, 2)))
+
+
+def test_dataset_mask_wins_over_nodata(ingested: tuple[Path, Report]) -> None:
+    """GDAL ignores nodata when the dataset has a mask: one COG, the mask kept (rio-cogeo
+    took the nodata and dropped the mask, and byod split bands whose masks agree)."""
+    root, _ = ingested
+    for name in ("maskplus", "masksame"):
+        with rasterio.open(root / "src" / f"{name}.tif") as src:
+            assert all(f == [MaskFlags.per_dataset] for f in src.mask_flag_enums)
+            masks = [src.read_masks(i) > 0 for i in src.indexes]
+        assert masks[0].sum() == SIZE * 48  # the mask, not the nodata
+        _assert_validity(root, name, {"data": masks})
+
+
+def test_band_mask_wins_over_its_nodata(ingested: tuple[Path, Report]) -> None:
+    """A split band with nodata and a mask of its own keeps GDAL's reading: the mask."""
+    root, _ = ingested
+    with rasterio.open(root / "src" / "masknd" / "stack.vrt") as src:
+        masks = [src.read_masks(i) > 0 for i in src.indexes]
+    assert masks[0][:, :30].all()  # 0s inside the mask are data
+    item = _item(root, "masknd-stack")
+    assert _data_keys(item) == ["b1", "b2"]
+    with rasterio.open(_cog(item, "b1")) as one, rasterio.open(_cog(item, "b2")) as two:
+        np.testing.assert_array_equal(one.read_masks(1) > 0, masks[0])
+        np.testing.assert_array_equal(two.read_masks(1) > 0, masks[1])
+        assert one.nodata is None and two.nodata == 255
+
+
+def test_alpha_is_each_bands_mask(ingested: tuple[Path, Report]) -> None:
+    """RGBA split by red's nodata: no asset for the alpha band; each colour band's COG is
+    valid where its own GDAL mask (red: its nodata) AND the alpha are; the footprint leaves
+    out the alpha-0 columns."""
+    root, _ = ingested
+    with rasterio.open(root / "src" / "rgba.tif") as src:
+        alpha = src.read(4) > 0
+        with warnings.catch_warnings():  # GDAL reads red by its nodata, ignoring the alpha
+            warnings.simplefilter("ignore")
+            masks = [(src.read_masks(i) > 0) & alpha for i in (1, 2, 3)]
+    assert not masks[0][:10].any() and not masks[1][:, 40:].any()
+    _assert_validity(root, "rgba", {f"b{i}": [m] for i, m in enumerate(masks, start=1)})

@@ -21,6 +21,7 @@ from rasterio.io import DatasetReader
 from rasterio.transform import Affine
 from rio_cogeo.cogeo import cog_translate, cog_validate
 from rio_cogeo.profiles import cog_profiles
+from rio_cogeo.utils import has_mask_band
 
 from byod.band_units import keep_band_units, source_units
 from byod.config import Compression
@@ -194,13 +195,23 @@ def _halvable(path: Path) -> bool:
 
 def _rio_cogeo(source: str, dst: Path, profile: dict[str, object], config: dict[str, Any]) -> None:
     staged = _stage_if_needed(source, dst)
+    unmasked = _mask_over_nodata(str(staged or source), dst)
     with rasterio.open(source) as src:
         levels = overview_levels(src.width, src.height, int(str(profile["blockxsize"])))
+    with rasterio.open(unmasked or staged or source) as src:
+        # rio-cogeo reads through a WarpedVRT, which calls every pixel of a multi-band
+        # raster valid despite its per-dataset mask (GDAL 3.10: 3072 valid of 4096 in, 4096
+        # out; one band is fine): GDAL's COG driver copies the mask as the internal mask.
+        masked_bands = has_mask_band(src) and src.count > 1
     try:
+        if masked_bands:
+            _gdal_cog(str(unmasked or staged or source), dst, profile, config)
+            keep_band_units(source_units(source), dst, profile, config)
+            return
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # rio-cogeo warns about zstd support and masks
             cog_translate(
-                str(staged or source),
+                str(unmasked or staged or source),
                 str(dst),
                 profile,
                 # Never in memory: rio-cogeo would otherwise hold rasters below 10980² whole.
@@ -212,8 +223,9 @@ def _rio_cogeo(source: str, dst: Path, profile: dict[str, object], config: dict[
             )
         keep_band_units(source_units(source), dst, profile, config)  # rio-cogeo drops them
     finally:
-        if staged is not None:
-            staged.unlink(missing_ok=True)
+        for path in (unmasked, staged):
+            if path is not None:
+                path.unlink(missing_ok=True)
 
 
 def _gdal_cog(source: str, dst: Path, profile: dict[str, object], config: dict[str, Any]) -> None:
@@ -263,13 +275,16 @@ def stages_gtiff_copy(src: DatasetReader) -> bool:
     return not gcps and src.rpcs is None and gcp_crs is not None
 
 
-def band_vrt(source: str, band: int, dst: Path, *, with_mask: bool) -> Path:
+def band_vrt(source: str, band: int, dst: Path, *, mask: tuple[str, str] | None) -> Path:
     """Band `band` of `source` alone, as a one-band VRT at `dst`: its data type, nodata,
-    description, unit, scale, offset, colour table and metadata kept (GDAL's VRT copy), and,
-    `with_mask`, GDAL's mask of that band in the source (a per-band mask, or the dataset's
-    mask or alpha) as the VRT's dataset mask, which rio-cogeo writes as the COG's internal
-    mask. For inputs whose bands' validity one GeoTIFF cannot hold (rasters.needs_band_files).
-    A geotransform is kept beside GCPs (GDAL's VRT copy writes only the GCPs then)."""
+    description, unit, scale, offset, colour table and metadata kept (GDAL's VRT copy).
+    With `mask` (file, GDAL band name: `(source, "mask,N")` for GDAL's mask of the band in
+    the source, a per-band mask or the dataset's mask or alpha; or a mask file's band "1"),
+    that mask is the VRT's dataset mask, which rio-cogeo writes as the COG's internal mask,
+    and the band's nodata is dropped: the mask then tells validity alone, as GDAL reads a
+    masked band (rio-cogeo would take the nodata and drop the mask). For inputs whose bands'
+    validity one GeoTIFF cannot hold (rasters.needs_band_files). A geotransform is kept
+    beside GCPs (GDAL's VRT copy writes only the GCPs then)."""
     copy = dst.with_name(dst.stem + ".all.vrt")
     rasterio.shutil.copy(source, copy, driver="VRT")
     root = DefusedET.parse(copy).getroot()
@@ -281,6 +296,9 @@ def band_vrt(source: str, band: int, dst: Path, *, with_mask: bool) -> Path:
         element.set("band", "1")
         for inner in element.findall("MaskBand"):  # per band: moved to the dataset below
             element.remove(inner)
+        if mask is not None:
+            for inner in element.findall("NoDataValue"):
+                element.remove(inner)
         color = element.find("ColorInterp")
         if color is not None and color.text == "Alpha":  # one band is no alpha in a TIFF
             color.text = "Gray"
@@ -292,15 +310,58 @@ def band_vrt(source: str, band: int, dst: Path, *, with_mask: bool) -> Path:
         crs_wkt, geotransform = (src.crs.to_wkt(), src.transform.to_gdal()) if placed else ("", ())
     if placed and root.find("GeoTransform") is None:
         _place(root, crs_wkt, geotransform)
-    if with_mask:
-        mask = ElementTree.SubElement(root, "MaskBand")
-        mask_band = ElementTree.SubElement(mask, "VRTRasterBand", dataType="Byte")
-        simple = ElementTree.SubElement(mask_band, "SimpleSource")
-        name = ElementTree.SubElement(simple, "SourceFilename", relativeToVRT="0")
-        name.text = str(Path(source).resolve()) if Path(source).exists() else source
-        ElementTree.SubElement(simple, "SourceBand").text = f"mask,{band}"
+    if mask is not None:
+        _add_mask(root, *mask)
     dst.write_bytes(ElementTree.tostring(root))
     return dst
+
+
+def _add_mask(root: Any, filename: str, band: str) -> None:
+    """A dataset <MaskBand> read from band `band` ("mask,N" or "1") of `filename`."""
+    element = ElementTree.SubElement(root, "MaskBand")
+    mask_band = ElementTree.SubElement(element, "VRTRasterBand", dataType="Byte")
+    simple = ElementTree.SubElement(mask_band, "SimpleSource")
+    name = ElementTree.SubElement(simple, "SourceFilename", relativeToVRT="0")
+    name.text = str(Path(filename).resolve()) if Path(filename).exists() else filename
+    ElementTree.SubElement(simple, "SourceBand").text = band
+
+
+def combined_mask(source: str, band: int, alpha: int, dst: Path) -> Path:
+    """A one-band Byte GeoTIFF at `dst`: 255 where band `band` of `source` is valid by its
+    own GDAL mask (its nodata) AND the alpha band `alpha` is not 0, else 0. A COG holds one
+    mask, so a band's nodata and the dataset's alpha are combined into it; written block by
+    block (memory bounded by a block)."""
+    with rasterio.open(source) as src:
+        profile = {"driver": "GTiff", "width": src.width, "height": src.height, "count": 1,
+                   "dtype": "uint8", "tiled": True, "compress": "deflate",
+                   "blockxsize": 512, "blockysize": 512, "bigtiff": "IF_SAFER"}  # fmt: skip
+        with rasterio.open(dst, "w", **profile) as out:
+            for _, window in out.block_windows(1):
+                valid = (src.read_masks(band, window=window) > 0) & (
+                    src.read(alpha, window=window) > 0
+                )
+                out.write((valid * 255).astype("uint8"), 1, window=window)
+    return dst
+
+
+def _mask_over_nodata(source: str, dst: Path) -> Path | None:
+    """A VRT of `source` without its nodata, its per-dataset mask kept as the dataset mask,
+    when it has both (None otherwise). GDAL reads such a raster by its mask and ignores the
+    nodata; rio-cogeo takes the nodata and drops the mask (pixels the mask hid became data)."""
+    with rasterio.open(source) as src:
+        if not (has_mask_band(src) and any(v is not None for v in src.nodatavals)):
+            return None
+    vrt = dst.with_name(dst.stem + ".masked.vrt")
+    rasterio.shutil.copy(source, vrt, driver="VRT")
+    root = DefusedET.parse(vrt).getroot()
+    for element in root.findall("VRTRasterBand"):
+        for inner in element.findall("NoDataValue") + element.findall("MaskBand"):
+            element.remove(inner)
+    for element in root.findall("MaskBand"):
+        root.remove(element)
+    _add_mask(root, source, "mask,1")
+    vrt.write_bytes(ElementTree.tostring(root))
+    return vrt
 
 
 def _without_gcps_and_rpcs(source: str, dst: Path) -> Path:

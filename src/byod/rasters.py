@@ -79,8 +79,9 @@ def open_dataset(name: str | Path) -> DatasetReader:
     cut header (an HFA `.img`, a JPEG 2000 or a PNG cut short): TRUNCATED, with GDAL's
     message; so is a file GDAL does not recognise that starts with a format's signature
     (HDF5 shorter than its superblock says, a cut NetCDF header, a TIFF or HFA header), and
-    a NetCDF classic file shorter than its header declares (GDAL would read zeros). UNREADABLE is left for what the OS refuses (permissions, I/O errors) and GDAL
-    names that are no file (a subdataset)."""
+    a NetCDF classic file shorter than its header declares (GDAL would read zeros).
+    UNREADABLE is left for what the OS refuses (permissions, I/O errors) and GDAL names that
+    are no file (a subdataset)."""
     path = Path(name)
     if path.exists() and path.is_file() and path.stat().st_size == 0:
         raise RejectedInput(Reason.EMPTY_FILE, f"{path.name}: file is empty (0 bytes)")
@@ -232,9 +233,10 @@ def inspect(
 def band_validity(src: DatasetReader) -> list[tuple[str, str | None] | None]:
     """How GDAL tells each band's valid pixels, one entry per band (None for an alpha band,
     which is the dataset's mask rather than a rule of its own): ("nodata", value), ("mask",
-    None) for a per-dataset mask (internal, `.msk`, alpha), ("none", None) for all valid, or
-    ("band", "<index>") for a mask of the band's own (a VRT's per-band <MaskBand>, a
-    per-band `.msk`). NaN nodata is "nan"."""
+    None) for a per-dataset mask (internal, `.msk`, alpha: GDAL then ignores the band's
+    nodata, so bands sharing the mask agree whatever their nodata), ("none", None) for all
+    valid, or ("band", "<index>") for a mask of the band's own (a VRT's per-band
+    <MaskBand>, a per-band `.msk`). NaN nodata is "nan"."""
     out: list[tuple[str, str | None] | None] = []
     for i, flags in zip(src.indexes, src.mask_flag_enums, strict=True):
         nodata = src.nodatavals[i - 1]
@@ -244,12 +246,17 @@ def band_validity(src: DatasetReader) -> list[tuple[str, str | None] | None]:
         elif MaskFlags.nodata in flags:
             out.append(("nodata", value))
         elif MaskFlags.per_dataset in flags:
-            out.append(("mask", value))
+            out.append(("mask", None))
         elif MaskFlags.all_valid in flags:
             out.append(("none", value))
         else:  # GMF flags 0: a mask band of its own
             out.append(("band", str(i)))
     return out
+
+
+def alpha_band(src: DatasetReader) -> int | None:
+    """The index of the band GDAL reads as alpha (colour interpretation), or None."""
+    return next((i for i in src.indexes if src.colorinterp[i - 1] == ColorInterp.alpha), None)
 
 
 def needs_band_files(src: DatasetReader) -> bool:

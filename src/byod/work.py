@@ -27,7 +27,7 @@ from rasterio.transform import Affine
 
 from byod import cf, metadata
 from byod.clouds import CloudDecision
-from byod.cog import GDAL_CACHEMAX_MB, band_vrt, stages_gtiff_copy, to_cog
+from byod.cog import GDAL_CACHEMAX_MB, band_vrt, combined_mask, stages_gtiff_copy, to_cog
 from byod.config import Compression
 from byod.footprint import Footprint, NoValidData, footprint, valid_region
 from byod.items import resolution_of
@@ -35,6 +35,7 @@ from byod.metadata import MetadataRules
 from byod.rasters import (
     BandInfo,
     RasterInfo,
+    alpha_band,
     band_validity,
     decimated_mask,
     inspect,
@@ -335,16 +336,29 @@ def _cog_parts(
     as GDAL reads them (rasters.needs_band_files: different nodata per band, nodata on some
     bands only, per-band masks): then one COG per band, each with its band's own nodata or
     mask (cog.band_vrt), named as `band_keys` says. Only then does every pixel keep its
-    validity; a single COG would give band 2 band 1's nodata."""
+    validity; a single COG would give band 2 band 1's nodata.
+
+    An alpha band is the other bands' mask, not data: it gets no COG of its own, and every
+    band's COG carries it as its internal mask, combined with the band's nodata when it has
+    one (cog.combined_mask: a COG holds one mask, and GDAL reads nodata OR mask, not both)."""
     if not needs_band_files(src):
         return [_CogPart("data", placed, workdir / f"{item_id}.tif", info.bands)]
     validity = band_validity(src)
+    alpha = alpha_band(src)
     keys = band_keys(info.bands) if len(info.bands) > 1 else ["data"]
     parts = []
     for band, key, rule in zip(info.bands, keys, validity, strict=True):
+        if rule is None:  # the alpha band: the mask of the others
+            continue
+        mask: tuple[str, str] | None = None
+        if alpha is not None and rule[0] in ("nodata", "band"):
+            path = workdir / f"{item_id}.band{band.index}.mask.tif"
+            mask = (str(combined_mask(placed, band.index, alpha, path)), "1")
+        elif rule[0] in ("band", "mask"):
+            mask = (placed, f"mask,{band.index}")
         suffix = "" if key == "data" else f"_{slugify(key)}"
         vrt = band_vrt(placed, band.index, workdir / f"{item_id}.band{band.index}.vrt",
-                       with_mask=rule is not None and rule[0] in ("band", "mask"))  # fmt: skip
+                       mask=mask)  # fmt: skip
         parts.append(_CogPart(key, str(vrt), workdir / f"{item_id}{suffix}.tif", (band,)))
     return parts
 
