@@ -28,8 +28,9 @@ import pystac
 
 import byod
 from byod.catalog import CollectionInfo, current_index_keys, publish
-from byod.index import Query, read_index_entries, search_store, walk_catalog, write_index
+from byod.index import Query, read_index_entries, write_index
 from byod.keys import new_version
+from byod.searching import search_store, walk_catalog
 from byod.storage import open_store
 
 START = datetime(2020, 1, 1, tzinfo=UTC)

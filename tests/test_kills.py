@@ -410,7 +410,8 @@ def test_superseded_files_stay_readable_for_the_grace_period(tmp_path: Path) -> 
     """A reader that read collection.json just before a replacing run switched it still
     finds every file it names until the grace period is over; then a later run (any run into
     the collection) removes them, and search retries on a vanished index."""
-    from byod.index import Query, search_store
+    from byod.index import Query
+    from byod.searching import search_store
 
     source, catalog, target = tmp_path / "src", tmp_path / "catalog", tmp_path / "data"
     _first_inputs(source)

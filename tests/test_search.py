@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 import byod
 from byod.catalog import CollectionInfo, publish
 from byod.cli import app
-from byod.index import Query, SearchError, search_store, walk_catalog
+from byod.index import Query, SearchError
 from byod.keys import new_version
+from byod.searching import search_store, walk_catalog
 from byod.storage import open_store
 from tests.readback import item_files
 
@@ -125,7 +126,8 @@ def test_limit_gives_that_many_of_the_matches(catalog: Path) -> None:
 def walk_catalog_with_collections(store: Any, query: Query) -> list[dict[str, Any]]:
     """The reference walk, each item with the collection it was found in."""
     from byod.catalog import load_items
-    from byod.index import collection_ids, matches
+    from byod.index import matches
+    from byod.searching import collection_ids
 
     return [{**item.to_dict(transform_hrefs=False), "collection": collection_id}
             for collection_id in collection_ids(store)

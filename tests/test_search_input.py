@@ -14,8 +14,9 @@ from rasterio.transform import from_origin
 from typer.testing import CliRunner
 
 from byod.cli import app
-from byod.index import Query, SearchError, walk_catalog
+from byod.index import Query, SearchError
 from byod.report import Report
+from byod.searching import walk_catalog
 from byod.storage import open_store
 from tests.conftest import WriteRaster, ramp
 

@@ -23,9 +23,10 @@ import pytest
 from typer.testing import CliRunner
 
 from byod.cli import app
-from byod.index import Query, walk_catalog
+from byod.index import Query
 from byod.reasons import Reason
 from byod.report import Report, Status
+from byod.searching import walk_catalog
 from byod.storage import open_store
 from byod.validate import validate_catalog
 from tests.conftest import WriteRaster, ramp, write_cf_grid

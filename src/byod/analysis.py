@@ -16,7 +16,8 @@ import pystac
 
 from byod.azure import AzureAccess, AzureOptions, blob_parts, resolve_access
 from byod.errors import ConfigurationError
-from byod.index import Query, search_store
+from byod.index import Query
+from byod.searching import search_store
 from byod.signing import SignedStacIO, sign
 from byod.storage import Store, is_blob_url, open_store
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from byod.catalog import ROOT_KEY, collection_key, load_items
-from byod.index import collection_ids
+from byod.searching import collection_ids
 from byod.storage import Store
 
 _STYLE = """

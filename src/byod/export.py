@@ -126,8 +126,9 @@ def _write(
     collections: dict[str, dict[str, Any]],
     out: Path,
 ) -> tuple[tuple[str, ...], int]:
-    from byod.index import Query, SearchError, search_store, write_geoparquet
+    from byod.index import Query, SearchError, write_geoparquet
     from byod.keys import collection_key
+    from byod.searching import search_store
 
     _write_lines(folder / COLLECTIONS_FILE, collections.values())
     files = [COLLECTIONS_FILE]

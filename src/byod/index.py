@@ -41,8 +41,7 @@ import pyarrow.parquet as pq
 import pystac
 import shapely
 
-from byod.catalog import current_index_keys, load_items
-from byod.keys import INDEX_NAME, ROOT_KEY, collection_key, month_in
+from byod.keys import INDEX_NAME, month_in
 from byod.storage import Store
 from byod.workspace import scratch_folder
 
@@ -704,65 +703,15 @@ def _parse(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
-# --- searching a catalog ----------------------------------------------------------------
+# --- searching index partitions -----------------------------------------------------------
 
 
-def collection_ids(store: Store) -> list[str]:
-    """The collections the root catalog links. Raises `SearchError` when there is no root."""
-    if not store.exists(ROOT_KEY):
-        raise SearchError(f"{store.href(ROOT_KEY)}: no catalog there")
-    root = json.loads(store.read_text(ROOT_KEY))
-    return sorted(posixpath.dirname(posixpath.normpath(link["href"]))
-                  for link in root.get("links", []) if link.get("rel") == "child")  # fmt: skip
-
-
-def search_store(store: Store, query: Query, collections: Sequence[str] | None = None,
-                 limit: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
-    """Matching items (as STAC dicts with absolute asset hrefs), from the index only.
-
-    Each collection's index partitions (`catalog.current_index_keys`) are read but those
-    whose month starts after the query's end; only the filter columns are read first, and
-    only the hits are turned into items. A partition removed between reading
-    collection.json and reading it (a publish switched the collection and its grace period
-    ran out) makes the collection be read again, once, with the partitions it names then.
-    With `limit`, collections and their partitions are read in order until that many items
-    matched.
-    """
-    out: list[dict[str, Any]] = []
-    known = collection_ids(store)
-    for collection_id in collections or known:
-        if collection_id not in known and not store.exists(collection_key(collection_id)):
-            raise SearchError(f"{collection_id}: no such collection in {store.href(ROOT_KEY)}")
-        left = None if limit is None else limit - len(out)
-        out += _search_collection(store, collection_id, query, left)
-        if limit is not None and len(out) >= limit:
-            break
-    return out
-
-
-def _search_collection(store: Store, collection_id: str, query: Query, limit: int | None
-                       ) -> list[dict[str, Any]]:  # fmt: skip
-    """At most `limit` matching items of one collection, `collection` set."""
-    keys = current_index_keys(store, collection_id)
-    if not keys:  # published before byod wrote indexes: walk the JSON instead
-        found = []
-        for item in load_items(store, collection_id).values():
-            data = {**item.to_dict(transform_hrefs=False), "collection": collection_id}
-            if matches(data, query):
-                found.append(data)
-        return found[:limit]
-    try:
-        return _search_keys(store, keys, query, collection_id, limit)
-    except FileNotFoundError:
-        again = current_index_keys(store, collection_id)
-        if again == keys:
-            raise
-        return _search_keys(store, again, query, collection_id, limit)
-
-
-def _search_keys(store: Store, keys: Sequence[str], query: Query, collection_id: str,
-                 limit: int | None) -> list[dict[str, Any]]:  # fmt: skip
-    """The partitions in key order, until `limit` items matched."""
+def search_partitions(store: Store, keys: Sequence[str], query: Query, collection_id: str,
+                      limit: int | None) -> list[dict[str, Any]]:  # fmt: skip
+    """Matching items of one collection's index partitions `keys` (as STAC dicts, absolute
+    asset hrefs, `collection` set), read in key order until `limit` items matched; partitions
+    whose month starts after the query's end are not read. Raises FileNotFoundError for a
+    partition that is gone (byod.searching reads collection.json again)."""
     wanted = [k for k in keys if _may_overlap(k, query)]
     read = functools.partial(_search_key, query=query, collection_id=collection_id, limit=limit)
     out: list[dict[str, Any]] = []
@@ -806,15 +755,3 @@ def _search_key(store: Store, key: str, query: Query, collection_id: str, limit:
             if query.filter is None or filter_matches(query.filter, item):
                 out.append(item)
         return out[:limit]
-
-
-def walk_catalog(store: Store, query: Query) -> list[dict[str, Any]]:
-    """The reference answer: every item of every collection, read from its JSON and matched
-    one by one (what a STAC client does on a static catalog)."""
-    out = []
-    for collection_id in collection_ids(store):
-        for item in load_items(store, collection_id).values():
-            data = item.to_dict(transform_hrefs=False)
-            if matches(data, query):
-                out.append(data)
-    return out
