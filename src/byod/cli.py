@@ -42,6 +42,7 @@ from byod.errors import (
     storage_failure,
 )
 from byod.export import ExportFormat
+from byod.locations import normalize_location
 from byod.report import Report, Status, printable
 
 if TYPE_CHECKING:
@@ -274,9 +275,7 @@ def _more_logging(ctx: typer.Context, value: int) -> int:
 
 def _location(value: Any) -> Any:
     """Every folder or URL option and argument passes here as it is parsed: `~` expanded,
-    `file:///path` made a path, an empty one refused (`sources.normalize_location`)."""
-    from byod.sources import normalize_location
-
+    `file:///path` made a path, an empty one refused (`locations.normalize_location`)."""
     if value is None:
         return None
     try:

@@ -19,7 +19,6 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote
 
 from byod.errors import ConfigurationError
 from byod.identify import gdal_raster_extensions, looks_like_raster
@@ -87,39 +86,6 @@ HASH_CHUNK = 4 * 1024 * 1024
 SOURCE_SCHEMES = ("az", "abfs", "abfss", "file")
 SOURCE_PLACES = ("a local folder (also file:///path) or az://container/prefix (also "
                  "abfs:// or abfss://container/prefix)")  # fmt: skip
-
-
-def normalize_location(text: str) -> str:
-    """A folder or URL as typed, made what byod opens: `~` expanded (a shell leaves alone a
-    quoted `'~/x'` or `--target=~/x`), `file:///abs/path` (or file://localhost/...) the
-    local path it names, percent-escapes decoded; any other URL as given.
-
-    Raises `ConfigurationError` for an empty location (it would be the current folder), a
-    `file://` URL of another host, and an `abfs(s)://container@account.dfs.core.windows.net`
-    URL (byod reaches a container by the account's blob endpoint: the message gives the
-    `az://container/path --azure-account account` to use instead)."""
-    if not text.strip():
-        raise ConfigurationError("an empty location; give a folder or a URL")
-    if "://" not in text:
-        return os.path.expanduser(text)
-    scheme, rest = text.split("://", 1)
-    scheme = scheme.lower()
-    if scheme == "file":
-        host, _, path = rest.partition("/")
-        if host.lower() not in ("", "localhost"):
-            raise ConfigurationError(f"{text}: a file:// URL of host {host!r}; byod reads "
-                                     "local folders as file:///path or a plain path")  # fmt: skip
-        return unquote("/" + path)
-    if scheme in ("abfs", "abfss"):
-        container, _, path = rest.partition("/")
-        if "@" in container:
-            name, _, host = container.partition("@")
-            account = host.split(".", 1)[0]
-            place = f"az://{name}/{path}".rstrip("/")
-            raise ConfigurationError(f"{text}: give it as {place} --azure-account "
-                                     f"{account} (byod reads a container through its blob "
-                                     "endpoint)")  # fmt: skip
-    return text
 
 
 def check_source(url: str) -> None:
