@@ -83,6 +83,49 @@ class MixedCrs(ValueError):
     first item's CRS and read `resolution` in its units (30 in EPSG:4326 is 30 degrees)."""
 
 
+class MixedAssets(ValueError):
+    """Items whose data assets differ (one `data` COG in some, one asset per band in others:
+    a product's files whose bands differ in nodata) given to byod.load: odc-stac fills the
+    bands an item lacks with nodata, silently."""
+
+
+def _data_keys(item: pystac.Item) -> tuple[str, ...]:
+    return tuple(k for k, a in item.assets.items() if "data" in (a.roles or []))
+
+
+def _check_layouts(items: Sequence[pystac.Item], bands: Sequence[str] | None) -> None:
+    """Raise MixedAssets when `bands` (or, without it, every data asset) are not the
+    same assets in every item."""
+    by_layout: dict[tuple[str, ...], list[str]] = {}
+    for item in items:
+        keys = _data_keys(item)
+        layout = keys if bands is None else tuple(b for b in bands if b not in item.assets)
+        by_layout.setdefault(layout, []).append(item.id)
+    if len(by_layout) < 2 and (bands is None or () in by_layout):
+        return
+
+    if bands is None:
+        found = "; ".join(f"{', '.join(keys) or 'none'}: {_some(names)}"
+                          for keys, names in sorted(by_layout.items()))  # fmt: skip
+        raise MixedAssets(
+            f"byod.load: the items have {len(by_layout)} layouts of data assets ({found}); "
+            "a file whose bands differ in nodata is stored one asset per band. Load one "
+            "layout at a time: bands= naming its assets, with the items that have them"
+        )
+    missing = "; ".join(f"no {', '.join(keys)}: {_some(names)}"
+                        for keys, names in sorted(by_layout.items()) if keys)  # fmt: skip
+    raise MixedAssets(
+        f"byod.load: some items lack the bands asked for ({missing}); odc-stac would load "
+        "nodata for them. Choose bands= that every item has, or load those items apart "
+        "(a file whose bands differ in nodata is stored one asset per band)"
+    )
+
+
+def _some(ids: list[str]) -> str:
+    """The first three ids, and `...` when there are more."""
+    return f"{', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''}"
+
+
 def _crs_of(item: pystac.Item) -> str | None:
     props = item.properties
     if props.get("proj:code"):
@@ -124,6 +167,8 @@ def load(
     """A lazy, dask-backed xarray Dataset of the items (odc-stac), read from the COGs over
     HTTP(S) with signed URLs where they are in private containers.
 
+    Raises MixedAssets (a ValueError) when the items' data assets differ (without
+    `bands`), or some items lack one of `bands`: odc-stac would load nodata for them.
     Raises MixedCrs (a ValueError) when the items are in several CRSs and `crs` is not
     given (odc-stac would take the first item's and read `resolution` in its units).
     Raises UnrectifiedItems (a ValueError) naming the items placed by GCPs or RPCs only:
@@ -144,13 +189,13 @@ def load(
             "pixels. Leave them out, or warp their COGs onto a grid first (gdalwarp; "
             "rioxarray.open_rasterio(href).rio.reproject(crs) uses the GCPs or RPCs)"
         )
+    _check_layouts(listed, bands)
     if crs is None:
         by_crs: dict[str, list[str]] = {}
         for item in listed:
             by_crs.setdefault(_crs_of(item) or "no proj:code", []).append(item.id)
         if len(by_crs) > 1:
-            found = "; ".join(f"{code}: {', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''}"
-                              for code, ids in sorted(by_crs.items()))  # fmt: skip
+            found = "; ".join(f"{code}: {_some(ids)}" for code, ids in sorted(by_crs.items()))
             raise MixedCrs(
                 f"byod.load: the items are in {len(by_crs)} CRSs ({found}); give crs= (and "
                 'resolution= in its units), or search one CRS (filter="proj:code = '
