@@ -174,3 +174,24 @@ def test_cut_classic_netcdf_reads_zeros_without_error(tmp_path: Path) -> None:
         assert (src.read(1) == 0).sum() == 0
     with rasterio.open(f'NETCDF:"{cut}":t2m') as src:
         assert (src.read(1) == 0).sum() > 0
+
+
+def test_vrt_reasons(tmp_path: Path, run_ingest: Callable[..., Report]) -> None:
+    """A VRT whose source file is missing is a broken reference (unreadable, naming the
+    file), not truncated pixel data; a VRT whose XML is cut is damaged (truncated), not a
+    reference outside the source."""
+    src = tmp_path / "src"
+    src.mkdir()
+    head = ('<VRTDataset rasterXSize="10" rasterYSize="10">'
+            "<GeoTransform>500000,10,0,5000000,0,-10</GeoTransform>")  # fmt: skip
+    (src / "missing_src.vrt").write_text(
+        f'{head}<VRTRasterBand dataType="Byte" band="1"><SimpleSource>'
+        '<SourceFilename relativeToVRT="1">nothere.tif</SourceFilename>'
+        "<SourceBand>1</SourceBand></SimpleSource></VRTRasterBand></VRTDataset>"
+    )
+    (src / "bad_xml.vrt").write_text(f'{head}<VRTRasterBand dataType="Byte" ban')
+    rows = {r.input: r for r in run_ingest(datetime="2024-01-01").rows}
+    missing, cut = rows["missing_src.vrt"], rows["bad_xml.vrt"]
+    assert missing.reason is Reason.UNREADABLE, missing.message
+    assert "nothere.tif" in missing.message and "does not exist" in missing.message
+    assert cut.reason is Reason.TRUNCATED, cut.message

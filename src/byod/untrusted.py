@@ -62,7 +62,7 @@ LINK = "a symbolic link leading outside the source"
 SERVICE = "a network service driver"
 NESTING = "VRTs nested too deeply"
 OPTION = "a GDAL open option naming a path"
-BROKEN = "a VRT that cannot be parsed"
+BROKEN = "XML it may not read, or with entities or a DTD (which can name other files)"
 
 # How deep VRTs may nest (a VRT naming a VRT ...); GDAL itself stops at a similar depth.
 MAX_VRT_DEPTH = 8
@@ -339,11 +339,23 @@ def _check_vrt(path: Path, root: Path, label: str, depth: int, seen: set[Path]) 
     if resolved in seen:
         return False  # GDAL refuses the loop itself; nothing new to read here
     seen.add(resolved)
-    try:
-        tree = ElementTree.parse(str(path))
-    except (DefusedXmlException, ElementTree.ParseError, OSError):
-        raise _outside(label, BROKEN) from None
+    tree = _parse(path, label)
     return _check_tree(tree.getroot(), path.parent, root, label, depth, seen)
+
+
+def _parse(path: Path, label: str) -> Any:
+    """A VRT or PAM file's XML. Entities or a DTD (what defusedxml refuses) are outside_source
+    (they can name other files), and so is one the worker may not read (the sandbox denies
+    what lies outside: a sidecar linked out); XML cut short or malformed is a damaged file:
+    truncated."""
+    try:
+        return ElementTree.parse(str(path))
+    except (DefusedXmlException, OSError):
+        raise _outside(label, BROKEN) from None
+    except ElementTree.ParseError as exc:
+        raise RejectedInput(
+            Reason.TRUNCATED, f"{label}: damaged or truncated XML in {path.name} ({exc})"
+        ) from None
 
 
 def _check_file(path: Path, root: Path, label: str, depth: int, seen: set[Path]) -> bool:
@@ -381,6 +393,11 @@ def _check_tree(
             if where is not None:
                 raise _outside(label, where)
             target = Path(name) if os.path.isabs(name) else base / name
+            if tag == "SourceFilename" and not os.path.lexists(target):
+                raise RejectedInput(
+                    Reason.UNREADABLE,
+                    f"{label}: broken reference: its source {name} does not exist",
+                )
             raw |= _check_file(target, root, label, depth + 1, seen)
             for companion in _companions(target):  # the source's own .ovr, .aux.xml, .msk
                 raw |= _check_companion(companion, root, label, depth + 1, seen)
@@ -408,8 +425,12 @@ def _check_inline(text: str, root: Path, label: str, depth: int, seen: set[Path]
         raise _outside(label, NESTING)
     try:
         inline = ElementTree.fromstring(text)
-    except (DefusedXmlException, ElementTree.ParseError):
+    except DefusedXmlException:
         raise _outside(label, BROKEN) from None
+    except ElementTree.ParseError as exc:
+        raise RejectedInput(
+            Reason.TRUNCATED, f"{label}: damaged inline VRT XML in a source name ({exc})"
+        ) from None
     return _check_tree(inline, Path.cwd(), root, label, depth, seen)
 
 
@@ -420,10 +441,7 @@ def _check_companion(path: Path, root: Path, label: str, depth: int, seen: set[P
     raw = _check_vrt(path, root, label, depth, seen)
     if not path.name.lower().endswith(".aux.xml"):
         return raw
-    try:
-        tree = ElementTree.parse(str(path))
-    except (DefusedXmlException, ElementTree.ParseError, OSError):
-        raise _outside(label, BROKEN) from None
+    tree = _parse(path, label)
     for element in tree.iter("MDI"):
         if (_attribute(element, "key") or "").upper() != "OVERVIEW_FILE" or not element.text:
             continue
