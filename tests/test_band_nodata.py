@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import rasterio
 import rasterio.shutil
+from PIL import Image
 from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.enums import MaskFlags
@@ -230,6 +231,22 @@ def _masked_nodata_vrt(src: Path) -> Path:
         _vrt_band(2, "m2.tif", "Byte", "255")])  # fmt: skip
 
 
+def _empty_band_one(src: Path) -> tuple[Path, Path]:
+    """Band 1 all nodata, band 2 valid on columns 0-29 (uint8, nodata 0 / 255); and float
+    bands, band 1 all NaN (nodata nan), band 2 -9999 (its nodata) on rows 0-19."""
+    data = np.zeros((2, SIZE, SIZE), np.uint8)
+    data[1] = 40
+    data[1, :, 30:] = 255
+    ints = write_geotiff(src / "empty_b1.tif", data, crs=UTM, transform=TRANSFORM)
+    _pam(ints, [{"NoDataValue": "0"}, {"NoDataValue": "255"}])
+    floats = np.full((2, SIZE, SIZE), np.nan, np.float32)
+    floats[1] = 3.0
+    floats[1, :20] = -9999
+    nans = write_geotiff(src / "nan_b1.tif", floats, crs=UTM, transform=TRANSFORM)
+    _pam(nans, [{"NoDataValue": "nan"}, {"NoDataValue": "-9999"}])
+    return ints, nans
+
+
 @pytest.fixture(scope="module")
 def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
     root = tmp_path_factory.mktemp("band-nodata")
@@ -242,6 +259,7 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
     _mask_plus_nodata(src)
     _rgba(src)
     _masked_nodata_vrt(src)
+    _empty_band_one(src)
     settings = IngestSettings(source=str(src), collection="test", target=str(root / "data"),
                               catalog=str(root / "catalog"), workers=2, timeout_s=120)  # fmt: skip
     report = ingest(settings)
@@ -457,3 +475,19 @@ def test_alpha_is_each_bands_mask(ingested: tuple[Path, Report]) -> None:
             masks = [(src.read_masks(i) > 0) & alpha for i in (1, 2, 3)]
     assert not masks[0][:10].any() and not masks[1][:, 40:].any()
     _assert_validity(root, "rgba", {f"b{i}": [m] for i, m in enumerate(masks, start=1)})
+
+
+def test_thumbnail_from_first_band_with_data(ingested: tuple[Path, Report]) -> None:
+    """Band 1 holds no valid pixel: the thumbnail shows band 2 (opaque where GDAL reads band
+    2 as valid), not a fully transparent band 1."""
+    root, _ = ingested
+    for name in ("empty_b1", "nan_b1"):
+        with rasterio.open(root / "src" / f"{name}.tif") as src:
+            assert not (src.read_masks(1) > 0).any()
+            valid = (src.read_masks(2) > 0) & np.isfinite(src.read(2))
+        assert valid.any()
+        item = _item(root, name)
+        with Image.open(_cog(item, "thumbnail")) as png:
+            alpha = np.asarray(png.convert("RGBA"))[..., 3]
+        assert alpha.shape == (SIZE, SIZE)  # a 64 px raster is its own thumbnail size
+        np.testing.assert_array_equal(alpha > 0, valid, err_msg=name)

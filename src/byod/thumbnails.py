@@ -26,22 +26,44 @@ def write_thumbnail(src: DatasetReader, dst: Path) -> None:
         return
     rgb = [colors.index(c) + 1 for c in (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
            if c in colors]  # fmt: skip
-    write_band_thumbnail([(src, i) for i in (rgb if len(rgb) == 3 else [1])], dst)
+    if len(rgb) == 3:
+        write_band_thumbnail([(src, i) for i in rgb], dst)
+    else:
+        write_band_thumbnail([first_band_with_data([(src, i) for i in src.indexes])], dst)
+
+
+def first_band_with_data(bands: list[tuple[DatasetReader, int]]) -> tuple[DatasetReader, int]:
+    """The first of `bands` with a valid, finite pixel at thumbnail size (its own mask), or
+    the first band when none has: a thumbnail of an all-nodata band 1 was empty although
+    band 2 held data."""
+    for src, index in bands:
+        shape = _thumbnail_shape(src)
+        valid = src.read_masks(index, out_shape=shape, resampling=Resampling.nearest) > 0
+        if not valid.any():
+            continue
+        values = _magnitude(src.read(index, out_shape=shape, resampling=Resampling.nearest))
+        if np.isfinite(values[valid]).any():
+            return src, index
+    return bands[0]
 
 
 def write_band_thumbnail(bands: list[tuple[DatasetReader, int]], dst: Path) -> None:
     """A PNG at most THUMBNAIL_SIZE on a side from one band (grey) or three (RGB), possibly
     of different files and resolutions.
 
-    Transparent where the first band's mask (nodata, internal mask, alpha) says invalid and
-    wherever a band is NaN or infinite. Complex bands (SAR single-look data) are shown as
+    Transparent where the first band's mask (nodata, internal mask, alpha; the dataset's
+    mask for three bands, the band's own for one) says invalid and wherever a band is NaN
+    or infinite. Complex bands (SAR single-look data) are shown as
     their magnitude. Values are stretched by `stretch`, whatever the data type.
     """
     first = bands[0][0]
     shape = _thumbnail_shape(first)
     data = [_magnitude(src.read(index, out_shape=shape, resampling=Resampling.nearest))
             for src, index in bands]  # fmt: skip
-    valid = first.dataset_mask(out_shape=shape, resampling=Resampling.nearest) > 0
+    if len(bands) == 1:
+        valid = first.read_masks(bands[0][1], out_shape=shape, resampling=Resampling.nearest) > 0
+    else:
+        valid = first.dataset_mask(out_shape=shape, resampling=Resampling.nearest) > 0
     for band in data:
         valid &= np.isfinite(band)  # NaN is no data even without a nodata tag
     channels = stretch(data, valid)

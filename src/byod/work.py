@@ -48,7 +48,7 @@ from byod.reasons import Reason, RejectedInput
 from byod.scenes import MASK_BANDS
 from byod.sources import WORLD_FILE_EXTENSIONS, file_sha256, slugify
 from byod.temporal import Acquisition
-from byod.thumbnails import write_band_thumbnail, write_thumbnail
+from byod.thumbnails import first_band_with_data, write_band_thumbnail, write_thumbnail
 from byod.untrusted import guard_inputs
 
 log = logging.getLogger(__name__)
@@ -301,7 +301,7 @@ def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Clock) -> P
         with stage("footprint"):
             shape = _footprint_of(cogs, converted[0][2], label)
         with stage("thumbnail"):
-            _thumbnail(cogs, source_info, thumb_path)
+            _thumbnail(cogs, [part for part, _, _ in converted], thumb_path)
     with stage("checksum"):
         assets = [PreparedAsset(part.key, job.path.name, _local(part.cog_path), info,
                                 resolution_of(info.transform), outcome.passthrough)
@@ -394,17 +394,18 @@ def _band_files_note(label: str, info: RasterInfo, parts: list[_CogPart]) -> str
             f"one GeoTIFF cannot hold: one COG per band ({keys})")  # fmt: skip
 
 
-def _thumbnail(cogs: list[DatasetReader], source: RasterInfo, dst: Path) -> None:
+def _thumbnail(cogs: list[DatasetReader], parts: list[_CogPart], dst: Path) -> None:
     """The raster's thumbnail (thumbnails.write_thumbnail); from its bands' COGs when each
-    band has one: the bands coloured red, green, blue in the source, else band 1."""
+    band has one: the bands coloured red, green, blue in the source, else the first band
+    with valid data (thumbnails.first_band_with_data)."""
     if len(cogs) == 1:
         write_thumbnail(cogs[0], dst)
         return
-    colors = [b.color for b in source.bands]
+    colors = [part.bands[0].color for part in parts]
     if all(c in colors for c in ("red", "green", "blue")):
         write_band_thumbnail([(cogs[colors.index(c)], 1) for c in ("red", "green", "blue")], dst)
     else:
-        write_thumbnail(cogs[0], dst)
+        write_band_thumbnail([first_band_with_data([(cog, 1) for cog in cogs])], dst)
 
 
 def _prepare_scene(job: Job, stage: Clock) -> Prepared:
@@ -478,7 +479,9 @@ def _time_and_clouds_of(
     time-less (`Acquisition.unknown`, noted for the report), or rejected as `no_datetime`
     when the run requires a time."""
     found, notes = metadata.read_products(job.metadata_paths)
-    row, row_notes = metadata.user_row(job.user_metadata_path, job.relpath)
+    # A local source's discovery notes the table once per run; a fetched one's, per row.
+    row, row_notes = metadata.user_row(job.user_metadata_path, job.relpath,
+                                       table_notes=job.source_root is None)  # fmt: skip
     notes += row_notes
     embedded, cf_notes = metadata.cf_time(source, tags, label)
     notes += cf_notes
