@@ -34,7 +34,7 @@ from byod.clouds import (
 )
 from byod.errors import RejectedInput
 from byod.reasons import Reason
-from byod.sources import USER_METADATA_COLUMNS, user_metadata_rows
+from byod.sources import read_user_metadata
 from byod.temporal import (
     DEFAULT_ORDER,
     Acquisition,
@@ -75,28 +75,31 @@ def read_products(paths: tuple[Path, ...]) -> tuple[list[products.ProductMetadat
     return out, notes
 
 
-def user_row(path: Path | None, relpath: str) -> tuple[dict[str, str], list[str]]:
+def user_row(
+    path: Path | None, relpath: str, table_notes: bool = True
+) -> tuple[dict[str, str], list[str]]:
     """The row of a folder's byod-metadata.csv for this input (by file name, with or without
-    its extension, or scene name); {} when there is none. Notes name a column byod does not
-    read and a second row for the same input (the first is used).
+    its extension, or scene name); {} when there is none. Notes name a second row for the
+    same input (the first is used) and, with `table_notes`, what is said of the table as a
+    whole (`UserTable.notes`: not used and why, its encoding, unknown columns); a local
+    source's discovery puts those in the run notes once instead (`sources.discover`).
 
     Raises `RejectedInput` (`bad_metadata`) when a cell of the row cannot be used: a time
     that is no ISO 8601 time, a cloud cover that is no number from 0 to 100, a start after
-    the end. The message names the csv, the row's line and each bad column; a bad row
-    rejects its own input only."""
+    the end, a start without an end or an end without a start. The message names the csv,
+    the row's first line and each bad column; a bad row rejects its own input only."""
     if path is None or not path.is_file():
         return {}, []
     label = posixpath.join(posixpath.dirname(relpath), USER_METADATA_LABEL)
     try:
-        columns, rows = user_metadata_rows(path, relpath)
-    except (OSError, csv.Error, UnicodeDecodeError) as exc:
-        return {}, [f"{label}: unreadable ({exc})"]
+        table = read_user_metadata(path)
+    except (OSError, csv.Error) as exc:
+        return {}, [f"{label}: unreadable ({exc}); the table is not used"] if table_notes else []
+    notes = table.notes(label) if table_notes else []
+    rows = table.rows_for(relpath) if table.problem is None else []
     if not rows:
-        return {}, []
+        return {}, notes
     line, row = rows[0]
-    known = ", ".join(USER_METADATA_COLUMNS)
-    notes = [f"{label}: column {c!r} is not one byod reads ({known}); its values are ignored"
-             for c in columns if c not in USER_METADATA_COLUMNS]  # fmt: skip
     if len(rows) > 1:
         others = ", ".join(str(n) for n, _ in rows[1:])
         notes.append(f"{label}: rows {line} and {others} name the same input; row {line} is used")
@@ -104,6 +107,17 @@ def user_row(path: Path | None, relpath: str) -> tuple[dict[str, str], list[str]
     if problems:
         raise RejectedInput(Reason.BAD_METADATA, f"{label} row {line}: " + "; ".join(problems))
     return row, notes
+
+
+def _percent(text: str) -> float | None:
+    """A cloud cover cell as a number: `12.5`, or `12,5` as a decimal comma (spreadsheets
+    in German or French); None for anything else."""
+    if re.fullmatch(r"[+-]?\d+,\d+", text):
+        text = text.replace(",", ".")
+    try:
+        return float(text) + 0.0  # `-0` is 0
+    except ValueError:
+        return None
 
 
 def _bad_cells(row: dict[str, str]) -> list[str]:
@@ -120,11 +134,12 @@ def _bad_cells(row: dict[str, str]) -> list[str]:
     if start is not None and end is not None and start > end:
         problems.append(f"column end_datetime: {row['end_datetime']!r} is before "
                         f"start_datetime {row['start_datetime']!r}")  # fmt: skip
+    for given, missing in (("start_datetime", "end_datetime"), ("end_datetime", "start_datetime")):
+        if row.get(given) and not row.get(missing):
+            problems.append(f"column {missing}: empty while {given} is "
+                            f"{row[given]!r}; give both or neither")  # fmt: skip
     if text := row.get("cloud_cover"):
-        try:
-            value: float | None = float(text)
-        except ValueError:
-            value = None
+        value = _percent(text)
         if value is None or not 0 <= value <= 100:
             problems.append(f"column cloud_cover: {text!r} is not a percentage from 0 to 100")
     return problems
@@ -140,10 +155,7 @@ def user_acquisition(row: dict[str, str], source: str) -> Acquisition | None:
 
 
 def user_cloud(row: dict[str, str], source: str) -> CloudEstimate | None:
-    try:
-        value = float(row["cloud_cover"]) if row.get("cloud_cover") else None
-    except ValueError:
-        return None
+    value = _percent(row["cloud_cover"]) if row.get("cloud_cover") else None
     return CloudEstimate(source, value) if value is not None and 0 <= value <= 100 else None
 
 

@@ -7,9 +7,11 @@ bad entry: it turns each into a rejection (see `reasons.py`) and goes on.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import errno
 import hashlib
+import io
 import json
 import os
 import posixpath
@@ -176,6 +178,7 @@ def discover(source: Path, outputs: Iterable[Path] = ()) -> Discovery:
     _walk(source.resolve(), source.resolve(), set(), files, found, frozenset(skip))
     _pair(files, {}, found, identify=looks_like_raster)
     _drop_duplicates(found)
+    user_metadata_notes(found)
     return found
 
 
@@ -504,37 +507,144 @@ def _sidecars_of(
     return sorted(f for f in found if f is not None and f[1] != raster)
 
 
+@dataclass(frozen=True)
+class UserTable:
+    """A folder's byod-metadata.csv as byod reads it (`read_user_metadata`)."""
+
+    columns: tuple[str, ...]  # the header's names as written (stripped)
+    # (the row's first line in the file, its cells by lower-case column name, stripped)
+    rows: tuple[tuple[int, dict[str, str]], ...]
+    delimiter: str
+    encoding: str  # "utf-8", "utf-16" (with its BOM), or the fallback "cp1252"
+    problem: str | None = None  # why the table is not used at all (no `file` column)
+
+    def rows_for(self, relpath: str) -> list[tuple[int, dict[str, str]]]:
+        """The rows naming the input `relpath`: its file name, with or without the
+        extension, or its scene's name (the `file` cell, compared as written)."""
+        name = relpath.rsplit("/", 1)[-1]
+        wanted = {name, os.path.splitext(name)[0]}
+        return [(line, row) for line, row in self.rows if row.get("file") in wanted]
+
+    def notes(self, label: str) -> list[str]:
+        """What the run notes say of the table as a whole: that it is not used and why, a
+        fallback encoding, the columns byod does not read."""
+        if self.problem is not None:
+            return [f"{label}: {self.problem}; the table is not used"]
+        notes = []
+        if self.encoding == "cp1252":
+            notes.append(f"{label}: not UTF-8; read as Windows-1252 ({self.encoding}), "
+                         "as spreadsheet programs write it (CSV UTF-8 is sure)")  # fmt: skip
+        unknown = [c for c in self.columns if c.lower() not in USER_METADATA_COLUMNS]
+        if unknown:
+            known = ", ".join(USER_METADATA_COLUMNS)
+            shown = ", ".join(repr(c) for c in unknown)
+            notes.append(f"{label}: column {shown} is not one byod reads ({known}); "
+                         "its values are ignored")  # fmt: skip
+        return notes
+
+
+# Delimiters a byod-metadata.csv may use: `,`, and `;` or a tab as spreadsheet programs
+# write CSV where the decimal separator is a comma (Excel in German or French).
+USER_METADATA_DELIMITERS = (",", ";", "\t")
+_DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs"}
+
+
+def read_user_metadata(path: Path) -> UserTable:
+    """Read a byod-metadata.csv as spreadsheet programs write it: UTF-8 (with or without a
+    BOM), UTF-16 with its BOM (Excel's "Unicode text"), else Windows-1252 (Excel's "CSV"
+    in Western locales); the delimiter the header line uses most among `,`, `;` and tab;
+    column names without regard to case. A row's
+    line is the line it starts on (a quoted cell may hold a newline). A table without a
+    `file` column has `problem` set.
+
+    Raises OSError or csv.Error (a NUL byte, ...) for a file that cannot be read."""
+    raw = path.read_bytes()
+    try:
+        if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # "Unicode text"
+            text, encoding = raw.decode("utf-16"), "utf-16"
+        else:
+            text, encoding = raw.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = raw.decode("cp1252", errors="replace"), "cp1252"
+    header_line = next((line for line in text.splitlines() if line.strip()), "")
+    delimiter = max(USER_METADATA_DELIMITERS, key=header_line.count)  # ties: the first, `,`
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header: list[str] | None = None
+    rows = []
+    while True:
+        first_line = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        if not any(c.strip() for c in cells):
+            continue  # a blank line
+        if header is None:
+            header = [c.strip() for c in cells]
+            continue
+        rows.append((first_line, {k.lower(): v.strip() for k, v in zip(header, cells, strict=False)
+                                  if k}))  # fmt: skip
+    columns = tuple(header or ())
+    problem = None
+    if "file" not in (c.lower() for c in columns):
+        shown = ", ".join(repr(c) for c in columns) or "none"
+        problem = (f"no 'file' column naming each row's input (its columns: {shown}; "
+                   f"cells read as separated by {_DELIMITER_NAMES[delimiter]})")  # fmt: skip
+    return UserTable(columns, tuple(rows), delimiter, encoding, problem)
+
+
 def user_metadata_rows(
     path: Path, relpath: str
 ) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     """The columns of a folder's byod-metadata.csv, and its rows for the input `relpath`
-    (the `file` cell is its file name, with or without the extension, or its scene's name),
-    each with its line in the file (the header is line 1). Cells and names are stripped.
+    (`UserTable.rows_for`), each with its first line in the file (the header is line 1).
 
-    Raises OSError, csv.Error or UnicodeDecodeError for a file that cannot be read."""
-    name = relpath.rsplit("/", 1)[-1]
-    wanted = {name, os.path.splitext(name)[0]}
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        columns = [c.strip() for c in reader.fieldnames or [] if c is not None]
-        rows = []
-        for raw in reader:
-            row = {k.strip(): (v or "").strip() for k, v in raw.items() if isinstance(k, str)}
-            if row.get("file") in wanted:
-                rows.append((reader.line_num, row))
-    return columns, rows
+    Raises OSError or csv.Error for a file that cannot be read."""
+    table = read_user_metadata(path)
+    return list(table.columns), table.rows_for(relpath)
 
 
 def _user_metadata_version(path: Path, relpath: str) -> str:
-    """What of the byod-metadata.csv applies to one input: its columns and its rows (not
-    their lines), so editing another file's row leaves this input unchanged. A table that
-    cannot be read counts as a whole (its reading fails the same way in the worker)."""
+    """What of the byod-metadata.csv applies to one input: the columns byod reads and its
+    rows' cells in them (not their lines, not other columns), so editing another file's row
+    or a comment column leaves this input unchanged. A table that cannot be read counts as
+    a whole (its reading fails the same way in the worker)."""
     try:
-        columns, rows = user_metadata_rows(path, relpath)
-    except (OSError, csv.Error, UnicodeDecodeError):
+        table = read_user_metadata(path)
+    except (OSError, csv.Error):
         return file_sha256(path)
-    text = json.dumps([columns, [row for _, row in rows]], sort_keys=True)
+    read = sorted(c.lower() for c in table.columns if c.lower() in USER_METADATA_COLUMNS)
+    cells = [{c: row.get(c, "") for c in read} for _, row in table.rows_for(relpath)]
+    text = json.dumps([table.problem is None, read, cells], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def user_metadata_notes(found: Discovery) -> None:
+    """Run notes on each local byod-metadata.csv the candidates use, once per run: the
+    table's own (`UserTable.notes`), or that it cannot be read, and its rows that name no
+    file of its folder (a scene's name counts: a prefix of its band files' names)."""
+    for path in sorted({c.user_metadata for c in found.candidates if c.user_metadata}):
+        folder = Path(path).parent
+        relpath = next(c.relpath for c in found.candidates if c.user_metadata == path)
+        label = posixpath.join(posixpath.dirname(relpath), USER_METADATA_NAME)
+        try:
+            table = read_user_metadata(Path(path))
+        except (OSError, csv.Error) as exc:
+            found.notes.append(f"{label}: unreadable ({exc}); the table is not used")
+            continue
+        found.notes += table.notes(label)
+        if table.problem is not None:
+            continue
+        try:
+            names = [e.name for e in os.scandir(folder) if e.name != USER_METADATA_NAME]
+        except OSError:
+            continue
+        known = {n for name in names for n in (name, os.path.splitext(name)[0])}
+        for line, row in table.rows:
+            cell = row.get("file", "")
+            if cell and cell not in known and not any(n.startswith(cell) for n in names):
+                found.notes.append(f"{label} row {line}: {cell!r} is no file of its folder; "
+                                   "the row is not used")  # fmt: skip
 
 
 def fingerprint(candidate: Candidate, recipe: str) -> str:
