@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from tests.conftest import ramp, write_geotiff
 from tests.test_cli_manners import invoke, one_error_line
 
+BYOD = str(Path(sys.executable).with_name("byod"))
 UTM = {"crs": "EPSG:32633", "transform": (10, 0, 500000, 0, -10, 5000000)}
 
 
@@ -149,3 +152,23 @@ def test_help_names_every_kind_of_location() -> None:
     assert result.exit_code == 0
     for place in ("file:///", "az://", "abfs://"):
         assert place in result.output, place
+
+
+# --- RB 8: an account without any credential ----------------------------------------------------
+
+
+def test_an_account_without_credentials_is_one_line_naming_it(tmp_path: Path) -> None:
+    """DefaultAzureCredential finds nothing: one line naming the account and what to set,
+    exit 2, none of azure.identity's warnings. Developer credentials only (no managed
+    identity probe), with an empty home (no az login)."""
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path),
+           "AZURE_TOKEN_CREDENTIALS": "dev"}  # fmt: skip
+    done = subprocess.run([BYOD, "ingest", "az://cont", "--azure-account", "nosuchacctxyz",
+                           "--catalog", str(tmp_path / "c"), "--target", str(tmp_path / "d"),
+                           "-q"], capture_output=True, text=True, env=env, check=False)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: no Azure credential found for storage account "
+                               "'nosuchacctxyz'")  # fmt: skip
+    assert "AZURE_STORAGE_CONNECTION_STRING" in lines[0] and "HTTP" not in lines[0]

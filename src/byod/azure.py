@@ -156,8 +156,40 @@ def _resolve(options: AzureOptions, env: Mapping[str, str]) -> AzureAccess:
         return AzureAccess(account, url, "sas_token", sas_token=sas.lstrip("?"))
     from azure.identity import DefaultAzureCredential
 
-    return AzureAccess(account, url, "DefaultAzureCredential",
-                       token_credential=DefaultAzureCredential())  # fmt: skip
+    credential = _AccountCredential(account, DefaultAzureCredential())
+    return AzureAccess(account, url, "DefaultAzureCredential", token_credential=credential)
+
+
+class _AccountCredential:
+    """DefaultAzureCredential for one account, whose failure to find any credential (a chain
+    of 'unavailable' lines, raised as ClientAuthenticationError at the first request) is one
+    line naming the account and what to set: `AzureConfigError`, exit 2, not "access
+    refused". The chain's own text goes to the debug log (`byod -vv`)."""
+
+    def __init__(self, account: str, inner: Any) -> None:
+        self.account, self.inner = account, inner
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        return self._asked(lambda: self.inner.get_token(*scopes, **kwargs))
+
+    def get_token_info(self, *scopes: str, options: Any = None) -> Any:
+        return self._asked(lambda: self.inner.get_token_info(*scopes, options=options))
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def _asked(self, call: Callable[[], Any]) -> Any:
+        from azure.core.exceptions import ClientAuthenticationError
+
+        try:
+            return call()
+        except ClientAuthenticationError as exc:
+            log.debug("DefaultAzureCredential found no credential: %s", exc.message)
+            raise AzureConfigError(
+                f"no Azure credential found for storage account {self.account!r} (set "
+                "AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN "
+                "with the account, or sign in: az login, a managed identity)"
+            ) from None
 
 
 def _account_from_endpoint(endpoint: str) -> str:

@@ -318,6 +318,9 @@ def main(
     # prints every header. Neither may reach a log line, whatever the verbosity.
     for name in ("urllib3", "azure", "azure.core.pipeline.policies.http_logging_policy"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # DefaultAzureCredential warns a dozen lines when it finds no credential; byod says it in
+    # one (azure._AccountCredential), the chain's text at -vv.
+    logging.getLogger("azure.identity").setLevel(logging.ERROR)
 
 
 @command()
