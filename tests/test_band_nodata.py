@@ -247,6 +247,22 @@ def _empty_band_one(src: Path) -> tuple[Path, Path]:
     return ints, nans
 
 
+DESCRIPTIONS = {"nonascii": ["Grün", "日本語"], "swap": ["b2", "b1"],
+                "long": ["x" * 240 + "1", "x" * 240 + "2"]}  # fmt: skip
+
+
+def _described(src: Path) -> None:
+    """Two int16 bands split by nodata (0 and -1), described as DESCRIPTIONS says; band 1
+    holds 3s, band 2 holds 4s."""
+    for name, descriptions in DESCRIPTIONS.items():
+        data = np.stack([np.full((SIZE, SIZE), 3, np.int16), np.full((SIZE, SIZE), 4, np.int16)])
+        data[0, :5] = 0
+        data[1, :, :5] = -1
+        path = write_geotiff(src / f"desc_{name}.tif", data, crs=UTM, transform=TRANSFORM)
+        _pam(path, [{"NoDataValue": "0", "Description": descriptions[0]},
+                    {"NoDataValue": "-1", "Description": descriptions[1]}])  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
     root = tmp_path_factory.mktemp("band-nodata")
@@ -260,6 +276,7 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report]:
     _rgba(src)
     _masked_nodata_vrt(src)
     _empty_band_one(src)
+    _described(src)
     settings = IngestSettings(source=str(src), collection="test", target=str(root / "data"),
                               catalog=str(root / "catalog"), workers=2, timeout_s=120)  # fmt: skip
     report = ingest(settings)
@@ -491,3 +508,28 @@ def test_thumbnail_from_first_band_with_data(ingested: tuple[Path, Report]) -> N
             alpha = np.asarray(png.convert("RGBA"))[..., 3]
         assert alpha.shape == (SIZE, SIZE)  # a 64 px raster is its own thumbnail size
         np.testing.assert_array_equal(alpha > 0, valid, err_msg=name)
+
+
+@pytest.mark.parametrize("name", list(DESCRIPTIONS))
+def test_band_keys_from_descriptions(ingested: tuple[Path, Report], name: str) -> None:
+    """Keys that say which band they hold, and fit a file name: descriptions with no ASCII
+    letter ("日本語" became `item`) and descriptions `b2`, `b1` (asset b1 held band 2) give
+    b1..bN; 241-character descriptions (file names over 255 bytes: storage_failed) are cut
+    to 64 characters with a hash, still distinct. Each asset holds its band's values."""
+    root, report = ingested
+    row = next(r for r in report.rows if r.input == f"desc_{name}.tif")
+    assert row.status is Status.INGESTED, row.message
+    source = root / "src" / f"desc_{name}.tif"
+    item = _item(root, f"desc_{name}")
+    keys = _data_keys(item)
+    if name == "long":
+        assert len(keys) == 2 and len(set(keys)) == 2
+        assert all(len(k) <= 64 and k.startswith("xxxx") for k in keys)
+    else:
+        assert keys == ["b1", "b2"]
+    with rasterio.open(source) as src:
+        for index, key in enumerate(keys, start=1):
+            with rasterio.open(_cog(item, key)) as cog:
+                valid = src.read_masks(index) > 0
+                np.testing.assert_array_equal(cog.read(1)[valid], src.read(index)[valid])
+                np.testing.assert_array_equal(cog.read_masks(1) > 0, valid)

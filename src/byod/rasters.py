@@ -7,6 +7,7 @@ so memory stays bounded by the block or chunk size, not the raster size.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -594,5 +595,15 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return False
 
 
+# GDAL messages carry what helps no user: a file handle's address (HFA's
+# "VSIFReadL(0x5602809f85d0,6*4) @ 267167 failed in HFAEntry(). Success") and the text of
+# errno 0 ("Success") after a short read.
+_POINTER = re.compile(r"\b0x[0-9a-fA-F]+,\s*")
+_ERRNO_ZERO = re.compile(r"\.?\s*Success\.?$")
+
+
 def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else "no detail"
+    """The first line of a GDAL message, cleaned of addresses and a trailing 'Success'."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    line = _ERRNO_ZERO.sub("", _POINTER.sub("", line)).strip()
+    return line or "no detail"

@@ -6,8 +6,11 @@ publishing happen in the parent, which alone decides what reaches the target and
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import time
+import unicodedata
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -375,15 +378,39 @@ def _as_source_band(info: RasterInfo, part: _CogPart) -> RasterInfo:
 
 # Asset keys a band's description may not take: the item's other assets.
 _RESERVED_KEYS = {"data", "thumbnail"}
+# Longest band key: it names files (`<item-id>_<key>.tif`, with a `.partial` name while
+# stored), and an item id may take MAX_ID_LENGTH + 9 of a 255-byte file name.
+MAX_KEY_LENGTH = 64
+_INDEX_KEY = re.compile(r"b\d+")
 
 
 def band_keys(bands: tuple[BandInfo, ...]) -> list[str]:
     """Asset keys of a raster's bands stored one COG each: the slugs of their descriptions
-    when every band has one and they differ (`red`, `nir`), else `b1`..`bN`."""
-    slugs = [slugify(b.description) if b.description else "" for b in bands]
-    if all(slugs) and len(set(slugs)) == len(slugs) and not _RESERVED_KEYS & set(slugs):
+    when every band has one and they differ (`red`, `nir`), else `b1`..`bN`. A description
+    with no ASCII letter or digit has no slug; `bN` is band N's key alone (descriptions
+    "b2", "b1" would make asset b1 hold band 2); a slug longer than MAX_KEY_LENGTH is cut and
+    given a short hash of the whole description."""
+    slugs = [_band_slug(b.description) for b in bands]
+    numbered = [f"b{b.index}" for b in bands]
+    misnumbered = any(_INDEX_KEY.fullmatch(s) and s != n for s, n in zip(slugs, numbered,
+                                                                        strict=True))  # fmt: skip
+    if (all(slugs) and len(set(slugs)) == len(slugs) and not _RESERVED_KEYS & set(slugs)
+            and not misnumbered):  # fmt: skip
         return slugs
-    return [f"b{b.index}" for b in bands]
+    return numbered
+
+
+def _band_slug(description: str | None) -> str:
+    if description is None:
+        return ""
+    folded = unicodedata.normalize("NFKD", description).encode("ascii", "ignore")
+    if not any(chr(c).isalnum() for c in folded):  # slugify would say "item"
+        return ""
+    slug = slugify(description)
+    if len(slug) <= MAX_KEY_LENGTH:
+        return slug
+    digest = hashlib.sha256(description.encode()).hexdigest()[:8]
+    return f"{slug[: MAX_KEY_LENGTH - 9].rstrip('-._')}-{digest}"
 
 
 def _band_files_note(label: str, info: RasterInfo, parts: list[_CogPart]) -> str:
