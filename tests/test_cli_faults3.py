@@ -172,3 +172,46 @@ def test_an_account_without_credentials_is_one_line_naming_it(tmp_path: Path) ->
     assert lines[0].startswith("error: no Azure credential found for storage account "
                                "'nosuchacctxyz'")  # fmt: skip
     assert "AZURE_STORAGE_CONNECTION_STRING" in lines[0] and "HTTP" not in lines[0]
+
+
+# --- RB 9: usage errors in one line, in the user's words -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["export", "CAT", "--out", "x"], "error: byod export: missing option '--format'. Choose "
+         "from: ndjson, parquet (see byod export --help)"),
+        (["ingest", "SRC", "--quiet=1"], "error: byod ingest: option '--quiet' does not take a "
+         "value (see byod ingest --help)"),
+        (["-v", "ingest", "SRC", "--quiet=1"], "error: byod ingest: option '--quiet' does not "
+         "take a value (see byod ingest --help)"),
+        (["ingest", "SRC", "--cloud-rule", "zzz"], "error: byod ingest: --cloud-rule: unknown "
+         "cloud rule 'zzz': use one of s2-scl, landsat-qa, fmask, binary, values:V1,V2,... or "
+         "bits:B1,B2,... (see byod ingest --help)"),
+        (["ingest", "SRC", "--datetime-order", "name,foo"], "error: byod ingest: "
+         "--datetime-order: 'foo': input should be 'option', 'user', 'sidecar', 'tag', 'name' "
+         "or 'written' (see byod ingest --help)"),
+    ],
+    ids=["missing-choice", "flag-value", "flag-value-after-v", "cloud-rule", "datetime-order"],
+)  # fmt: skip
+def test_usage_errors_name_the_option_as_typed(tmp_path: Path, args: list[str], line: str) -> None:
+    write_geotiff(tmp_path / "SRC" / "a_20240101.tif", ramp(16, 16), **UTM)
+    args = [str(tmp_path / a) if a in ("SRC", "CAT") else a for a in args]
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert one_error_line(result) == line
+    assert not (tmp_path / "catalogs").exists()
+
+
+def test_a_bad_value_in_byod_yaml_names_the_file_and_its_key(tmp_path: Path) -> None:
+    write_geotiff(tmp_path / "src" / "a_20240101.tif", ramp(16, 16), **UTM)
+    config = tmp_path / "src" / "byod.yaml"
+    config.write_text("clouds: {rule: zzz}\ndatetime: {order: [name, foo]}\n")
+    result = invoke("ingest", str(tmp_path / "src"), "--catalog", str(tmp_path / "c"),
+                    "--target", str(tmp_path / "d"), "--quiet")  # fmt: skip
+    assert result.exit_code == 2, result.output
+    line = one_error_line(result)
+    assert f"{config}: clouds.rule: unknown cloud rule 'zzz'" in line
+    assert f"{config}: datetime.order: 'foo': input should be" in line
+    assert "cloud_rule" not in line and "Value error" not in line and "--help" not in line

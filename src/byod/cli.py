@@ -100,23 +100,41 @@ class _Group(typer.core.TyperGroup):
         except click.exceptions.NoArgsIsHelpError as exc:  # the help, printed when raised
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
-            err.print(f"[red]error:[/] {_shown(_usage_line(exc))}", soft_wrap=True, highlight=False)
+            # The parser raises some errors (`--quiet=1`) without a context: the command is
+            # then the first argument that names one.
+            given = list(sys.argv[1:] if args is None else args)
+            name = next((a for a in given if a in self.commands), None)
+            path = f"{prog_name or 'byod'} {name}" if name else None
+            line = _usage_line(exc, path)
+            err.print(f"[red]error:[/] {_shown(line)}", soft_wrap=True, highlight=False)
             sys.exit(exc.exit_code)
         # Non-standalone, click returns the code of a `typer.Exit` (None when none was raised).
         sys.exit(done if isinstance(done, int) else 0)
 
 
-def _usage_line(exc: click.ClickException) -> str:
+def _usage_line(exc: click.ClickException, command_path: str | None = None) -> str:
     """`byod ingest: no such option: --foo (see byod ingest --help)`: click's message in one
-    line, with the command it is about and where its help is."""
-    text = "; ".join(line.strip() for line in exc.format_message().splitlines() if line.strip())
-    # typer passes pydantic's "Value error, " prefix on; the sentence's end is ours to add.
-    text = text.replace("Value error, ", "").rstrip(".")
-    text = text[:1].lower() + text[1:]
+    line, with the command it is about (`command_path` when the error has no context) and
+    where its help is."""
+    text = ""
+    for line in (line.strip() for line in exc.format_message().splitlines()):
+        if line:  # a list click breaks over lines ("Choose from:", "a,", "b") stays a list
+            text += ("" if not text else " " if text.endswith((":", ",")) else "; ") + line
+    text = _clause(text)
     ctx = getattr(exc, "ctx", None)
-    if ctx is None:
+    path = ctx.command_path if ctx is not None else command_path
+    if path is None:
         return text
-    return f"{ctx.command_path}: {text} (see {ctx.command_path} --help)"
+    return f"{path}: {text} (see {path} --help)"
+
+
+def _clause(text: str) -> str:
+    """A message as part of our line: pydantic's "Value error, " prefix (typer passes it on)
+    dropped, lower case first, no final full stop (an ellipsis "..." kept)."""
+    text = text.replace("Value error, ", "")
+    if text.endswith(".") and not text.endswith("..."):
+        text = text[:-1]
+    return text[:1].lower() + text[1:]
 
 
 # Value names by annotation, where an option does not name its value itself.
@@ -519,7 +537,7 @@ def ingest(
         check_source(source)  # before anything is opened or written
         settings = build_settings(source, typed, str(config) if config else None)
     except ValidationError as exc:
-        message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        message = _settings_problems(ctx, exc, typed, str(config) if config else None, source)
         ends(_no_report(source, given), ConfigurationError(message))
     except DatasetConfigError as exc:
         ends(_no_report(source, given), ConfigurationError(str(exc)))
@@ -547,6 +565,41 @@ def ingest(
     except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen fault: still a report
         ends(_no_report(source, given), exc)
     ends(outcome, None)
+
+
+def _settings_problems(
+    ctx: typer.Context,
+    exc: ValidationError,
+    typed: dict[str, Any],
+    config: str | None,
+    source: str,
+) -> str:
+    """The settings' validation errors as the user wrote them: `byod ingest: --cloud-rule:
+    unknown cloud rule 'zzz': ... (see byod ingest --help)` for an option, `byod.yaml:
+    clouds.rule: ...` for the dataset's file; never pydantic's field names and "Value error"."""
+    from byod.dataset_config import SETTING_KEYS, DatasetConfigError, find_config
+
+    try:
+        file = find_config(source, config)
+    except DatasetConfigError:
+        file = None
+    options = {p.name: max(p.opts, key=len) for p in ctx.command.params if p.opts}
+    problems, on_command_line = [], True
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        text = _clause(error["msg"])
+        if len(error["loc"]) > 1:  # one item of a list (`--datetime-order foo,name`)
+            text = f"{error['input']!r}: {text}"
+        if field in typed or file is None:
+            where = options.get(_PARAMETER.get(field, field), field)
+        else:
+            on_command_line = False
+            where = f"{file}: {SETTING_KEYS.get(field, field)}"
+        problems.append(f"{where}: {text}")
+    message = "; ".join(dict.fromkeys(problems))
+    if on_command_line:
+        return f"{ctx.command_path}: {message} (see {ctx.command_path} --help)"
+    return message
 
 
 def _no_report(source: str, given: dict[str, Any]) -> Report:

@@ -80,6 +80,15 @@ class DatasetConfig(_Strict):
         return {k: v for k, v in values.items() if v is not None}
 
 
+# Where the file sets each IngestSettings field (`as_settings`), to name it in errors.
+SETTING_KEYS = {
+    "datetime_pattern": "datetime.pattern", "datetime_order": "datetime.order",
+    "require_datetime": "datetime.require", "cloud_rule": "clouds.rule",
+    "cloud_band": "clouds.band", "cloud_cover": "clouds.cover", "cloud_order": "clouds.order",
+    "group_pattern": "group.pattern",
+}  # fmt: skip
+
+
 class DatasetConfigError(ValueError):
     """The configuration file cannot be read or says something byod does not know."""
 
