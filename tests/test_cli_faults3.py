@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ramp, write_geotiff
-from tests.test_cli_manners import invoke, one_error_line
+from tests.test_cli_manners import DEV_ACCOUNT, invoke, one_error_line
 
 BYOD = str(Path(sys.executable).with_name("byod"))
 UTM = {"crs": "EPSG:32633", "transform": (10, 0, 500000, 0, -10, 5000000)}
@@ -215,3 +215,35 @@ def test_a_bad_value_in_byod_yaml_names_the_file_and_its_key(tmp_path: Path) -> 
     assert f"{config}: clouds.rule: unknown cloud rule 'zzz'" in line
     assert f"{config}: datetime.order: 'foo': input should be" in line
     assert "cloud_rule" not in line and "Value error" not in line and "--help" not in line
+
+
+# --- RB 10: sign abfss://, validate a collection.json ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["az://data/a.tif", "abfs://data/a.tif", "abfss://data/a.tif",
+     "abfss://data@devstoreaccount1.dfs.core.windows.net/a.tif"],
+)  # fmt: skip
+def test_sign_takes_abfss_urls_like_az_urls(url: str) -> None:
+    result = invoke("sign", url, env={"AZURE_STORAGE_CONNECTION_STRING": DEV_ACCOUNT})
+    assert result.exit_code == 0, result.output
+    signed = result.stdout.strip()
+    assert signed.startswith("http://127.0.0.1:10000/devstoreaccount1/data/a.tif?")
+    assert "sp=r" in signed and "sig=" in signed  # a read-only SAS (Azure's query parameters)
+
+
+def test_sign_refuses_an_abfss_url_of_another_account() -> None:
+    url = "abfss://data@other.dfs.core.windows.net/a.tif"
+    result = invoke("sign", url, env={"AZURE_STORAGE_CONNECTION_STRING": DEV_ACCOUNT})
+    assert result.exit_code == 2
+    assert "devstoreaccount1" in one_error_line(result)
+
+
+def test_validate_a_collection_json_names_the_root_to_give(catalog: Path) -> None:
+    collection = catalog / "src" / "collection.json"
+    result = invoke("validate", str(collection))
+    assert result.exit_code == 2, result.output
+    line = one_error_line(result)
+    assert line.startswith(f"error: {collection}: not a root catalog")
+    assert f"(here: {catalog / 'catalog.json'})" in line and "collection.json/catalog" not in line

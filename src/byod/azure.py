@@ -274,9 +274,13 @@ def arm_location_lookup(environ: Mapping[str, str] | None = None) -> LocationLoo
 
 
 def blob_parts(access: AzureAccess, href: str) -> tuple[str, str] | None:
-    """(container, blob) of an href in this account: https URL or az://container/blob."""
-    if href.startswith(("az://", "abfs://")):
+    """(container, blob) of an href in this account: https URL, az://container/blob or
+    abfs(s)://container/blob (abfs(s)://container@ACCOUNT.dfs.core.windows.net/blob too)."""
+    if href.startswith(("az://", "abfs://", "abfss://")):
         container, _, blob = href.split("://", 1)[1].partition("/")
+        container, at, host = container.partition("@")
+        if at and host.split(".", 1)[0] != access.account_name:
+            return None  # another account's
         return container, blob
     prefix = access.account_url + "/"
     if href.split("?", 1)[0].startswith(prefix):

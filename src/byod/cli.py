@@ -653,6 +653,9 @@ def validate(
     Each problem names the field and the schema rule it breaks."""
     from byod.validate import validate_catalog
 
+    if catalog.endswith(".json") and not catalog.endswith("catalog.json"):
+        _usage_error(f"{catalog}: not a root catalog; byod validate checks a whole catalog from "
+                     f"its root: give its folder or catalog.json{_root_of(catalog)}")  # fmt: skip
     root = catalog if catalog.endswith("catalog.json") else f"{catalog.rstrip('/')}/catalog.json"
     if "://" not in root and not Path(root).is_file():
         _usage_error(f"{root}: no catalog there")
@@ -669,6 +672,18 @@ def validate(
         verdict = "[green]valid[/]" if not problems else f"[red]{len(problems)} invalid[/]"
         out.print(f"{count} STAC objects checked: {verdict}")
     raise typer.Exit(EXIT_REJECTED if problems else EXIT_OK)
+
+
+def _root_of(path: str) -> str:
+    """` (here: ROOT)`: the root catalog a local STAC file links to, if it says (else "")."""
+    try:
+        data = json.loads(Path(path).read_text("utf-8"))
+        href = next(link["href"] for link in data["links"] if link.get("rel") == "root")
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        return ""
+    if "://" in href:
+        return f" (here: {href})"
+    return f" (here: {Path(path).parent.joinpath(href).resolve()})"
 
 
 @command()
@@ -875,7 +890,8 @@ def sign(
         str,
         typer.Argument(
             metavar="URL",
-            help="A blob URL (https://ACCOUNT.blob.core.windows.net/... or az://container/blob), "
+            help="A blob URL (https://ACCOUNT.blob.core.windows.net/..., az://container/blob or "
+            "abfs(s)://container/blob), "
             "or an item's JSON (a file or URL) whose assets are signed.",
         ),
     ],
@@ -893,7 +909,7 @@ def sign(
     from byod.signing import SignedStacIO
     from byod.signing import sign as sign_any
 
-    remote = target.startswith(("http://", "https://", "az://", "abfs://"))
+    remote = target.startswith(("http://", "https://", "az://", "abfs://", "abfss://"))
     only = (f"{target}: only Azure blob URLs can be signed (https://ACCOUNT.blob.core."
             "windows.net/... or az://container/blob), or an item's JSON")  # fmt: skip
     if not remote and not target.endswith(".json"):
@@ -922,10 +938,10 @@ def sign(
 
 
 def _may_be_blob(url: str) -> bool:
-    """Whether a URL may name a blob before the account is known: az://, abfs://, an Azure
+    """Whether a URL may name a blob before the account is known: az://, abfs(s)://, an Azure
     blob endpoint (`*.blob.core.windows.net` and the national clouds' `*.blob.core.*`), or
     a loopback host (Azurite's `http://127.0.0.1:10000/ACCOUNT/...`)."""
-    if url.startswith(("az://", "abfs://")):
+    if url.startswith(("az://", "abfs://", "abfss://")):
         return True
     host = url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
     return ".blob.core." in host or host in ("127.0.0.1", "localhost")
