@@ -6,7 +6,7 @@ reader for planning, in one run.
 
 Prints two tables. Search: publish time (`byod.catalog.publish`: item files, the index
 partitions and the collection switch), index size and partitions, and the time of the same
-query (bbox + one year + cloud limit) answered by `byod.index.search_store` the first time
+query (bbox + one year + cloud limit) answered by `byod.searching.search_store` the first time
 (cold: parquet footers and pages not yet in the page cache for this process) and warm (best of
 `--repeat`), by `byod.search` warm (the same plus pystac Items), and by walking every item's
 JSON (`walk_catalog`, what a STAC client does on a static catalog; not at `--index-only`

@@ -18,7 +18,7 @@ no item links). A collection's
 `collection-mirror` assets (byod's own versioned index, deleted after a later publish
 supersedes it) are left out, its other assets kept with absolute hrefs.
 
-Items are read from the index (`byod.index.search_store`), one collection at a time, so
+Items are read from the index (`byod.searching.search_store`), one collection at a time, so
 memory holds one collection's items. The folder is built under a temporary name beside
 `out` and renamed into place: a reader never sees half an export.
 """

@@ -15,9 +15,6 @@ import time
 from collections.abc import Generator, Iterator
 from datetime import UTC, datetime
 
-from byod.batches import is_small, run_in_batches
-from byod.catalog import repair_root
-from byod.cog import cache_budget
 from byod.config import IngestSettings, default_workers
 from byod.errors import (
     ByodError,
@@ -30,22 +27,13 @@ from byod.errors import (
     storage_failure,
 )
 from byod.markers import end_run
-from byod.planning import plan
-from byod.publishing import (
-    RunLost,
-    collect_superseded_files,
-    progress_due,
-    publish_pending,
-    remove_dead_runs,
-    remove_empty_collection,
-)
 from byod.report import Report
-from byod.runner import run_bounded
-from byod.runs import Outcome, Progress, Run, RunContext, WorkItem
-from byod.storing import fetch_timed, job_for, outcome_is_stored, outcome_of
-from byod.work import prepare
+from byod.runs import Outcome, Progress, Run, RunContext, RunLost, WorkItem
 from byod.workspace import make_workdir
 
+# The steps (planning, storing, publishing) and the workers (runner: GDAL, rasterio, pystac)
+# are imported by the functions that run them: `import byod.pipeline` stays light for the
+# edges that only need its names (the CLI's --help and search; benchmarks/README.md).
 log = logging.getLogger(__name__)
 
 
@@ -81,6 +69,8 @@ def ingest(settings: IngestSettings, progress: Progress | None = None) -> Report
     workers are killed), publishes what was stored, and raises `RunInterrupted` with the
     report (the rest `not_done`); a second signal while publishing stops at once.
     """
+    from byod.publishing import progress_due
+
     progress = progress or Progress()
     with _signals() as signals:
         try:
@@ -233,6 +223,8 @@ def plan_run(settings: IngestSettings, progress: Progress | None = None) -> Run:
     """Check the configuration (nothing written if it is refused), discover, fingerprint,
     give ids, and settle what is unchanged. Raises `ConfigurationError`, or
     `StorageUnavailable` when a store cannot be read (both before anything is written)."""
+    from byod.planning import plan
+
     start = time.perf_counter()
     with storage_errors("planning (source, catalog and target)"):
         run = plan(settings, progress or Progress())
@@ -242,6 +234,10 @@ def plan_run(settings: IngestSettings, progress: Progress | None = None) -> Run:
 
 def process(context: RunContext, work: WorkItem) -> Outcome:
     """Convert, describe and store one input in a bounded worker process of its own."""
+    from byod.runner import run_bounded
+    from byod.storing import fetch_timed, job_for, outcome_of
+    from byod.work import prepare
+
     stores = context.stores
     workdir = make_workdir()  # byod-<pid>-*: removed by the next run after a kill
     try:
@@ -261,6 +257,11 @@ def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome
     """Every input of the run, `workers` at a time, each in its bounded worker process."""
     if not run.todo:  # a no-op run: no store opened, no temp folder made
         return
+    from byod.batches import is_small, run_in_batches
+    from byod.cog import cache_budget
+    from byod.storing import fetch_timed, job_for, outcome_of
+    from byod.work import prepare
+
     progress = progress or Progress()
     settings, stores = run.context.settings, run.context.stores
     workdir = make_workdir()  # byod-<pid>-*: removed by the next run after a kill
@@ -299,6 +300,14 @@ def publish_run(run: Run, outcomes: list[Outcome], *, complete: bool = True) -> 
 
     `complete=False` (the run was interrupted): the outcomes are published the same way, and
     whatever else this run stored (an input stopped mid-upload) is removed now."""
+    from byod.catalog import repair_root
+    from byod.publishing import (
+        collect_superseded_files,
+        publish_pending,
+        remove_dead_runs,
+        remove_empty_collection,
+    )
+
     report = run.report
     start = time.perf_counter()
     stores = publish_pending(run, outcomes)
@@ -325,6 +334,8 @@ def publish_run(run: Run, outcomes: list[Outcome], *, complete: bool = True) -> 
 def publish_progress(run: Run, outcomes: list[Outcome]) -> None:
     """Publish the outcomes not published yet while the run goes on (progress kept: a kill
     after this loses only what comes later); the run keeps its marker."""
+    from byod.publishing import publish_pending
+
     start = time.perf_counter()
     publish_pending(run, outcomes)
     _add_seconds(run.report, "publish", start)
@@ -333,3 +344,12 @@ def publish_progress(run: Run, outcomes: list[Outcome]) -> None:
 def _add_seconds(report: Report, step: str, start: float) -> None:
     """Add the seconds since `start` to the report's run-level `step` (publishes add up)."""
     report.seconds[step] = round(report.seconds.get(step, 0.0) + time.perf_counter() - start, 3)
+
+
+def outcome_is_stored(context: RunContext, outcome: Outcome) -> bool:
+    """Whether the COGs an outcome describes are still in the target, byte for byte, and
+    were not stored by a run that died: an orchestrator's cached outcome must not publish an
+    item for files replaced or deleted since (`storing.outcome_is_stored`)."""
+    from byod.storing import outcome_is_stored as is_stored
+
+    return is_stored(context, outcome)

@@ -19,7 +19,6 @@ from byod.catalog import (
     publish,
     published_names,
 )
-from byod.errors import RunFailed
 from byod.keys import (
     collection_key,
     is_superseded_list,
@@ -30,7 +29,7 @@ from byod.keys import (
 from byod.markers import HOLDS, end_run
 from byod.planning import source_name
 from byod.report import Row, Status
-from byod.runs import Outcome, Progress, Run, RunContext, finish_row
+from byod.runs import Outcome, Progress, Run, RunContext, RunLost, finish_row
 from byod.sources import source_root
 from byod.storage import Store
 from byod.stores import RunStores
@@ -134,10 +133,6 @@ def _confirm_alive(run: Run, stores: RunStores, new: dict[str, pystac.Item]) -> 
                 f"{catalog.href(run.marker)}: this run's marker was lost and {href} is gone "
                 "(removed as a dead run's file); nothing was published, run again"
             )
-
-
-class RunLost(RunFailed):
-    """The run's marker was lost before it published (see `_confirm_alive`): exit 3."""
 
 
 def collect_superseded_files(stores: RunStores, context: RunContext) -> None:

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from byod.catalog import Entry
 from byod.config import IngestSettings
+from byod.errors import RunFailed
 from byod.report import Report, Row
-from byod.sources import Candidate
 from byod.stores import RunStores
+
+if TYPE_CHECKING:  # types only: `import byod.pipeline` loads no GDAL, pystac or rasterio
+    from byod.catalog import Entry
+    from byod.sources import Candidate
 
 
 class Progress:
@@ -79,3 +82,7 @@ def finish_row(report: Report, progress: Progress, row: Row) -> None:
     """A decided input: its row in the report, and told to the edge."""
     report.rows.append(row)
     progress.finished(row)
+
+
+class RunLost(RunFailed):
+    """The run's marker was lost before it published (`publishing`): exit 3."""
