@@ -264,7 +264,7 @@ def _stages_copy(job: Job, src: DatasetReader) -> bool:
 
 def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Clock) -> Prepared:
     label = job.relpath if subdataset is None else f"{job.relpath} (subdataset {subdataset})"
-    item_id = job.item_id if subdataset is None else f"{job.item_id}-{slugify(subdataset)}"
+    item_id = job.item_id if subdataset is None else subdataset_id(job.item_id, subdataset)
     with stage("inspect"):
         name = _with_prj_crs(name, job, label) if subdataset is None else name
         # `placed` is converted; `name` stays the NetCDF variable (time bounds beside it).
@@ -348,7 +348,7 @@ def _cog_parts(
         return [_CogPart("data", placed, workdir / f"{item_id}.tif", info.bands)]
     validity = band_validity(src)
     alpha = alpha_band(src)
-    keys = band_keys(info.bands) if len(info.bands) > 1 else ["data"]
+    keys = band_keys(info.bands, item_id) if len(info.bands) > 1 else ["data"]
     parts = []
     for band, key, rule in zip(info.bands, keys, validity, strict=True):
         if rule is None:  # the alpha band: the mask of the others
@@ -378,19 +378,34 @@ def _as_source_band(info: RasterInfo, part: _CogPart) -> RasterInfo:
 
 # Asset keys a band's description may not take: the item's other assets.
 _RESERVED_KEYS = {"data", "thumbnail"}
-# Longest band key: it names files (`<item-id>_<key>.tif`, with a `.partial` name while
-# stored), and an item id may take MAX_ID_LENGTH + 9 of a 255-byte file name.
+# Longest band key: it names files (`<item-id>_<key>.tif`, `.<name>.<8 hex>.partial` while
+# stored: 23 bytes besides the id and key), which must fit in 255 bytes.
 MAX_KEY_LENGTH = 64
+_NAME_BYTES, _NAME_OVERHEAD = 255, 23
+# Longest id of a container's variable (`<file id>-<variable>`): a file id is at most
+# MAX_ID_LENGTH + 9; a NetCDF variable name may be 256 characters.
+MAX_SUBDATASET_ID_LENGTH = 180
 _INDEX_KEY = re.compile(r"b\d+")
 
 
-def band_keys(bands: tuple[BandInfo, ...]) -> list[str]:
+def subdataset_id(item_id: str, variable: str) -> str:
+    """`<item-id>-<variable slug>`, cut to MAX_SUBDATASET_ID_LENGTH with a short hash of
+    the variable when longer (ids name files: see band_keys)."""
+    full = f"{item_id}-{slugify(variable)}"
+    if len(full) <= MAX_SUBDATASET_ID_LENGTH:
+        return full
+    digest = hashlib.sha256(variable.encode()).hexdigest()[:8]
+    return f"{full[: MAX_SUBDATASET_ID_LENGTH - 9].rstrip('-._')}-{digest}"
+
+
+def band_keys(bands: tuple[BandInfo, ...], item_id: str = "") -> list[str]:
     """Asset keys of a raster's bands stored one COG each: the slugs of their descriptions
     when every band has one and they differ (`red`, `nir`), else `b1`..`bN`. A description
     with no ASCII letter or digit has no slug; `bN` is band N's key alone (descriptions
-    "b2", "b1" would make asset b1 hold band 2); a slug longer than MAX_KEY_LENGTH is cut and
-    given a short hash of the whole description."""
-    slugs = [_band_slug(b.description) for b in bands]
+    "b2", "b1" would make asset b1 hold band 2); a slug longer than MAX_KEY_LENGTH, or than
+    a file name beside `item_id` allows, is cut and given a short hash of the description."""
+    room = min(MAX_KEY_LENGTH, _NAME_BYTES - _NAME_OVERHEAD - len(item_id.encode()))
+    slugs = [_band_slug(b.description, room) for b in bands]
     numbered = [f"b{b.index}" for b in bands]
     misnumbered = any(_INDEX_KEY.fullmatch(s) and s != n for s, n in zip(slugs, numbered,
                                                                         strict=True))  # fmt: skip
@@ -400,17 +415,17 @@ def band_keys(bands: tuple[BandInfo, ...]) -> list[str]:
     return numbered
 
 
-def _band_slug(description: str | None) -> str:
+def _band_slug(description: str | None, room: int) -> str:
     if description is None:
         return ""
     folded = unicodedata.normalize("NFKD", description).encode("ascii", "ignore")
     if not any(chr(c).isalnum() for c in folded):  # slugify would say "item"
         return ""
     slug = slugify(description)
-    if len(slug) <= MAX_KEY_LENGTH:
+    if len(slug) <= room:
         return slug
     digest = hashlib.sha256(description.encode()).hexdigest()[:8]
-    return f"{slug[: MAX_KEY_LENGTH - 9].rstrip('-._')}-{digest}"
+    return f"{slug[: max(1, room - 9)].rstrip('-._')}-{digest}"
 
 
 def _band_files_note(label: str, info: RasterInfo, parts: list[_CogPart]) -> str:
