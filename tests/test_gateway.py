@@ -27,7 +27,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from byod.config import IngestSettings
 from byod.errors import ConfigurationError
-from byod_flows import check_runner_options, closing_gateway, ingest
+from byod_flows import awaited_workers, check_runner_options, closing_gateway, ingest
 from tests.conftest import ramp, write_geotiff
 from tests.test_dask_cluster import DASK, _free_port, _parent, _start, _stop, task_runs
 
@@ -246,3 +246,26 @@ def test_contradicting_runner_parameters_are_refused() -> None:
         check_runner_options("dask-gateway", "tcp://127.0.0.1:8786", "c1", None)
     check_runner_options("dask-gateway", None, None, {})  # a new cluster, default options
     check_runner_options("dask", "tcp://127.0.0.1:8786", None, None)
+
+
+def test_empty_names_and_no_workers_are_refused() -> None:
+    """A form field emptied in the Prefect UI is "", not None: it was read as "no name" by
+    one check and as a name by another (a new cluster made behind the user's back); no
+    Dask worker at all left the tasks waiting forever."""
+    with pytest.raises(ConfigurationError, match="dask_gateway_cluster is empty"):
+        check_runner_options("dask-gateway", None, "", None)
+    with pytest.raises(ConfigurationError, match="dask_address is empty"):
+        check_runner_options("dask", " ", None, None)
+    for runner in ("dask", "dask-gateway"):
+        with pytest.raises(ConfigurationError, match="dask_workers=0: at least 1"):
+            check_runner_options(runner, None, None, None, 0)  # type: ignore[arg-type]
+    check_runner_options("threads", None, None, None, 0)  # threads: dask_workers unused
+
+
+def test_only_a_cluster_the_flow_scaled_is_waited_for_at_length() -> None:
+    """A new gateway cluster was scaled to dask_workers by the flow; a running one (by
+    name or address) is its owner's: the flow waits for one worker, as the README says."""
+    assert awaited_workers("dask-gateway", None, 3) == (3, 300.0)
+    assert awaited_workers("dask-gateway", "owned-by-someone", 3) == (1, 30.0)
+    assert awaited_workers("dask", None, 3) == (1, 30.0)
+    assert awaited_workers("dask-gateway", None, 1) == (1, 30.0)

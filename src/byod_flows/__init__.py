@@ -460,8 +460,19 @@ def _api_url() -> str | None:
         return None
 
 
+def awaited_workers(task_runner: Runner, dask_gateway_cluster: str | None,
+                    dask_workers: int) -> tuple[int, float]:  # fmt: skip
+    """How many Dask workers the flow waits for before it checks them, and for how many
+    seconds: a new gateway cluster was scaled to `dask_workers` (they may be pods still
+    starting: 300 s, then on with those that joined); a cluster found running, by address or
+    by name, is its owner's, not scaled by the flow: one worker within 30 s."""
+    if task_runner == "dask-gateway" and dask_gateway_cluster is None and dask_workers > 1:
+        return dask_workers, 300.0
+    return 1, 30.0
+
+
 def _task_runner(runner: Runner, workers: int, dask_address: str | None, dask_workers: int,
-                 security: Any = None) -> Any:  # fmt: skip
+                 security: Any = None, awaited: tuple[int, float] = (1, 30.0)) -> Any:  # fmt: skip
     if runner == "threads":
         # Threads suffice: each conversion runs in a worker process of its own.
         return ThreadPoolTaskRunner(max_workers=workers)
@@ -470,10 +481,7 @@ def _task_runner(runner: Runner, workers: int, dask_address: str | None, dask_wo
     # Workers keep Dask's defaults (daemonic): byod.runner starts its bounded workers with
     # subprocess there, which daemonic processes may do.
     if dask_address:  # an existing cluster: a scheduler address, or a dask-gateway cluster's
-        # A new gateway cluster was scaled to dask_workers: wait for them (longer: pods).
-        wanted = dask_workers if runner == "dask-gateway" else 1
-        check_cluster(dask_address, 300 if wanted > 1 else 30, security=security,
-                      workers=wanted)  # fmt: skip
+        check_cluster(dask_address, awaited[1], security=security, workers=awaited[0])
         # The address and TLS credentials, not the cluster object: Prefect runs the flow
         # with a copy of its task runner (`duplicate`), which keeps only these.
         client: dict[str, Any] = {"security": security} if security is not None else {}
@@ -492,9 +500,18 @@ def check_runner_options(
     dask_address: str | None,
     dask_gateway_cluster: str | None,
     dask_gateway_options: dict[str, Any] | None,
+    dask_workers: int = 2,
 ) -> None:
     """Refuse flow parameters that contradict each other (each names the cluster to use
-    another way). Raises ConfigurationError naming them."""
+    another way), an empty address or cluster name (a form field emptied in the UI: unset
+    it instead) and fewer than one Dask worker (the tasks would wait forever). Raises
+    ConfigurationError naming them."""
+    for name, value in (("dask_address", dask_address),
+                        ("dask_gateway_cluster", dask_gateway_cluster)):  # fmt: skip
+        if value is not None and not value.strip():
+            raise ConfigurationError(f"{name} is empty: give one, or leave it unset")
+    if task_runner != "threads" and dask_workers < 1:
+        raise ConfigurationError(f"dask_workers={dask_workers}: at least 1 Dask worker")
     gateway = [f"{n}={v!r}" for n, v in (("dask_gateway_cluster", dask_gateway_cluster),
                                           ("dask_gateway_options", dask_gateway_options))
                if v is not None]  # fmt: skip
@@ -554,15 +571,17 @@ def ingest(
     configured, a cluster that cannot run byod), storage unreachable, region refused, or
     every input crashed (then with the report as the state's data).
     """
-    check_runner_options(task_runner, dask_address, dask_gateway_cluster, dask_gateway_options)
+    check_runner_options(task_runner, dask_address, dask_gateway_cluster, dask_gateway_options,
+                         dask_workers)  # fmt: skip
     with contextlib.ExitStack() as stack:
         security = None
         if task_runner == "dask-gateway":
             dask_address, security = stack.enter_context(
                 gateway_cluster(dask_gateway_cluster, dask_gateway_options, dask_workers)
             )
+        awaited = awaited_workers(task_runner, dask_gateway_cluster, dask_workers)
         runner = _task_runner(task_runner, settings.workers, dask_address, dask_workers,
-                              security)  # fmt: skip
+                              security, awaited)  # fmt: skip
         folder = result_folder(settings, results)
         url = _api_url() if task_runner != "threads" else None
         with temporary_settings({PREFECT_API_URL: url} if url else {}):
