@@ -255,7 +255,7 @@ def process(context: RunContext, work: WorkItem) -> Outcome:
 
 def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome, None, None]:
     """Every input of the run, `workers` at a time, each in its bounded worker process."""
-    if not run.todo:  # a no-op run: no store opened, no temp folder made
+    if not run.todo:  # a no-op run: no worker started, no temp folder made
         return
     from byod.batches import is_small, run_in_batches
     from byod.cog import cache_budget
