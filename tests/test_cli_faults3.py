@@ -247,3 +247,22 @@ def test_validate_a_collection_json_names_the_root_to_give(catalog: Path) -> Non
     line = one_error_line(result)
     assert line.startswith(f"error: {collection}: not a root catalog")
     assert f"(here: {catalog / 'catalog.json'})" in line and "collection.json/catalog" not in line
+
+
+def test_a_folder_of_other_files_is_never_offered_to_overwrite(
+    catalog: Path, tmp_path: Path
+) -> None:
+    """Without --overwrite, a folder holding a user's files is refused without suggesting
+    --overwrite (which would refuse it too); an earlier export is offered it."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    refused = invoke("export", str(catalog), "--out", str(mine), "--format", "ndjson")
+    assert refused.exit_code == 2
+    line = one_error_line(refused)
+    assert "export elsewhere" in line and "--overwrite replaces it" not in line
+    out = tmp_path / "out"
+    assert invoke("export", str(catalog), "--out", str(out), "--format", "ndjson").exit_code == 0
+    again = invoke("export", str(catalog), "--out", str(out), "--format", "ndjson")
+    assert again.exit_code == 2
+    assert "--overwrite replaces it" in one_error_line(again)

@@ -277,11 +277,12 @@ def _check_out(out: Path, overwrite: bool) -> None:
     if file is not None:
         under = "" if file == out else f" ({file} is a file)"
         raise ConfigurationError(f"{out}: a file, not a folder{under}; give a folder to export to")
+    if out.exists() and not _empty_folder(out) and not _an_export(out):
+        raise ConfigurationError(f"{out}: holds files byod export did not write; export "
+                                 "elsewhere (--overwrite replaces only an earlier "
+                                 "export)")  # fmt: skip
     if out.exists() and not overwrite and not _empty_folder(out):
-        raise ConfigurationError(f"{out}: exists and is not empty; --overwrite replaces it")
-    if overwrite and out.exists() and not _empty_folder(out) and not _an_export(out):
-        raise ConfigurationError(f"{out}: holds files byod export did not write; --overwrite "
-                                 "replaces only an earlier export: export elsewhere")  # fmt: skip
+        raise ConfigurationError(f"{out}: holds an earlier export; --overwrite replaces it")
 
 
 def _an_export(path: Path) -> bool:
