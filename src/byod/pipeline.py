@@ -223,11 +223,11 @@ def plan_run(settings: IngestSettings, progress: Progress | None = None) -> Run:
     """Check the configuration (nothing written if it is refused), discover, fingerprint,
     give ids, and settle what is unchanged. Raises `ConfigurationError`, or
     `StorageUnavailable` when a store cannot be read (both before anything is written)."""
-    from byod.planning import plan
+    from byod.planning import new_run
 
     start = time.perf_counter()
     with storage_errors("planning (source, catalog and target)"):
-        run = plan(settings, progress or Progress())
+        run = new_run(settings, progress or Progress())
     run.report.seconds["plan"] = round(time.perf_counter() - start, 3)
     return run
 

@@ -52,7 +52,7 @@ class _Plan:
     fingerprint_s: float = 0.0  # seconds its fingerprint took
 
 
-def plan(settings: IngestSettings, progress: Progress) -> Run:
+def new_run(settings: IngestSettings, progress: Progress) -> Run:
     """`pipeline.plan_run`'s work: open the stores (once for the run), refuse what cannot be
     written, read the collection's entries, discover and fingerprint the inputs, settle the
     unchanged ones and what --prune removes, and hold the run's marker when there is work."""
