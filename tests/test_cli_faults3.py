@@ -266,3 +266,27 @@ def test_a_folder_of_other_files_is_never_offered_to_overwrite(
     again = invoke("export", str(catalog), "--out", str(out), "--format", "ndjson")
     assert again.exit_code == 2
     assert "--overwrite replaces it" in one_error_line(again)
+
+
+# --- every edge reads a location the same way (the flows and the Python API too) ------------
+
+
+def test_the_settings_model_reads_locations_as_the_command_line_does(tmp_path: Path) -> None:
+    """Flow parameters and the Python API build IngestSettings without the CLI: `~`,
+    file:///path, an empty location and a scheme byod cannot read are handled by the model
+    (a deployment's `source: "~/uploads"` was a folder literally named `~`)."""
+    from pydantic import ValidationError
+
+    from byod.config import IngestSettings
+
+    settings = IngestSettings(source="~/uploads", target=f"file://{tmp_path}/data",
+                              catalog="~/cat")  # fmt: skip
+    assert settings.source == str(Path.home() / "uploads")
+    assert settings.target == f"{tmp_path}/data"
+    assert settings.catalog == str(Path.home() / "cat")
+    for bad, says in (("s3://bucket/x", "cannot read s3:// sources"),
+                      ("", "an empty location"),
+                      ("file://otherhost/x", "a file:// URL of host 'otherhost'")):  # fmt: skip
+        with pytest.raises(ValidationError, match=says):
+            IngestSettings(source=bad)
+    assert IngestSettings(source="az://uploads/x").source == "az://uploads/x"

@@ -42,7 +42,7 @@ from byod.errors import (
     storage_failure,
 )
 from byod.export import ExportFormat
-from byod.locations import normalize_location
+from byod.locations import check_source, normalize_location
 from byod.report import Report, Status, printable
 
 if TYPE_CHECKING:
@@ -530,7 +530,6 @@ def ingest(
                                   request_timeout_s=request_timeout)  # fmt: skip
     from byod.dataset_config import DatasetConfigError
     from byod.pipeline import ingest as run_ingest
-    from byod.sources import check_source
 
     ends = functools.partial(_end_ingest, path=report, json_=json_, quiet=quiet)
     try:

@@ -11,9 +11,10 @@ import os
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from byod.azure import AzureOptions
+from byod.locations import check_source, normalize_location
 
 Compression = Literal["deflate", "zstd"]
 CloudSource = Literal["option", "user", "mask", "sidecar", "imagery"]
@@ -130,6 +131,19 @@ class IngestSettings(BaseModel):
     azure: AzureOptions | None = Field(
         default=None, description="Storage account options for az:// sources and targets."
     )
+
+    @field_validator("source", "target", "catalog", mode="before")
+    @classmethod
+    def _location(cls, value: Any, info: ValidationInfo) -> Any:
+        # Every edge (CLI, flow parameters, Python API) gets the same reading of a location:
+        # `~` expanded, file:///path a path, empty refused; a source of a scheme byod
+        # cannot read refused before anything is opened.
+        if not isinstance(value, str):
+            return value
+        value = normalize_location(value)
+        if info.field_name == "source":
+            check_source(value)
+        return value
 
     @field_validator("cloud_rule")
     @classmethod

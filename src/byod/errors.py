@@ -108,7 +108,7 @@ def storage_failure(exc: BaseException, where: str) -> StorageUnavailable | None
     local write failed for lack of space or permission to write the file system or folder
     (ENOSPC, EDQUOT, EROFS, EACCES, EPERM). Any other error (a missing blob, a bad file) is
     not the store's fault; callers that read an input classify its errors themselves (an
-    input byod may not read is that input's rejection, `pipeline._plan`).
+    input byod may not read is that input's rejection, `planning._plan`).
     The message is one line and carries no URL query (a SAS) and no key.
     """
     if isinstance(exc, StorageUnavailable):

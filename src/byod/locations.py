@@ -40,3 +40,29 @@ def normalize_location(text: str) -> str:
                                      f"{account} (byod reads a container through its blob "
                                      "endpoint)")  # fmt: skip
     return text
+
+
+# What byod reads inputs from (`storage.BLOB_SCHEMES` are Azure's; `file://` is a folder).
+SOURCE_SCHEMES = ("az", "abfs", "abfss", "file")
+SOURCE_PLACES = ("a local folder (also file:///path) or az://container/prefix (also "
+                 "abfs:// or abfss://container/prefix)")  # fmt: skip
+
+
+def check_source(url: str) -> None:
+    """Refuse a source byod cannot read, by its URL scheme alone (nothing is opened).
+
+    Raises `ConfigurationError` (exit 2) naming the source and the places byod reads: a
+    local folder or an Azure blob container (az://, abfs://, abfss://). `s3://`, `gs://`,
+    `http(s)://` and any other scheme are refused; the folder itself is checked later."""
+    if "://" not in url:
+        return
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in SOURCE_SCHEMES:
+        return
+    host, _, path = url.split("://", 1)[1].partition("/")
+    hint = ""
+    if scheme == "https" and ".blob.core." in host and path:  # an Azure blob URL
+        hint = f": give it as az://{path.rstrip('/')}"
+    raise ConfigurationError(
+        f"{url}: byod cannot read {scheme}:// sources; it reads {SOURCE_PLACES}{hint}"
+    )

@@ -21,7 +21,6 @@ import hashlib
 import logging
 import os
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +49,7 @@ from byod.pipeline import (
     publish_progress,
     publish_run,
 )
+from byod.publishing import progress_due
 from byod.reasons import Reason
 from byod.report import Row, Status, to_markdown
 
@@ -200,18 +200,6 @@ def publish_progress_task(run: Run, outcomes: list[Outcome]) -> int:
     Returns how many inputs are published so far."""
     publish_progress(run, outcomes)
     return len(run.flushed)
-
-
-def progress_due(run: Run, outcomes: list[Outcome]) -> bool:
-    """Whether `publish_every_inputs` stored inputs wait to be published, or
-    `publish_every_s` seconds went by since the last publish with one waiting: the rule of
-    `byod ingest` (byod.pipeline), read from the run's public fields."""
-    settings = run.context.settings
-    waiting = sum(1 for o in outcomes if o.items and o.row.input not in run.flushed)
-    if not waiting:
-        return False
-    elapsed = time.monotonic() - run.last_publish
-    return waiting >= settings.publish_every_inputs or elapsed >= settings.publish_every_s
 
 
 def _as_outcome(work: WorkItem, result: Any) -> Outcome:
