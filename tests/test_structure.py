@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 import importlib
 import pickle
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -149,3 +151,68 @@ def test_no_module_shadows_a_lazy_name_of_the_package() -> None:
 
     modules = {p.stem for p in SRC.glob("*.py")}
     assert modules & set(byod._LAZY) == set()
+
+
+# Modules of plain records and pure rules, and the I/O modules they must not reach: item
+# building, grouping, time and cloud rules are read and tested with hand-made records.
+PURE = ("byod.records", "byod.items", "byod.scenes", "byod.temporal", "byod.clouds")
+IO_MODULES = ("rasterio", "byod.rasters", "byod.storage", "byod.azure", "byod.sources")
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    """What the module at `path` imports when it is imported: its top-level statements
+    (inside `if`/`try` too), not function bodies, not blocks for type checking only. Every
+    import is named in full (`rasterio.features`); `from byod import x` as `byod.x`."""
+    found: set[str] = set()
+    nodes: list[ast.stmt] = list(ast.parse(path.read_text("utf-8")).body)
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, ast.If):
+            typing_only = "TYPE_CHECKING" in ast.unparse(node.test)
+            nodes += node.orelse if typing_only else [*node.body, *node.orelse]
+        elif isinstance(node, ast.Try):
+            nodes += [*node.body, *node.orelse, *node.finalbody]
+            nodes += [s for h in node.handlers for s in h.body]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names if node.module == "byod"}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+    return found
+
+
+def _banned(name: str) -> bool:
+    return any(name == m or name.startswith(f"{m}.") for m in IO_MODULES)
+
+
+def test_records_and_pure_modules_import_no_io_module() -> None:
+    """records, items, scenes, temporal and clouds reach, through whatever they import at
+    module level, none of rasterio, rasters, storage, azure, sources (issue 12)."""
+    modules = {f"byod.{p.stem}": p for p in SRC.glob("*.py") if p.stem != "__init__"}
+    direct = {name: _module_level_imports(path) for name, path in modules.items()}
+    assert "rasterio.features" in direct["byod.footprint"]  # the walk sees third-party names
+    assert "byod.sources" not in direct["byod.catalog"]  # ... and skips function bodies
+    reached: list[str] = []
+    for start in PURE:
+        paths = {start: [start]}
+        todo = [start]
+        while todo:
+            name = todo.pop()
+            for dep in sorted(direct[name]):
+                if _banned(dep):
+                    reached.append(" -> ".join([*paths[name], dep]))
+                elif dep in modules and dep not in paths:
+                    paths[dep] = [*paths[name], dep]
+                    todo.append(dep)
+    assert reached == []
+
+
+def test_importing_the_pure_modules_loads_no_io_module() -> None:
+    """The same rule as Python sees it, third-party imports included: a fresh interpreter
+    that imports the pure modules has none of the I/O modules loaded."""
+    code = (f"import sys; import {', '.join(PURE)}; "
+            f"print('\\n'.join(sorted(sys.modules)))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=SRC.parent).stdout.split()  # fmt: skip
+    assert set(PURE) <= set(out)
+    assert [m for m in out if _banned(m)] == []

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import antimeridian
@@ -27,6 +26,7 @@ from shapely.geometry import MultiPolygon, Polygon, box, mapping, shape
 from shapely.geometry.polygon import orient
 
 from byod.extents import union_bbox
+from byod.records import Footprint
 
 PixelToCrs = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -41,12 +41,6 @@ PIXEL_VERTICES = 2000
 # -179.999998 instead of the data's real east edge.
 ANTIMERIDIAN_SLIVER = 1e-5
 WORLD = box(-180.0, -90.0, 180.0, 90.0)
-
-
-@dataclass(frozen=True)
-class Footprint:
-    geometry: dict[str, Any]  # GeoJSON Polygon or MultiPolygon, EPSG:4326
-    bbox: list[float]  # [west, south, east, north]; west > east when it crosses 180°
 
 
 class NoValidData(ValueError):

@@ -10,7 +10,6 @@ its own items with `migrate=False`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import pystac
@@ -22,10 +21,8 @@ from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 
 from byod.clouds import CloudEstimate
-from byod.footprint import Footprint
-from byod.rasters import BandInfo, RasterInfo
+from byod.records import AssetFile, BandInfo, RasterInfo, Scene, SceneAsset, resolution_of
 from byod.scenes import MASK_BANDS, known_bands
-from byod.temporal import Acquisition
 
 COG_MEDIA_TYPE = pystac.MediaType.COG  # image/tiff; application=geotiff; profile=cloud-optimized
 THUMBNAIL_ASSET = "thumbnail"
@@ -41,40 +38,6 @@ _RASTER_DATA_TYPES = {"complex64": "cfloat32", "complex128": "cfloat64",
                       "complex_int16": "cint16", "complex_int32": "cint32"}  # fmt: skip
 
 
-@dataclass(frozen=True)
-class StoredFile:
-    href: str  # where it was stored: absolute path or URL
-    size: int
-    sha256: str
-
-
-@dataclass(frozen=True)
-class SceneAsset:
-    """One stored COG: `data` for a single raster, a band name in a multi-file scene."""
-
-    key: str
-    source_name: str  # the input file it was made from
-    stored: StoredFile
-    raster: RasterInfo  # read from the stored COG
-    resolution: tuple[float, float] | None  # pixel size along columns and rows, CRS units
-    passthrough: bool
-
-
-@dataclass(frozen=True)
-class Scene:
-    """Everything an item says, gathered by the pipeline from the stored COGs."""
-
-    item_id: str
-    source: str  # the input's path relative to the source folder
-    fingerprint: str
-    acquisition: Acquisition
-    footprint: Footprint
-    assets: tuple[SceneAsset, ...]
-    thumbnail: StoredFile
-    clouds: CloudEstimate | None = None
-    product: str | None = None  # "landsat", "sentinel2": band facts from byod/data/bands.json
-
-
 def multihash_sha256(hex_digest: str) -> str:
     """The file extension's checksum: multihash code 0x12 (sha2-256), length 0x20, digest."""
     return "1220" + hex_digest
@@ -86,7 +49,13 @@ def primary_asset(assets: tuple[SceneAsset, ...]) -> SceneAsset:
     return min(data, key=lambda a: (a.resolution or (0.0, 0.0))[0])
 
 
-def build_item(scene: Scene) -> pystac.Item:
+def build_item(scene: Scene, *, source: str, fingerprint: str) -> pystac.Item:
+    """The STAC Item of a stored scene (every file's `href` set: assets are stored first).
+
+    `source` is the input's path relative to the source folder (`byod:source`), and
+    `fingerprint` what the input's files and the output-shaping options hash to
+    (sources.fingerprint; `byod:fingerprint`). Raises ValueError for a file not stored.
+    """
     item = pystac.Item(
         id=scene.item_id,
         geometry=scene.footprint.geometry,
@@ -96,19 +65,19 @@ def build_item(scene: Scene) -> pystac.Item:
         start_datetime=scene.acquisition.start,
         end_datetime=scene.acquisition.end,
         properties={
-            "byod:source": scene.source,
-            "byod:fingerprint": scene.fingerprint,
+            "byod:source": source,
+            "byod:fingerprint": fingerprint,
             "byod:datetime_source": scene.acquisition.source,
             "byod:cog_passthrough": all(a.passthrough for a in scene.assets),
         },
     )
-    _add_clouds(item, scene.clouds)
+    _add_clouds(item, scene.clouds.chosen)
     primary = primary_asset(scene.assets)
     _add_projection(ProjectionExtension.ext(item, add_if_missing=True), primary.raster)
     _declare_projection_v1_2(item)
     for part in scene.assets:
         asset = pystac.Asset(
-            href=part.stored.href,
+            href=_href(part.file),
             media_type=COG_MEDIA_TYPE,
             roles=["data", "cloud"] if part.key.upper() in MASK_BANDS else ["data"],
             title=f"{part.source_name} (Cloud Optimized GeoTIFF)",
@@ -123,20 +92,28 @@ def build_item(scene: Scene) -> pystac.Item:
         eo_bands = _eo_bands(part.raster.bands, part.key, scene.product)
         if eo_bands is not None:
             EOExtension.ext(asset, add_if_missing=True).bands = eo_bands
-        _add_file(asset, part.stored)
+        _add_file(asset, part.file)
     thumbnail = pystac.Asset(
-        href=scene.thumbnail.href, media_type=pystac.MediaType.PNG, roles=["thumbnail"],
+        href=_href(scene.thumbnail), media_type=pystac.MediaType.PNG, roles=["thumbnail"],
         title="Thumbnail",
     )  # fmt: skip
     item.add_asset(THUMBNAIL_ASSET, thumbnail)
     _add_file(thumbnail, scene.thumbnail)
+    if scene.subdataset is not None:
+        item.properties["byod:subdataset"] = scene.subdataset
     return item
 
 
-def _add_file(asset: pystac.Asset, stored: StoredFile) -> None:
+def _href(file: AssetFile) -> str:
+    if file.href is None:
+        raise ValueError(f"{file.path.name} is not stored: an item points at stored files only")
+    return file.href
+
+
+def _add_file(asset: pystac.Asset, file: AssetFile) -> None:
     file_ext = FileExtension.ext(asset, add_if_missing=True)
-    file_ext.size = stored.size
-    file_ext.checksum = multihash_sha256(stored.sha256)
+    file_ext.size = file.size
+    file_ext.checksum = multihash_sha256(file.sha256)
 
 
 def _add_clouds(item: pystac.Item, clouds: CloudEstimate | None) -> None:
@@ -205,14 +182,6 @@ def _add_projection(proj: Any, info: RasterInfo, *, with_crs: bool = True) -> No
             f + d * info.width + e * info.height,
         ]
         proj.bbox = [min(corners_x), min(corners_y), max(corners_x), max(corners_y)]
-
-
-def resolution_of(transform: tuple[float, ...] | None) -> tuple[float, float] | None:
-    """Pixel size along columns and rows; for rotated grids the length of each pixel side."""
-    if transform is None:
-        return None
-    a, b, _, d, e, _ = transform
-    return math.hypot(a, d), math.hypot(b, e)
 
 
 def ground_resolution(info: RasterInfo) -> float | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,40 +36,10 @@ from byod.declared_size import (
 )
 from byod.footprint import PixelToCrs
 from byod.reasons import Reason, RejectedInput
+from byod.records import BandInfo, RasterInfo
 
 # Longest side of the pooled mask a footprint is traced from (the outline's resolution).
 FOOTPRINT_MASK_SIZE = 1024
-
-
-@dataclass(frozen=True)
-class BandInfo:
-    index: int
-    data_type: str
-    nodata: float | int | None
-    color: str  # GDAL colour interpretation name, lower case ("red", "gray", "undefined", ...)
-    scale: float
-    offset: float
-    unit: str | None
-    description: str | None
-    # A float band with no declared nodata that holds NaN (GDAL's mask calls NaN valid then).
-    has_nan: bool = False
-
-
-@dataclass(frozen=True)
-class RasterInfo:
-    """What one raster says about itself; read from headers only."""
-
-    name: str  # the path or GDAL dataset name it was opened with
-    driver: str
-    width: int
-    height: int
-    crs_wkt: str
-    crs_code: str | None  # "EPSG:32633" only when the CRS is equivalent to that code's definition
-    transform: tuple[float, float, float, float, float, float] | None  # None with GCPs / RPCs
-    georeferencing: str  # "transform", "gcps" or "rpcs"
-    bands: tuple[BandInfo, ...]
-    tags: dict[str, str] = field(default_factory=dict)
-    has_mask: bool = False
 
 
 def open_dataset(name: str | Path) -> DatasetReader:
@@ -215,7 +184,6 @@ def inspect(
         for i in src.indexes
     )
     tags = {**src.tags(), **src.tags(ns="IMAGERY")}
-    flags = src.mask_flag_enums[0]
     return RasterInfo(
         name=src.name,
         driver=src.driver,
@@ -227,7 +195,6 @@ def inspect(
         georeferencing=georef,
         bands=bands,
         tags=tags,
-        has_mask=MaskFlags.per_dataset in flags and MaskFlags.alpha not in flags,
     )
 
 

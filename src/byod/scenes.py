@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 
-from byod.sources import Candidate
+from byod.records import Candidate
 
 LANDSAT = re.compile(
     r"(?i)^(?P<scene>L[COTEM]0\d_L[12][A-Z]{2}_\d{6}_\d{8}_\d{8}_\d{2}_[A-Z0-9]{2})"

@@ -25,6 +25,7 @@ from pathlib import Path
 from byod.identify import gdal_raster_extensions, looks_like_raster
 from byod.products import is_product_metadata
 from byod.reasons import Reason
+from byod.records import Candidate
 
 # Extensions GDAL reads as rasters: the ones its raster drivers declare (identify.py, e.g.
 # `.lcp` FARSITE landscapes), plus the ones they lack (ENVI/EHdr data files, HDF, KEA).
@@ -81,27 +82,6 @@ USER_METADATA_NAME = "byod-metadata.csv"
 USER_METADATA_COLUMNS = ("file", "cloud_cover", "datetime", "start_datetime", "end_datetime")
 
 HASH_CHUNK = 4 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A raster input and the sidecars paired with it."""
-
-    path: str  # a local path, or a key in the source store
-    relpath: str  # POSIX path relative to the source; what the report and the item name
-    sidecars: tuple[str, ...] = ()
-    # For a remote source, what the listing says of the raster and each sidecar (MD5 or
-    # ETag): enough to fingerprint without downloading. Empty for local files (hashed).
-    versions: tuple[str, ...] = ()
-    # Product metadata (MTL, MTD) in the raster's folder or above it, and a cloud mask raster
-    # named after it (`<stem>_SCL.tif`, ...); both are also among `sidecars`.
-    metadata_files: tuple[str, ...] = ()
-    cloud_mask: str | None = None
-    user_metadata: str | None = None  # the folder's byod-metadata.csv, also among sidecars
-    # A band-per-file scene (scenes.group): (band name, path) of each band file, and the
-    # product the layout was recognised as ("landsat", "sentinel2", "custom").
-    bands: tuple[tuple[str, str], ...] = ()
-    product: str | None = None
 
 
 @dataclass(frozen=True)

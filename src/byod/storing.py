@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pystac
@@ -15,20 +16,17 @@ import pystac
 from byod.catalog import remove_file
 from byod.config import IngestSettings, default_workers
 from byod.errors import storage_failure
-from byod.items import Scene, SceneAsset, StoredFile, build_item
+from byod.items import build_item
 from byod.keys import cog_key, run_marker_key, thumbnail_key, version_of
 from byod.metadata import MetadataRules
 from byod.reasons import Reason, RejectedInput
+from byod.records import Candidate
 from byod.report import Row, Status
 from byod.runner import Done
 from byod.runs import Outcome, RunContext, WorkItem
-from byod.sources import (
-    Candidate,
-    file_sha256,
-    slugify,
-)
+from byod.sources import file_sha256, slugify
 from byod.storage import Store
-from byod.work import Job, Prepared, PrepareResult, georef_sidecar_names
+from byod.work import Job, PrepareResult, georef_sidecar_names
 
 log = logging.getLogger(__name__)
 
@@ -163,17 +161,16 @@ def _store(
                 band = None if part.key == "data" else slugify(part.key)
                 key = cog_key(context.collection_id, scene.item_id, context.version, band)
                 # With the blob, so a re-run can tell an unchanged input without a download.
-                metadata = {FINGERPRINT_METADATA: plan.fingerprint, "byod_sha256": part.cog.sha256}
+                metadata = {FINGERPRINT_METADATA: plan.fingerprint, "byod_sha256": part.file.sha256}
                 stored_keys.append(key)
-                href = target.put_file(part.cog.path, key, metadata)
-                stored = StoredFile(href, part.cog.size, part.cog.sha256)
-                parts.append(SceneAsset(part.key, part.source_name, stored, part.raster,
-                                        part.resolution, part.passthrough))  # fmt: skip
+                href = target.put_file(part.file.path, key, metadata)
+                parts.append(replace(part, file=part.file.stored_at(href)))
             thumb_key = thumbnail_key(context.collection_id, scene.item_id, context.version)
             stored_keys.append(thumb_key)
-            thumb_href = target.put_file(scene.thumbnail.path, thumb_key)
-            thumbnail = StoredFile(thumb_href, scene.thumbnail.size, scene.thumbnail.sha256)
-            items.append(_item(scene, plan, tuple(parts), thumbnail))
+            thumbnail = scene.thumbnail.stored_at(target.put_file(scene.thumbnail.path, thumb_key))
+            stored = replace(scene, assets=tuple(parts), thumbnail=thumbnail)
+            items.append(build_item(stored, source=plan.candidate.relpath,
+                                    fingerprint=plan.fingerprint))  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - OSError or an Azure error: this input fails alone
         failure = storage_failure(exc, f"storing to {target.root}")
         if failure is not None:  # the store is down or full: the run ends (what it stored
@@ -185,27 +182,6 @@ def _store(
             f"{plan.candidate.relpath}: could not store ({type(exc).__name__}: {exc})",
         ) from None
     return items
-
-
-def _item(
-    scene: Prepared, plan: WorkItem, assets: tuple[SceneAsset, ...], thumbnail: StoredFile
-) -> pystac.Item:
-    item = build_item(
-        Scene(
-            item_id=scene.item_id,
-            source=plan.candidate.relpath,
-            fingerprint=plan.fingerprint,
-            acquisition=scene.acquisition,
-            footprint=scene.footprint,
-            assets=assets,
-            thumbnail=thumbnail,
-            clouds=scene.clouds.chosen,
-            product=scene.product,
-        )
-    )
-    if scene.subdataset is not None:
-        item.properties["byod:subdataset"] = scene.subdataset
-    return item
 
 
 def _scene_notes(result: PrepareResult) -> list[str]:

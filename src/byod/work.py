@@ -32,12 +32,10 @@ from byod import cf, metadata
 from byod.clouds import CloudDecision
 from byod.cog import GDAL_CACHEMAX_MB, band_vrt, combined_mask, stages_gtiff_copy, to_cog
 from byod.config import Compression
-from byod.footprint import Footprint, NoValidData, footprint, valid_region
-from byod.items import resolution_of
+from byod.footprint import NoValidData, footprint, valid_region
+from byod.items import primary_asset
 from byod.metadata import MetadataRules
 from byod.rasters import (
-    BandInfo,
-    RasterInfo,
     alpha_band,
     band_validity,
     decimated_mask,
@@ -48,7 +46,7 @@ from byod.rasters import (
     subdatasets,
 )
 from byod.reasons import Reason, RejectedInput
-from byod.scenes import MASK_BANDS
+from byod.records import AssetFile, BandInfo, Footprint, RasterInfo, Scene, SceneAsset
 from byod.sources import WORLD_FILE_EXTENSIONS, file_sha256, slugify
 from byod.temporal import Acquisition
 from byod.thumbnails import first_band_with_data, write_band_thumbnail, write_thumbnail
@@ -100,42 +98,8 @@ class Job:
 
 
 @dataclass(frozen=True)
-class LocalFile:
-    path: Path
-    size: int
-    sha256: str
-
-
-@dataclass(frozen=True)
-class PreparedAsset:
-    """One COG of a scene: `data` for a single raster, the band name in a multi-file scene."""
-
-    key: str
-    source_name: str  # the input file it was made from
-    cog: LocalFile
-    raster: RasterInfo  # read from the COG
-    resolution: tuple[float, float] | None
-    passthrough: bool
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A converted and described scene, waiting in the job's work folder to be stored."""
-
-    item_id: str
-    subdataset: str | None
-    acquisition: Acquisition
-    footprint: Footprint
-    assets: tuple[PreparedAsset, ...]
-    thumbnail: LocalFile
-    clouds: CloudDecision
-    notes: tuple[str, ...] = ()
-    product: str | None = None
-
-
-@dataclass(frozen=True)
 class PrepareResult:
-    scenes: list[Prepared]
+    scenes: list[Scene]
     notes: list[str]  # subdatasets left out, with the reason
     # Seconds per stage in the worker (STAGES' names), summed over scenes and bands.
     seconds: dict[str, float] = field(default_factory=dict)
@@ -262,7 +226,7 @@ def _stages_copy(job: Job, src: DatasetReader) -> bool:
         return False
 
 
-def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Clock) -> Prepared:
+def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Clock) -> Scene:
     label = job.relpath if subdataset is None else f"{job.relpath} (subdataset {subdataset})"
     item_id = job.item_id if subdataset is None else subdataset_id(job.item_id, subdataset)
     with stage("inspect"):
@@ -306,11 +270,10 @@ def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Clock) -> P
         with stage("thumbnail"):
             _thumbnail(cogs, [part for part, _, _ in converted], thumb_path)
     with stage("checksum"):
-        assets = [PreparedAsset(part.key, job.path.name, _local(part.cog_path), info,
-                                resolution_of(info.transform), outcome.passthrough)
-                  for part, outcome, info in converted]  # fmt: skip
+        assets = [SceneAsset(part.key, job.path.name, _local(part.cog_path), info,
+                             outcome.passthrough) for part, outcome, info in converted]  # fmt: skip
         thumb_file = _local(thumb_path)
-    return Prepared(
+    return Scene(
         item_id=item_id,
         subdataset=subdataset,
         acquisition=when,
@@ -450,7 +413,7 @@ def _thumbnail(cogs: list[DatasetReader], parts: list[_CogPart], dst: Path) -> N
         write_band_thumbnail([first_band_with_data([(cog, 1) for cog in cogs])], dst)
 
 
-def _prepare_scene(job: Job, stage: Clock) -> Prepared:
+def _prepare_scene(job: Job, stage: Clock) -> Scene:
     """A band-per-file scene: every band converted, one footprint, one time, one cloud cover."""
     infos: dict[str, RasterInfo] = {}
     with stage("inspect"):
@@ -473,25 +436,23 @@ def _prepare_scene(job: Job, stage: Clock) -> Prepared:
         with stage("inspect"), rasterio.open(cog_path) as cog:
             info = inspect(cog, label=f"{job.relpath} ({band})", max_pixels=job.max_pixels,
                            scan_nan=True)  # fmt: skip
-        resolution = resolution_of(info.transform)
         with stage("checksum"):
             local = _local(cog_path)
-        assets.append(PreparedAsset(band, path.name, local, info, resolution, outcome.passthrough))
+        assets.append(SceneAsset(band, path.name, local, info, outcome.passthrough))
     # The footprint of the finest data band (masks can be coarser or padded).
-    data_assets = [a for a in assets if a.key.upper() not in MASK_BANDS] or assets
-    finest = min(data_assets, key=lambda a: (a.resolution or (0.0, 0.0))[0])
+    finest = primary_asset(tuple(assets))
     thumb_path = job.workdir / f"{job.item_id}.png"
-    with stage("footprint"), rasterio.open(finest.cog.path) as cog:
+    with stage("footprint"), rasterio.open(finest.file.path) as cog:
         shape = _footprint(cog, finest.raster, job.relpath)
     rgb = [next((a for a in assets if a.key.upper() == name), None)
            for name in RGB_BANDS.get(job.product or "", ())]  # fmt: skip
     picked = [a for a in rgb if a is not None] if all(rgb) and rgb else [finest]
     with stage("thumbnail"), ExitStack() as stack:
-        opened = [stack.enter_context(rasterio.open(a.cog.path)) for a in picked]
+        opened = [stack.enter_context(rasterio.open(a.file.path)) for a in picked]
         write_band_thumbnail([(src, 1) for src in opened], thumb_path)
     with stage("checksum"):
         thumb_file = _local(thumb_path)
-    return Prepared(
+    return Scene(
         item_id=job.item_id,
         subdataset=None,
         acquisition=when,
@@ -644,8 +605,8 @@ def _staged(name: str, path: Path, crs: rasterio.crs.CRS, transform: Affine | No
     return str(path)
 
 
-def _local(path: Path) -> LocalFile:
-    return LocalFile(path, path.stat().st_size, file_sha256(path))
+def _local(path: Path) -> AssetFile:
+    return AssetFile(path, path.stat().st_size, file_sha256(path))
 
 
 def georef_sidecar_names(sidecars: tuple[str, ...]) -> bool:
