@@ -29,7 +29,7 @@ class Status(StrEnum):
 
 
 # The stages of one input a row times, in order (Row.stages): `fingerprint`, `fetch` and
-# `store` in the parent, the rest in the worker (byod.work.STAGES).
+# `store` in the parent, the rest in the worker (byod.work.PrepareResult.seconds).
 STAGE_NAMES = ("fingerprint", "fetch", "inspect", "metadata", "convert", "validate",
                "footprint", "thumbnail", "checksum", "store")  # fmt: skip
 

@@ -101,13 +101,9 @@ class Job:
 class PrepareResult:
     scenes: list[Scene]
     notes: list[str]  # subdatasets left out, with the reason
-    # Seconds per stage in the worker (STAGES' names), summed over scenes and bands.
+    # Seconds per stage in the worker (report.STAGE_NAMES from `inspect` to `checksum`;
+    # `metadata` is the acquisition time and cloud cover), summed over scenes and bands.
     seconds: dict[str, float] = field(default_factory=dict)
-    wall: float = 0.0  # seconds the whole `prepare` took in the worker
-
-
-# The worker's stages, in order; `metadata` is the acquisition time and cloud cover.
-STAGES = ("inspect", "metadata", "convert", "validate", "footprint", "thumbnail", "checksum")
 
 
 class Clock:
@@ -144,7 +140,6 @@ def prepare(job: Job, stage: Stage) -> PrepareResult:
     warnings (rasterio's NotGeoreferencedWarning on every NetCDF bounds variable) go to the
     log at debug level, not to stderr: the CLI promises at most one line there.
     """
-    start = time.perf_counter()
     clock = Clock(stage)
     # GDAL's block cache capped for every read, not only the conversion's: the footprint's
     # full-resolution reads otherwise filled GDAL's default cache (5% of RAM) and took a
@@ -155,7 +150,7 @@ def prepare(job: Job, stage: Stage) -> PrepareResult:
         warnings.simplefilter("default")
         result = _prepare(job, clock)
     seconds = {k: round(max(0.0, v), 4) for k, v in clock.seconds.items()}
-    return PrepareResult(result.scenes, result.notes, seconds, time.perf_counter() - start)
+    return PrepareResult(result.scenes, result.notes, seconds)
 
 
 def _log_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
