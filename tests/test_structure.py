@@ -154,8 +154,9 @@ def test_no_module_shadows_a_lazy_name_of_the_package() -> None:
 
 
 # Modules of plain records and pure rules, and the I/O modules they must not reach: item
-# building, grouping, time and cloud rules are read and tested with hand-made records.
-PURE = ("byod.records", "byod.items", "byod.scenes", "byod.temporal", "byod.clouds")
+# building, grouping, time, cloud and product rules are read and tested with hand-made records.
+PURE = ("byod.records", "byod.items", "byod.scenes", "byod.temporal", "byod.clouds",
+        "byod.products", "byod.extents")  # fmt: skip
 IO_MODULES = ("rasterio", "byod.rasters", "byod.storage", "byod.azure", "byod.sources")
 
 
@@ -186,8 +187,9 @@ def _banned(name: str) -> bool:
 
 
 def test_records_and_pure_modules_import_no_io_module() -> None:
-    """records, items, scenes, temporal and clouds reach, through whatever they import at
-    module level, none of rasterio, rasters, storage, azure, sources (issue 12)."""
+    """records, items, scenes, temporal, clouds, products and extents reach, through what
+    they import at module level, none of rasterio, rasters, storage, azure, sources (issue
+    12)."""
     modules = {f"byod.{p.stem}": p for p in SRC.glob("*.py") if p.stem != "__init__"}
     direct = {name: _module_level_imports(path) for name, path in modules.items()}
     assert "rasterio.features" in direct["byod.footprint"]  # the walk sees third-party names

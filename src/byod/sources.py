@@ -59,7 +59,7 @@ EHDR_SIDECAR_ENDINGS = (".clr", ".stx")
 EHDR_EXTENSIONS = frozenset({".bil", ".bip", ".bsq", ".flt"})
 # Names that look like a sidecar: never taken for a raster themselves (GDAL identifies an
 # `x.tif.ovr` or `x.tif.msk` as a GeoTIFF) and checked by untrusted.py before GDAL opens
-# their raster. Whether one belongs to a raster is decided by `pairs_with`.
+# their raster. Whether one belongs to a raster is decided by `sidecar_names`.
 SIDECAR_EXTENSIONS = WORLD_FILE_EXTENSIONS | {
     ".prj", ".aux", ".msk", ".ovr", ".hdr", ".xml", ".txt", ".json", ".imd", ".rpb", ".rpc",
     *EHDR_SIDECAR_ENDINGS,
@@ -444,13 +444,6 @@ def sidecar_names(raster_name: str, ehdr: bool = False) -> list[str]:
     return [n for n in dict.fromkeys(names) if n != name]
 
 
-def pairs_with(raster_name: str, name: str, ehdr: bool = False) -> bool:
-    """Whether a file called `name` is a sidecar of the raster `raster_name` in its folder
-    (`sidecar_names`): `x.tif.aux.xml`, `x.tfw` and `x.prj` are `x.tif`'s; `x.txt`,
-    `x.json` and `README.txt` are nobody's."""
-    return name.lower() in sidecar_names(raster_name, ehdr)
-
-
 def _sidecars_of(
     raster: str, by_name: dict[str, tuple[str, str]], ehdr: bool = False
 ) -> list[tuple[str, str]]:
@@ -544,17 +537,6 @@ def read_user_metadata(path: Path) -> UserTable:
         problem = (f"no 'file' column naming each row's input (its columns: {shown}; "
                    f"cells read as separated by {_DELIMITER_NAMES[delimiter]})")  # fmt: skip
     return UserTable(columns, tuple(rows), delimiter, encoding, problem)
-
-
-def user_metadata_rows(
-    path: Path, relpath: str
-) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    """The columns of a folder's byod-metadata.csv, and its rows for the input `relpath`
-    (`UserTable.rows_for`), each with its first line in the file (the header is line 1).
-
-    Raises OSError or csv.Error for a file that cannot be read."""
-    table = read_user_metadata(path)
-    return list(table.columns), table.rows_for(relpath)
 
 
 def _user_metadata_version(path: Path, relpath: str) -> str:
