@@ -6,10 +6,13 @@ where the repository's flows/ and tests/ are not importable; the flow reaches th
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
+import json
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -22,6 +25,7 @@ from typing import Any
 import numpy as np
 import pystac
 import pytest
+from azure.storage.blob import BlobServiceClient
 from distributed import Client
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
@@ -38,9 +42,10 @@ import byod_flows
 from byod import confine
 from byod.config import IngestSettings
 from byod.errors import ConfigurationError
+from byod.pipeline import Outcome
 from byod.reasons import Reason
 from byod_flows import check_cluster, ingest
-from tests.conftest import ramp, write_geotiff
+from tests.conftest import AZURITE_KEY, ramp, write_geotiff
 from tests.daemon_jobs import KEPT, SECRETS, leaked, run_in_daemon
 
 DASK = str(Path(sys.executable).parent / "dask")
@@ -188,16 +193,20 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, azurite: str) -> Iterator[dict[str, Any]]:
     """A scheduler and two default workers, as a hub's cluster: byod installed, the
-    repository not on their path, no PREFECT_API_URL, nothing set but loopback. The flow's
-    Prefect API is a temporary server in this process (prefect_test_harness)."""
+    repository not on their path, no PREFECT_API_URL, a HOME and PREFECT_HOME of their own
+    (no folder shared with the flow), Azurite's connection string in their environment (as
+    a hub sets the storage account's), nothing else set but loopback. The flow's Prefect API
+    is a temporary server in this process (prefect_test_harness)."""
     home = tmp_path_factory.mktemp("dask-home")
-    dropped = ("PYTHONPATH", "PREFECT_API_URL")
+    dropped = ("PYTHONPATH", "PREFECT_API_URL", "AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_KEY",
+               "AZURE_STORAGE_SAS_TOKEN")  # fmt: skip
     env = {k: v for k, v in os.environ.items()
            if k not in dropped and not k.startswith("PYTEST")}  # fmt: skip
     env.update(HOME=str(home), PREFECT_HOME=str(home / ".prefect"),
-               PREFECT_SERVER_ANALYTICS_ENABLED="false", PYTHONSAFEPATH="1")  # fmt: skip
+               PREFECT_SERVER_ANALYTICS_ENABLED="false", PYTHONSAFEPATH="1",
+               AZURE_STORAGE_CONNECTION_STRING=azurite)  # fmt: skip
     address = f"tcp://127.0.0.1:{_free_port()}"
     port = address.rsplit(":")[-1]
     # The scheduler gives up on a task at the first death of the worker running it (default:
@@ -301,6 +310,78 @@ def test_an_input_whose_dask_worker_dies_is_crashed_and_the_rest_published(
     assert tasks["kill_20240106.tif"].state.type.value == "COMPLETED"
     assert tasks["kill_20240106.tif"].state.name == "Rejected"
     assert tasks["kill_20240106.tif"].state.message.startswith("crashed: ")
+
+
+def _result_blobs(container: str, prefix: str) -> dict[str, bytes]:
+    service = BlobServiceClient.from_connection_string(
+        os.environ["AZURE_STORAGE_CONNECTION_STRING"]
+    )
+    client = service.get_container_client(container)
+    return {b.name: client.download_blob(b.name).readall()
+            for b in client.list_blobs(name_starts_with=prefix)}  # fmt: skip
+
+
+async def _block_documents() -> list[dict[str, Any]]:
+    async with get_client() as client:
+        documents = await client.read_block_documents(include_secrets=True)
+        return [d.model_dump(mode="json") for d in documents]
+
+
+def test_dask_task_results_are_kept_in_the_blob_target(
+    cluster: dict[str, Any], azure_env: str, tmp_path: Path
+) -> None:
+    """An az:// catalog and target: the workers keep task results and cache records in the
+    target's account (Azurite), not in a folder (theirs is not the flow's); the flow run
+    again takes every outcome from there (Cached), on restarted workers (nothing in their
+    memory)."""
+    uid = azure_env
+    inputs = ("a_20240101.tif", "sub/b_20240102.tif")
+    for name in inputs:
+        write_geotiff(tmp_path / "src" / name, ramp(), crs="EPSG:32633",
+                      transform=(10, 0, 500000, 0, -10, 5000000))  # fmt: skip
+    settings = IngestSettings(source=str(tmp_path / "src"), target=f"az://cogs-{uid}/data",
+                              catalog=f"az://stac-{uid}", collection="blobres")  # fmt: skip
+    state = ingest(settings, task_runner="dask", dask_address=cluster["address"],
+                   return_state=True)  # fmt: skip
+    assert state.is_completed(), state.message
+    assert state.result()["counts"]["ingested"] == 2
+
+    # One record per input under the target's _prefect-results/, read straight from Azurite:
+    # Prefect's result record (JSON) whose result is the input's pickled outcome.
+    records = _result_blobs(f"cogs-{uid}", "data/_prefect-results/")
+    assert len(records) == 2, sorted(records)
+    outcomes = []
+    for content in records.values():
+        record = json.loads(content)
+        assert record["metadata"]["serializer"]["type"] == "pickle"
+        outcomes.append(pickle.loads(base64.b64decode(record["result"])))
+    assert all(isinstance(o, Outcome) for o in outcomes)
+    assert sorted(o.row.input for o in outcomes) == sorted(inputs)
+    # Nothing went to a folder: not the workers' Prefect home, not beside the source.
+    assert not (cluster["home"] / ".prefect" / "storage").exists()
+    assert not list(tmp_path.rglob(".byod-prefect-results"))
+    # The storage block saved in the Prefect API holds no secret.
+    documents = json.dumps(asyncio.run(_block_documents()))
+    assert f"cogs-{uid}" in documents and AZURITE_KEY not in documents
+    assert "AccountKey" not in documents
+
+    # The catalog is lost, the COGs stay: the flow run again takes each input's outcome
+    # from the records in Azurite.
+    service = BlobServiceClient.from_connection_string(
+        os.environ["AZURE_STORAGE_CONNECTION_STRING"]
+    )
+    service.delete_container(f"stac-{uid}")
+    with Client(cluster["address"], timeout=60, set_as_default=False) as client:
+        client.restart(wait_for_workers=True, timeout=120)  # new worker processes
+    state = ingest(settings, task_runner="dask", dask_address=cluster["address"],
+                   return_state=True)  # fmt: skip
+    assert state.is_completed(), state.message
+    report = state.result()
+    assert report["counts"]["ingested"] == 2, report["counts"]
+    tasks = asyncio.run(task_runs("byod-ingest-run"))
+    assert {tasks[n].state.name for n in inputs} == {"Cached"}, {
+        n: tasks[n].state.name for n in inputs}  # fmt: skip
+    assert _result_blobs(f"cogs-{uid}", "data/_prefect-results/") == records  # not rewritten
 
 
 def _build_id(*packages: Path) -> str:

@@ -52,6 +52,7 @@ from byod.pipeline import (
 from byod.publishing import progress_due
 from byod.reasons import Reason
 from byod.report import Row, Status, to_markdown
+from byod_flows.results import result_folder, result_storage
 
 Runner = Literal["threads", "dask", "dask-gateway"]
 log = logging.getLogger(__name__)
@@ -219,15 +220,18 @@ def _as_outcome(work: WorkItem, result: Any) -> Outcome:
 
 
 @flow(name="byod-ingest-run")
-def _ingest_run(settings: IngestSettings, results: str) -> Any:
+def _ingest_run(settings: IngestSettings, results: str | None) -> Any:
     """The ingest itself, as a subflow so that the caller can choose its task runner.
     Outcomes are taken as their tasks finish (in any order), and published every
     `publish_every_inputs` stored inputs or `publish_every_s` seconds, as `byod ingest`
     does. Returns the flow's final state (Completed or Failed), with the report as its
     data."""
     run = plan_task(settings)
-    # Results and cache records in one folder every worker shares (result_folder).
-    process_one = process_task.with_options(result_storage=Path(results), persist_result=True)
+    # Results and cache records where every worker finds them (result_folder), from the
+    # settings as byod.yaml completes them: a local folder, or the blob target's account.
+    resolved = run.context.settings
+    storage = result_storage(result_folder(resolved, results), resolved.azure)
+    process_one = process_task.with_options(result_storage=storage, persist_result=True)
     pending = {process_one.submit(run.context, w): w for w in run.todo}
     outcomes: list[Outcome] = []
     while pending:
@@ -518,19 +522,6 @@ def check_runner_options(
         )
 
 
-def result_folder(settings: IngestSettings, results: str | None) -> str:
-    """Where task results and cache records go: `results`, else `.byod-prefect-results`
-    next to a local catalog (every process worker of the machine finds it), else Prefect's
-    local storage folder (set `results` to a folder all Dask workers share)."""
-    if results:
-        return results
-    if "://" not in settings.catalog:
-        return str(Path(settings.catalog).resolve().parent / ".byod-prefect-results")
-    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
-
-    return str(PREFECT_LOCAL_STORAGE_PATH.value())
-
-
 @flow(name="byod-ingest", log_prints=True)
 def ingest(
     settings: IngestSettings,
@@ -550,7 +541,9 @@ def ingest(
     dask's configuration names it): the running one called `dask_gateway_cluster`, or a new
     one made with `dask_gateway_options` (the gateway's cluster options; none: its defaults),
     scaled to `dask_workers` and shut down at the end (`gateway_cluster`).
-    `results`: the folder task results and cache records are kept in (`result_folder`).
+    `results`: the folder or az://container/prefix task results and cache records are kept
+    in; by default a folder beside a local catalog, else `_prefect-results` under the az://
+    target, in a block of prefect-azure saved without secrets (`byod_flows.results`).
 
     Returns the report (a dict, as `byod ingest --json` writes). Ends Completed when every
     input was ingested, unchanged or rejected for a reason (see the `byod-ingest-report`
@@ -570,11 +563,10 @@ def ingest(
         awaited = awaited_workers(task_runner, dask_gateway_cluster, dask_workers)
         runner = _task_runner(task_runner, settings.workers, dask_address, dask_workers,
                               security, awaited)  # fmt: skip
-        folder = result_folder(settings, results)
         url = _api_url() if task_runner != "threads" else None
         with temporary_settings({PREFECT_API_URL: url} if url else {}):
             state: State[dict[str, Any]] = _ingest_run.with_options(task_runner=runner)(
-                settings, folder, return_state=True
+                settings, results, return_state=True
             )  # type: ignore[assignment]  # Prefect's overloads offer an Awaitable too
     report: dict[str, Any] = state.result(raise_on_failure=False)  # type: ignore[assignment]
     if state.is_failed():  # its message and, when byod got as far, the report as its data
