@@ -22,8 +22,6 @@ from byod.errors import ConfigurationError
 log = logging.getLogger(__name__)
 
 REQUIRED_REGION = "westeurope"
-EMULATOR_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-EMULATOR_ACCOUNT = "devstoreaccount1"
 # One storage request, retries included, fails after this many seconds (a stalled server).
 REQUEST_TIMEOUT_S = 60.0
 # Attempts after the first, for resets, time-outs and 408/429/5xx (within the time bound).

@@ -98,9 +98,6 @@ INDEX_ROLE = "collection-mirror"
 # collection.json's record of its months (keys and aggregates): what a publish starts from.
 MONTHS_FIELD = "byod:months"
 UNDATED = "0001-01"  # the month of time-less items (temporal.py: start 0001-01-01)
-# How long superseded files stay readable after a switch (readers that read the old
-# collection.json); IngestSettings.superseded_grace_s overrides it.
-GRACE_SECONDS = 600.0
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ in its metadata:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -147,7 +147,6 @@ class CloudEstimate:
 @dataclass(frozen=True)
 class CloudDecision:
     chosen: CloudEstimate | None
-    considered: list[CloudEstimate] = field(default_factory=list)
     note: str | None = None  # why it is absent, or that sources disagreed
 
 
@@ -156,13 +155,14 @@ DISAGREEMENT_PERCENT = 1.0
 
 
 def choose(estimates: list[CloudEstimate], order: tuple[str, ...] = DEFAULT_ORDER) -> CloudDecision:
-    """The estimate of the first source kind in `order`; all of them kept for the report."""
+    """The estimate of the first source kind in `order`, with a note when none applies or the
+    others disagree with it by more than DISAGREEMENT_PERCENT."""
     ranked = sorted(
         (e for e in estimates if _kind(e.source) in order),
         key=lambda e: order.index(_kind(e.source)),
     )
     if not ranked:
-        return CloudDecision(None, estimates, "no cloud source (mask, sidecar metadata, "
+        return CloudDecision(None, "no cloud source (mask, sidecar metadata, "
                              "IMAGERY CLOUDCOVER or option); eo:cloud_cover left out")  # fmt: skip
     chosen = ranked[0]
     others = [e for e in ranked[1:]
@@ -171,7 +171,7 @@ def choose(estimates: list[CloudEstimate], order: tuple[str, ...] = DEFAULT_ORDE
     if others:
         listed = "; ".join(f"{e.source}: {e.cloud_cover}" for e in [chosen, *others])
         note = f"cloud sources disagree ({listed}); kept {chosen.source} by the configured order"
-    return CloudDecision(chosen, estimates, note)
+    return CloudDecision(chosen, note)
 
 
 def _kind(source: str) -> str:

@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 ACQUISITION_TAGS = ("ACQUISITIONDATETIME", "ACQUISITION_DATETIME")
 # TIFF 6.0, tag 306: "Date and time of image creation", i.e. when the file was written.
 WRITTEN_TAG = "TIFFTAG_DATETIME"
-DATETIME_TAGS = (*ACQUISITION_TAGS, WRITTEN_TAG)
 
 MIN_YEAR, MAX_YEAR = 1900, 2100
 DEFAULT_ORDER = ("option", "user", "sidecar", "tag", "name", "written")
