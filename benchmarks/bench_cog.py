@@ -192,7 +192,7 @@ def _case_ingest(spec: dict) -> dict:
         "source": spec["source"],
         "target": spec["target"],
         "catalog": spec["catalog"],
-        "datetime": dt.datetime.fromisoformat(DATETIME),
+        "time": {"datetime": dt.datetime.fromisoformat(DATETIME)},
         "compression": spec.get("compression", "deflate"),
     }
     if spec.get("workers") is not None:

@@ -207,13 +207,13 @@ def test_usage_errors_name_the_option_as_typed(tmp_path: Path, args: list[str], 
 def test_a_bad_value_in_byod_yaml_names_the_file_and_its_key(tmp_path: Path) -> None:
     write_geotiff(tmp_path / "src" / "a_20240101.tif", ramp(16, 16), **UTM)
     config = tmp_path / "src" / "byod.yaml"
-    config.write_text("clouds: {rule: zzz}\ndatetime: {order: [name, foo]}\n")
+    config.write_text("clouds: {rule: zzz}\ntime: {order: [name, foo]}\n")
     result = invoke("ingest", str(tmp_path / "src"), "--catalog", str(tmp_path / "c"),
                     "--target", str(tmp_path / "d"), "--quiet")  # fmt: skip
     assert result.exit_code == 2, result.output
     line = one_error_line(result)
     assert f"{config}: clouds.rule: unknown cloud rule 'zzz'" in line
-    assert f"{config}: datetime.order: 'foo': input should be" in line
+    assert f"{config}: time.order: 'foo': input should be" in line
     assert "cloud_rule" not in line and "Value error" not in line and "--help" not in line
 
 

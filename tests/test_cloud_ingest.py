@@ -70,7 +70,7 @@ def test_landsat_qa_pixel_and_mtl(
     usgs = round(
         100.0 * np.count_nonzero(valid & ((qa >> 3) & 1 == 1)) / np.count_nonzero(valid), 2
     )
-    report = run_ingest(cloud_order=("sidecar", "mask"))
+    report = run_ingest(clouds={"order": ("sidecar", "mask")})
     (row,) = report.rows
     props = _item(tmp_path, row.item_ids[0])["properties"]
     assert props["eo:cloud_cover"] == 37.52  # the configured order put the MTL first
@@ -95,7 +95,7 @@ def test_fmask_band_rules_and_option(
     two_bands = np.stack([ramp(10, 10)[0], np.where(np.arange(100).reshape(10, 10) < 25, 8, 0)])
     write_raster("y_20240101.tif", two_bands.astype("uint16"))
 
-    report = run_ingest(cloud_band=2, cloud_rule="bits:3")
+    report = run_ingest(clouds={"band": 2, "rule": "bits:3"})
     props = {r.input: _item(tmp_path, r.item_ids[0])["properties"] for r in report.rows}
     assert props["y_20240101.tif"]["eo:cloud_cover"] == 25.0
     assert props["y_20240101.tif"]["byod:cloud_cover_source"] == "mask:band 2 (bits:3)"
@@ -107,7 +107,7 @@ def test_fmask_band_rules_and_option(
     row = next(r for r in by_name.rows if r.input == "y_20240101.tif")
     assert any("eo:cloud_cover left out" in n for n in row.notes)
 
-    forced = run_ingest(cloud_cover=12.0)
+    forced = run_ingest(clouds={"cover": 12.0})
     props = {r.input: _item(tmp_path, r.item_ids[0])["properties"] for r in forced.rows}
     assert {p["eo:cloud_cover"] for p in props.values()} == {12.0}
 

@@ -18,7 +18,7 @@ description: Cloud-masked composites from the lab's pipeline.
 license: CC-BY-4.0
 providers: [{name: Example Lab, roles: [producer, processor], url: https://lab.example}]
 keywords: [ndvi, vienna]
-datetime: {pattern: 'doy(?P<year>\\d{4})_(?P<month>\\d{2})'}
+time: {pattern: 'doy(?P<year>\\d{4})_(?P<month>\\d{2})'}
 clouds: {rule: 'values:1', band: 2}
 """
 

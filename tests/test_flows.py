@@ -24,12 +24,15 @@ from prefect.settings import PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
 from pydantic import BaseModel
 
+from byod.azure import AzureOptions
 from byod.catalog import VERSION
-from byod.config import IngestSettings
+from byod.config import IngestSettings, build_settings
+from byod.dataset_config import SETTING_KEYS, DatasetConfig
 from byod.errors import ConfigurationError
+from byod.options import CloudOptions, TimeOptions
 from byod.report import markdown_text
 from byod.validate import validate_catalog
-from byod_flows import check_local_paths, ingest, result_folder
+from byod_flows import _explicit, check_local_paths, ingest, result_folder
 from tests.conftest import ramp, write_geotiff
 from tests.readback import asset_path, item_files
 from tests.test_dask_cluster import big_raster, killing_workers_reading, task_runs
@@ -163,11 +166,13 @@ def test_dask_runner_gives_the_same_catalog(prefect_api: None, tmp_path: Path) -
 
 
 def _fields(model: type[BaseModel], prefix: str = "") -> set[str]:
-    """Every field of a settings model, nested models' fields as dotted paths."""
+    """Every field of a settings model, a section's (a model, or an optional one) fields as
+    dotted paths; a list of models (byod.yaml's providers) is one field."""
     names = set()
     for name, info in model.model_fields.items():
+        listed = typing.get_origin(info.annotation) in (list, tuple, dict)
         nested = [a for a in typing.get_args(info.annotation) or [info.annotation]
-                  if isinstance(a, type) and issubclass(a, BaseModel)]  # fmt: skip
+                  if isinstance(a, type) and issubclass(a, BaseModel) and not listed]  # fmt: skip
         names |= _fields(nested[0], f"{prefix}{name}.") if nested else {prefix + name}
     return names
 
@@ -185,25 +190,56 @@ def _schema_fields(schema: dict[str, Any], node: dict[str, Any], prefix: str = "
     return names
 
 
-def test_every_setting_is_a_flow_parameter() -> None:
-    """The flow's parameters (the form the Prefect UI renders) reach every IngestSettings
-    field, also the ones added later: read from the models, not listed here."""
+# The settings an edge does not reach, and why; every other field must be reachable, so a
+# field added to the model (a section's too) without an option or a key fails here.
+NOT_ON_THE_COMMAND_LINE = {
+    "providers", "keywords",  # lists of mappings: byod.yaml (or flow parameters)
+    "superseded_grace_s",  # an operator's setting: env BYOD_SUPERSEDED_GRACE_S
+    # Secrets never go on a command line (shell history, `ps`): the environment has them.
+    "azure.connection_string", "azure.account_key", "azure.sas_token",
+}  # fmt: skip
+NOT_IN_BYOD_YAML = {  # where and how one run goes, not what the dataset is
+    "source", "collection", "target", "catalog", "config_file", "workers", "timeout_s",
+    "max_memory_mb", "max_pixels", "disk_budget_mb", "compression", "superseded_grace_s",
+    "prune", "publish_every_inputs", "publish_every_s",
+    *(f"azure.{name}" for name in AzureOptions.model_fields),
+}  # fmt: skip
+
+
+def test_every_setting_is_reachable_from_each_edge() -> None:
+    """Every IngestSettings field, a section's (`time.pattern`, `clouds.rule`) too, is a
+    flow parameter (the form the Prefect UI renders), a `byod ingest` option and a byod.yaml
+    key, but for the exceptions listed above: read from the models, not listed here."""
+    fields = _fields(IngestSettings)
+    assert {"time.datetime", "time.require", "clouds.rule", "clouds.order"} <= fields
     schema = ingest.parameters.model_dump()
-    reachable = _schema_fields(schema, schema)
-    expected = {f"settings.{name}" for name in _fields(IngestSettings)}
-    assert expected - reachable == set()
-    # ... and the options the CLI has (its names, or the settings field they set).
+    assert {"settings.time.pattern", "settings.clouds.band"} <= _schema_fields(schema, schema)
+    assert {f"settings.{name}" for name in fields} - _schema_fields(schema, schema) == set()
+    # The CLI: each field's parameter (its name, or the one cli._PARAMETER gives it).
+    from byod.cli import _PARAMETER
     from byod.cli import ingest as cli_ingest
 
-    renamed = {"datetime_": "datetime", "timeout": "timeout_s", "max_memory": "max_memory_mb",
-               "disk_budget": "disk_budget_mb", "config": "config_file",
-               "publish_every": "publish_every_inputs", "azure_account": "account_name",
-               "request_timeout": "request_timeout_s"}  # fmt: skip
-    fields = _fields(IngestSettings)  # azure.region is reachable as azure_region or region
-    leaves = {name.rsplit(".", 1)[-1] for name in fields} | {n.replace(".", "_") for n in fields}
     edge_only = {"ctx", "quiet", "verbose", "json_", "report"}  # how the CLI shows its outcome
-    cli = {renamed.get(p, p) for p in inspect.signature(cli_ingest).parameters} - edge_only
-    assert cli - leaves == set()
+    parameters = set(inspect.signature(cli_ingest).parameters) - edge_only
+    option = {name: _PARAMETER.get(name, name) for name in fields}
+    assert {name for name in fields if option[name] not in parameters} == NOT_ON_THE_COMMAND_LINE
+    assert parameters - set(option.values()) == set()  # ... and no option sets nothing
+    # byod.yaml: its keys are the fields' paths (dataset_config.SETTING_KEYS where not).
+    keys = {key: path for path, key in SETTING_KEYS.items()}
+    in_yaml = {keys.get(key, key) for key in _fields(DatasetConfig)}
+    assert in_yaml - fields == set()
+    assert fields - in_yaml == NOT_IN_BYOD_YAML
+
+
+def test_each_edge_sets_a_section_field_by_field(tmp_path: Path) -> None:
+    """A section given at an edge overrides byod.yaml's field by field: `clouds.rule`
+    typed keeps the file's `clouds.band`; the flow's sub-model counts only the fields set."""
+    (tmp_path / "byod.yaml").write_text("clouds: {band: 2, cover: 5}\ntime: {require: true}\n")
+    flow_given = IngestSettings(source=str(tmp_path), clouds=CloudOptions(rule="fmask"))
+    for options in ({"clouds": {"rule": "fmask"}}, _explicit(flow_given)):
+        settings = build_settings(str(tmp_path), options)
+        assert settings.clouds == CloudOptions(rule="fmask", band=2, cover=5)
+        assert settings.time == TimeOptions(require=True)
 
 
 def _cog(catalog: Path, item_id: str) -> Path:

@@ -94,7 +94,7 @@ def test_changed_options_redo_the_work(
 ) -> None:
     write_raster("a_20240101.tif", ramp())
     run_ingest()
-    report = run_ingest(datetime="2020-05-05T10:00:00Z")
+    report = run_ingest(time={"datetime": "2020-05-05T10:00:00Z"})
     assert report.rows[0].status is Status.REPLACED
     item = json.loads(item_files(tmp_path / "catalog", "test")["a_20240101"].read_text())
     assert item["properties"]["datetime"] == "2020-05-05T10:00:00Z"

@@ -29,7 +29,7 @@ def test_long_variable_names_fit(tmp_path: Path, run_ingest: Callable[..., Repor
             var = ds.createVariable(name, "f4", ("y", "x"))
             var.grid_mapping = "crs"
             var[:] = np.full((20, 30), 280.0 + i, np.float32)
-    report = run_ingest(datetime="2021-01-01")
+    report = run_ingest(time={"datetime": "2021-01-01"})
     row = next(r for r in report.rows if r.input == "model_2021.nc")
     assert row.status is Status.INGESTED, row.message
     items = item_files(tmp_path / "catalog", "test")

@@ -3,7 +3,7 @@
 They are ingested by default with `datetime: null` and the period "acquired at some time up
 to when first ingested", `byod:datetime_source: "unknown"` and a report note saying how to
 give a time; a re-run keeps the item byte for byte; a time search overlapping the period
-finds it; `--require-datetime` / `datetime: {require: true}` restores the rejection. NetCDF
+finds it; `--require-datetime` / `time: {require: true}` restores the rejection. NetCDF
 files: a variable without a time axis is such a raster, and CF bounds variables beside it
 are ignored, not rejected; a variable's CF time coordinate gives its time.
 """
@@ -125,7 +125,7 @@ def test_require_datetime_rejects_as_before(
 ) -> None:
     write_raster("dem.tif", ramp())
     write_raster("dem_20240101.tif", ramp())
-    report = run_ingest(require_datetime=True)
+    report = run_ingest(time={"require": True})
     rows = {r.input: r for r in report.rows}
     assert rows["dem_20240101.tif"].status is Status.INGESTED
     assert rows["dem.tif"].status is Status.REJECTED
@@ -139,7 +139,7 @@ def test_require_datetime_in_byod_yaml(
     tmp_path: Path, write_raster: WriteRaster, run_ingest: RunIngest
 ) -> None:
     write_raster("dem.tif", ramp())
-    (tmp_path / "src" / "byod.yaml").write_text("datetime: {require: true}\n")
+    (tmp_path / "src" / "byod.yaml").write_text("time: {require: true}\n")
     args = ["ingest", str(tmp_path / "src"), "--target", str(tmp_path / "data"),
             "--catalog", str(tmp_path / "catalog"), "--workers", "1", "--json"]  # fmt: skip
     result = CliRunner().invoke(app, args)

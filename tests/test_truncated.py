@@ -142,7 +142,7 @@ def test_files_shorter_than_their_header_are_truncated(
     """netCDF-C opens a cut classic file and reads zeros for the missing bytes (no error),
     and GDAL zero-fills an ENVI file's short reads: byod stored those zeros as data. The
     producer's header says how long the file is."""
-    rows = {r.input: r for r in run_ingest(datetime="2024-01-01").rows}
+    rows = {r.input: r for r in run_ingest(time={"datetime": "2024-01-01"}).rows}
     src = tmp_path / "src"  # run_ingest's source
     for name, whole in short_files.items():
         if whole:
@@ -192,7 +192,7 @@ def test_vrt_reasons(tmp_path: Path, run_ingest: Callable[..., Report]) -> None:
         "<SourceBand>1</SourceBand></SimpleSource></VRTRasterBand></VRTDataset>"
     )
     (src / "bad_xml.vrt").write_text(f'{head}<VRTRasterBand dataType="Byte" ban')
-    rows = {r.input: r for r in run_ingest(datetime="2024-01-01").rows}
+    rows = {r.input: r for r in run_ingest(time={"datetime": "2024-01-01"}).rows}
     missing, cut = rows["missing_src.vrt"], rows["bad_xml.vrt"]
     assert missing.reason is Reason.UNREADABLE, missing.message
     assert "nothere.tif" in missing.message and "does not exist" in missing.message

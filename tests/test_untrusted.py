@@ -291,7 +291,7 @@ def test_references_inside_the_source_are_ingested(
     (src / "mosaic_20240101.vrt").write_text(_vrt("tiles/base.tif", relative=True))
     (src / "tiles" / "inner.xml").write_text(_vrt("base.tif", relative=True))
     (src / "nested_20240102.vrt").write_text(_vrt("tiles/inner.xml", relative=True))
-    report = run_ingest(datetime="2024-01-01T00:00:00Z")
+    report = run_ingest(time={"datetime": "2024-01-01T00:00:00Z"})
     rows = _rows(report)
     for name in ("mosaic_20240101.vrt", "nested_20240102.vrt"):
         assert rows[name].status is Status.INGESTED, rows[name]

@@ -32,6 +32,7 @@ from byod.config import (
     Compression,
     IngestSettings,
     build_settings,
+    setting_paths,
 )
 from byod.errors import (
     ByodError,
@@ -43,6 +44,7 @@ from byod.errors import (
 )
 from byod.export import ExportFormat
 from byod.locations import check_source, normalize_location
+from byod.options import CloudOptions, TimeOptions, clause, setting_problems
 from byod.report import Report, Status, printable
 
 if TYPE_CHECKING:
@@ -120,21 +122,12 @@ def _usage_line(exc: click.ClickException, command_path: str | None = None) -> s
     for line in (line.strip() for line in exc.format_message().splitlines()):
         if line:  # a list click breaks over lines ("Choose from:", "a,", "b") stays a list
             text += ("" if not text else " " if text.endswith((":", ",")) else "; ") + line
-    text = _clause(text)
+    text = clause(text)  # pydantic's "Value error, " (typer passes it on) dropped
     ctx = getattr(exc, "ctx", None)
     path = ctx.command_path if ctx is not None else command_path
     if path is None:
         return text
     return f"{path}: {text} (see {path} --help)"
-
-
-def _clause(text: str) -> str:
-    """A message as part of our line: pydantic's "Value error, " prefix (typer passes it on)
-    dropped, lower case first, no final full stop (an ellipsis "..." kept)."""
-    text = text.replace("Value error, ", "")
-    if text.endswith(".") and not text.endswith("..."):
-        text = text[:-1]
-    return text[:1].lower() + text[1:]
 
 
 # Value names by annotation, where an option does not name its value itself.
@@ -175,6 +168,8 @@ EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 log = logging.getLogger("byod")
 # Defaults are defined once, on the settings model.
 _DEFAULTS = IngestSettings.model_fields
+_TIME = TimeOptions.model_fields
+_CLOUDS = CloudOptions.model_fields
 # The choices are written once, in config.Compression.
 # mypy cannot type an Enum whose members are computed (misc).
 CompressionChoice = StrEnum("CompressionChoice", {v: v for v in get_args(Compression)})  # type: ignore[misc]
@@ -428,7 +423,7 @@ def ingest(
     ] = None,
     cloud_order: Annotated[
         str, typer.Option(help="Which cloud source wins, first to last.")
-    ] = ",".join(_DEFAULTS["cloud_order"].default),
+    ] = ",".join(_CLOUDS["order"].default),
     datetime_pattern: Annotated[
         str | None,
         typer.Option(
@@ -437,7 +432,7 @@ def ingest(
     ] = None,
     datetime_order: Annotated[
         str, typer.Option(help="Which time source wins, first to last.")
-    ] = ",".join(_DEFAULTS["datetime_order"].default),
+    ] = ",".join(_TIME["order"].default),
     require_datetime: Annotated[
         bool,
         typer.Option(
@@ -511,23 +506,9 @@ def ingest(
     verbose: Verbose = 0,
 ) -> None:
     """Convert every raster under SOURCE to a COG and publish it in the STAC catalog."""
-    given: dict[str, Any] = {
-        "collection": collection, "target": target, "catalog": catalog, "datetime": datetime_,
-        "workers": workers, "timeout_s": timeout, "max_memory_mb": max_memory,
-        "max_pixels": max_pixels, "disk_budget_mb": disk_budget,
-        "compression": compression.value, "license": license,
-        "description": description, "title": title, "cloud_cover": cloud_cover,
-        "cloud_rule": cloud_rule, "cloud_band": cloud_band, "cloud_order": _csv(cloud_order),
-        "datetime_pattern": datetime_pattern, "datetime_order": _csv(datetime_order),
-        "require_datetime": require_datetime,
-        "group_pattern": group_pattern, "prune": prune,
-        "publish_every_inputs": publish_every, "publish_every_s": publish_every_s,
-    }  # fmt: skip
     # Only what was typed overrides the dataset's byod.yaml; the rest falls to it or defaults.
-    typed = {k: v for k, v in given.items() if _typed(ctx, _PARAMETER.get(k, k))}
-    typed["azure"] = AzureOptions(account_name=azure_account, region=azure_region,
-                                  allow_any_region=allow_any_region,
-                                  request_timeout_s=request_timeout)  # fmt: skip
+    typed = _typed_settings(ctx)
+    given = ctx.params  # what the report of a run that cannot start names
     from byod.dataset_config import DatasetConfigError
     from byod.pipeline import ingest as run_ingest
 
@@ -536,7 +517,7 @@ def ingest(
         check_source(source)  # before anything is opened or written
         settings = build_settings(source, typed, str(config) if config else None)
     except ValidationError as exc:
-        message = _settings_problems(ctx, exc, typed, str(config) if config else None, source)
+        message = _settings_problems(ctx, exc, str(config) if config else None, source)
         ends(_no_report(source, given), ConfigurationError(message))
     except DatasetConfigError as exc:
         ends(_no_report(source, given), ConfigurationError(str(exc)))
@@ -567,15 +548,13 @@ def ingest(
 
 
 def _settings_problems(
-    ctx: typer.Context,
-    exc: ValidationError,
-    typed: dict[str, Any],
-    config: str | None,
-    source: str,
+    ctx: typer.Context, exc: ValidationError, config: str | None, source: str
 ) -> str:
     """The settings' validation errors as the user wrote them: `byod ingest: --cloud-rule:
     unknown cloud rule 'zzz': ... (see byod ingest --help)` for an option, `byod.yaml:
-    clouds.rule: ...` for the dataset's file; never pydantic's field names and "Value error"."""
+    group.pattern: ...` for the dataset's file; never pydantic's field paths and "Value
+    error". (A bad value in the file's `time:`/`clouds:` sections is refused as the file is
+    read: `dataset_config.load_config`.)"""
     from byod.dataset_config import SETTING_KEYS, DatasetConfigError, find_config
 
     try:
@@ -584,16 +563,13 @@ def _settings_problems(
         file = None
     options = {p.name: max(p.opts, key=len) for p in ctx.command.params if p.opts}
     problems, on_command_line = [], True
-    for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else ""
-        text = _clause(error["msg"])
-        if len(error["loc"]) > 1:  # one item of a list (`--datetime-order foo,name`)
-            text = f"{error['input']!r}: {text}"
-        if field in typed or file is None:
-            where = options.get(_PARAMETER.get(field, field), field)
+    for path, text in setting_problems(exc):
+        parameter = _PARAMETER.get(path, path)
+        if file is None or (parameter in options and _typed(ctx, parameter)):
+            where = options.get(parameter, path)
         else:
             on_command_line = False
-            where = f"{file}: {SETTING_KEYS.get(field, field)}"
+            where = f"{file}: {SETTING_KEYS.get(path, path)}"
         problems.append(f"{where}: {text}")
     message = "; ".join(dict.fromkeys(problems))
     if on_command_line:
@@ -978,14 +954,54 @@ def _print_summary(report: Report) -> None:
         out.print(f"[{style}]storage: {_shown(report.storage)}[/]")
 
 
-# CLI parameter names where they differ from the settings' field names.
+# `byod ingest`'s parameter of each settings field (its dotted path, `setting_paths`) where
+# the names differ; the others are named as their field. The options are never listed
+# twice: `_typed_settings` reads them from the model, and tests/test_flows.py checks that
+# every field has an option (or is a listed exception) and every option a field.
 _PARAMETER = {
-    "datetime": "datetime_",
+    "time.datetime": "datetime_",
+    "time.pattern": "datetime_pattern",
+    "time.order": "datetime_order",
+    "time.require": "require_datetime",
+    "clouds.cover": "cloud_cover",
+    "clouds.rule": "cloud_rule",
+    "clouds.band": "cloud_band",
+    "clouds.order": "cloud_order",
     "timeout_s": "timeout",
     "max_memory_mb": "max_memory",
     "disk_budget_mb": "disk_budget",
     "publish_every_inputs": "publish_every",
+    "config_file": "config",
+    "azure.account_name": "azure_account",
+    "azure.region": "azure_region",
+    "azure.allow_any_region": "allow_any_region",
+    "azure.request_timeout_s": "request_timeout",
 }
+# Given apart from the other settings: SOURCE is the argument, --config where byod.yaml is.
+_NOT_OPTIONS = {"source", "config_file"}
+_CSV = {"time.order", "clouds.order"}  # comma-separated on the command line
+
+
+def _typed_settings(ctx: typer.Context) -> dict[str, Any]:
+    """The options typed on the command line as settings, nested as the model is
+    (`{"clouds": {"rule": "fmask"}}`): only these override the dataset's byod.yaml, field
+    by field (`config.build_settings`)."""
+    typed: dict[str, Any] = {}
+    for path in setting_paths(IngestSettings):
+        name = _PARAMETER.get(path, path)
+        if path in _NOT_OPTIONS or name not in ctx.params or not _typed(ctx, name):
+            continue
+        value = ctx.params[name]
+        if path in _CSV:
+            value = _csv(value)
+        elif isinstance(value, StrEnum):  # --compression: the model takes its text
+            value = value.value
+        *sections, field = path.split(".")
+        place = typed
+        for section in sections:
+            place = place.setdefault(section, {})
+        place[field] = value
+    return typed
 
 
 def _typed(ctx: typer.Context, name: str) -> bool:

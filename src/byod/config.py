@@ -6,24 +6,20 @@ environment variables for these.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import re
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from byod.azure import AzureOptions
 from byod.locations import check_source, normalize_location
+from byod.options import CloudOptions, TimeOptions, named_groups
 
 Compression = Literal["deflate", "zstd"]
-CloudSource = Literal["option", "user", "mask", "sidecar", "imagery"]
-TimeSource = Literal["option", "user", "sidecar", "tag", "name", "written"]
 
 DEFAULT_TARGET = "data"
 DEFAULT_CATALOG = "catalogs"
 DEFAULT_LICENSE = "other"
-_TIME_GROUPS = {"year", "month", "day", "hour", "minute", "second"}
 
 
 # The fixed per-input temp disk cap (issue 11): a decompression or upsampling bomb is
@@ -46,8 +42,13 @@ class IngestSettings(BaseModel):
     )
     target: str = Field(default=DEFAULT_TARGET, description="Where COGs are stored.")
     catalog: str = Field(default=DEFAULT_CATALOG, description="Root of the static catalog.")
-    datetime: dt.datetime | None = Field(
-        default=None, description="Acquisition time stamped on every item (UTC if naive)."
+    time: TimeOptions = Field(
+        default=TimeOptions(),
+        description="When each input was acquired (byod.yaml's `time:` section).",
+    )
+    clouds: CloudOptions = Field(
+        default=CloudOptions(),
+        description="How cloud cover is found (byod.yaml's `clouds:` section).",
     )
     workers: int = Field(default_factory=default_workers, ge=1)
     timeout_s: float = Field(default=1800.0, gt=0, description="Wall-clock bound per input.")
@@ -97,29 +98,6 @@ class IngestSettings(BaseModel):
     license: str = DEFAULT_LICENSE
     description: str | None = None
     title: str | None = None
-    cloud_cover: float | None = Field(
-        default=None, ge=0, le=100, description="Cloud cover (percent) of every item."
-    )
-    cloud_rule: str | None = Field(
-        default=None,
-        description="How to read cloud masks: s2-scl, landsat-qa, fmask, binary, "
-        "values:V,... or bits:B,...; default: by the mask's name.",
-    )
-    cloud_band: int | None = Field(
-        default=None, ge=1, description="Band of each input that is its cloud mask."
-    )
-    cloud_order: tuple[CloudSource, ...] = ("option", "user", "mask", "sidecar", "imagery")
-    datetime_pattern: str | None = Field(
-        default=None,
-        description="Regex with named groups year, month, day, hour, minute, second, "
-        "tried on file and folder names before the built-in patterns.",
-    )
-    datetime_order: tuple[TimeSource, ...] = ("option", "user", "sidecar", "tag", "name", "written")
-    require_datetime: bool = Field(
-        default=False,
-        description="Reject inputs with no acquisition time (no_datetime) instead of ingesting "
-        "them with datetime null and the period 'acquired up to when first ingested'.",
-    )
     group_pattern: str | None = Field(
         default=None,
         description="Regex with named groups scene and band, matched on each input's path: "
@@ -145,57 +123,50 @@ class IngestSettings(BaseModel):
             check_source(value)
         return value
 
-    @field_validator("cloud_rule")
-    @classmethod
-    def _rule(cls, value: str | None) -> str | None:
-        from byod.clouds import parse_rule
-
-        if value is not None:
-            parse_rule(value)  # raises with the valid choices named
-        return value
-
-    @field_validator("datetime_pattern")
-    @classmethod
-    def _pattern(cls, value: str | None) -> str | None:
-        return _named_groups(value, required={"year"}, allowed=_TIME_GROUPS)
-
     @field_validator("group_pattern")
     @classmethod
     def _group(cls, value: str | None) -> str | None:
-        return _named_groups(value, required={"scene", "band"}, allowed=None)
-
-    @field_validator("datetime")
-    @classmethod
-    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
-        from byod.temporal import as_utc
-
-        return None if value is None else as_utc(value)
-
-
-def _named_groups(value: str | None, required: set[str], allowed: set[str] | None) -> str | None:
-    """A regular expression with the named groups a rule needs (and no others, if limited)."""
-    if value is None:
-        return None
-    try:
-        groups = set(re.compile(value).groupindex)
-    except re.error as exc:
-        raise ValueError(f"not a regular expression: {exc}") from None
-    if not required <= groups or (allowed is not None and not groups <= allowed):
-        limit = f" and only these: {sorted(allowed)}" if allowed else ""
-        raise ValueError(f"needs the named groups {sorted(required)}{limit}")
-    return value
+        return named_groups(value, required={"scene", "band"}, allowed=None)
 
 
 def build_settings(
     source: str, options: dict[str, Any], config_path: str | None = None
 ) -> IngestSettings:
     """Settings from the options given (CLI or flow), over the dataset's configuration file
-    (`byod.yaml` in the source folder, or `config_path`), over the defaults."""
+    (`byod.yaml` in the source folder, or `config_path`), over the defaults.
+
+    Sections (`time`, `clouds`, `azure`) merge field by field: `clouds: {rule: ...}` given
+    keeps the file's `clouds.band`; a sub-model given counts only its fields set
+    (pydantic's `model_fields_set`), as the flow passes them. Raises pydantic's
+    ValidationError (see `options.setting_problems`) or DatasetConfigError."""
     from byod.dataset_config import find_config, load_config
 
     path = find_config(source, config_path)
     from_file = load_config(path).as_settings() if path is not None else {}
-    merged = {**from_file, **options, "source": source}
+    merged = _merged(from_file, {**options, "source": source})
     if path is not None:
         merged["config_file"] = str(path)
     return IngestSettings(**merged)
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(out.get(key), dict):
+            if isinstance(value, BaseModel):
+                value = value.model_dump(exclude_unset=True)
+            if isinstance(value, dict):
+                value = _merged(out[key], value)
+        out[key] = value
+    return out
+
+
+def setting_paths(model: type[BaseModel] = IngestSettings, prefix: str = "") -> list[str]:
+    """Every leaf field of a settings model, a section's fields as dotted paths
+    (`clouds.rule`, `azure.region`): the names the edges map to options and keys."""
+    paths = []
+    for name, info in model.model_fields.items():
+        nested = [a for a in get_args(info.annotation) or [info.annotation]
+                  if isinstance(a, type) and issubclass(a, BaseModel)]  # fmt: skip
+        paths += setting_paths(nested[0], f"{prefix}{name}.") if nested else [prefix + name]
+    return paths

@@ -6,12 +6,14 @@ so a dataset is ingested the same way every time.
     license: CC-BY-4.0
     providers: [{name: TU Wien, roles: [producer], url: https://www.tuwien.at}]
     keywords: [vienna, ndvi]
-    datetime: {pattern: 'doy(?P<year>\\d{4})', order: [sidecar, name], require: true}
+    time: {pattern: 'doy(?P<year>\\d{4})', order: [sidecar, name], require: true}
     clouds: {rule: fmask, band: 2, cover: 10, order: [mask, sidecar]}
     group: {pattern: '(?P<scene>.+)_(?P<band>B\\d+)\\.tif$'}
 
 Precedence: options given on the command line (or flow parameters), then this file, then
-byod's defaults.
+byod's defaults. The `time:` and `clouds:` sections are IngestSettings' own sub-models
+(`TimeOptions`, `CloudOptions`): the same keys, defaults and checks as `settings.time` and
+`settings.clouds`; `datetime:` is still read as the former name of `time:`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+
+from byod.options import CloudOptions, TimeOptions, setting_problems
 
 CONFIG_NAMES = ("byod.yaml", "byod.yml")
 
@@ -36,19 +40,6 @@ class Provider(_Strict):
     description: str | None = None
 
 
-class _Time(_Strict):
-    pattern: str | None = None
-    order: list[str] | None = None
-    require: bool | None = None  # reject time-less inputs (no_datetime)
-
-
-class _Clouds(_Strict):
-    rule: str | None = None
-    band: int | None = None
-    cover: float | None = None
-    order: list[str] | None = None
-
-
 class _Group(_Strict):
     pattern: str | None = None
 
@@ -59,34 +50,28 @@ class DatasetConfig(_Strict):
     license: str | None = None
     providers: list[Provider] = []
     keywords: list[str] = []
-    datetime: _Time = _Time()
-    clouds: _Clouds = _Clouds()
+    # The settings' own sections; `datetime:` was the name of `time:` before it was one.
+    time: TimeOptions = Field(
+        default=TimeOptions(), validation_alias=AliasChoices("time", "datetime")
+    )
+    clouds: CloudOptions = CloudOptions()
     group: _Group = _Group()
 
     def as_settings(self) -> dict[str, Any]:
-        """The IngestSettings fields this file sets (unset ones are left out)."""
-        values: dict[str, Any] = {
-            "title": self.title, "description": self.description, "license": self.license,
-            "providers": [p.model_dump(exclude_none=True) for p in self.providers] or None,
-            "keywords": self.keywords or None,
-            "datetime_pattern": self.datetime.pattern,
-            "datetime_order": tuple(self.datetime.order) if self.datetime.order else None,
-            "require_datetime": self.datetime.require,
-            "cloud_rule": self.clouds.rule, "cloud_band": self.clouds.band,
-            "cloud_cover": self.clouds.cover,
-            "cloud_order": tuple(self.clouds.order) if self.clouds.order else None,
-            "group_pattern": self.group.pattern,
-        }  # fmt: skip
-        return {k: v for k, v in values.items() if v is not None}
+        """The IngestSettings fields this file sets (unset and null ones are left out)."""
+        values = self.model_dump(exclude_unset=True, exclude_none=True,
+                                 exclude={"providers", "keywords", "group"})  # fmt: skip
+        if self.providers:
+            values["providers"] = [p.model_dump(exclude_none=True) for p in self.providers]
+        if self.keywords:
+            values["keywords"] = self.keywords
+        if self.group.pattern is not None:
+            values["group_pattern"] = self.group.pattern
+        return values
 
 
-# Where the file sets each IngestSettings field (`as_settings`), to name it in errors.
-SETTING_KEYS = {
-    "datetime_pattern": "datetime.pattern", "datetime_order": "datetime.order",
-    "require_datetime": "datetime.require", "cloud_rule": "clouds.rule",
-    "cloud_band": "clouds.band", "cloud_cover": "clouds.cover", "cloud_order": "clouds.order",
-    "group_pattern": "group.pattern",
-}  # fmt: skip
+# Where the file sets an IngestSettings field whose path (`clouds.rule`) is not its key.
+SETTING_KEYS = {"group_pattern": "group.pattern"}
 
 
 class DatasetConfigError(ValueError):
@@ -113,6 +98,6 @@ def load_config(path: Path) -> DatasetConfig:
         raise DatasetConfigError(f"{path}: must be a mapping of settings")
     try:
         return DatasetConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise DatasetConfigError(f"{path}: {problems}") from None
+    except ValidationError as exc:  # `FILE: clouds.rule: unknown cloud rule 'zzz': ...`
+        problems = "; ".join(f"{path}: {key}: {text}" for key, text in setting_problems(exc))
+        raise DatasetConfigError(problems) from None

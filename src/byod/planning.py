@@ -167,18 +167,19 @@ def _discover(settings: IngestSettings, store: Store | None) -> Discovery:
 
 def _recipe(settings: IngestSettings) -> str:
     """The options that change what is written for the same bytes, as part of the fingerprint."""
+    # The keys predate the time/clouds sections: kept, so earlier runs' fingerprints match.
     return json.dumps(
         {
             "recipe": RECIPE_VERSION,
-            "datetime": settings.datetime.isoformat() if settings.datetime else None,
-            "datetime_pattern": settings.datetime_pattern,
+            "datetime": settings.time.datetime.isoformat() if settings.time.datetime else None,
+            "datetime_pattern": settings.time.pattern,
             "group_pattern": settings.group_pattern,
-            "datetime_order": settings.datetime_order,
+            "datetime_order": settings.time.order,
             "cloud": [
-                settings.cloud_cover,
-                settings.cloud_rule,
-                settings.cloud_band,
-                settings.cloud_order,
+                settings.clouds.cover,
+                settings.clouds.rule,
+                settings.clouds.band,
+                settings.clouds.order,
             ],
             "compression": settings.compression,
         },

@@ -1,0 +1,128 @@
+"""The sections of the settings model (`IngestSettings.time`, `IngestSettings.clouds`) and
+how a settings error is named at an edge.
+
+A module of its own so that both `config` (the model) and `dataset_config` (byod.yaml, whose
+`time:` and `clouds:` sections are these models) import it without importing each other.
+Import-light: the CLI imports it to answer `--help`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CloudSource = Literal["option", "user", "mask", "sidecar", "imagery"]
+TimeSource = Literal["option", "user", "sidecar", "tag", "name", "written"]
+_TIME_GROUPS = {"year", "month", "day", "hour", "minute", "second"}
+
+
+class TimeOptions(BaseModel):
+    """When each input was acquired: one time for every item, or where to look for it
+    (README "Acquisition time"). byod.yaml's `time:` section; `--datetime`,
+    `--datetime-pattern`, `--datetime-order` and `--require-datetime` on the command line."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    datetime: dt.datetime | None = Field(
+        default=None, description="Acquisition time stamped on every item (UTC if naive)."
+    )
+    pattern: str | None = Field(
+        default=None,
+        description="Regex with named groups year, month, day, hour, minute, second, "
+        "tried on file and folder names before the built-in patterns.",
+    )
+    order: tuple[TimeSource, ...] = Field(
+        default=("option", "user", "sidecar", "tag", "name", "written"),
+        description="Which time source wins, first to last.",
+    )
+    require: bool = Field(
+        default=False,
+        description="Reject inputs with no acquisition time (no_datetime) instead of ingesting "
+        "them with datetime null and the period 'acquired up to when first ingested'.",
+    )
+
+    @field_validator("datetime")
+    @classmethod
+    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
+        from byod.temporal import as_utc
+
+        return None if value is None else as_utc(value)
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        return named_groups(value, required={"year"}, allowed=_TIME_GROUPS)
+
+
+class CloudOptions(BaseModel):
+    """How each item's cloud cover is found (README "Cloud cover"). byod.yaml's `clouds:`
+    section; `--cloud-cover`, `--cloud-rule`, `--cloud-band` and `--cloud-order` on the
+    command line."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cover: float | None = Field(
+        default=None, ge=0, le=100, description="Cloud cover (percent) of every item."
+    )
+    rule: str | None = Field(
+        default=None,
+        description="How to read cloud masks: s2-scl, landsat-qa, fmask, binary, "
+        "values:V,... or bits:B,...; default: by the mask's name.",
+    )
+    band: int | None = Field(
+        default=None, ge=1, description="Band of each input that is its cloud mask."
+    )
+    order: tuple[CloudSource, ...] = Field(
+        default=("option", "user", "mask", "sidecar", "imagery"),
+        description="Which cloud source wins, first to last.",
+    )
+
+    @field_validator("rule")
+    @classmethod
+    def _rule(cls, value: str | None) -> str | None:
+        from byod.clouds import parse_rule
+
+        if value is not None:
+            parse_rule(value)  # raises with the valid choices named
+        return value
+
+
+def named_groups(value: str | None, required: set[str], allowed: set[str] | None) -> str | None:
+    """A regular expression with the named groups a rule needs (and no others, if limited)."""
+    if value is None:
+        return None
+    try:
+        groups = set(re.compile(value).groupindex)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from None
+    if not required <= groups or (allowed is not None and not groups <= allowed):
+        limit = f" and only these: {sorted(allowed)}" if allowed else ""
+        raise ValueError(f"needs the named groups {sorted(required)}{limit}")
+    return value
+
+
+def setting_problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """A settings ValidationError as (dotted field path, message) pairs, the message one
+    clause as an edge shows it after the option or key it names: pydantic's "Value error, "
+    dropped, lower case first, no final full stop; a bad item of a list (`order`) quoted
+    first (`'foo': input should be ...`)."""
+    problems = []
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"] if not isinstance(part, int))
+        text = clause(error["msg"])
+        if any(isinstance(part, int) for part in error["loc"]):
+            text = f"{error['input']!r}: {text}"
+        problems.append((path, text))
+    return problems
+
+
+def clause(text: str) -> str:
+    """A message as part of a longer line: pydantic's "Value error, " prefix dropped, lower
+    case first, no final full stop (an ellipsis "..." kept)."""
+    text = text.replace("Value error, ", "")
+    if text.endswith(".") and not text.endswith("..."):
+        text = text[:-1]
+    return text[:1].lower() + text[1:]
