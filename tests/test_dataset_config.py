@@ -73,3 +73,31 @@ def test_a_bad_config_is_a_usage_error(tmp_path: Path, write_raster: WriteRaster
     result = CliRunner().invoke(app, ["ingest", str(tmp_path / "src"), "--config", str(bad),
                                       "--catalog", str(tmp_path / "c")])  # fmt: skip
     assert result.exit_code == 2 and "cumulus" in result.output
+
+
+def test_the_time_section_sets_every_field_and_keeps_its_former_name(
+    tmp_path: Path, write_raster: WriteRaster
+) -> None:
+    """`time:` is IngestSettings.time: its `datetime` stamps every item (a dataset of one
+    day); `datetime:`, the section's name before, is still read."""
+    _write(tmp_path, write_raster)
+    config = tmp_path / "src" / "byod.yaml"
+    config.write_text(CONFIG.replace("time: {pattern:", "datetime: {pattern:"))
+    code, _, item = _run(tmp_path)
+    assert code == 0 and item["properties"]["start_datetime"] == "2019-05-01T00:00:00Z"
+    config.write_text(CONFIG.replace("time: {pattern:", "time: {datetime: 2020-02-02, pattern:"))
+    code, _, item = _run(tmp_path, "--catalog", str(tmp_path / "c2"))
+    assert code == 0
+    item = json.loads(item_files(tmp_path / "c2", "src")["tile_doy2019_05"].read_text())
+    assert item["properties"]["datetime"] == "2020-02-02T00:00:00Z"
+    assert item["properties"]["byod:datetime_source"] == "option"
+
+
+def test_a_typed_cloud_option_keeps_the_files_other_cloud_keys(
+    tmp_path: Path, write_raster: WriteRaster
+) -> None:
+    """--cloud-rule replaces clouds.rule only: the file's clouds.band still names the mask."""
+    _write(tmp_path, write_raster)
+    code, _, item = _run(tmp_path, "--cloud-rule", "values:0")
+    assert code == 0
+    assert item["properties"]["eo:cloud_cover"] == 70.0  # band 2's zeros: 70 of 100 pixels

@@ -75,7 +75,8 @@ def _retry_storage_only(task: Any, task_run: Any, state: Any) -> bool:
 
 def _explicit(settings: IngestSettings) -> dict[str, Any]:
     """The fields the caller gave (pydantic's `model_fields_set`): only these override
-    byod.yaml. Nested models (azure) are kept as given, as build_settings expects."""
+    byod.yaml. Sections (time, clouds, azure) are kept as given: build_settings merges
+    each over the file's field by field, the fields set in it only."""
     return {name: getattr(settings, name) for name in settings.model_fields_set
             if name not in ("source", "config_file")}  # fmt: skip
 
