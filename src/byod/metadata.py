@@ -269,8 +269,13 @@ def clouds(
     mask: Path | None,
     user: CloudEstimate | None = None,
 ) -> CloudDecision:
-    """Every cloud estimate there is for the input, and the one the order picks."""
+    """Every cloud estimate there is for the input, and the one the order picks.
+
+    A cloud band (`--cloud-band`, byod.yaml `clouds.band`) the input does not have is a
+    note of the decision, not an error: a run's option applies to every input, and a folder
+    may mix multi-band products with ordinary single-band rasters (README "Cloud cover")."""
     estimates: list[CloudEstimate | None] = [user]
+    band_note = None
     if rules.cloud_cover is not None:
         estimates.append(CloudEstimate("option", rules.cloud_cover))
     if mask is not None:
@@ -280,15 +285,31 @@ def clouds(
             log.warning("%s: both a mask file and --cloud-band; the mask file is used", source)
     elif rules.cloud_band is not None and rules.cloud_rule is not None:
         rule = parse_rule(rules.cloud_rule)
-        label = f"mask:band {rules.cloud_band} ({rule.name})"
-        estimates.append(_from_mask(Path(source), rules.cloud_band, rule, label))
+        bands = _band_count(Path(source))
+        if rules.cloud_band <= bands:
+            label = f"mask:band {rules.cloud_band} ({rule.name})"
+            estimates.append(_from_mask(Path(source), rules.cloud_band, rule, label))
+        else:
+            band_note = (f"cloud band {rules.cloud_band}: the file has {bands} "
+                         f"band{'s' if bands != 1 else ''}")  # fmt: skip
+    elif rules.cloud_band is not None:  # a band alone does not say what its values mean
+        band_note = (f"cloud band {rules.cloud_band} without a cloud rule (--cloud-rule, "
+                     "clouds.rule): the band is not read")  # fmt: skip
     for product in found:
         if product.cloud_cover is not None:
             estimates.append(CloudEstimate(f"sidecar:{product.source}", product.cloud_cover))
             break
     if (imagery := imagery_cloud_cover(tags)) is not None:
         estimates.append(CloudEstimate("imagery:CLOUDCOVER", imagery))
-    return choose([e for e in estimates if e is not None], rules.cloud_order)
+    decision = choose([e for e in estimates if e is not None], rules.cloud_order)
+    if band_note is None:
+        return decision
+    if decision.chosen is None:  # the decision's note says no source applied
+        return CloudDecision(None, f"{band_note}; {decision.note}")
+    others = f"; {decision.note}" if decision.note else ""
+    return CloudDecision(
+        decision.chosen, f"{band_note}; eo:cloud_cover from the other sources{others}"
+    )
 
 
 def _rule_by_name(name: str) -> str:
@@ -298,6 +319,11 @@ def _rule_by_name(name: str) -> str:
         if re.search(rf"{suffix}(_\d+m)?$", stem):
             return rule
     return "binary"
+
+
+def _band_count(path: Path) -> int:
+    with rasterio.open(path) as src:
+        return int(src.count)
 
 
 def _from_mask(path: Path, band: int, rule: CloudRule, label: str) -> CloudEstimate | None:

@@ -1,0 +1,72 @@
+"""Faults a newcomer met walking through the README (brief N2): each fails without its fix."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from byod.report import Report, Status
+from tests.conftest import WriteRaster, ramp
+from tests.readback import item_files
+
+
+def _items(tmp_path: Path) -> dict[str, dict[str, Any]]:
+    files = item_files(tmp_path / "catalog", "test")
+    return {k: json.loads(p.read_text()) for k, p in files.items()}
+
+
+# --- 1. a cloud band the file does not have ---------------------------------------------------
+
+
+def test_cloud_band_beyond_the_files_bands_is_a_note_not_a_crash(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    """`--cloud-band 2` (or byod.yaml `clouds.band: 2`, as in the README's example) over a
+    folder with a single-band raster and a two-band raster whose band 2 is an Fmask layer:
+    the single-band input is ingested with a note (and no eo:cloud_cover: no other source),
+    the two-band one gets the mask's count (cloud over valid pixels, fill excluded)."""
+    write_raster("dem.tif", ramp(20, 20))
+    fmask = np.zeros((20, 20), np.uint16)
+    fmask[:5, :] = 4  # cloud: 100 of 400 pixels
+    fmask[5:7, :] = 255  # fill: 40 pixels, not valid
+    write_raster("two.tif", np.stack([ramp(20, 20)[0], fmask]))
+    report = run_ingest(clouds={"band": 2, "rule": "fmask", "order": ("mask", "imagery")})
+    rows = {r.input: r for r in report.rows}
+    assert {k: r.status for k, r in rows.items()} == {
+        "dem.tif": Status.INGESTED, "two.tif": Status.INGESTED}  # fmt: skip
+    assert any("cloud band 2: the file has 1 band" in n for n in rows["dem.tif"].notes)
+    assert not any("cloud band" in n for n in rows["two.tif"].notes)
+    items = _items(tmp_path)
+    assert "eo:cloud_cover" not in items["dem"]["properties"]
+    assert items["two"]["properties"]["eo:cloud_cover"] == round(100 / 360 * 100, 2)
+
+
+def test_cloud_band_missing_keeps_the_other_sources(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    """GDAL's IMAGERY CLOUDCOVER (a TIFF tag here) still gives the value when band 5 does not
+    exist, and the note says the value came from elsewhere."""
+    write_raster("scene.tif", ramp(10, 10), tags={"CLOUDCOVER": "37.5"})
+    report = run_ingest(clouds={"band": 5, "rule": "binary"})
+    (row,) = report.rows
+    assert row.status is Status.INGESTED
+    (note,) = [n for n in row.notes if "cloud band" in n]
+    assert "cloud band 5: the file has 1 band" in note and "other sources" in note
+    props = _items(tmp_path)["scene"]["properties"]
+    assert props["eo:cloud_cover"] == 37.5
+    assert props["byod:cloud_cover_source"] == "imagery:CLOUDCOVER"
+
+
+def test_cloud_band_without_a_rule_is_noted(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    """A band alone does not say what its values mean: the input says it was not read."""
+    write_raster("two.tif", ramp(10, 10, bands=2))
+    (row,) = run_ingest(clouds={"band": 2}).rows
+    assert row.status is Status.INGESTED
+    assert any("cloud band 2 without a cloud rule" in n for n in row.notes)
+    assert "eo:cloud_cover" not in _items(tmp_path)["two"]["properties"]
