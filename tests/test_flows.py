@@ -22,6 +22,8 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
+from prefect.utilities.schema_tools import ValidationError as SchemaError
+from prefect.utilities.schema_tools import validate as schema_validate
 from pydantic import BaseModel
 
 from byod.azure import AzureOptions
@@ -215,6 +217,13 @@ def test_every_setting_is_reachable_from_each_edge() -> None:
     schema = ingest.parameters.model_dump()
     assert {"settings.time.pattern", "settings.clouds.band"} <= _schema_fields(schema, schema)
     assert {f"settings.{name}" for name in fields} - _schema_fields(schema, schema) == set()
+    # The Prefect server checks a deployment run's parameters against this schema: a
+    # section's fields are checked there too, before any worker runs.
+    section = {"source": "/data", "clouds": {"band": 2}, "time": {"order": ["name"]}}
+    assert schema_validate({"settings": section}, schema, raise_on_error=True) == []
+    with pytest.raises(SchemaError, match=r"settings\.clouds.*bogus"):
+        schema_validate({"settings": {"source": "/data", "clouds": {"bogus": 1}}}, schema,
+                        raise_on_error=True)  # fmt: skip
     # The CLI: each field's parameter (its name, or the one cli._PARAMETER gives it).
     from byod.cli import _PARAMETER
     from byod.cli import ingest as cli_ingest
