@@ -70,3 +70,24 @@ def test_cloud_band_without_a_rule_is_noted(
     assert row.status is Status.INGESTED
     assert any("cloud band 2 without a cloud rule" in n for n in row.notes)
     assert "eo:cloud_cover" not in _items(tmp_path)["two"]["properties"]
+
+
+# --- 2. a day-month-year name: the year, and a note saying what was not read ------------------
+
+
+def test_day_month_year_name_is_noted_in_the_report(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    write_raster("survey 01.06.2023.tif", ramp(8, 8))
+    write_raster("field photo 2023 06 01.tif", ramp(8, 8))
+    rows = {r.input: r for r in run_ingest().rows}
+    dmy, ymd = rows["survey 01.06.2023.tif"], rows["field photo 2023 06 01.tif"]
+    assert any("'01.06' not read" in n and "--datetime-pattern" in n for n in dmy.notes)
+    items = {i["properties"]["byod:datetime_source"]: i["properties"]
+             for i in _items(tmp_path).values()}  # fmt: skip
+    assert (items["name:2023"]["start_datetime"], items["name:2023"]["end_datetime"]) == (
+        "2023-01-01T00:00:00Z", "2023-12-31T23:59:59.999999Z")  # fmt: skip
+    day = items["name:2023 06 01"]
+    assert (day["start_datetime"], day["end_datetime"]) == (
+        "2023-06-01T00:00:00Z", "2023-06-01T23:59:59.999999Z")  # fmt: skip
+    assert not any("not read" in n for n in ymd.notes)

@@ -475,3 +475,58 @@ def test_a_day_is_found_by_an_instant_within_it() -> None:
     assert matches(item, Query.parse(datetime="2020-01-01T23:59:59Z"))
     assert not matches(item, Query.parse(datetime="2020-01-02T00:00:00Z"))
     assert not matches(item, Query.parse(datetime="2019-12-31T23:59:59Z"))
+
+
+# --- dates written with spaces, dots, or in day-month-year / month-day-year order ----------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "field photo 2023 06 01.tif",  # spaces
+        "x 2023.06.01.tif",
+        "x_2023.6.1.tif",  # unpadded, dots
+        "b_2023 6 1.tif",
+        "2023-06-01.tif",
+        "2023_06_01.tif",
+        "2023-6-1.tif",
+    ],
+)
+def test_year_month_day_with_any_one_separator_is_the_day(name: str) -> None:
+    found = acquisition_from_name(name)
+    assert found is not None
+    day = datetime(2023, 6, 1, tzinfo=UTC)
+    assert (found.start, found.end) == (day, day + timedelta(days=1, microseconds=-1))
+    assert found.note is None
+
+
+@pytest.mark.parametrize(
+    ("name", "whole", "ignored"),
+    [
+        ("survey 01.06.2023.tif", "01.06.2023", "01.06"),
+        ("img_06-01-2023.tif", "06-01-2023", "06-01"),
+        ("x_31-12-2023.tif", "31-12-2023", "31-12"),  # 31 is no month, but the order is unsaid
+        ("c_1_6_2023.tif", "1_6_2023", "1_6"),
+        ("d 15 07 2023.tif", "15 07 2023", "15 07"),
+    ],
+)
+def test_day_month_year_orders_are_not_guessed_and_say_so(
+    name: str, whole: str, ignored: str
+) -> None:
+    """D.M.Y and M-D-Y cannot be told apart (01.06.2023 is 1 June or 6 January by region):
+    the year alone is kept, and the note names the digits not read and how to give the time."""
+    found = acquisition_from_name(name)
+    assert found is not None
+    year = (datetime(2023, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC))
+    assert (found.start, found.end) == (year[0], year[1] - timedelta(microseconds=1))
+    assert found.note is not None
+    assert f"'{whole}'" in found.note and f"'{ignored}'" in found.note
+    for way in ("--datetime", "byod-metadata.csv", "--datetime-pattern"):
+        assert way in found.note
+
+
+@pytest.mark.parametrize("name", ["landcover_2015_100m.tif", "ESACCI-LC-L4-2015-v2.0.7.tif",
+                                  "ndvi-2020.tif", "v1.2 2020.tif"])  # fmt: skip
+def test_a_lone_year_beside_other_numbers_is_no_ambiguous_day(name: str) -> None:
+    found = acquisition_from_name(name)
+    assert found is not None and found.note is None

@@ -122,9 +122,10 @@ _FORMS = (
     _NOT_DIGIT_BEFORE + r"(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})(?!\d)",
     _NOT_DIGIT_BEFORE + r"(?P<year>\d{4})(?P<month>\d{2})(?P<day>\d{2})(?!\d)",
     _NOT_DIGIT_BEFORE + r"(?P<year>\d{4})\.(?P<month>\d{2})\.(?P<day>\d{2})(?!\d)",
-    # unpadded or underscored parts with one separator: _2022_9_9, 2022-9-9, 2022_09_09
-    _APART_BEFORE + r"(?P<year>\d{4})(?P<dsep>[_\-])(?P<month>\d{1,2})(?P=dsep)(?P<day>\d{1,2})"
-    r"(?!\d)",
+    # unpadded or underscored parts with any one separator: _2022_9_9, 2022-9-9, 2022_09_09,
+    # 2022.9.9, `photo 2022 09 09` (year first: never ambiguous)
+    _APART_BEFORE + r"(?P<year>\d{4})(?P<dsep>[_\-. ])(?P<month>\d{1,2})(?P=dsep)"
+    r"(?P<day>\d{1,2})(?!\d)",
     # year + day of year: MODIS/VIIRS A2011009, MODIS .2011.009., Landsat-style 2017101
     _APART_BEFORE + r"[Aa](?P<year>\d{4})(?P<doy>\d{3})(?!\d)",
     _APART_BEFORE + r"(?P<year>\d{4})\.(?P<doy>\d{3})(?![\dA-Za-z])",
@@ -151,6 +152,15 @@ _STAMP_KEYS = ("year", "month", "day", "hour", "minute", "second")
 _MADE_MARKER = re.compile(
     r"(?i)(?:(?:^|[_\-.])c|(?:processed|processing|proc|created|creation|production|"
     r"generated|prod)[_\-.]?)$"
+)
+# Day and month before a year (01.06.2023, 06-01-2023, 1_6_2023, `15 07 2023`): day-month-year
+# or month-day-year by region, which the name does not say, so never read as a day.
+_DAY_MONTH_BEFORE = re.compile(r"(?<![\dA-Za-z.])\d{1,2}(?P<sep>[_\-. ])\d{1,2}(?P=sep)$")
+_DAY_MONTH_NOTE = (
+    "the name's {whole!r} may be day-month-year or month-day-year, which it does not say: "
+    "only the year {year} taken, {ignored!r} not read; give the day with --datetime, a "
+    "byod-metadata.csv row or --datetime-pattern (e.g. '(?P<day>\\d{{2}})\\.(?P<month>\\d{{2}})"
+    "\\.(?P<year>\\d{{4}})')"
 )
 # Two dates joined like this are a period: 20200101_20200131, 2020-01-01_to_2020-03-31.
 _PERIOD_JOIN = re.compile(r"(?i)^(?:[_\-]{1,2}|[_\-]to[_\-])$")
@@ -435,8 +445,19 @@ def acquisition_from_name(
                             _several(dates, date.text, "the first" + why_made))  # fmt: skip
     if usable:  # a week, a month or a year
         date = usable[0]
-        return _acquisition(date.start, date.end, date.text)
+        return _acquisition(date.start, date.end, date.text, _day_month_note(name, date))
     return None
+
+
+def _day_month_note(name: str, date: _Date) -> str | None:
+    """The note for a year written after a day and a month in an order the name does not
+    say (`01.06.2023`); None for any other date."""
+    before = _DAY_MONTH_BEFORE.search(name[: date.at])
+    if before is None or len(date.text) != 4:
+        return None
+    ignored = before.group(0)[:-1]
+    return _DAY_MONTH_NOTE.format(whole=name[before.start() : date.stop], year=date.text,
+                                  ignored=ignored)  # fmt: skip
 
 
 def datetime_from_name(name: str) -> tuple[datetime, str] | None:
