@@ -507,6 +507,8 @@ def ingest(
 ) -> None:
     """Convert every raster under SOURCE to a COG and publish it in the STAC catalog."""
     # Only what was typed overrides the dataset's byod.yaml; the rest falls to it or defaults.
+    # The settings' options are read from ctx.params by name (`_typed_settings`), not one by
+    # one from the parameters above, so a field and its option are matched in one place.
     typed = _typed_settings(ctx)
     given = ctx.params  # what the report of a run that cannot start names
     from byod.dataset_config import DatasetConfigError
