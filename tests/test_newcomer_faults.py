@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from typer.testing import CliRunner
 
+from byod.browse import render_site
+from byod.cli import app
 from byod.report import Report, Status
+from byod.storage import open_store
 from tests.conftest import WriteRaster, ramp
 from tests.readback import item_files
 
@@ -91,3 +96,44 @@ def test_day_month_year_name_is_noted_in_the_report(
     assert (day["start_datetime"], day["end_datetime"]) == (
         "2023-06-01T00:00:00Z", "2023-06-01T23:59:59.999999Z")  # fmt: skip
     assert not any("not read" in n for n in ymd.notes)
+
+
+# --- 3. periods and time-less items shown as what they are ------------------------------------
+
+
+def _three_times(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    write_raster("dem.tif", ramp(8, 8))  # no time anywhere
+    write_raster("ndvi_2023.tif", ramp(8, 8))  # the year 2023
+    write_raster("scan_20240101T101500.tif", ramp(8, 8))  # an instant
+    write_raster("runoff_20200101_20200131.tif", ramp(8, 8))  # two days: a period
+    run_ingest()
+
+
+def test_search_table_shows_periods_and_unknown_times(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    _three_times(tmp_path, write_raster, run_ingest)
+    result = CliRunner().invoke(app, ["search", str(tmp_path / "catalog")], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = {line.split("│")[2].strip(): line for line in result.output.splitlines()
+             if line.count("│") > 3 and line.split("│")[2].strip()}  # fmt: skip
+    assert "2023-01-01/2023-12-31" in lines["ndvi_2023"]
+    assert "2020-01-01/2020-01-31" in lines["runoff_20200101_20200131"]
+    assert "2024-01-01T10:15:00Z" in lines["scan_20240101t101500"]
+    assert "unknown" in lines["dem"]
+
+
+def test_browse_cards_show_periods_and_unknown_times(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    _three_times(tmp_path, write_raster, run_ingest)
+    render_site(open_store(tmp_path / "catalog"), tmp_path / "site")
+    page = (tmp_path / "site" / "test" / "index.html").read_text()
+    cards = dict(re.findall(r'href="([^"]+)\.html">.*?</a><br><small>([^<]*)</small>', page))
+    assert cards == {
+        "dem": "unknown", "ndvi_2023": "2023-01-01/2023-12-31",
+        "runoff_20200101_20200131": "2020-01-01/2020-01-31",
+        "scan_20240101t101500": "2024-01-01T10:15:00Z",
+    }  # fmt: skip

@@ -19,6 +19,7 @@ from typing import Any
 from byod.catalog import ROOT_KEY, collection_key, load_items
 from byod.searching import collection_ids
 from byod.storage import Store
+from byod.temporal import shown_time
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem; max-width: 70rem; }
@@ -43,7 +44,7 @@ def render_site(store: Store, out: Path) -> Path:
             thumb = _data_uri(store, item.assets.get("thumbnail"))
             _page(out / collection_id / f"{item.id}.html", item.id, _item_body(item, thumb,
                   collection_id))  # fmt: skip
-            when = item.properties.get("datetime") or item.properties.get("start_datetime")
+            when = shown_time(item.properties)  # a period as one, never 0001-01-01
             cards.append(
                 f'<div class="card"><a class="item-link" href="{html.escape(item.id)}.html">'
                 f'<img alt="thumbnail of {html.escape(item.id)}" src="{thumb}"><br>'

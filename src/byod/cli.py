@@ -721,8 +721,8 @@ def search(
     out = Console()
     table = Table(title=f"{len(found)} item(s)")
     for column in ("collection", "id", "datetime", "cloud %", "bbox"):
-        # Ids are what users copy: never cut or folded (the other columns wrap instead).
-        table.add_column(column, no_wrap=column == "id", overflow="fold")
+        # Ids are what users copy, times are read whole: never cut or folded.
+        table.add_column(column, no_wrap=column in ("id", "datetime"), overflow="fold")
     for item in found:
         props = item.properties
         when = _when(props)
@@ -739,13 +739,10 @@ def search(
 
 
 def _when(props: dict[str, Any]) -> str:
-    """The table's time: the instant, START/END, or "unknown" for a time-less item (its
-    0001-01-01 start is STAC's placeholder, not a time; see byod.temporal)."""
-    from byod.temporal import UNKNOWN_SOURCE
+    """The table's time: the instant, START/END, or "unknown" (byod.temporal.shown_time)."""
+    from byod.temporal import shown_time
 
-    if props.get("byod:datetime_source") == UNKNOWN_SOURCE:
-        return "unknown"
-    return props.get("datetime") or f"{props.get('start_datetime')}/{props.get('end_datetime')}"
+    return shown_time(props)
 
 
 @command()

@@ -14,7 +14,8 @@ import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 # GDAL's IMAGERY-domain acquisition tags: an acquisition time written by the producer.
 ACQUISITION_TAGS = ("ACQUISITIONDATETIME", "ACQUISITION_DATETIME")
@@ -70,6 +71,24 @@ class Acquisition:
     @property
     def is_unknown(self) -> bool:
         return self.source == UNKNOWN_SOURCE
+
+
+def shown_time(properties: Mapping[str, Any]) -> str:
+    """An item's time as people read it (the search table, browse cards): its instant, its
+    period as START/END (dates alone for whole days, `2023-01-01/2023-12-31`), or
+    "unknown" for a time-less item (its 0001-01-01 start is STAC's placeholder, not a time).
+    A period's `datetime` is its start, so it is never shown alone as if an instant."""
+    if properties.get("byod:datetime_source") == UNKNOWN_SOURCE:
+        return "unknown"
+    start, end = properties.get("start_datetime"), properties.get("end_datetime")
+    if start and end:
+        first, last = parse_tag_datetime(str(start)), parse_tag_datetime(str(end))
+        whole_days = (first is not None and last is not None and first.time() == time()
+                      and (last + _MICROSECOND).time() == time())  # fmt: skip
+        if whole_days and first is not None and last is not None:
+            return f"{first.date()}/{last.date()}"
+        return f"{start}/{end}"
+    return str(properties.get("datetime") or "unknown")
 
 
 def as_utc(value: datetime) -> datetime:
