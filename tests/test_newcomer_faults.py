@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
+from azure.storage.blob import BlobServiceClient
+from rasterio.transform import from_origin
 from typer.testing import CliRunner
 
 from byod.browse import render_site
 from byod.cli import app
 from byod.report import Report, Status
 from byod.storage import open_store
-from tests.conftest import WriteRaster, ramp
+from tests.conftest import WriteRaster, ramp, write_geotiff
 from tests.readback import item_files
 
 
@@ -137,3 +141,72 @@ def test_browse_cards_show_periods_and_unknown_times(
         "runoff_20200101_20200131": "2020-01-01/2020-01-31",
         "scan_20240101t101500": "2024-01-01T10:15:00Z",
     }  # fmt: skip
+
+
+# --- 5, 6. byod sign: a local item is no blob; a blob item keeps every field byod wrote -------
+
+
+def _no_azure_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT_NAME",
+                 "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN", "AZURE_CLIENT_ID",
+                 "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+
+
+def _local_item(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> Path:
+    write_raster("a_20240101.tif", ramp(8, 8))
+    run_ingest()
+    return item_files(tmp_path / "catalog", "test")["a_20240101"]
+
+
+def test_sign_a_local_item_without_credentials_is_a_usage_error(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    item = _local_item(tmp_path, write_raster, run_ingest)
+    _no_azure_env(monkeypatch)
+    result = CliRunner().invoke(app, ["sign", str(item)])
+    assert result.exit_code == 2, result.output
+    assert "only Azure blob URLs can be signed" in result.output
+    assert "credentials" not in result.output
+
+
+def test_sign_a_local_item_with_credentials_is_a_usage_error(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report], azure_env: str
+) -> None:
+    item = _local_item(tmp_path, write_raster, run_ingest)
+    result = CliRunner().invoke(app, ["sign", str(item)])
+    assert result.exit_code == 2, result.output
+    assert "only Azure blob URLs can be signed" in result.output
+    assert result.stdout.strip() == "" or "{" not in result.stdout
+
+
+def test_sign_keeps_every_field_of_a_blob_item(azure_env: str, tmp_path: Path) -> None:
+    """The signed item is the stored JSON with only its blob hrefs signed: proj:epsg and the
+    projection extension's version byod wrote stay (pystac migrates them on read)."""
+    write_geotiff(tmp_path / "src" / "c_20240103.tif", ramp(), crs="EPSG:32633",
+                  transform=from_origin(500000, 5000000, 10, 10))  # fmt: skip
+    args = ["ingest", str(tmp_path / "src"), "--target", f"az://cogs-{azure_env}",
+            "--catalog", f"az://stac-{azure_env}", "--collection", "c"]  # fmt: skip
+    assert CliRunner().invoke(app, args).exit_code == 0
+    connection = os.environ["AZURE_STORAGE_CONNECTION_STRING"]
+    service = BlobServiceClient.from_connection_string(connection)
+    container = service.get_container_client(f"stac-{azure_env}")
+    (key,) = [b.name for b in container.list_blobs() if b.name.endswith("/c_20240103.json")]
+    stored = json.loads(container.download_blob(key).readall())
+    assert stored["properties"]["proj:epsg"] == 32633  # what byod writes, for stackstac
+
+    result = CliRunner().invoke(app, ["sign", f"az://stac-{azure_env}/{key}"])
+    assert result.exit_code == 0, result.output
+    signed = json.loads(result.stdout)
+    assert {k: v for k, v in signed.items() if k != "assets"} == {
+        k: v for k, v in stored.items() if k != "assets"}  # fmt: skip
+    assert signed["assets"].keys() == stored["assets"].keys()
+    for name, asset in stored["assets"].items():
+        out = signed["assets"][name]
+        assert {k: v for k, v in out.items() if k != "href"} == {
+            k: v for k, v in asset.items() if k != "href"}  # fmt: skip
+        assert "sig=" in out["href"]
+        assert out["href"].split("?", 1)[0].endswith(asset["href"].rsplit("/", 1)[-1])

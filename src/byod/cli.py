@@ -877,10 +877,10 @@ def sign(
     Credentials come from the environment (AZURE_STORAGE_CONNECTION_STRING, ...)."""
     from datetime import timedelta
 
-    import pystac
+    from pystac.stac_io import DefaultStacIO
 
     from byod.azure import resolve_access
-    from byod.signing import SignedStacIO
+    from byod.signing import NothingToSign, SignedStacIO, asset_hrefs, sign_item_json
     from byod.signing import sign as sign_any
 
     remote = target.startswith(("http://", "https://", "az://", "abfs://", "abfss://"))
@@ -888,6 +888,10 @@ def sign(
             "windows.net/... or az://container/blob), or an item's JSON")  # fmt: skip
     if not remote and not target.endswith(".json"):
         _usage_error(only)
+    local = None if remote else DefaultStacIO().read_json(target)  # no credentials needed
+    is_item = local is not None and local.get("type") == "Feature"
+    if local is not None and is_item and not any(map(_may_be_blob, asset_hrefs(local, target))):
+        _usage_error(f"{only}; none of this item's assets is a blob URL")  # a local catalog's
     try:
         access = resolve_access(AzureOptions())
     except ConfigurationError:
@@ -896,11 +900,15 @@ def sign(
         if remote and not _may_be_blob(target):
             _usage_error(only)
         raise
-    stac_io = SignedStacIO(access)
-    if target.endswith(".json") and stac_io.read_json(target).get("type") == "Feature":
-        item = pystac.Item.from_file(target, stac_io=stac_io)
-        signed = sign_any(item, timedelta(seconds=expiry), access)
-        sys.stdout.write(json.dumps(signed.to_dict(transform_hrefs=False), indent=2) + "\n")
+    raw = local if local is not None else (
+        SignedStacIO(access).read_json(target) if target.endswith(".json") else None)  # fmt: skip
+    if raw is not None and raw.get("type") == "Feature":
+        # The JSON as written, hrefs signed: pystac's read would migrate it (proj:epsg gone).
+        try:
+            signed = sign_item_json(raw, target, timedelta(seconds=expiry), access)
+        except NothingToSign as exc:
+            _usage_error(str(exc))
+        sys.stdout.write(json.dumps(signed, indent=2) + "\n")
         return
     if not remote:
         _usage_error(f"{target}: not a STAC item; only blob URLs and items can be signed")

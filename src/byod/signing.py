@@ -5,12 +5,14 @@ Signed URLs are handed to readers (a notebook, GDAL) and never written into a ca
 
 from __future__ import annotations
 
+import copy
 import urllib.request
 from datetime import timedelta
-from typing import overload
+from typing import Any, overload
 
 import pystac
 from pystac.stac_io import DefaultStacIO
+from pystac.utils import make_absolute_href
 
 from byod.azure import AzureAccess, AzureOptions, resolve_access, sign_href
 
@@ -43,6 +45,41 @@ def sign(
     for asset in signed.assets.values():
         asset.href = sign_href(access, asset.get_absolute_href() or asset.href, expiry)
     return signed
+
+
+class NothingToSign(ValueError):
+    """An item none of whose assets is a blob of the storage account."""
+
+
+def asset_hrefs(item: dict[str, Any], item_href: str) -> list[str]:
+    """The item's asset hrefs, absolute (relative ones resolved against `item_href`)."""
+    return [make_absolute_href(a["href"], item_href) for a in item.get("assets", {}).values()]
+
+
+def sign_item_json(
+    item: dict[str, Any],
+    item_href: str,
+    expiry: timedelta = DEFAULT_EXPIRY,
+    access: AzureAccess | None = None,
+) -> dict[str, Any]:
+    """A copy of an item's JSON, as written, with its assets' hrefs signed (others made
+    absolute against `item_href`). Nothing else changes: reading it through pystac would
+    migrate it (the projection extension to v2.0.0, dropping `proj:epsg`, which stackstac
+    reads). Raises `NothingToSign` when none of the assets is a blob of the account (a
+    local catalog's item), and the errors of `sign_href` (no credentials, a SAS token)."""
+    access = access or resolve_access(AzureOptions())
+    out = copy.deepcopy(item)
+    signed = 0
+    for asset, href in zip(out.get("assets", {}).values(), asset_hrefs(item, item_href),
+                           strict=True):  # fmt: skip
+        asset["href"] = sign_href(access, href, expiry)
+        signed += asset["href"] != href
+    if not signed:
+        raise NothingToSign(
+            f"{item_href}: none of its assets is a blob of storage account "
+            f"{access.account_name!r}; only Azure blob URLs can be signed"
+        )
+    return out
 
 
 class SignedStacIO(DefaultStacIO):
