@@ -210,3 +210,26 @@ def test_sign_keeps_every_field_of_a_blob_item(azure_env: str, tmp_path: Path) -
             k: v for k, v in asset.items() if k != "href"}  # fmt: skip
         assert "sig=" in out["href"]
         assert out["href"].split("?", 1)[0].endswith(asset["href"].rsplit("/", 1)[-1])
+
+
+# --- 4. the ingest table never cuts an item id -------------------------------------------------
+
+
+@pytest.mark.parametrize("columns", ["80", "60"])
+def test_ingest_table_keeps_long_ids_whole(
+    tmp_path: Path, write_raster: WriteRaster, columns: str
+) -> None:
+    long_name = "s2_timeseries-t33uxp_20240605t101559_ndvi_masked_v2_final_export"
+    write_raster(f"{long_name}.tif", ramp(8, 8))
+    write_raster("short_20240101.tif", ramp(8, 8))
+    (tmp_path / "src" / "broken.tif").write_bytes(b"not a tiff, " * 40)  # a wrapped message
+    args = ["ingest", str(tmp_path / "src"), "--target", str(tmp_path / "data"),
+            "--catalog", str(tmp_path / "catalog"), "--workers", "1",
+            "--collection", "test"]  # fmt: skip
+    result = CliRunner().invoke(app, args, env={"COLUMNS": columns})
+    assert result.exit_code == 1, result.output  # broken.tif is rejected
+    ids = {i["id"] for i in _items(tmp_path).values()}
+    assert long_name in ids  # the id byod gave it (independent of the table)
+    for item_id in ids:
+        assert any(item_id in line for line in result.output.splitlines()), result.output
+    assert "…" not in result.output

@@ -930,6 +930,7 @@ def _may_be_blob(url: str) -> bool:
 
 
 def _print_summary(report: Report) -> None:
+    from rich.cells import cell_len
     from rich.table import Table
 
     from byod.temporal import UNKNOWN_NOTE, WRITTEN_NOTE
@@ -939,23 +940,32 @@ def _print_summary(report: Report) -> None:
     out = Console()
     counts = report.counts()
     table = Table(title=f"byod ingest: {_shown(report.collection)}", show_lines=False)
-    for column in ("input", "status", "item / reason"):
-        table.add_column(column)
+    # Item ids are what users copy: their own column, never cut or folded; inputs fold
+    # (shown whole), reasons and notes wrap.
+    table.add_column("input", overflow="fold")
+    table.add_column("status")
+    table.add_column("item", no_wrap=True)
+    table.add_column("reason / note", overflow="fold")
     for row in report.rows:
         if row.status is Status.UNCHANGED and len(report.rows) > 50:
             continue  # keep long re-runs readable; the JSON report has every row
         # Names and messages come from inputs: shown, never interpreted (`_shown`).
-        detail = (f"{row.reason}: {_shown(row.message or '')}" if row.status is Status.REJECTED
-                  else _shown(row.message or "") if row.status is Status.NOT_DONE
-                  else ", ".join(map(_shown, row.item_ids)))  # fmt: skip
+        lines = ([f"{row.reason}: {_shown(row.message or '')}"] if row.status is Status.REJECTED
+                 else [_shown(row.message)] if row.message else [])  # fmt: skip
         # Time-less or write-time-only inputs: say so, and how to give the time.
-        detail += "".join(f"\n[yellow]{_shown(n)}[/]" for n in row.notes
-                          if n.startswith(time_notes))  # fmt: skip
+        lines += [f"[yellow]{_shown(n)}[/]" for n in row.notes if n.startswith(time_notes)]
         style = _STATUS_STYLE[row.status]
-        table.add_row(_shown(row.input), f"[{style}]{row.status}[/]", detail)
+        table.add_row(_shown(row.input), f"[{style}]{row.status}[/]",
+                      "\n".join(map(_shown, row.item_ids)), "\n".join(lines))  # fmt: skip
+    # Ids wider than the terminal leave: the table as wide as its longest id needs beside
+    # 20 columns for the input and for the reason (the terminal wraps), as `byod search`
+    # does; rich would otherwise cut the id. 13: borders and padding, 8: the status.
+    longest = max((cell_len(_shown(i)) for r in report.rows for i in r.item_ids), default=0)
+    if longest + 13 + 8 + 2 * 20 > out.width:
+        out = Console(width=longest + 13 + 8 + 2 * 20)
     out.print(table)
     out.print(", ".join(f"{n} {s}" for s, n in counts.items())
-              + f"; catalog: {_shown(report.catalog)}")  # fmt: skip
+              + f"; catalog: {_shown(report.catalog)}", soft_wrap=True)  # fmt: skip
     if report.storage:
         style = "bold red" if report.region_overridden else "dim"
         out.print(f"[{style}]storage: {_shown(report.storage)}[/]")

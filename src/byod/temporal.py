@@ -31,8 +31,8 @@ UNKNOWN_SOURCE = "unknown"
 UNKNOWN_START = datetime(1, 1, 1, tzinfo=UTC)
 UNKNOWN_NOTE = (
     "no acquisition time found: ingested with datetime null and the period 'acquired up to "
-    "{until}'; give one with --datetime, `datetime:` in byod.yaml, a byod-metadata.csv row, "
-    "or a date in the file name"
+    "{until}'; give one with --datetime, `time: {{datetime: ...}}` in byod.yaml, a "
+    "byod-metadata.csv row, or a date in the file name"
 )
 WRITTEN_NOTE = (
     "time taken from TIFFTAG_DATETIME, the time the file was written (TIFF 6.0), as nothing "
