@@ -48,60 +48,63 @@ class WorkerAzureCredentials(AzureBlobStorageCredentials):
             )
         return access
 
-    def _client_options(self, access: AzureAccess) -> dict[str, Any]:
+    def _client(self, kind: str, *names: str) -> _OwnCredential:
+        """An async client of azure.storage.blob.aio (`kind`: BlobServiceClient,
+        ContainerClient, BlobClient; `names`: its container and blob) with byod's time
+        bounds, which closes a credential made for it with itself: one client per read or
+        write, so concurrent tasks sharing this block never share (or close) a credential."""
+        from azure.storage.blob import aio
+
+        access = self._access()
+        cls = getattr(aio, kind)
         timeout = access.request_timeout_s
         options: dict[str, Any] = {"connection_timeout": min(20.0, timeout / 2),
                                    "read_timeout": timeout / 2}  # fmt: skip
         if access.connection_string:
-            return options
+            client = cls.from_connection_string(access.connection_string, *names, **options)
+            return _OwnCredential(client, None)
+        made = None
         if access.account_key:
             credential: Any = {"account_name": access.account_name,
                                "account_key": access.account_key}  # fmt: skip
         elif access.sas_token:
             credential = access.sas_token
-        else:  # an async DefaultAzureCredential, closed by aclose (prefect-azure's)
+        else:
             from azure.identity.aio import DefaultAzureCredential
 
-            self._credential = credential = DefaultAzureCredential()
-        return {**options, "credential": credential}
+            credential = made = DefaultAzureCredential()
+        return _OwnCredential(cls(access.account_url, *names, credential=credential, **options),
+                              made)  # fmt: skip
 
     def get_client(self) -> Any:
-        """An async BlobServiceClient of the account."""
-        from azure.storage.blob.aio import BlobServiceClient
-
-        access = self._access()
-        options = self._client_options(access)
-        if access.connection_string:
-            return BlobServiceClient.from_connection_string(access.connection_string, **options)
-        return BlobServiceClient(access.account_url, **options)
+        """An async BlobServiceClient of the account, to use with `async with`."""
+        return self._client("BlobServiceClient")
 
     def get_blob_client(self, container: str, blob: str) -> Any:
-        """An async BlobClient of `blob` in `container`."""
-        from azure.storage.blob.aio import BlobClient
-
-        access = self._access()
-        options = self._client_options(access)
-        if access.connection_string:
-            return BlobClient.from_connection_string(
-                access.connection_string, container, blob, **options
-            )
-        return BlobClient(access.account_url, container, blob, **options)
+        """An async BlobClient of `blob` in `container`, to use with `async with`."""
+        return self._client("BlobClient", container, blob)
 
     def get_container_client(self, container: str) -> Any:
-        """An async ContainerClient of `container`."""
-        from azure.storage.blob.aio import ContainerClient
+        """An async ContainerClient of `container`, to use with `async with`."""
+        return self._client("ContainerClient", container)
 
-        access = self._access()
-        options = self._client_options(access)
-        if access.connection_string:
-            return ContainerClient.from_connection_string(
-                access.connection_string, container, **options
-            )
-        return ContainerClient(access.account_url, container, **options)
 
-    async def aclose(self) -> None:
-        await super().aclose()
-        self._credential = None  # a closed credential is not used again
+class _OwnCredential:
+    """An async storage client as a context manager that also closes the credential made
+    for it (a DefaultAzureCredential, which holds its own HTTP session)."""
+
+    def __init__(self, client: Any, credential: Any) -> None:
+        self.client, self.credential = client, credential
+
+    async def __aenter__(self) -> Any:
+        return await self.client.__aenter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self.client.__aexit__(*exc)
+        finally:
+            if self.credential is not None:
+                await self.credential.close()
 
 
 def _blob_location(url: str) -> tuple[str, str]:
