@@ -544,7 +544,7 @@ def ingest(
     scaled to `dask_workers` and shut down at the end (`gateway_cluster`).
     `results`: the folder or az://container/prefix task results and cache records are kept
     in; by default a folder beside a local catalog, else `_prefect-results` under the az://
-    target, in a block of prefect-azure saved without secrets (`byod_flows.results`).
+    target, in a block of prefect-azure saved without secrets (`byod_flows.azure_results`).
 
     Returns the report (a dict, as `byod ingest --json` writes). Ends Completed when every
     input was ingested, unchanged or rejected for a reason (see the `byod-ingest-report`
