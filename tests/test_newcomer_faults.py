@@ -233,3 +233,37 @@ def test_ingest_table_keeps_long_ids_whole(
     for item_id in ids:
         assert any(item_id in line for line in result.output.splitlines()), result.output
     assert "…" not in result.output
+
+
+# --- 7. the messages name the sources the run's order looked in -------------------------------
+
+
+def test_no_datetime_names_the_configured_order_and_byod_yaml(
+    tmp_path: Path, write_raster: WriteRaster
+) -> None:
+    write_raster("dem.tif", ramp(8, 8))
+    (tmp_path / "src" / "byod.yaml").write_text("time: {order: [sidecar, name], require: true}\n")
+    args = ["ingest", str(tmp_path / "src"), "--target", str(tmp_path / "data"),
+            "--catalog", str(tmp_path / "catalog"), "--workers", "1", "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    (row,) = json.loads(result.stdout)["rows"]
+    assert row["reason"] == "no_datetime"
+    message = row["message"]
+    assert "product metadata" in message and "the name" in message
+    for other in ("--datetime,", "byod-metadata.csv", "tags", "TIFFTAG_DATETIME"):
+        assert other not in message
+    assert "byod.yaml" in message
+
+
+def test_no_cloud_source_note_names_byod_metadata_csv(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    write_raster("a_20240101.tif", ramp(8, 8))
+    (row,) = run_ingest().rows
+    (note,) = [n for n in row.notes if n.startswith("no cloud source")]
+    assert "byod-metadata.csv" in note and "--cloud-cover" in note
+    (row,) = run_ingest(clouds={"order": ("mask", "imagery")},
+                        catalog=str(tmp_path / "other")).rows  # fmt: skip
+    (note,) = [n for n in row.notes if n.startswith("no cloud source")]
+    assert note == "no cloud source (mask, IMAGERY CLOUDCOVER); eo:cloud_cover left out"

@@ -151,6 +151,9 @@ class CloudDecision:
 
 
 DEFAULT_ORDER = ("option", "user", "mask", "sidecar", "imagery")
+# Each kind of source in the user's words, for the note naming the ones looked at.
+SOURCE_WORDS = {"option": "--cloud-cover", "user": "byod-metadata.csv", "mask": "mask",
+                "sidecar": "sidecar metadata", "imagery": "IMAGERY CLOUDCOVER"}  # fmt: skip
 DISAGREEMENT_PERCENT = 1.0
 
 
@@ -162,8 +165,8 @@ def choose(estimates: list[CloudEstimate], order: tuple[str, ...] = DEFAULT_ORDE
         key=lambda e: order.index(_kind(e.source)),
     )
     if not ranked:
-        return CloudDecision(None, "no cloud source (mask, sidecar metadata, "
-                             "IMAGERY CLOUDCOVER or option); eo:cloud_cover left out")  # fmt: skip
+        looked = ", ".join(SOURCE_WORDS[k] for k in order if k in SOURCE_WORDS) or "none in order"
+        return CloudDecision(None, f"no cloud source ({looked}); eo:cloud_cover left out")
     chosen = ranked[0]
     others = [e for e in ranked[1:]
               if abs(e.cloud_cover - chosen.cloud_cover) > DISAGREEMENT_PERCENT]  # fmt: skip

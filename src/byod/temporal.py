@@ -73,6 +73,25 @@ class Acquisition:
         return self.source == UNKNOWN_SOURCE
 
 
+# What each kind of source is, in the user's words (for the messages naming the order).
+SOURCE_WORDS = {
+    "option": "--datetime", "user": "byod-metadata.csv", "sidecar": "product metadata",
+    "tag": "the file's tags or time coordinate",
+    "name": "the name (e.g. 20240131, 2024-01-31, 20240131T101500, 2024-07, 2024)",
+    "written": "TIFFTAG_DATETIME",
+}  # fmt: skip
+
+
+def no_time_message(label: str, order: Sequence[str]) -> str:
+    """The `no_datetime` rejection's message: the sources the run's order looked in (only
+    those), and the two ways the run may have been told to require a time."""
+    looked = [SOURCE_WORDS[k] for k in order if k in SOURCE_WORDS]
+    listed = ", ".join(looked[:-1]) + (" or " if len(looked) > 1 else "") + looked[-1] if looked \
+        else "no source (the order is empty)"  # fmt: skip
+    return (f"{label}: no acquisition time in {listed}, and the run requires one "
+            "(--require-datetime, or `time: {require: true}` in byod.yaml)")  # fmt: skip
+
+
 def shown_time(properties: Mapping[str, Any]) -> str:
     """An item's time as people read it (the search table, browse cards): its instant, its
     period as START/END (dates alone for whole days, `2023-01-01/2023-12-31`), or

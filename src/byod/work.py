@@ -48,7 +48,7 @@ from byod.rasters import (
 from byod.reasons import Reason, RejectedInput
 from byod.records import AssetFile, BandInfo, Footprint, RasterInfo, Scene, SceneAsset
 from byod.sources import WORLD_FILE_EXTENSIONS, file_sha256, slugify
-from byod.temporal import Acquisition
+from byod.temporal import Acquisition, no_time_message
 from byod.thumbnails import first_band_with_data, write_band_thumbnail, write_thumbnail
 from byod.untrusted import guard_inputs
 
@@ -487,12 +487,7 @@ def _time_and_clouds_of(
     when = metadata.acquisition(job.rules, tags, job.relpath, found,
                                 metadata.user_acquisition(row, user_source), embedded)  # fmt: skip
     if when is None and job.rules.require_datetime:
-        raise RejectedInput(
-            Reason.NO_DATETIME,
-            f"{label}: no acquisition time in --datetime, byod-metadata.csv, product metadata, "
-            "the file's tags or time coordinate, or the name (e.g. 20240131, 2024-01-31, "
-            "20240131T101500, 2024-07, 2024), and the run requires one (--require-datetime)",
-        )
+        raise RejectedInput(Reason.NO_DATETIME, no_time_message(label, job.rules.datetime_order))
     if when is None:  # first ingested now: the upper bound of when it was acquired
         when = Acquisition.unknown(datetime.now(UTC))
     if when.note:
