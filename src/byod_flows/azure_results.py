@@ -1,5 +1,5 @@
 """Task results and cache records in the blob storage of an az:// target through Prefect's
-own Azure integration (prefect-azure, the `hub` extra): an `AzureBlobStorageContainer` block
+own Azure integration (prefect-azure, in the `flows` extra): an `AzureBlobStorageContainer` block
 whose credentials are resolved on each worker, so that every Dask worker, on any machine,
 and a retried flow find them without a shared folder.
 

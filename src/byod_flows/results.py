@@ -40,7 +40,7 @@ def result_storage(location: str, options: AzureOptions | None) -> Path | Writab
         except ImportError as exc:
             raise ConfigurationError(
                 f"task results in {location} need prefect-azure ({exc}): install byod with "
-                "its `hub` extra, or give `results` a folder every worker sees"
+                "its `flows` extra, or give `results` a folder every worker sees"
             ) from exc
         return blob_results(location, options)
     if "://" in location:
