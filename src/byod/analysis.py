@@ -14,35 +14,18 @@ from typing import Any
 
 import pystac
 
-from byod.azure import AzureAccess, AzureOptions, blob_parts, resolve_access
-from byod.errors import ConfigurationError
+from byod.azure import AzureAccess, AzureOptions, resolve_access
 from byod.index import Query
+from byod.keys import ROOT_KEY
 from byod.searching import search_store
 from byod.signing import SignedStacIO, sign
-from byod.storage import Store, is_blob_url, open_store
-
-
-def catalog_store(url: str, access: AzureAccess | None) -> tuple[Store, AzureAccess | None]:
-    """The Store holding a catalog given as a folder, a catalog.json, az:// or https URL."""
-    base = url[: -len("catalog.json")] if url.endswith("catalog.json") else url
-    base = base.rstrip("/") or "."
-    if is_blob_url(base):
-        access = access or resolve_access(AzureOptions())
-        return open_store(base, access), access
-    if base.startswith(("http://", "https://")):
-        access = access or resolve_access(AzureOptions())
-        parts = blob_parts(access, base + "/x")
-        if parts is None:
-            raise ConfigurationError(f"{url}: not in storage account {access.account_name!r}")
-        container, prefix = parts[0], parts[1].removesuffix("x").strip("/")
-        return open_store(f"az://{container}/{prefix}".rstrip("/"), access), access
-    return open_store(base), None
+from byod.storage import catalog_store, is_blob_url
 
 
 def open_catalog(url: str, access: AzureAccess | None = None) -> pystac.Catalog:
     """Open a local or blob catalog; private blob containers are read with signed URLs."""
     store, access = catalog_store(url, access)
-    href = store.href("catalog.json")
+    href = store.href(ROOT_KEY)
     if access is None:
         return pystac.Catalog.from_file(href)
     return pystac.Catalog.from_file(href, stac_io=SignedStacIO(access))

@@ -300,10 +300,10 @@ def _location(value: Any) -> Any:
 
 def _local_folder(value: str | None) -> str | None:
     """A folder byod writes files to on this machine (export --out): a URL is refused."""
-    text = _location(value)
-    if text is not None and "://" in text:
-        raise typer.BadParameter(f"{text}: export writes to a local folder, not a URL")
-    return text
+    # Before a URL's own checks (its container's name); file:///path is a folder.
+    if value is not None and "://" in value and not value.lower().startswith("file://"):
+        raise typer.BadParameter(f"{value}: export writes to a local folder, not a URL")
+    return _location(value)
 
 
 # `-v` after the command too (`byod ingest SRC -v`), as rasterio's commands take it; every
@@ -628,15 +628,13 @@ def validate(
     """Validate every catalog, collection and item against the STAC schemas, offline.
 
     Each problem names the field and the schema rule it breaks."""
+    from byod.keys import ROOT_KEY
     from byod.validate import validate_catalog
 
-    if catalog.endswith(".json") and not catalog.endswith("catalog.json"):
+    if catalog.endswith(".json") and not catalog.endswith(ROOT_KEY):
         _usage_error(f"{catalog}: not a root catalog; byod validate checks a whole catalog from "
-                     f"its root: give its folder or catalog.json{_root_of(catalog)}")  # fmt: skip
-    root = catalog if catalog.endswith("catalog.json") else f"{catalog.rstrip('/')}/catalog.json"
-    if "://" not in root and not Path(root).is_file():
-        _usage_error(f"{root}: no catalog there")
-    count, problems = validate_catalog(root)
+                     f"its root: give its folder or {ROOT_KEY}{_root_of(catalog)}")  # fmt: skip
+    count, problems = validate_catalog(catalog)  # no catalog there: ConfigurationError
     if json_:
         data = {"checked": count, "invalid": [p.__dict__ for p in problems]}
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
@@ -824,6 +822,7 @@ def browse(
 
     from byod.analysis import catalog_store
     from byod.browse import render_site, serve
+    from byod.keys import ROOT_KEY
 
     if out is not None:  # a usage error before anything is served or written
         existing = next((p for p in (out, *out.parents) if p.exists()), None)
@@ -832,8 +831,8 @@ def browse(
             _usage_error(f"--out {out}: a file, not a folder{under}; give a folder for "
                          "the pages")  # fmt: skip
     store, _ = catalog_store(catalog, None)
-    if not store.exists("catalog.json"):
-        _usage_error(f"no catalog at {store.href('catalog.json')}")
+    if not store.exists(ROOT_KEY):
+        _usage_error(f"no catalog at {store.href(ROOT_KEY)}")
     folder = out or Path(tempfile.mkdtemp(prefix="byod-browse-"))
     try:  # the port first: a busy one is known before the pages are rendered
         server = serve(folder, port)

@@ -3,10 +3,89 @@ command line parses every location option through here)."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 from byod.errors import ConfigurationError
+
+BLOB_SCHEMES = ("az", "abfs", "abfss")  # Azure blob storage: az://container/prefix
+# Azure's "Naming and Referencing Containers, Blobs, and Metadata": 3-63 characters, lower-case
+# letters, digits and hyphens, starting and ending with a letter or digit, no two hyphens in a
+# row; `$root`, `$web` and `$logs` are the account's own containers.
+CONTAINER_NAME = re.compile(r"(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*")
+CONTAINER_RULE = ("3-63 lower-case letters, digits and single hyphens, starting and ending "
+                  "with a letter or digit")  # fmt: skip
+SPECIAL_CONTAINERS = ("$root", "$web", "$logs")
+
+
+@dataclass(frozen=True)
+class Location:
+    """A folder or URL as byod opens it (`parse_location`).
+
+    `text` is the normalised location; `container` the Azure container it names (az://,
+    abfs(s)://, or an https blob URL of `<account>.blob.core.*` or an emulator's
+    `http://127.0.0.1:<port>/<account>/<container>`), None for a local folder or another URL."""
+
+    text: str
+    container: str | None = None
+
+    @property
+    def is_blob(self) -> bool:
+        """An az://, abfs:// or abfss:// URL (the stores' own scheme)."""
+        return is_blob_url(self.text)
+
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.text
+
+
+def is_blob_url(url: str) -> bool:
+    """Whether `url` is an az://, abfs:// or abfss:// URL (case of the scheme ignored)."""
+    return "://" in url and url.split("://", 1)[0].lower() in BLOB_SCHEMES
+
+
+def parse_location(text: str) -> Location:
+    """`normalize_location(text)` and the Azure container it names (nothing is opened).
+
+    Raises `ConfigurationError` as `normalize_location` does."""
+    where = normalize_location(text)
+    return Location(where, container_of(where))
+
+
+def check_container(url: str) -> None:
+    """Refuse a location whose Azure container name Azure would refuse (`CONTAINER_RULE`),
+    before anything is opened: `ConfigurationError` naming the location and the rule."""
+    container = container_of(url)
+    if container is not None and not (
+        CONTAINER_NAME.fullmatch(container) or container in SPECIAL_CONTAINERS
+    ):
+        raise ConfigurationError(f"{url}: container name {container!r} is not one Azure "
+                                 f"allows ({CONTAINER_RULE})")  # fmt: skip
+
+
+def container_of(url: str) -> str | None:
+    """The Azure container a normalised location names, else None (a local path, another
+    host's URL)."""
+    if "://" not in url:
+        return None
+    scheme, rest = url.split("://", 1)
+    if scheme.lower() in BLOB_SCHEMES:
+        return rest.partition("/")[0].partition("@")[0]
+    if scheme.lower() not in ("http", "https"):
+        return None
+    host, _, path = rest.partition("/")
+    parts = path.split("?", 1)[0].split("/")
+    if ".blob.core." in host.lower():
+        return parts[0] if parts[0] else None
+    name = host.rsplit(":", 1)[0].strip("[]") if host.count(":") <= 1 else host.strip("[]")
+    try:  # an emulator's path-style URL: /<account>/<container>/...
+        loopback = name == "localhost" or ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        loopback = False
+    return parts[1] if loopback and len(parts) > 1 and parts[1] else None
 
 
 def normalize_location(text: str) -> str:
@@ -15,9 +94,10 @@ def normalize_location(text: str) -> str:
     local path it names, percent-escapes decoded; any other URL as given.
 
     Raises `ConfigurationError` for an empty location (it would be the current folder), a
-    `file://` URL of another host, and an `abfs(s)://container@account.dfs.core.windows.net`
+    `file://` URL of another host, an `abfs(s)://container@account.dfs.core.windows.net`
     URL (byod reaches a container by the account's blob endpoint: the message gives the
-    `az://container/path --azure-account account` to use instead)."""
+    `az://container/path --azure-account account` to use instead), and an Azure container
+    name Azure refuses (`check_container`)."""
     if not text.strip():
         raise ConfigurationError("an empty location; give a folder or a URL")
     if "://" not in text:
@@ -39,11 +119,12 @@ def normalize_location(text: str) -> str:
             raise ConfigurationError(f"{text}: give it as {place} --azure-account "
                                      f"{account} (byod reads a container through its blob "
                                      "endpoint)")  # fmt: skip
+    check_container(text)
     return text
 
 
-# What byod reads inputs from (`storage.BLOB_SCHEMES` are Azure's; `file://` is a folder).
-SOURCE_SCHEMES = ("az", "abfs", "abfss", "file")
+# What byod reads inputs from (`BLOB_SCHEMES` are Azure's; `file://` is a folder).
+SOURCE_SCHEMES = (*BLOB_SCHEMES, "file")
 SOURCE_PLACES = ("a local folder (also file:///path) or az://container/prefix (also "
                  "abfs:// or abfss://container/prefix)")  # fmt: skip
 

@@ -28,12 +28,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from byod.azure import AzureAccess, blob_parts
+from byod.azure import AzureAccess, AzureOptions, blob_parts, resolve_access
 from byod.errors import ConfigurationError, StorageUnavailable, storage_failure
+from byod.keys import ROOT_KEY
+from byod.locations import check_container, is_blob_url
 
 log = logging.getLogger(__name__)
 
-BLOB_SCHEMES = ("az", "abfs", "abfss")
 # PITFALLS: 4 connections moved a 520 MB COG ~1.4x faster than one on loopback.
 UPLOAD_CONCURRENCY = 4
 CACHE_CONTROL = {
@@ -68,17 +69,15 @@ class ConflictError(RuntimeError):
 Change = Callable[[str | None], str | None]
 
 
-def is_blob_url(url: str) -> bool:
-    return url.split("://", 1)[0] in BLOB_SCHEMES if "://" in url else False
-
-
 def open_store(url: str | Path, access: AzureAccess | None = None) -> Store:
     """A Store for a local folder or an az:// URL (which needs `access`).
 
-    Raises `ConfigurationError` (a ValueError) for another scheme (s3://, ...), a blob URL
-    without `access`, or a local path that is, or lies under, a file (a store is a folder)."""
+    Raises `ConfigurationError` (a ValueError) for another scheme (s3://, ...), a container
+    name Azure refuses, a blob URL without `access`, or a local path that is, or lies under,
+    a file (a store is a folder)."""
     text = str(url)
     if is_blob_url(text):
+        check_container(text)
         if access is None:
             raise ConfigurationError(f"{text}: a blob URL needs Azure credentials")
         return BlobStore(text, access)
@@ -91,6 +90,35 @@ def open_store(url: str | Path, access: AzureAccess | None = None) -> Store:
         where = "" if existing == root else f" ({existing} is a file)"
         raise ConfigurationError(f"{text}: a file, not a folder{where}")
     return Store(root)
+
+
+def catalog_store(url: str, access: AzureAccess | None = None) -> tuple[Store, AzureAccess | None]:
+    """The Store whose root holds a catalog's root (`keys.ROOT_KEY`), and the Azure access
+    used to open it (None for a local folder). The one reading of a catalog location for
+    every command and the Python API (validate, search, browse, export, open_catalog).
+
+    `url` is a folder, az://container/prefix, or an https blob URL of the account (resolved
+    from `access`, else the environment), or any of them ending in `/catalog.json`.
+    Raises `ConfigurationError` for another STAC file (not the root), a URL outside the
+    account, an unsupported scheme, or missing credentials. Nothing is read: whether a
+    catalog is there is the caller's question (`Store.exists(ROOT_KEY)`)."""
+    base = url.rstrip("/")
+    if posixpath.basename(base) == ROOT_KEY:
+        base = base[: -len(ROOT_KEY)]
+    elif base.endswith(".json"):
+        raise ConfigurationError(f"{url}: not a root catalog; give its folder or {ROOT_KEY}")
+    base = base.rstrip("/") or "."
+    if is_blob_url(base):
+        access = access or resolve_access(AzureOptions())
+        return open_store(base, access), access
+    if base.startswith(("http://", "https://")):
+        access = access or resolve_access(AzureOptions())
+        parts = blob_parts(access, base + "/x")
+        if parts is None:
+            raise ConfigurationError(f"{url}: not in storage account {access.account_name!r}")
+        container, prefix = parts[0], parts[1].removesuffix("x").strip("/")
+        return open_store(f"az://{container}/{prefix}".rstrip("/"), access), access
+    return open_store(base), None
 
 
 class Store:

@@ -19,9 +19,9 @@ import pystac
 import pystac.validation
 from pystac.validation.stac_validator import JsonSchemaSTACValidator
 
-from byod.azure import AzureOptions, resolve_access
+from byod.errors import ConfigurationError
 from byod.keys import COLLECTION_FILE, ROOT_KEY, collection_key
-from byod.storage import Store, is_blob_url, open_store
+from byod.storage import Store, catalog_store
 
 # Where each shipped folder is published. projjson v0.2 and v0.5 (referenced by older
 # projection versions) are served by v0.7, a close stand-in (see SOURCES.md).
@@ -87,13 +87,17 @@ class OfflineValidator(JsonSchemaSTACValidator):
 
 
 def validate_catalog(url: str) -> tuple[int, list[Problem]]:
-    """Validate the root catalog at `url` (a folder or catalog.json) and everything below it.
+    """Validate the root catalog at `url` and everything below it: any location
+    `storage.catalog_store` reads (a folder, az:// or https blob URL, or its catalog.json).
 
-    Returns the number of objects checked and the problems found.
+    Returns the number of objects checked and the problems found. Raises
+    `ConfigurationError` when there is no root catalog there (or `url` is not a catalog
+    location), as for every kind of store.
     """
     key = ROOT_KEY
-    base = url[: -len(key)] if url.endswith(key) else url
-    store: Store = open_store(base, resolve_access(AzureOptions()) if is_blob_url(base) else None)
+    store, _ = catalog_store(url)
+    if not store.exists(key):
+        raise ConfigurationError(f"{store.href(key)}: no catalog there")
     validator = OfflineValidator()
     problems: list[Problem] = []
     count = 0
