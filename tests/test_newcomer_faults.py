@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import socket
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ from byod.browse import render_site
 from byod.cli import app
 from byod.report import Report, Status
 from byod.storage import open_store
-from tests.conftest import WriteRaster, ramp, write_geotiff
+from tests.conftest import AZURITE_KEY, WriteRaster, ramp, write_geotiff
 from tests.readback import item_files
 
 
@@ -267,3 +270,36 @@ def test_no_cloud_source_note_names_byod_metadata_csv(
                         catalog=str(tmp_path / "other")).rows  # fmt: skip
     (note,) = [n for n in row.notes if n.startswith("no cloud source")]
     assert note == "no cloud source (mask, IMAGERY CLOUDCOVER); eo:cloud_cover left out"
+
+
+# --- 7. scripts/azurite prints a line the shell can export as it is ----------------------------
+
+
+def test_azurite_script_prints_an_export_line_that_survives_the_shell(tmp_path: Path) -> None:
+    """The connection string holds `;`: unquoted, `export X=a;b` stops at the first one. The
+    real script runs from a copy of its folder (its data in tmp_path/.azurite); the line it
+    prints is given to bash as a user pastes it."""
+    repo = Path(__file__).resolve().parents[1]
+    (tmp_path / "scripts").mkdir()
+    for name in ("azurite", "bootstrap-node.sh"):
+        shutil.copy2(repo / "scripts" / name, tmp_path / "scripts" / name)
+    for name in ("node_modules", "package-lock.json", "package.json"):
+        (tmp_path / name).symlink_to(repo / name)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([str(tmp_path / "scripts" / "azurite"), str(port)],
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout is not None
+    with proc.stdout:
+        try:
+            line = proc.stdout.readline().strip()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    assert line.startswith("export AZURE_STORAGE_CONNECTION_STRING=")
+    shown = subprocess.run(["bash", "-c", f'{line}\nprintf %s "$AZURE_STORAGE_CONNECTION_STRING"'],
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}/devstoreaccount1"
+    assert shown == ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey="
+                     f"{AZURITE_KEY};BlobEndpoint={endpoint};")  # fmt: skip
