@@ -303,3 +303,21 @@ def test_azurite_script_prints_an_export_line_that_survives_the_shell(tmp_path: 
     endpoint = f"http://127.0.0.1:{port}/devstoreaccount1"
     assert shown == ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey="
                      f"{AZURITE_KEY};BlobEndpoint={endpoint};")  # fmt: skip
+
+
+def test_export_summary_in_the_top_level_help_is_one_sentence() -> None:
+    """Typer keeps the docstring's line breaks in the commands list: the summary broke
+    mid-sentence ('collections for' / 'catalogs with an API') however wide the terminal."""
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    (line,) = [line for line in result.output.splitlines() if "│ export" in line]
+    assert re.search(r"│ export\s+Export .*catalogs with an API", line), result.output
+
+
+def test_order_defaults_in_ingest_help_are_whole_at_80_columns() -> None:
+    result = CliRunner().invoke(app, ["ingest", "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    text = re.sub(r"[│\s]+", " ", result.output)
+    assert "…" not in result.output
+    assert "[default: option, user, mask, sidecar, imagery]" in text
+    assert "[default: option, user, sidecar, tag, name, written]" in text

@@ -423,7 +423,7 @@ def ingest(
     ] = None,
     cloud_order: Annotated[
         str, typer.Option(help="Which cloud source wins, first to last.")
-    ] = ",".join(_CLOUDS["order"].default),
+    ] = ", ".join(_CLOUDS["order"].default),
     datetime_pattern: Annotated[
         str | None,
         typer.Option(
@@ -432,7 +432,7 @@ def ingest(
     ] = None,
     datetime_order: Annotated[
         str, typer.Option(help="Which time source wins, first to last.")
-    ] = ",".join(_TIME["order"].default),
+    ] = ", ".join(_TIME["order"].default),
     require_datetime: Annotated[
         bool,
         typer.Option(
@@ -781,8 +781,9 @@ def export(
     ] = False,
     verbose: Verbose = 0,
 ) -> None:
-    """Export items (absolute asset hrefs, no static-catalog links) and collections for
-    catalogs with an API: pgstac, Planetary Computer Pro."""
+    """Export items and collections for catalogs with an API: pgstac, Planetary Computer Pro.
+
+    Items get absolute asset hrefs and no static-catalog links."""
     from byod.analysis import catalog_store
     from byod.export import export_catalog
 
