@@ -144,6 +144,12 @@ def test_browse_cards_show_periods_and_unknown_times(
         "runoff_20200101_20200131": "2020-01-01/2020-01-31",
         "scan_20240101t101500": "2024-01-01T10:15:00Z",
     }  # fmt: skip
+    # The collection's extent starts at STAC's 0001-01-01 for its time-less item: unknown.
+    assert re.search(r"unknown/\d{4}-\d\d-\d\dT", page) and "0001-01-01" not in page
+    site = tmp_path / "site" / "test"
+    assert "<p class='time'>time: unknown</p>" in (site / "dem.html").read_text()
+    year = (site / "ndvi_2023.html").read_text()
+    assert "<p class='time'>time: 2023-01-01/2023-12-31</p>" in year
 
 
 # --- 5, 6. byod sign: a local item is no blob; a blob item keeps every field byod wrote -------

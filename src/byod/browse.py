@@ -19,7 +19,7 @@ from typing import Any
 from byod.catalog import ROOT_KEY, collection_key, load_items
 from byod.searching import collection_ids
 from byod.storage import Store
-from byod.temporal import shown_time
+from byod.temporal import UNKNOWN_SOURCE, UNKNOWN_START, shown_time
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem; max-width: 70rem; }
@@ -28,6 +28,8 @@ body { font-family: system-ui, sans-serif; margin: 2rem; max-width: 70rem; }
 .card img, .item img { max-width: 100%; background: repeating-conic-gradient(#eee 0 25%, #fff 0 50%) 0 0/16px 16px; }
 table { border-collapse: collapse; } td, th { border-bottom: 1px solid #ddd; padding: .2rem .6rem; text-align: left; vertical-align: top; }
 """  # noqa: E501
+# How a time-less item's start (and so a collection's extent holding one) is written.
+UNKNOWN_START_TEXT = UNKNOWN_START.isoformat().replace("+00:00", "Z")
 
 
 def render_site(store: Store, out: Path) -> Path:
@@ -54,7 +56,7 @@ def render_site(store: Store, out: Path) -> Path:
                 f"<p>{html.escape(data.get('description', ''))}</p>"
                 f"<p>license {html.escape(data.get('license', ''))}; extent "
                 f"{html.escape(json.dumps(data['extent']['spatial']['bbox'][0]))}, "
-                f"{html.escape(json.dumps(data['extent']['temporal']['interval'][0]))}</p>"
+                f"{html.escape(_interval(data['extent']['temporal']['interval'][0]))}</p>"
                 f"<div class='items'>{''.join(cards)}</div>")  # fmt: skip
         _page(out / collection_id / "index.html", collection_id, body)
     links = "".join(
@@ -68,8 +70,24 @@ def render_site(store: Store, out: Path) -> Path:
     return out / "index.html"
 
 
+def _interval(interval: list[str | None]) -> str:
+    """A temporal extent as START/END; STAC's 0001-01-01 start (the collection holds
+    time-less items, see byod.temporal) is shown as "unknown", "..." an open end."""
+    start, end = interval
+    first = "unknown" if start == UNKNOWN_START_TEXT else start or ".."
+    return f"{first}/{end or '..'}"
+
+
 def _item_body(item: Any, thumb: str, collection_id: str) -> str:
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(json.dumps(v))}</td></tr>"
+    timeless = item.properties.get("byod:datetime_source") == UNKNOWN_SOURCE
+
+    def shown(key: str, value: Any) -> str:
+        text = json.dumps(value)
+        if timeless and key == "start_datetime":  # STAC's placeholder, not a time
+            text += " (STAC's earliest instant: the acquisition time is unknown)"
+        return html.escape(text)
+
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{shown(k, v)}</td></tr>"
                    for k, v in sorted(item.properties.items()))  # fmt: skip
     assets = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(a.title or '')}</td>"
@@ -78,6 +96,7 @@ def _item_body(item: Any, thumb: str, collection_id: str) -> str:
     )
     return (f"<p><a href='../index.html'>catalog</a> / <a href='index.html'>"
             f"{html.escape(collection_id)}</a></p><h1>{html.escape(item.id)}</h1>"
+            f"<p class='time'>time: {html.escape(shown_time(item.properties))}</p>"
             f"<div class='item'><img id='thumbnail' alt='thumbnail' src='{thumb}'></div>"
             f"<h2>Properties</h2><table>{rows}</table><h2>Assets</h2><table>{assets}</table>"
             f"<h2>Footprint</h2><pre>{html.escape(json.dumps(item.geometry))}</pre>")  # fmt: skip
