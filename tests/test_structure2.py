@@ -4,6 +4,7 @@ edge, one reading of a catalog location, stores that never make a caller ask the
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,3 +101,113 @@ def test_validate_where_there_is_no_catalog_is_a_usage_error(
     assert "no catalog there" in one_error_line(result)
     with pytest.raises(ConfigurationError, match="no catalog there"):
         validate_catalog(where)
+
+
+# --- RS 4: the pipeline never asks which kind of store it has ---------------------------------
+
+PIPELINE = ("planning", "publishing", "storing", "catalog", "index", "export", "searching",
+            "markers", "pipeline")  # fmt: skip
+SRC = Path(__file__).resolve().parents[1] / "src" / "byod"
+
+
+def test_the_pipeline_never_asks_a_store_its_kind() -> None:
+    """No `store.is_local`, `is_blob_url(...)` or `os.rmdir` in the pipeline's modules: a
+    store's own methods (`local_path`, `relative_href`, `remove_empty_folders`, `each`)."""
+    import ast
+
+    found = []
+    for name in PIPELINE:
+        tree = ast.parse((SRC / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in ("is_local", "rmdir"):
+                found.append(f"{name}.py:{node.lineno} .{node.attr}")
+            if isinstance(node, ast.Name) and node.id == "is_blob_url":
+                found.append(f"{name}.py:{node.lineno} is_blob_url")
+    assert found == []
+
+
+def _blob_store(conn: str, uid: str) -> Any:
+    from azure.storage.blob import BlobServiceClient
+
+    from byod.azure import AzureOptions, resolve_access
+    from byod.storage import open_store
+
+    BlobServiceClient.from_connection_string(conn).create_container(f"{uid}s")
+    return open_store(f"az://{uid}s/cat", resolve_access(AzureOptions()))
+
+
+def test_a_local_store_removes_empty_folders_and_keeps_relative_links(tmp_path: Path) -> None:
+    from byod.storage import open_store
+
+    store = open_store(tmp_path / "cat")
+    store.write_text("c/_runs/keep.json", "{}")
+    (tmp_path / "cat" / "c" / "i" / "v").mkdir(parents=True)
+    store.remove_empty_folders("c/i/v", "c/i", "c/_runs", "c")
+    assert not (tmp_path / "cat" / "c" / "i").exists()  # empty: removed
+    assert (tmp_path / "cat" / "c" / "_runs" / "keep.json").is_file()  # not empty: stays
+    assert (tmp_path / "cat" / "c").is_dir()  # after the first that is not empty: kept
+    store.remove_empty_folders("c/gone", "c/i")  # missing ones are skipped
+    assert store.local_path("c/x.json") == tmp_path.resolve() / "cat" / "c" / "x.json"
+    cog = str(tmp_path.resolve() / "data" / "c" / "i" / "v" / "i.tif")
+    assert store.relative_href(cog, "c/i/v/i.json") == "../../../../data/c/i/v/i.tif"
+    assert store.relative_href("https://h/x.tif", "c/i/v/i.json") == "https://h/x.tif"
+    assert list(store.each(str.upper, ["a", "b", "c"])) == ["A", "B", "C"]
+
+
+def test_a_blob_store_answers_the_same_questions(azure_env: str, azurite: str) -> None:
+    store = _blob_store(azurite, azure_env)
+    store.write_text("c/i/v/i.json", "{}")
+    store.remove_empty_folders("c/i/v", "c/i")  # nothing to do, nothing removed
+    assert [f.key for f in store.list_files()] == ["c/i/v/i.json"]
+    assert store.local_path("c/i/v/i.json") is None
+    href = store.href("c/i/v/i.tif")
+    assert store.relative_href(href, "c/i/v/i.json") == href
+    keys = [f"k{n}" for n in range(20)]
+    assert list(store.each(str.upper, keys)) == [k.upper() for k in keys]  # in order
+
+
+# --- RS 8: one name for a source ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("given", [".", "./", "../in/."])
+def test_a_source_given_as_dot_is_named_by_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    import json
+
+    from tests.conftest import ramp, write_geotiff
+
+    write_geotiff(tmp_path / "in" / "a_20240101.tif", ramp(16, 16), crs="EPSG:32633",
+                  transform=(10, 0, 500000, 0, -10, 5000000))  # fmt: skip
+    monkeypatch.chdir(tmp_path / "in")
+    done = invoke("ingest", given, "--target", "../out/cogs", "--catalog", "../out/cat", "-q")
+    assert done.exit_code == 0, done.output
+    collection = json.loads((tmp_path / "out" / "cat" / "in" / "collection.json").read_text())
+    assert collection["id"] == "in"
+    assert collection["description"].endswith(" from in."), collection["description"]
+
+
+# --- RS 5: no sideways imports between the steps of a run -----------------------------------------
+
+
+def test_planning_and_publishing_import_no_other_step() -> None:
+    """The planner needs none of the worker's code; publishing neither planning nor storing;
+    the flows take `progress_due` from the pipeline's public API."""
+    import subprocess
+    import sys
+
+    code = ("import sys, byod.planning, byod.publishing; "
+            "print(sorted(m for m in ('byod.work', 'byod.storing', 'byod.metadata', "
+            "'byod.planning') if m in sys.modules))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    assert done.stdout.strip() == "['byod.planning']"
+    code = "import sys, byod.publishing; print('byod.planning' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    assert done.stdout.strip() == "False"
+    import byod.pipeline
+
+    assert "progress_due" in byod.pipeline.__all__
+    flows = (SRC.parent / "byod_flows" / "__init__.py").read_text()
+    assert "from byod.publishing" not in flows

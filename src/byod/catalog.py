@@ -61,7 +61,6 @@ import posixpath
 import threading
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -409,11 +408,7 @@ def collection_entries(store: Store, collection_id: str, layout: Layout | None =
         def read(key: str) -> dict[str, Entry]:
             return _read_entries(store, key, wanted[key])
 
-        if len(missing) > 1 and not store.is_local:  # one GET each: overlap their latency
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                found = list(pool.map(read, missing))
-        else:
-            found = [read(k) for k in missing]
+        found = list(store.each(read, missing))  # one GET each on blob: overlapped
         with _ENTRIES_LOCK:
             for key, entries in zip(missing, found, strict=True):
                 _ENTRIES[(store.root, key)] = entries
@@ -532,12 +527,7 @@ def publish(
         key = new_keys[item_id]
         store.write_text(key, _dumps(_item_dict(store, new[item_id], key)))
 
-    if store.is_local or len(new) < 2:
-        for item_id in new_keys:
-            write_item(item_id)
-    else:  # a blob each: overlap the requests' latency
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(write_item, new_keys))
+    list(store.each(write_item, new_keys))  # a blob each: overlapped
     gone = set(removed) - set(new)
     written: list[str] = []  # month files, by every attempt
     # month -> how many times this run wrote it: kept across the run's publish calls
@@ -837,22 +827,26 @@ def _free_id(item_id: str, source: Any, root: Any, taken: dict[str, Entry]) -> s
     return candidate
 
 
+def remove_quietly(store: Store, key: str) -> None:
+    """Delete a file no published item points at; a failure leaves an orphan, not a lie."""
+    try:
+        remove_file(store, key)
+    except Exception as exc:  # noqa: BLE001 - storage trouble: log it, the run is published
+        log.warning("%s: not removed (%s)", store.href(key), exc)
+
+
 def remove_file(store: Store, key: str) -> None:
     """Delete a file, and its version folder once empty, and then the item folder
     (`<collection>/<item>/`) once its last version is gone (local disks keep empty
     folders; blob prefixes vanish with their last blob)."""
     store.remove(key)
-    if store.is_local and version_of(key):
-        folder = os.path.dirname(store.href(key))
-        if VERSION.fullmatch(os.path.basename(folder)):
-            try:
-                os.rmdir(folder)
-            except OSError:  # not empty: the version has other files
-                return
-            parts = key.split("/")
-            if len(parts) == 4 and not parts[1].startswith("_"):  # <coll>/<item>/<v>/<name>
-                with contextlib.suppress(OSError):  # not empty: other versions of the item
-                    os.rmdir(os.path.dirname(folder))
+    folder = posixpath.dirname(key)
+    if version_of(key) and VERSION.fullmatch(posixpath.basename(folder)):
+        folders = [folder]
+        parts = key.split("/")
+        if len(parts) == 4 and not parts[1].startswith("_"):  # <coll>/<item>/<v>/<name>
+            folders.append(posixpath.dirname(folder))  # the item's, after its last version
+        store.remove_empty_folders(*folders)
 
 
 def _item_dict(store: Store, item: pystac.Item, key: str) -> dict[str, Any]:
@@ -867,16 +861,9 @@ def _item_dict(store: Store, item: pystac.Item, key: str) -> dict[str, Any]:
         {"rel": "parent", "href": up, "type": pystac.MediaType.JSON},
         {"rel": "collection", "href": up, "type": pystac.MediaType.JSON},
     ]  # fmt: skip
-    item_href = store.href(key)
     for asset in data["assets"].values():
-        asset["href"] = _relative_if_local(asset["href"], item_href, store.is_local)
+        asset["href"] = store.relative_href(asset["href"], key)
     return data
-
-
-def _relative_if_local(href: str, start: str, catalog_is_local: bool) -> str:
-    if catalog_is_local and "://" not in href and os.path.isabs(href):
-        return os.path.relpath(href, os.path.dirname(start))
-    return href
 
 
 def _collection_dict(info: CollectionInfo, months: dict[str, Month]) -> dict[str, Any]:

@@ -91,9 +91,10 @@ def export_catalog(
     out = Path(out).absolute()
     format = ExportFormat(format)  # a plain "ndjson" from a library caller too
     _check_out(out, overwrite)
-    if store.is_local and _under(Path(store.root), out):
+    root = store.local_path("")  # a catalog on this machine: not to be replaced or nested in
+    if root is not None and _under(root, out):
         raise ConfigurationError(f"{out}: holds the catalog {store.root}; export elsewhere")
-    if store.is_local and _under(out, Path(store.root).absolute()):
+    if root is not None and _under(out, root.absolute()):
         # --overwrite would replace a collection's folder (its items, index and runs).
         raise ConfigurationError(f"{out}: inside the catalog {store.root}; export elsewhere")
     from byod.keys import ROOT_KEY

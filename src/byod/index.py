@@ -25,10 +25,8 @@ import json
 import logging
 import math
 import os
-import posixpath
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,8 +58,6 @@ LINKS = pa.list_(pa.struct([("href", pa.string()), ("rel", pa.string()), ("type"
 NULLABLE: dict[str, str | None] = {"datetime": None, "proj:code": "/projection/"}  # -> extension
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NAT = np.iinfo(np.int64).min  # numpy's datetime64 NaT, as int64
-# Index files downloaded at once from blob storage: each is mostly waiting on the network.
-BLOB_READERS = 8
 
 
 def normalise_item(item: dict[str, Any]) -> dict[str, Any]:
@@ -185,16 +181,14 @@ def write_index(store: Store, key: str, items: Iterable[pystac.Item]) -> None:
     store asset hrefs are written relative to the index file, so the catalog and its data
     can be moved together; URLs stay absolute.
     """
-    here = posixpath.dirname(store.href(key)) if store.is_local else None
     collection_id = key.split("/", 1)[0]
     rows = []
     for item in items:
         data = item.to_dict(include_self_link=False, transform_hrefs=False)
         if not data.get("collection"):
             data["collection"] = collection_id
-        if here is not None:
-            data["assets"] = {k: {**a, "href": _relative(a["href"], here)}
-                              for k, a in data.get("assets", {}).items()}  # fmt: skip
+        data["assets"] = {k: {**a, "href": store.relative_href(a["href"], key)}
+                          for k, a in data.get("assets", {}).items()}  # fmt: skip
         rows.append(data)
     with scratch_folder() as tmp:
         path = Path(tmp) / INDEX_NAME
@@ -239,12 +233,6 @@ def _empty_table() -> pa.Table:
                         ("collection", pa.string()), ("datetime", stamp)])  # fmt: skip
     batch = pa.RecordBatch.from_pylist([], schema=schema)
     return pa.Table.from_batches([assign_geoarrow_metadata(batch)])
-
-
-def _relative(href: str, folder: str) -> str:
-    if "://" in href or not os.path.isabs(href):
-        return href
-    return os.path.relpath(href, folder)
 
 
 def _absolute(href: str, folder: str | None) -> str:
@@ -301,7 +289,7 @@ def read_index_entries(store: Store, keys: Sequence[str]) -> dict[str, IndexEntr
     FileNotFoundError when a file is gone."""
     out: dict[str, IndexEntry] = {}
     with _gc_paused():
-        for entries in _each(store, keys, _read_entries):
+        for entries in store.each(functools.partial(_read_entries, store), keys):
             out.update((e.id, e) for e in entries)
     return out
 
@@ -317,15 +305,6 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
-
-
-def _each(store: Store, keys: Sequence[str], read: Callable[[Store, str], Any]) -> Iterator[Any]:
-    """`read(store, key)` for each key, in key order; concurrently on blob stores."""
-    if store.is_local or len(keys) < 2:
-        yield from (read(store, k) for k in keys)
-        return
-    with ThreadPoolExecutor(min(BLOB_READERS, len(keys))) as pool:
-        yield from pool.map(lambda k: read(store, k), keys)
 
 
 def _read_entries(store: Store, key: str) -> list[IndexEntry]:
@@ -475,10 +454,10 @@ class _Index:
 def _opened(store: Store, key: str) -> Iterator[_Index]:
     """The index file at `key`, opened in place on a local store, else downloaded to a
     scratch folder removed afterwards. Raises FileNotFoundError when it is gone."""
-    if store.is_local:
-        path = store.href(key)
+    path = store.local_path(key)
+    if path is not None:
         with pq.ParquetFile(path) as file:
-            yield _Index(file, os.path.dirname(path))
+            yield _Index(file, str(path.parent))
         return
     with scratch_folder() as tmp:
         local = Path(tmp) / INDEX_NAME
@@ -715,7 +694,7 @@ def search_partitions(store: Store, keys: Sequence[str], query: Query, collectio
     wanted = [k for k in keys if _may_overlap(k, query)]
     read = functools.partial(_search_key, query=query, collection_id=collection_id, limit=limit)
     out: list[dict[str, Any]] = []
-    for found in _each(store, wanted, read):
+    for found in store.each(functools.partial(read, store), wanted):
         out += found
         if limit is not None and len(out) >= limit:
             break

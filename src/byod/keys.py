@@ -33,6 +33,9 @@ INDEX_NAME = "items.parquet"  # a month's index partition (also its local temp f
 LEGACY_INDEX = INDEX_NAME  # byod before versioned indexes: `<collection>/items.parquet`
 # `20261129T203015-3fa2c1`: sortable by time, unique per run; the upper-case T keeps it apart
 # from item ids (lower-case slugs).
+# Blob metadata of a stored COG: the fingerprint of the input it was made from (planning
+# compares it to skip unchanged inputs; storing writes it).
+FINGERPRINT_METADATA = "byod_fingerprint"
 VERSION = re.compile(r"\d{8}T\d{6}-[0-9a-f]{6}")
 MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")  # a month partition's folder: YYYY-MM
 

@@ -123,6 +123,15 @@ def normalize_location(text: str) -> str:
     return text
 
 
+def source_name(location: str) -> str:
+    """The name a (normalised) source goes by, for the default collection id and the
+    collection's description alike: a folder's own name (`.` and `..` resolved, links
+    followed: `byod ingest .` in `in/` is `in`), or the last part of a URL's path."""
+    if "://" not in location:
+        return os.path.basename(os.path.realpath(location)) or location
+    return location.rstrip("/").rsplit("/", 1)[-1] or location
+
+
 # What byod reads inputs from (`BLOB_SCHEMES` are Azure's; `file://` is a folder).
 SOURCE_SCHEMES = (*BLOB_SCHEMES, "file")
 SOURCE_PLACES = ("a local folder (also file:///path) or az://container/prefix (also "

@@ -51,9 +51,21 @@ __all__ = [
     "plan_run",
     "process",
     "process_all",
+    "progress_due",
     "publish_progress",
     "publish_run",
 ]
+
+
+def progress_due(run: Run, outcomes: list[Outcome]) -> bool:
+    """Whether `publish_every_inputs` stored inputs wait, or `publish_every_s` seconds went
+    by since the last publish with one waiting."""
+    settings = run.context.settings
+    waiting = sum(1 for o in outcomes if o.items and o.row.input not in run.flushed)
+    if not waiting:
+        return False
+    elapsed = time.monotonic() - run.last_publish
+    return waiting >= settings.publish_every_inputs or elapsed >= settings.publish_every_s
 
 
 def ingest(settings: IngestSettings, progress: Progress | None = None) -> Report:
@@ -69,8 +81,6 @@ def ingest(settings: IngestSettings, progress: Progress | None = None) -> Report
     workers are killed), publishes what was stored, and raises `RunInterrupted` with the
     report (the rest `not_done`); a second signal while publishing stops at once.
     """
-    from byod.publishing import progress_due
-
     progress = progress or Progress()
     with _signals() as signals:
         try:

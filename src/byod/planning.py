@@ -16,7 +16,8 @@ from byod.catalog import (
 )
 from byod.config import IngestSettings, default_workers
 from byod.errors import ConfigurationError
-from byod.keys import ROOT_KEY, new_version
+from byod.keys import FINGERPRINT_METADATA, ROOT_KEY, new_version
+from byod.locations import source_name
 from byod.markers import register_run
 from byod.reasons import Reason
 from byod.report import Report, Row, Status
@@ -34,9 +35,8 @@ from byod.sources import (
     slugify,
     source_root,
 )
-from byod.storage import Store, is_blob_url
+from byod.storage import Store
 from byod.stores import RunStores
-from byod.storing import FINGERPRINT_METADATA
 
 # Bump when a change in byod alters what is written for the same input, so re-runs redo it.
 RECIPE_VERSION = 1
@@ -66,7 +66,7 @@ def new_run(settings: IngestSettings, progress: Progress) -> Run:
         store.check_writable(collection_id)  # before converting anything: refuse, exit 2
     # The index's columns, not the item files: one read per month partition (issue 13).
     items = collection_entries(stores.catalog, collection_id)
-    found = _discover(settings, stores.source)
+    found = _discover(settings, stores)
     report.ignored, report.notes = found.ignored, found.notes
     if (note := sandbox_note()) is not None:  # workers not confined by the OS (runner)
         report.notes.append(note)
@@ -136,15 +136,8 @@ def _pruned(settings: IngestSettings, found: Discovery, items: dict[str, Entry],
 _UNLISTED = frozenset({Reason.UNREADABLE, Reason.SYMLINK_LOOP})
 
 
-def source_name(url: str) -> str:
-    return url.rstrip("/").rsplit("/", 1)[-1] or url
-
-
 def _collection_id(settings: IngestSettings) -> str:
-    name = source_name(settings.source)
-    if not is_blob_url(settings.source):
-        name = Path(settings.source).resolve().name
-    collection_id = settings.collection or slugify(name)
+    collection_id = settings.collection or slugify(source_name(settings.source))
     if slugify(collection_id) != collection_id:
         raise ConfigurationError(
             f"collection id {collection_id!r} is not URL-safe; try {slugify(collection_id)!r}"
@@ -152,14 +145,14 @@ def _collection_id(settings: IngestSettings) -> str:
     return collection_id
 
 
-def _discover(settings: IngestSettings, store: Store | None) -> Discovery:
+def _discover(settings: IngestSettings, stores: RunStores) -> Discovery:
     """Inputs of a folder or a blob prefix, band files grouped into scenes; a local target
     or catalog inside the source folder is not walked."""
-    if store is None:
-        outputs = [Path(p) for p in (settings.target, settings.catalog) if not is_blob_url(p)]
-        found = discover(Path(settings.source), outputs)
+    if stores.source is None:  # a folder of this machine
+        outputs = [stores.target.local_path(""), stores.catalog.local_path("")]
+        found = discover(Path(settings.source), [p for p in outputs if p is not None])
     else:
-        found = discover_listing((f.key, f.version) for f in store.list_files())
+        found = discover_listing((f.key, f.version) for f in stores.source.list_files())
     found.candidates, notes = group(found.candidates, settings.group_pattern)
     found.notes += notes  # discovery's own notes (links not followed, duplicates) kept
     return found

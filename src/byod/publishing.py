@@ -4,9 +4,7 @@ files of dead runs and superseded files past their grace period."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import posixpath
 import time
 
@@ -18,6 +16,7 @@ from byod.catalog import (
     collect_superseded,
     publish,
     published_names,
+    remove_quietly,
 )
 from byod.keys import (
     collection_key,
@@ -26,27 +25,15 @@ from byod.keys import (
     runs_folder,
     version_of,
 )
+from byod.locations import source_name
 from byod.markers import HOLDS, end_run
-from byod.planning import source_name
 from byod.report import Row, Status
 from byod.runs import Outcome, Progress, Run, RunContext, RunLost, finish_row
 from byod.sources import source_root
 from byod.storage import Store
 from byod.stores import RunStores
-from byod.storing import remove_quietly
 
 log = logging.getLogger(__name__)
-
-
-def progress_due(run: Run, outcomes: list[Outcome]) -> bool:
-    """Whether `publish_every_inputs` stored inputs wait, or `publish_every_s` seconds went
-    by since the last publish with one waiting."""
-    settings = run.context.settings
-    waiting = sum(1 for o in outcomes if o.items and o.row.input not in run.flushed)
-    if not waiting:
-        return False
-    elapsed = time.monotonic() - run.last_publish
-    return waiting >= settings.publish_every_inputs or elapsed >= settings.publish_every_s
 
 
 def publish_pending(run: Run, outcomes: list[Outcome]) -> RunStores:
@@ -109,11 +96,8 @@ def remove_empty_collection(catalog: Store, collection_id: str) -> None:
     """Remove the folders an all-rejected run's marker left (`_runs/`, the collection's),
     where they are empty and the collection was never published (local disks keep empty
     folders; blob prefixes vanish with their last blob)."""
-    if not catalog.is_local or catalog.exists(collection_key(collection_id)):
-        return
-    for folder in (runs_folder(collection_id).rstrip("/"), collection_id):
-        with contextlib.suppress(OSError):  # not empty: another run is starting there
-            os.rmdir(catalog.href(folder))
+    if not catalog.exists(collection_key(collection_id)):  # not empty: another run is there
+        catalog.remove_empty_folders(runs_folder(collection_id).rstrip("/"), collection_id)
 
 
 def _confirm_alive(run: Run, stores: RunStores, new: dict[str, pystac.Item]) -> None:

@@ -22,11 +22,12 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from byod.azure import AzureAccess, AzureOptions, blob_parts, resolve_access
 from byod.errors import ConfigurationError, StorageUnavailable, storage_failure
@@ -44,6 +45,8 @@ CACHE_CONTROL = {
 }
 # Optimistic updates of a shared file: bounded attempts, jittered backoff (0.05 s doubling to 2 s).
 UPDATE_ATTEMPTS = 40
+# Requests a blob store keeps in flight at once for independent reads and writes (`Store.each`).
+REQUESTS_AT_ONCE = 8
 # A run's liveness lease on Azure: the shortest Azure allows (15-60 s), renewed every third.
 LEASE_SECONDS = 15
 CONTENT_TYPES = {
@@ -67,6 +70,7 @@ class ConflictError(RuntimeError):
 
 
 Change = Callable[[str | None], str | None]
+T = TypeVar("T")
 
 
 def open_store(url: str | Path, access: AzureAccess | None = None) -> Store:
@@ -226,6 +230,36 @@ class Store:
         if not path.startswith(self.root + os.sep):
             return None
         return Path(path).relative_to(self.root).as_posix()
+
+    def local_path(self, key: str) -> Path | None:
+        """The file of `key` on this machine, for a library that needs a real path (pyarrow
+        opening an index in place); None on a blob store."""
+        return Path(self.root, key)
+
+    def relative_href(self, href: str, key: str) -> str:
+        """`href` as the file at `key` should name it: relative to that file's folder when
+        both are files of this machine (a local catalog moves with its data), else as given."""
+        here = self.local_path(key)
+        if here is None or "://" in href or not os.path.isabs(href):
+            return href
+        return os.path.relpath(href, here.parent)
+
+    def remove_empty_folders(self, *folders: str) -> None:
+        """Remove the folders (keys, innermost first) that are empty, stopping at the first
+        that is not (another file or run is there); a missing one is skipped. Local disks
+        keep empty folders; blob prefixes vanish with their last blob (a no-op there)."""
+        for folder in folders:
+            try:
+                os.rmdir(Path(self.root, folder))
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return
+
+    def each(self, function: Callable[[str], T], keys: Iterable[str]) -> Iterator[T]:
+        """`function(key)` for each key, in order: one after the other on a local disk,
+        `REQUESTS_AT_ONCE` at a time on a blob store (overlapping the requests' latency)."""
+        return map(function, keys)
 
     # --- shared files: one writer at a time, and proof that a run is alive -------------
 
@@ -431,6 +465,20 @@ class BlobStore(Store):
         if not href.startswith(base) or "?" in href:
             return None
         return href[len(base) :]
+
+    def local_path(self, key: str) -> Path | None:
+        return None
+
+    def remove_empty_folders(self, *folders: str) -> None:
+        """Nothing to do: a blob prefix is gone with its last blob."""
+
+    def each(self, function: Callable[[str], T], keys: Iterable[str]) -> Iterator[T]:
+        keys = list(keys)
+        if len(keys) < 2:
+            yield from map(function, keys)
+            return
+        with ThreadPoolExecutor(min(REQUESTS_AT_ONCE, len(keys))) as pool:
+            yield from pool.map(function, keys)
 
     def update_text(self, key: str, change: Change) -> str | None:
         """Optimistic concurrency: read the blob and its ETag, write the change only if the

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pystac
 
-from byod.catalog import remove_file
+from byod.catalog import remove_quietly
 from byod.config import IngestSettings, default_workers
 from byod.errors import storage_failure
 from byod.items import build_item
-from byod.keys import cog_key, run_marker_key, thumbnail_key, version_of
+from byod.keys import FINGERPRINT_METADATA, cog_key, run_marker_key, thumbnail_key, version_of
 from byod.metadata import MetadataRules
 from byod.reasons import Reason, RejectedInput
 from byod.records import Candidate
@@ -29,9 +29,6 @@ from byod.storage import Store
 from byod.work import Job, PrepareResult, georef_sidecar_names
 
 log = logging.getLogger(__name__)
-
-
-FINGERPRINT_METADATA = "byod_fingerprint"
 
 
 def fetch_timed(seconds: dict[str, float], job: Job, candidate: Candidate,
@@ -222,11 +219,3 @@ def outcome_is_stored(context: RunContext, outcome: Outcome) -> bool:
             elif not target.exists(key) or file_sha256(target.href(key)) != expected:
                 return False
     return True
-
-
-def remove_quietly(store: Store, key: str) -> None:
-    """Delete a file no published item points at; a failure leaves an orphan, not a lie."""
-    try:
-        remove_file(store, key)
-    except Exception as exc:  # noqa: BLE001 - storage trouble: log it, the run is published
-        log.warning("%s: not removed (%s)", store.href(key), exc)

@@ -46,10 +46,10 @@ from byod.pipeline import (
     outcome_is_stored,
     plan_run,
     process,
+    progress_due,
     publish_progress,
     publish_run,
 )
-from byod.publishing import progress_due
 from byod.reasons import Reason
 from byod.report import Row, Status, to_markdown
 from byod_flows.results import result_folder, result_storage
