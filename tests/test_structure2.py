@@ -211,3 +211,33 @@ def test_planning_and_publishing_import_no_other_step() -> None:
     assert "progress_due" in byod.pipeline.__all__
     flows = (SRC.parent / "byod_flows" / "__init__.py").read_text()
     assert "from byod.publishing" not in flows
+
+
+# --- RS 7: an interrupted run removes its own leftovers at once, on Azure too --------------------
+
+
+@pytest.mark.parametrize("kind", ["local", "blob"])
+def test_an_interrupted_run_removes_what_it_stored_and_did_not_publish(
+    azure_env: str, tmp_path: Path, kind: str
+) -> None:
+    from byod.config import build_settings
+    from byod.pipeline import plan_run, process, publish_run
+    from tests.conftest import ramp, write_geotiff
+
+    for name in ("a_20240101.tif", "b_20240102.tif"):
+        write_geotiff(tmp_path / "in" / name, ramp(16, 16), crs="EPSG:32633",
+                      transform=(10, 0, 500000, 0, -10, 5000000))  # fmt: skip
+    if kind == "blob":
+        target, catalog = f"az://{azure_env}t/cogs", f"az://{azure_env}c/stac"
+    else:
+        target, catalog = str(tmp_path / "cogs"), str(tmp_path / "stac")
+    settings = build_settings(str(tmp_path / "in"), {"target": target, "catalog": catalog,
+                              "collection": "c1"})  # fmt: skip
+    run = plan_run(settings)
+    stored = process(run.context, run.todo[0])
+    assert stored.items  # its COG and thumbnail are in the target now
+    stores = run.context.stores
+    assert stores.target.list_files("c1/") != []
+    publish_run(run, [], complete=False)  # interrupted before its outcome was published
+    assert stores.target.list_files("c1/") == []
+    assert [f.key for f in stores.catalog.list_files("c1/_runs/")] == []

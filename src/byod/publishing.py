@@ -150,7 +150,12 @@ def remove_dead_runs(stores: RunStores, context: RunContext, *, own: bool = Fals
                 remove_quietly(catalog, marker.key)
             continue
         version = version_of(marker.key)
-        if version and (own or version != context.version) and not catalog.held(marker.key):
+        # This run's own marker, when it was interrupted (`own`), whether or not it still
+        # looks held: an abandoned Azure lease's blob counts as held while it is younger
+        # than LEASE_SECONDS (`BlobStore.held`), and an orchestrator's planning process may
+        # hold it yet; the run is ending, nobody else writes its version.
+        mine = version == context.version
+        if version and (own if mine else not catalog.held(marker.key)):
             dead[version] = marker.key
     if not dead:
         return
