@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar, Unpack
 
 from byod import confine
 from byod.reasons import Reason, RejectedInput
@@ -130,27 +130,32 @@ def batch_deadline(size: int, timeout_s: float) -> float:
     return min(timeout_s * size, BATCH_SECONDS + BATCH_SECONDS_PER_INPUT * size)
 
 
+class Bounds(TypedDict):
+    """`runner.run_bounded`'s bounds, as `run_in_batches` passes them on."""
+
+    workers: int
+    timeout_s: float
+    max_memory_mb: int
+
+
 def run_in_batches(
     jobs: list[tuple[str, J]],
     work: Callable[[J, Stage], R],
     *,
     small: Callable[[J], bool],
-    workers: int,
-    timeout_s: float,
-    max_memory_mb: int,
     on_stage: Callable[[str, str], None] = lambda label, stage: None,
     before_start: Callable[[J], None] = lambda job: None,
+    **bounds: Unpack[Bounds],
 ) -> Iterator[Done[J, R]]:
     """`runner.run_bounded` with the `small` jobs in batches: one Done per job, batched
-    ones first. Jobs must name their folders as runner.Confined does (`workdir`,
-    `source_root`): a batch is confined to the folder holding its jobs' folders."""
+    ones first (a batch's deadline `batch_deadline`, its inputs retried alone on failure).
+    Jobs must name their folders as runner.Confined does (`workdir`, `source_root`): a
+    batch is confined to the folder holding its jobs' folders."""
     labels = {id(job): label for label, job in jobs}
     smalls = [job for _, job in jobs if small(job)]
-    size = batch_size(len(smalls), workers)
+    size = batch_size(len(smalls), bounds["workers"])
     if size < 2:
-        yield from run_bounded(jobs, work, workers=workers, timeout_s=timeout_s,
-                               max_memory_mb=max_memory_mb, on_stage=on_stage,
-                               before_start=before_start)  # fmt: skip
+        yield from run_bounded(jobs, work, on_stage=on_stage, before_start=before_start, **bounds)
         return
     batched = {id(job) for job in smalls}
     batches = [_batch(smalls[i : i + size], work) for i in range(0, len(smalls), size)]
@@ -167,9 +172,9 @@ def run_in_batches(
 
     by_label = {f"{labels[id(b.jobs[0])]} (+{len(b.jobs) - 1})": b for b in batches}
     retry: list[J] = []
-    first = run_bounded(list(by_label.items()), _BatchWork(work), workers=workers,
-                        timeout_s=batch_deadline(size, timeout_s), max_memory_mb=max_memory_mb,
-                        on_stage=stage, before_start=fetch)  # fmt: skip
+    batch_bounds = Bounds(**{**bounds, "timeout_s": batch_deadline(size, bounds["timeout_s"])})
+    first = run_bounded(list(by_label.items()), _BatchWork(work), on_stage=stage,
+                        before_start=fetch, **batch_bounds)  # fmt: skip
     for done in first:
         if done.rejection is not None or done.result is None:
             retry.extend(done.job.jobs)  # each input again, alone, with its full bounds
@@ -180,9 +185,7 @@ def run_in_batches(
     rest = [(label, job) for label, job in jobs if id(job) not in batched]
     rest += [(labels[id(job)], job) for job in retry]
     if rest:
-        yield from run_bounded(rest, work, workers=workers, timeout_s=timeout_s,
-                               max_memory_mb=max_memory_mb, on_stage=on_stage,
-                               before_start=before_start)  # fmt: skip
+        yield from run_bounded(rest, work, on_stage=on_stage, before_start=before_start, **bounds)
 
 
 def _batch(jobs: list[J], work: Callable[[J, Stage], Any]) -> Batch[J]:

@@ -15,7 +15,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast, overload
 
 from byod.azure import (
     AzureAccess,
@@ -34,6 +34,7 @@ from byod.storage import Store, is_blob_url, open_store
 _OPENED: OrderedDict[str, OpenStores] = OrderedDict()
 _OPENED_MAX = 8
 _LOCK = threading.RLock()
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,26 @@ class OpenStores:
     target: Store
     decision: str | None = None  # the region guard's verdict, for the report
     overridden: bool = False
+
+
+class _Opened(Generic[T]):
+    """A read-only attribute of `RunStores`: the same field of its `OpenStores`, opened on
+    first use."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, stores: None, owner: type) -> _Opened[T]: ...
+    @overload
+    def __get__(self, stores: RunStores, owner: type | None = None) -> T: ...
+    def __get__(self, stores: RunStores | None, owner: type | None = None) -> _Opened[T] | T:
+        if stores is None:  # looked up on the class (help(), inspection)
+            return self
+        return cast(T, getattr(stores._get(), self.name))
+
+    def __set__(self, stores: RunStores, value: object) -> None:
+        raise AttributeError(f"RunStores.{self.name} is read-only")
 
 
 class RunStores:
@@ -76,25 +97,11 @@ class RunStores:
                 self._opened = opened
         return self._opened
 
-    @property
-    def source(self) -> Store | None:
-        return self._get().source
-
-    @property
-    def catalog(self) -> Store:
-        return self._get().catalog
-
-    @property
-    def target(self) -> Store:
-        return self._get().target
-
-    @property
-    def decision(self) -> str | None:
-        return self._get().decision
-
-    @property
-    def overridden(self) -> bool:
-        return self._get().overridden
+    source = _Opened[Store | None]()
+    catalog = _Opened[Store]()
+    target = _Opened[Store]()
+    decision = _Opened[str | None]()
+    overridden = _Opened[bool]()
 
     def __repr__(self) -> str:
         return f"RunStores({self.token[:8]}, opened={self._opened is not None})"

@@ -267,17 +267,22 @@ def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Clock) -> S
     with stage("checksum"):
         assets = [SceneAsset(part.key, job.path.name, _local(part.cog_path), info,
                              outcome.passthrough) for part, outcome, info in converted]  # fmt: skip
-        thumb_file = _local(thumb_path)
-    return Scene(
-        item_id=item_id,
-        subdataset=subdataset,
-        acquisition=when,
-        footprint=shape,
-        assets=tuple(assets),
-        thumbnail=thumb_file,
-        clouds=cloud_decision,
-        notes=tuple(notes),
-    )
+    return _scene(item_id, subdataset, (when, cloud_decision, notes), shape, assets, thumb_path,
+                  stage)  # fmt: skip
+
+
+def _scene(item_id: str, subdataset: str | None,
+           described: tuple[Acquisition, CloudDecision, list[str]], shape: Footprint,
+           assets: list[SceneAsset], thumb_path: Path, stage: Clock,
+           product: str | None = None) -> Scene:  # fmt: skip
+    """The record of a prepared scene (or raster), its files written: the thumbnail's
+    checksum last. `described` is `_time_and_clouds`' time, cloud decision and notes."""
+    when, clouds, notes = described
+    with stage("checksum"):
+        thumbnail = _local(thumb_path)
+    return Scene(item_id=item_id, subdataset=subdataset, acquisition=when, footprint=shape,
+                 assets=tuple(assets), thumbnail=thumbnail, clouds=clouds, notes=tuple(notes),
+                 product=product)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -445,19 +450,8 @@ def _prepare_scene(job: Job, stage: Clock) -> Scene:
     with stage("thumbnail"), ExitStack() as stack:
         opened = [stack.enter_context(rasterio.open(a.file.path)) for a in picked]
         write_band_thumbnail([(src, 1) for src in opened], thumb_path)
-    with stage("checksum"):
-        thumb_file = _local(thumb_path)
-    return Scene(
-        item_id=job.item_id,
-        subdataset=None,
-        acquisition=when,
-        footprint=shape,
-        assets=tuple(assets),
-        thumbnail=thumb_file,
-        clouds=clouds,
-        notes=tuple(notes),
-        product=job.product,
-    )
+    return _scene(job.item_id, None, (when, clouds, notes), shape, assets, thumb_path, stage,
+                  job.product)  # fmt: skip
 
 
 def _time_and_clouds(
