@@ -13,8 +13,7 @@ import posixpath
 import re
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import rasterio
@@ -33,10 +32,10 @@ from byod.clouds import (
     parse_rule,
 )
 from byod.errors import RejectedInput
+from byod.options import CloudOptions, TimeOptions
 from byod.reasons import Reason
 from byod.sources import read_user_metadata
 from byod.temporal import (
-    DEFAULT_ORDER,
     Acquisition,
     cf_acquisition,
     find_acquisition,
@@ -52,16 +51,11 @@ RULE_BY_SUFFIX = {"_scl": "s2-scl", "_qa_pixel": "landsat-qa", "_fmask": "fmask"
 
 @dataclass(frozen=True)
 class MetadataRules:
-    """The time and cloud options of a run, as a worker needs them."""
+    """The time and cloud options of a run, as a worker needs them: the settings' own
+    sections (IngestSettings.time and .clouds), shipped to the worker with its job."""
 
-    datetime: datetime | None = None
-    datetime_pattern: str | None = None
-    datetime_order: tuple[str, ...] = DEFAULT_ORDER
-    require_datetime: bool = False  # reject a time-less input instead of ingesting it
-    cloud_cover: float | None = None
-    cloud_rule: str | None = None
-    cloud_band: int | None = None
-    cloud_order: tuple[str, ...] = ("option", "user", "mask", "sidecar", "imagery")
+    time: TimeOptions = field(default_factory=TimeOptions)
+    clouds: CloudOptions = field(default_factory=CloudOptions)
 
 
 def read_products(paths: tuple[Path, ...]) -> tuple[list[products.ProductMetadata], list[str]]:
@@ -173,10 +167,10 @@ def acquisition(
          for p in found if p.datetime is not None),
         None,
     )  # fmt: skip
-    pattern = re.compile(rules.datetime_pattern) if rules.datetime_pattern else None
-    return find_acquisition(override=rules.datetime, tags=tags, relpath=relpath,
+    pattern = re.compile(rules.time.pattern) if rules.time.pattern else None
+    return find_acquisition(override=rules.time.datetime, tags=tags, relpath=relpath,
                             sidecar=sidecar, user=user, embedded=embedded, pattern=pattern,
-                            order=rules.datetime_order)  # fmt: skip
+                            order=rules.time.order)  # fmt: skip
 
 
 # --- CF NetCDF: time coordinates and variables that are not rasters -------------------------
@@ -276,24 +270,24 @@ def clouds(
     may mix multi-band products with ordinary single-band rasters (README "Cloud cover")."""
     estimates: list[CloudEstimate | None] = [user]
     band_note = None
-    if rules.cloud_cover is not None:
-        estimates.append(CloudEstimate("option", rules.cloud_cover))
+    if rules.clouds.cover is not None:
+        estimates.append(CloudEstimate("option", rules.clouds.cover))
     if mask is not None:
-        rule = parse_rule(rules.cloud_rule or _rule_by_name(mask.name))
+        rule = parse_rule(rules.clouds.rule or _rule_by_name(mask.name))
         estimates.append(_from_mask(mask, 1, rule, f"mask:{mask.name} ({rule.name})"))
-        if rules.cloud_band is not None:
+        if rules.clouds.band is not None:
             log.warning("%s: both a mask file and --cloud-band; the mask file is used", source)
-    elif rules.cloud_band is not None and rules.cloud_rule is not None:
-        rule = parse_rule(rules.cloud_rule)
+    elif rules.clouds.band is not None and rules.clouds.rule is not None:
+        rule = parse_rule(rules.clouds.rule)
         bands = _band_count(Path(source))
-        if rules.cloud_band <= bands:
-            label = f"mask:band {rules.cloud_band} ({rule.name})"
-            estimates.append(_from_mask(Path(source), rules.cloud_band, rule, label))
+        if rules.clouds.band <= bands:
+            label = f"mask:band {rules.clouds.band} ({rule.name})"
+            estimates.append(_from_mask(Path(source), rules.clouds.band, rule, label))
         else:
-            band_note = (f"cloud band {rules.cloud_band}: the file has {bands} "
+            band_note = (f"cloud band {rules.clouds.band}: the file has {bands} "
                          f"band{'s' if bands != 1 else ''}")  # fmt: skip
-    elif rules.cloud_band is not None:  # a band alone does not say what its values mean
-        band_note = (f"cloud band {rules.cloud_band} without a cloud rule (--cloud-rule, "
+    elif rules.clouds.band is not None:  # a band alone does not say what its values mean
+        band_note = (f"cloud band {rules.clouds.band} without a cloud rule (--cloud-rule, "
                      "clouds.rule): the band is not read")  # fmt: skip
     for product in found:
         if product.cloud_cover is not None:
@@ -301,7 +295,7 @@ def clouds(
             break
     if (imagery := imagery_cloud_cover(tags)) is not None:
         estimates.append(CloudEstimate("imagery:CLOUDCOVER", imagery))
-    decision = choose([e for e in estimates if e is not None], rules.cloud_order)
+    decision = choose([e for e in estimates if e is not None], rules.clouds.order)
     if band_note is None:
         return decision
     if decision.chosen is None:  # the decision's note says no source applied

@@ -480,8 +480,8 @@ def _time_and_clouds_of(
     user_source = f"user:{metadata.USER_METADATA_LABEL}"
     when = metadata.acquisition(job.rules, tags, job.relpath, found,
                                 metadata.user_acquisition(row, user_source), embedded)  # fmt: skip
-    if when is None and job.rules.require_datetime:
-        raise RejectedInput(Reason.NO_DATETIME, no_time_message(label, job.rules.datetime_order))
+    if when is None and job.rules.time.require:
+        raise RejectedInput(Reason.NO_DATETIME, no_time_message(label, job.rules.time.order))
     if when is None:  # first ingested now: the upper bound of when it was acquired
         when = Acquisition.unknown(datetime.now(UTC))
     if when.note:
