@@ -117,4 +117,5 @@ def test_the_table_says_unknown_for_time_less_items(catalog: str) -> None:
     chirps = next(line for item_id, line in rows.items() if item_id.startswith("chirps"))
     assert dem.split("│")[3].strip() == "unknown"
     assert "0001-01-01" not in result.output
-    assert chirps.split("│")[3].strip() == "2020-01-01T00:00:00Z"
+    # A CHIRPS daily file covers one whole day (2020-01-01T00:00:00Z to 23:59:59.999999Z).
+    assert chirps.split("│")[3].strip() == "2020-01-01"

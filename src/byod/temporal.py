@@ -94,7 +94,8 @@ def no_time_message(label: str, order: Sequence[str]) -> str:
 
 def shown_time(properties: Mapping[str, Any]) -> str:
     """An item's time as people read it (the search table, browse cards): its instant, its
-    period as START/END (dates alone for whole days, `2023-01-01/2023-12-31`), or
+    period as START/END (dates alone for whole days, `2023-01-01/2023-12-31`; one whole
+    day as its date), or
     "unknown" for a time-less item (its 0001-01-01 start is STAC's placeholder, not a time).
     A period's `datetime` is its start, so it is never shown alone as if an instant."""
     if properties.get("byod:datetime_source") == UNKNOWN_SOURCE:
@@ -105,7 +106,8 @@ def shown_time(properties: Mapping[str, Any]) -> str:
         whole_days = (first is not None and last is not None and first.time() == time()
                       and (last + _MICROSECOND).time() == time())  # fmt: skip
         if whole_days and first is not None and last is not None:
-            return f"{first.date()}/{last.date()}"
+            same = first.date() == last.date()  # one whole day (CHIRPS daily): the day
+            return str(first.date()) if same else f"{first.date()}/{last.date()}"
         return f"{start}/{end}"
     return str(properties.get("datetime") or "unknown")
 
