@@ -349,3 +349,56 @@ def test_a_killed_flow_run_keeps_what_it_published(prefect_api: None, tmp_path: 
     assert set(item_files(tmp_path / "cat", "kept")) == {
         "a_20240101", "b_20240102", "big_20240105"}  # fmt: skip
     assert validate_catalog(str(tmp_path / "cat" / "catalog.json"))[1] == []
+
+
+def test_a_storage_outage_while_publishing_fails_the_flow_with_its_report(
+    prefect_api: None, azure_env: str, azurite: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The catalog's store refuses every write of collection.json (HTTP 503, as a failing
+    Azure front end answers) through the retries: the flow ends Failed with a one-line
+    message and the report, as `byod ingest` ends (exit 3), not with the Azure SDK's
+    exception escaping the flow (review RS 1: no report, an exception Prefect could not
+    even pickle)."""
+    from urllib.parse import urlsplit
+
+    import byod_flows
+    from tests.faultproxy import FaultProxy
+
+    endpoint = urlsplit(azurite.split("BlobEndpoint=")[1].split(";")[0])
+    assert endpoint.hostname and endpoint.port
+    proxy = FaultProxy((endpoint.hostname, endpoint.port))
+    proxy.decide = lambda method, path: (
+        503 if method == "PUT" and "collection.json" in path else "forward")  # fmt: skip
+    proxy.start()
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", proxy.connection_string(azurite))
+    for name in ("publish_task", "publish_progress_task"):  # the retries, without waiting
+        monkeypatch.setattr(getattr(byod_flows, name), "retry_delay_seconds", [0, 0, 0])
+    source = tmp_path / "src"
+    for i, name in enumerate(("a_20240101.tif", "b_20240102.tif")):
+        write_geotiff(source / name, ramp() + i, crs="EPSG:32633",
+                      transform=(10, 0, 500000, 0, -10, 5000000))  # fmt: skip
+    settings = IngestSettings(
+        source=str(source),
+        target=str(tmp_path / "data"),
+        catalog=f"az://stac-{azure_env}",
+        collection="outage",
+        workers=1,
+        publish_every_inputs=1,
+        azure=AzureOptions(request_timeout_s=3),
+    )
+    try:
+        state = ingest(settings, results=str(tmp_path / "results"), return_state=True)
+    finally:
+        proxy.down()
+    assert state.is_failed()
+    message = str(state.message)
+    assert "\n" not in message and message.startswith("byod: "), message
+    assert "HTTP 503" in message and "the run stopped" in message, message
+    report = state.result(raise_on_failure=False)
+    assert isinstance(report, dict), report
+    statuses = {row["input"]: row["status"] for row in report["rows"]}
+    assert set(statuses) == {"a_20240101.tif", "b_20240102.tif"}
+    assert "ingested" not in statuses.values(), statuses  # nothing was published
+    assert "the run stopped" in asyncio.run(_artifact("byod-ingest-report"))
+    assert any(method == "PUT" and action == "503" for method, _, action in proxy.log)

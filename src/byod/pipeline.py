@@ -197,6 +197,16 @@ def _interrupted(run: Run, outcomes: list[Outcome], signum: int, *, published: b
     return error
 
 
+def stop_run(run: Run, outcomes: list[Outcome], exc: Exception) -> ByodError:
+    """For an orchestrator running the steps itself (byod_flows): end a run that `exc`
+    stopped midway as `ingest` does. Its marker is released as dead (this or the next run
+    removes what it stored and did not publish; what progress publishes published stays),
+    and the error to report is returned, carrying the run's report: `StorageUnavailable` or
+    `ConfigurationError` when nothing was stored yet, else `RunFailed`."""
+    end_run(run, finished=False)
+    return _stopped(run, outcomes, exc)
+
+
 def _stopped(run: Run, outcomes: list[Outcome], exc: Exception) -> ByodError:
     """The error that ends a run stopped midway by `exc`, carrying the run's report: rows for
     what was finished, `not_done` rows for inputs stored but not published and for inputs not

@@ -38,6 +38,7 @@ from prefect.transactions import get_transaction
 
 from byod.config import IngestSettings, build_settings
 from byod.errors import ByodError, ConfigurationError, StorageUnavailable, storage_failure
+from byod.keys import ROOT_KEY, collection_key
 from byod.pipeline import (
     Outcome,
     Run,
@@ -49,9 +50,10 @@ from byod.pipeline import (
     progress_due,
     publish_progress,
     publish_run,
+    stop_run,
 )
 from byod.reasons import Reason
-from byod.report import Row, Status, to_markdown
+from byod.report import Report, Row, Status, to_markdown
 from byod_flows.results import result_folder, result_storage
 
 Runner = Literal["threads", "dask", "dask-gateway"]
@@ -179,10 +181,15 @@ def process_task(context: RunContext, work: WorkItem) -> Outcome | State[Outcome
       retry_condition_fn=_retry_storage_only)  # fmt: skip
 def publish_task(run: Run, outcomes: list[Outcome]) -> dict[str, Any]:
     report = publish_run(run, outcomes)
-    collection = report.catalog.replace("catalog.json", f"{report.collection}/collection.json")
+    _report_artifact(report)
+    return report.to_dict()
+
+
+def _report_artifact(report: Report) -> None:
+    """The run's report as the flow run's `byod-ingest-report` artifact (Markdown)."""
+    collection = report.catalog.removesuffix(ROOT_KEY) + collection_key(report.collection)
     create_markdown_artifact(to_markdown(report, collection), key="byod-ingest-report",
                              description=f"byod ingest of {report.source}")  # fmt: skip
-    return report.to_dict()
 
 
 def _redo(future: Any, result: Any, context: RunContext) -> bool:
@@ -233,8 +240,35 @@ def _ingest_run(settings: IngestSettings, results: str | None) -> Any:
     resolved = run.context.settings
     storage = result_storage(result_folder(resolved, results), resolved.azure)
     process_one = process_task.with_options(result_storage=storage, persist_result=True)
-    pending = {process_one.submit(run.context, w): w for w in run.todo}
     outcomes: list[Outcome] = []
+    try:
+        report = _process_and_publish(run, process_one, outcomes)
+    except Exception as exc:  # noqa: BLE001 - a store still failing after the retries, a bug
+        if run.published:  # only the clean-up after the final switch failed: next run's
+            get_run_logger().warning("byod: clean-up after publishing failed: %s", exc)
+            run.report.notes.append(f"clean-up after publishing failed ({type(exc).__name__}); "
+                                    "the next run removes what is left")  # fmt: skip
+            _report_artifact(run.report)
+            report = run.report.to_dict()
+        else:  # as `byod ingest` ends (exit 3): what was published stays, the rest is said
+            error = stop_run(run, outcomes, exc)
+            stopped = error.report if error.report is not None else run.report
+            _report_artifact(stopped)
+            return Failed(message=f"byod: {error}", data=stopped.to_dict())
+    counts = report["counts"]
+    get_run_logger().info("byod: %s; catalog %s", counts, report["catalog"])
+    if outcomes and all(o.row.reason is Reason.CRASHED for o in outcomes):
+        # Nothing could be worked on: byod cannot run here (e.g. workers that may not start
+        # processes), which a Completed run with an empty collection would hide.
+        return Failed(message=f"byod: every input ({len(outcomes)}) crashed; see the "
+                      "byod-ingest-report artifact", data=report)  # fmt: skip
+    return Completed(data=report)
+
+
+def _process_and_publish(run: Run, process_one: Any, outcomes: list[Outcome]) -> dict[str, Any]:
+    """Submit every input, take the outcomes as their tasks finish (into `outcomes`),
+    publish progress when due and the whole at the end. Returns the report (a dict)."""
+    pending = {process_one.submit(run.context, w): w for w in run.todo}
     while pending:
         redo = {}
         for future in as_completed(list(pending)):
@@ -251,15 +285,7 @@ def _ingest_run(settings: IngestSettings, results: str | None) -> Any:
             if progress_due(run, outcomes):
                 publish_progress_task(run, outcomes)
         pending = redo
-    report = publish_task(run, outcomes)
-    counts = report["counts"]
-    get_run_logger().info("byod: %s; catalog %s", counts, report["catalog"])
-    if outcomes and all(o.row.reason is Reason.CRASHED for o in outcomes):
-        # Nothing could be worked on: byod cannot run here (e.g. workers that may not start
-        # processes), which a Completed run with an empty collection would hide.
-        return Failed(message=f"byod: every input ({len(outcomes)}) crashed; see the "
-                      "byod-ingest-report artifact", data=report)  # fmt: skip
-    return Completed(data=report)
+    return publish_task(run, outcomes)
 
 
 def _lost(work: WorkItem, future: Any, exc: Exception) -> Outcome:
