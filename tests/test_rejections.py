@@ -451,6 +451,10 @@ def test_cli_exits_1_when_some_are_rejected(
     pytest.param("missing", (), "source is not a folder", id="source-missing"),
     pytest.param("src/good_20240101.tif", (), "source is not a folder", id="source-is-a-file"),
     pytest.param("src", ("--collection", "Bad Id!"), "not URL-safe", id="bad-collection-id"),
+    # It names folders and export's <id>.parquet: 300 characters failed every input with
+    # "File name too long" (storage_failed) on a 255-byte file system.
+    pytest.param("src", ("--collection", "c" * 300), "collection id of 300 characters; at most",
+                 id="long-collection-id"),
 ])  # fmt: skip
 def test_cli_exits_2_on_configuration_errors_and_writes_nothing(
     tmp_path: Path, write_raster: WriteRaster, source: str, extra: tuple[str, ...], says: str
@@ -463,3 +467,17 @@ def test_cli_exits_2_on_configuration_errors_and_writes_nothing(
     assert not (tmp_path / "data").exists()
     assert not (tmp_path / "catalog").exists()
     assert _files(tmp_path) == before
+
+
+def test_a_long_source_name_gives_a_collection_id_that_fits(tmp_path: Path) -> None:
+    """A source folder named with 200 characters (a long product name): its collection id
+    is cut like item ids (with a hash of the whole name), so every folder and file it names
+    fits a 255-byte file name, and two such names that differ only at the end stay apart."""
+    from byod.config import IngestSettings
+    from byod.planning import _collection_id
+    from byod.sources import MAX_ID_LENGTH
+
+    long_a, long_b = "s" * 199 + "a", "s" * 199 + "b"
+    ids = [_collection_id(IngestSettings(source=str(tmp_path / n))) for n in (long_a, long_b)]
+    assert all(len(i) <= MAX_ID_LENGTH for i in ids) and ids[0] != ids[1]
+    assert _collection_id(IngestSettings(source=str(tmp_path / "S2.SAFE"))) == "s2.safe"

@@ -25,6 +25,7 @@ from byod.runner import sandbox_note
 from byod.runs import Progress, Run, RunContext, WorkItem, finish_row
 from byod.scenes import group
 from byod.sources import (
+    MAX_ID_LENGTH,
     Candidate,
     Discovery,
     disambiguated_id,
@@ -32,6 +33,7 @@ from byod.sources import (
     discover_listing,
     fingerprint,
     item_id_for,
+    path_hash,
     slugify,
     source_root,
 )
@@ -137,11 +139,23 @@ _UNLISTED = frozenset({Reason.UNREADABLE, Reason.SYMLINK_LOOP})
 
 
 def _collection_id(settings: IngestSettings) -> str:
-    collection_id = settings.collection or slugify(source_name(settings.source))
+    """The run's collection id: `settings.collection`, else the slug of the source's name
+    (cut to MAX_ID_LENGTH with a hash, as item ids). It names a folder or blob prefix and
+    export's `<id>.parquet`, so it is URL-safe and at most MAX_ID_LENGTH characters (a
+    255-byte file name must hold it). Raises ConfigurationError for one given otherwise."""
+    if settings.collection is None:
+        slug = slugify(source_name(settings.source))
+        if len(slug) <= MAX_ID_LENGTH:
+            return slug
+        return f"{slug[: MAX_ID_LENGTH - 9].rstrip('-._')}-{path_hash(slug)}"
+    collection_id = settings.collection
     if slugify(collection_id) != collection_id:
         raise ConfigurationError(
             f"collection id {collection_id!r} is not URL-safe; try {slugify(collection_id)!r}"
         )
+    if len(collection_id) > MAX_ID_LENGTH:
+        raise ConfigurationError(f"collection id of {len(collection_id)} characters; at most "
+                                 f"{MAX_ID_LENGTH} (it names folders and files)")  # fmt: skip
     return collection_id
 
 

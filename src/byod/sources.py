@@ -633,14 +633,14 @@ def item_id_for(relpath: str) -> str:
     slug = slugify(os.path.splitext(relpath)[0].replace("/", "-"))
     if len(slug) <= MAX_ID_LENGTH:
         return slug
-    return f"{slug[: MAX_ID_LENGTH - 9].rstrip('-._')}-{_path_hash(relpath)}"
+    return f"{slug[: MAX_ID_LENGTH - 9].rstrip('-._')}-{path_hash(relpath)}"
 
 
 def disambiguated_id(relpath: str, root: str | None = None) -> str:
     """The id used when the preferred one is taken by another input: a hash of the path
     added (of the source root and the path, `root`, when that one is taken too: the same
     path in another source of the collection)."""
-    return f"{item_id_for(relpath)}-{_path_hash(relpath if root is None else f'{root}/{relpath}')}"
+    return f"{item_id_for(relpath)}-{path_hash(relpath if root is None else f'{root}/{relpath}')}"
 
 
 def source_root(url: str) -> str:
@@ -652,5 +652,6 @@ def source_root(url: str) -> str:
     return str(Path(url).resolve())
 
 
-def _path_hash(relpath: str) -> str:
+def path_hash(relpath: str) -> str:
+    """8 hex digits of the SHA-256 of a path: what tells apart ids cut or taken by another."""
     return hashlib.sha256(relpath.encode()).hexdigest()[:8]
