@@ -37,7 +37,9 @@ import numpy as np
 
 @dataclass(frozen=True)
 class CloudRule:
-    """Which values (kind="values") or bit positions (kind="bits") mean what."""
+    """Which values (kind="values") or bit positions (kind="bits", 0 = least significant)
+    of a mask band mean cloud, shadow, snow and no data. A pixel is in a class when its
+    value is one of the values, or when any of the bits is set."""
 
     name: str
     kind: str  # "values" or "bits"
@@ -72,7 +74,9 @@ class CloudRuleError(ValueError):
 
 
 def parse_rule(text: str) -> CloudRule:
-    """A preset name, or `values:8,9,10` / `bits:1,2,3` naming the cloud values or bits."""
+    """A preset name (`PRESETS`), or `values:8,9,10` / `bits:1,2,3` naming the cloud values
+    or bits (bits 0-63); a custom rule has no shadow, snow or no-data class. Raises
+    `CloudRuleError` (a ValueError) for anything else, listing the presets."""
     if text in PRESETS:
         return PRESETS[text]
     match = _CUSTOM.match(text.strip())
@@ -89,6 +93,10 @@ def parse_rule(text: str) -> CloudRule:
 
 @dataclass(frozen=True)
 class CloudCounts:
+    """Pixel counts of a mask (one block, or blocks summed with `+`): `valid` pixels (neither
+    the raster's nodata, NaN, nor the rule's no-data class) and those of them that are
+    cloud, shadow and snow."""
+
     valid: int = 0
     cloud: int = 0
     shadow: int = 0
@@ -106,7 +114,10 @@ class CloudCounts:
 
 
 def count(block: np.ndarray, rule: CloudRule, nodata: float | None = None) -> CloudCounts:
-    """Count one block of a mask band. `nodata` is the mask raster's own nodata value."""
+    """Count one block of a mask band: `block` is a 2-D (rows, cols) array of any integer or
+    float dtype (floats are truncated to integers; NaN is no data). `nodata` is the mask
+    raster's own nodata value (GDAL's, None when it has none); those pixels and the rule's
+    no-data class are not valid and not counted."""
     values = np.asarray(block)
     valid = np.ones(values.shape, dtype=bool)
     if nodata is not None and not np.isnan(nodata):
@@ -136,7 +147,8 @@ def _matches(values: np.ndarray, kind: str, classes: frozenset[int]) -> np.ndarr
 
 @dataclass(frozen=True)
 class CloudEstimate:
-    """One source's answer."""
+    """One source's answer, in percent (0-100) of the valid pixels: `cloud_cover` becomes
+    STAC `eo:cloud_cover` (eo extension v1.1), shadow and snow byod's own fields."""
 
     source: str  # "option", "mask:<file or band> (<rule>)", "sidecar:<file>", "imagery:CLOUDCOVER"
     cloud_cover: float
@@ -146,6 +158,8 @@ class CloudEstimate:
 
 @dataclass(frozen=True)
 class CloudDecision:
+    """The estimate `choose` kept (None: no source had one), and the report's note."""
+
     chosen: CloudEstimate | None
     note: str | None = None  # why it is absent, or that sources disagreed
 
@@ -182,7 +196,9 @@ def _kind(source: str) -> str:
 
 
 def imagery_cloud_cover(tags: dict[str, str]) -> float | None:
-    """GDAL's IMAGERY CLOUDCOVER is 0-100, and 999 (or anything outside 0-100) is unknown."""
+    """The cloud cover in percent from GDAL's IMAGERY metadata domain (`tags` as read from
+    it), or None. GDAL documents CLOUDCOVER as 0-100, 999 when not available; 999 and any
+    other value outside 0-100 or not a number is None (never written as eo:cloud_cover)."""
     text = tags.get("CLOUDCOVER")
     try:
         value = float(text) if text is not None else None

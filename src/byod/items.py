@@ -10,7 +10,6 @@ its own items with `migrate=False`.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import pystac
 from pyproj import CRS, Geod
@@ -50,7 +49,17 @@ def primary_asset(assets: tuple[SceneAsset, ...]) -> SceneAsset:
 
 
 def build_item(scene: Scene, *, source: str, fingerprint: str) -> pystac.Item:
-    """The STAC Item of a stored scene (every file's `href` set: assets are stored first).
+    """The STAC Item (STAC 1.1.0) of a stored scene (every file's `href` set: assets are
+    stored first).
+
+    `geometry` and `bbox` are the scene's footprint in EPSG:4326 lon/lat degrees, split at
+    180° (STAC, RFC 7946 section 3.1.9); the item's `proj:*` fields (projection extension
+    v1.2.0) describe the primary asset's grid in the raster's own CRS, an asset on another
+    grid carries its own `proj:shape`/`proj:transform`. Each data asset has `raster:bands`
+    (raster extension v1.1.0: nodata, data_type, scale/offset, unit, `spatial_resolution` in
+    metres), `eo:bands` for known products' bands or RGB colour interpretation (eo v1.1.0),
+    and `file:size` (bytes) / `file:checksum` (sha2-256 multihash; file v2.1.0).
+    `eo:cloud_cover` (percent) is set only when a cloud source gave one (absent is not 0).
 
     `source` is the input's path relative to the source folder (`byod:source`), and
     `fingerprint` what the input's files and the output-shaping options hash to
@@ -145,7 +154,12 @@ def epsg_number(code: str | None) -> int | None:
     return int(number) if number.isdigit() else None
 
 
-def _add_projection(proj: Any, info: RasterInfo, *, with_crs: bool = True) -> None:
+def _add_projection(
+    proj: ProjectionExtension[pystac.Item] | ProjectionExtension[pystac.Asset],
+    info: RasterInfo,
+    *,
+    with_crs: bool = True,
+) -> None:
     """proj: fields of an item (`with_crs`) or of an asset on another grid than the item's.
 
     A raster placed by GCPs or RPCs only is unrectified: its pixel grid has no CRS and no
@@ -217,7 +231,8 @@ def ground_resolution(info: RasterInfo) -> float | None:
 
 
 def raster_data_type(name: str) -> DataType:
-    """The raster extension's data_type of a rasterio dtype name (complex types renamed)."""
+    """The raster extension's data_type of a rasterio dtype name (complex types renamed:
+    `complex64` is `cfloat32`); a name the extension does not list is `other`."""
     try:
         return DataType(_RASTER_DATA_TYPES.get(name, name))
     except ValueError:
