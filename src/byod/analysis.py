@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pystac
 
@@ -21,9 +21,19 @@ from byod.searching import search_store
 from byod.signing import SignedStacIO, sign
 from byod.storage import catalog_store, is_blob_url
 
+if TYPE_CHECKING:
+    import xarray
+
 
 def open_catalog(url: str, access: AzureAccess | None = None) -> pystac.Catalog:
-    """Open a local or blob catalog; private blob containers are read with signed URLs."""
+    """Open a local or blob catalog's root (`catalog.json`) with pystac; private blob
+    containers are read with signed URLs (`SignedStacIO`, an hour each), never stored.
+
+    `url` is a folder, az://container/prefix, or an https blob URL of the account, or any of
+    them ending in `/catalog.json` (`storage.catalog_store`). Raises `ConfigurationError`
+    for another STAC file, a URL outside the account, or no usable Azure credentials
+    (`AzureConfigError`); reading errors are pystac's (FileNotFoundError for a folder with
+    no catalog, urllib's HTTPError for a missing blob)."""
     store, access = catalog_store(url, access)
     href = store.href(ROOT_KEY)
     if access is None:
@@ -42,12 +52,22 @@ def search(
     limit: int | None = None,
     access: AzureAccess | None = None,
 ) -> pystac.ItemCollection:
-    """Items matching every criterion, from the collections' geoparquet indexes.
+    """Items matching every criterion, from the collections' geoparquet indexes (a
+    collection published without one is walked as JSON), in collection order.
 
-    `bbox` is [west, south, east, north] in degrees, or that as "W,S,E,N" text (west > east
-    crosses 180°; 0..360 longitudes accepted); `datetime` an ISO 8601
-    instant or `start/end` (`..` open); `max_cloud` keeps items whose eo:cloud_cover is at
-    most that (items without one are left out); `filter` a CQL2 text or JSON expression.
+    `bbox` is [west, south, east, north] in EPSG:4326 degrees, or that as "W,S,E,N" text
+    (west > east crosses 180°, RFC 7946 section 5.2; 0..360 longitudes accepted); it matches
+    items whose bbox intersects it. `datetime` is an RFC 3339 instant, a day, or
+    `start/end` with `..` for an open end (STAC API item search), in UTC when no offset is
+    given; a period matches items whose time or period overlaps it. `max_cloud` keeps items
+    whose eo:cloud_cover (percent, 0-100) is at most that (items without one are left out);
+    `filter` is a CQL2 text or JSON expression (OGC CQL2) on item properties; `collections`
+    limits the search to those ids; `limit` stops after that many items.
+
+    The items are returned as published (no pystac migration: `proj:epsg` kept), asset
+    hrefs absolute. Raises `SearchError` (a ValueError) for a malformed bbox, datetime or
+    filter, or a catalog or collection that does not exist; `ConfigurationError` as
+    `open_catalog` does for the location.
     """
     store, _ = catalog_store(catalog_url, access)
     query = Query.parse(bbox, datetime, max_cloud, filter)
@@ -146,9 +166,18 @@ def load(
     access: AzureAccess | None = None,
     expiry: timedelta = timedelta(hours=2),
     **odc_kwargs: Any,
-) -> Any:
-    """A lazy, dask-backed xarray Dataset of the items (odc-stac), read from the COGs over
-    HTTP(S) with signed URLs where they are in private containers.
+) -> xarray.Dataset:
+    """A lazy, dask-backed xarray Dataset of the items (`odc.stac.load`), read from the
+    COGs over HTTP(S) with signed URLs (valid for `expiry`) where they are in private
+    containers: one variable per band, dims (time, y, x), or (time, latitude, longitude) in a
+    geographic CRS, in `crs` (default: the items' own, from `proj:code`/`proj:epsg`) with
+    `resolution` in that CRS's units (metres for UTM, degrees for EPSG:4326). `chunks` are
+    dask chunk sizes in pixels (None: the COGs' own blocks); `odc_kwargs` go to
+    `odc.stac.load` as they are.
+
+    Raises ImportError when odc-stac is not installed (byod[analysis]), and
+    `AzureConfigError` (a ConfigurationError) when assets need signing and no credentials
+    are usable.
 
     Raises MixedAssets (a ValueError) when the items' data assets differ (without
     `bands`), or some items lack one of `bands`: odc-stac would load nodata for them.

@@ -35,7 +35,14 @@ def sign(
     access: AzureAccess | None = None,
 ) -> str | pystac.Item | pystac.ItemCollection:
     """Sign an href, or every asset of an Item / ItemCollection (a signed copy is returned;
-    the original is left as it was). Hrefs outside the account pass through unchanged."""
+    the original is left as it was), as `planetary_computer.sign` does: each blob of the
+    storage account gets a read-only SAS valid for `expiry` (from 5 minutes before now, for
+    clock skew). Hrefs outside the account (another host, a local path) pass through
+    unchanged. `access` defaults to the credentials of the environment (`resolve_access`).
+
+    Raises `AzureConfigError` (a ConfigurationError) when no credentials are usable, or
+    when a blob is to be signed with a SAS token only (signing needs an account key or an
+    identity's user delegation key)."""
     access = access or resolve_access(AzureOptions())
     if isinstance(obj, str):
         return sign_href(access, obj, expiry)
@@ -48,11 +55,13 @@ def sign(
 
 
 class NothingToSign(ValueError):
-    """An item none of whose assets is a blob of the storage account."""
+    """An item none of whose assets is a blob of the storage account (`sign_item_json`):
+    a local catalog's item, or another account's."""
 
 
 def asset_hrefs(item: dict[str, Any], item_href: str) -> list[str]:
-    """The item's asset hrefs, absolute (relative ones resolved against `item_href`)."""
+    """The hrefs of an item's JSON (`item`, as read) assets, in order, absolute (relative
+    ones resolved against `item_href`, pystac's `make_absolute_href`)."""
     return [make_absolute_href(a["href"], item_href) for a in item.get("assets", {}).values()]
 
 
@@ -84,7 +93,9 @@ def sign_item_json(
 
 class SignedStacIO(DefaultStacIO):
     """A pystac StacIO that reads catalog files from private containers by signing each
-    href it reads (links inside the catalog stay unsigned)."""
+    href it reads (links inside the catalog stay unsigned); other hrefs are read as
+    pystac's DefaultStacIO reads them. Blob reads time out after 60 s and raise urllib's
+    HTTPError/URLError; signing raises as `sign` does."""
 
     def __init__(self, access: AzureAccess | None = None, expiry: timedelta = DEFAULT_EXPIRY):
         super().__init__()
