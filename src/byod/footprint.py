@@ -17,12 +17,14 @@ from typing import Any
 
 import antimeridian
 import numpy as np
+import numpy.typing as npt
 import rasterio.features
 import shapely
 from pyproj import CRS, Transformer
 from rasterio.transform import Affine
 from shapely.affinity import translate
 from shapely.geometry import MultiPolygon, Polygon, box, mapping, shape
+from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
 
 from byod.extents import union_bbox
@@ -44,16 +46,20 @@ WORLD = box(-180.0, -90.0, 180.0, 90.0)
 
 
 class NoValidData(ValueError):
-    """The mask has no valid pixel."""
+    """The mask has no valid pixel, or nothing of the region is left on the Earth after
+    reprojection (the input's `no_valid_data` rejection)."""
 
 
-def valid_region(mask: np.ndarray, col_scale: float, row_scale: float) -> Polygon | MultiPolygon:
+def valid_region(
+    mask: npt.NDArray[np.bool_], col_scale: float, row_scale: float
+) -> Polygon | MultiPolygon:
     """The outline of the True pixels, in full-resolution pixel coordinates (col, row).
 
-    `mask` is (rows, cols) of the decimated read; `col_scale`/`row_scale` are full-resolution
-    pixels per mask pixel. Holes are filled: a footprint says where data is, not where it is
-    missing inside. Every valid pixel, speckle included, lies inside the result: the staircase
-    of decimated pixels is smoothed outward, by one mask pixel, and clipped to the raster.
+    `mask` is the (rows, cols) boolean mask of the decimated read (True: valid);
+    `col_scale`/`row_scale` are full-resolution pixels per mask pixel. Holes are filled: a
+    footprint says where data is, not where it is missing inside. Every valid pixel,
+    speckle included, lies inside the result: the staircase of decimated pixels is
+    smoothed outward, by one mask pixel, and clipped to the raster.
     Raises NoValidData when no pixel is valid.
     """
     height, width = mask.shape
@@ -80,6 +86,13 @@ def footprint(
     region: Polygon | MultiPolygon, pixel_to_crs: PixelToCrs, crs: CRS | str
 ) -> Footprint:
     """Map a pixel-space region to EPSG:4326, split at the antimeridian, simplified outward.
+
+    `region` is in full-resolution pixel (col, row) coordinates (`valid_region`);
+    `pixel_to_crs` maps arrays of them to x, y in `crs`, the raster's own CRS (anything
+    `pyproj.CRS.from_user_input` reads; a CRSError otherwise). The result's `geometry` is a
+    GeoJSON Polygon or MultiPolygon in lon/lat degrees with counter-clockwise exteriors
+    (RFC 7946 sections 3.1.6, 3.1.9: cut at 180°, never crossing it) and at most
+    MAX_VERTICES coordinates, containing every valid pixel; `bbox` is `lonlat_bbox`'s.
 
     Latitudes are clamped to [-90, 90] and longitudes wrapped into [-180, 180] (a global grid
     whose cell edges start at 90.5 or -180.5 covers the globe once). A ring around a pole is
@@ -232,9 +245,10 @@ def lonlat_bbox(parts: list[Polygon]) -> list[float]:
 
 
 def simplify_outward(
-    geom: Any, max_vertices: int, tolerance: float, clip: Polygon, *, refine: bool = True
-) -> Any:
+    geom: BaseGeometry, max_vertices: int, tolerance: float, clip: Polygon, *, refine: bool = True
+) -> BaseGeometry:
     """`geom` with at most `max_vertices` coordinates, containing `geom`, within `clip`.
+    `tolerance` is the first one tried, in `geom`'s units (pixels, degrees, CRS units).
 
     Unchanged when within budget (exactly collinear points removed). Otherwise simplified by
     Douglas-Peucker at a tolerance, which moves the boundary by less than it, then grown by

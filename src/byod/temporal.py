@@ -53,6 +53,10 @@ class Acquisition:
     `datetime` is then the period's start. An instant has neither. A time-less input has
     `datetime` None and the period [UNKNOWN_START, when it was first ingested]. `note` says
     why a source or a date was chosen when that was a choice (for the report).
+
+    The fields become the item's `datetime`, `start_datetime` and `end_datetime` (STAC
+    Item spec and common metadata, RFC 3339 UTC); STAC requires the two bounds when
+    `datetime` is null, which `unknown` provides.
     """
 
     datetime: Instant | None
@@ -70,6 +74,7 @@ class Acquisition:
 
     @property
     def is_unknown(self) -> bool:
+        """Whether no source gave a time (`unknown`): `datetime` is None."""
         return self.source == UNKNOWN_SOURCE
 
 
@@ -118,7 +123,9 @@ def as_utc(value: datetime) -> datetime:
 
 
 def parse_tag_datetime(text: str) -> datetime | None:
-    """Parse a TIFF `YYYY:MM:DD HH:MM:SS` or an ISO 8601 time; None when it is neither."""
+    """Parse a TIFF `YYYY:MM:DD HH:MM:SS` (TIFF 6.0 DateTime, NULs stripped) or an ISO
+    8601 time, as timezone-aware UTC (a naive time is taken to be UTC); None when it is
+    neither."""
     text = text.strip().rstrip("\0")
     for fmt in ("%Y:%m:%d %H:%M:%S", "%Y:%m:%d"):
         try:
@@ -572,8 +579,13 @@ def find_acquisition(
     """The acquisition time from the first source in `order` that has one; None if none.
 
     Kinds: `option`, `user`, `sidecar`, `tag` (the file's own acquisition metadata:
-    `embedded`, e.g. a CF time coordinate, then the IMAGERY acquisition tags), `name` (the
-    file name, then its folders from the nearest outwards) and `written` (TIFFTAG_DATETIME).
+    `embedded`, e.g. a CF time coordinate, then GDAL's IMAGERY ACQUISITIONDATETIME), `name`
+    (the file name, then its folders from the nearest outwards; `relpath` is the input's
+    POSIX path below the source folder) and `written` (TIFFTAG_DATETIME: when the file was
+    written, TIFF 6.0 tag 306, so last and with a note). `tags` are the file's GDAL metadata
+    (default and IMAGERY domains); `override` a naive time is taken as UTC. Kinds not in
+    `order` are never looked at; unknown kinds are skipped. Raises nothing: unreadable
+    values are no answer.
     """
     sources: dict[str, Callable[[], Acquisition | None]] = {
         "option": lambda: None if override is None else Acquisition(as_utc(override), "option"),
