@@ -65,7 +65,10 @@ ASSUMED_WGS84 = "cf:coordinate units (WGS 84 assumed)"
 @dataclass(frozen=True)
 class Placement:
     """Where a CF variable lies: its CRS, the geotransform of its GDAL pixel grid (rows as
-    GDAL's netCDF driver returns them, north up), and where the CRS came from."""
+    GDAL's netCDF driver returns them, north up; in the CRS's units: degrees for
+    latitude/longitude and rotated poles, metres for a projected grid mapping, km
+    coordinates converted), and where the CRS came from (`source`; `note` for
+    the report when WGS 84 was assumed)."""
 
     crs: rasterio.crs.CRS
     transform: Affine
@@ -88,8 +91,10 @@ def is_geolocated(src: DatasetReader) -> bool:
 def place(src: DatasetReader, label: str) -> Placement | None:
     """The CF placement of a netCDF variable GDAL opened without a CRS or geotransform.
 
-    None when GDAL already places it, when it is no netCDF variable, or when its
-    coordinates are no regular grid of latitude/longitude or of a CF grid mapping.
+    `src` is the variable as GDAL's netCDF driver opened it (`NETCDF:"file":var`); `label`
+    names the input in messages. None when GDAL already places it, when it is no netCDF
+    variable, or when its coordinates are no regular grid of latitude/longitude or of a CF
+    grid mapping.
     Raises RejectedInput (not_georeferenced) when the grid contradicts the file's own 2-D
     latitude/longitude arrays, (unknown_crs) when its grid mapping is no CRS PROJ knows.
     """
@@ -170,7 +175,7 @@ def _attributes(tags: Mapping[str, str], owner: str) -> dict[str, Any]:
     return out
 
 
-def _value(text: str) -> Any:
+def _value(text: str) -> float | list[float] | str:
     parts = text.strip().strip("{}").split(",")
     try:
         numbers = [float(p) for p in parts]
