@@ -10,9 +10,9 @@ import math
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import rasterio
 from pyproj import CRS as ProjCRS
 from pyproj.exceptions import CRSError
@@ -43,7 +43,8 @@ FOOTPRINT_MASK_SIZE = 1024
 
 
 def open_dataset(name: str | Path) -> DatasetReader:
-    """Open with rasterio, turning its errors into rejections with the file named.
+    """Open with rasterio, turning its errors into rejections with the file named: a
+    RejectedInput with reason EMPTY_FILE, TRUNCATED, NOT_A_RASTER or UNREADABLE.
 
     A file a GDAL driver recognises but cannot open, while the OS reads it, has a damaged or
     cut header (an HFA `.img`, a JPEG 2000 or a PNG cut short): TRUNCATED, with GDAL's
@@ -149,8 +150,12 @@ def inspect(
 ) -> RasterInfo:
     """Read the header of an open dataset; reject what cannot become a georeferenced COG.
 
-    With `scan_nan`, float bands without a declared nodata are read decimated (from
-    overviews in a COG) to set `BandInfo.has_nan`.
+    `max_pixels` bounds width x height (pixels of one band, as the header declares them:
+    checked before any read); `label` names the input in messages. With `scan_nan`, float
+    bands without a declared nodata are read decimated (from overviews in a COG) to set
+    `BandInfo.has_nan`. `RasterInfo.transform` is rasterio's Affine order (a, b, c, d, e, f),
+    as `proj:transform` wants it (not GDAL's geotransform order), in the CRS's units;
+    `tags` merge the default and IMAGERY metadata domains.
 
     Raises RejectedInput (empty, not a raster, too large, not georeferenced, unknown CRS,
     truncated) and MemoryError when a block exceeds the worker's memory bound.
@@ -375,7 +380,9 @@ def _check_envi_length(src: DatasetReader, label: str) -> None:
 
 
 def pixel_to_crs(src: DatasetReader) -> PixelToCrs:
-    """A function mapping pixel (col, row) corner coordinates to the raster's CRS.
+    """A function mapping pixel (col, row) corner coordinates to the raster's CRS (arrays in,
+    x/y arrays out, in the CRS's units; EPSG:4326 lon/lat degrees for RPCs, the GCPs' own
+    CRS for GCPs).
 
     GDAL's priority: a geotransform with a CRS wins over GCPs, which win over RPCs. RPCs map
     to EPSG:4326 at the RPCs' own HEIGHT_OFF, their average height (no DEM is given; GDAL's
@@ -392,7 +399,7 @@ def pixel_to_crs(src: DatasetReader) -> PixelToCrs:
 
         return affine
     gcps, gcp_crs = src.gcps
-    transformer: Any
+    transformer: GCPTransformer | RPCTransformer
     if gcps:
         geographic = gcp_crs is not None and gcp_crs.is_geographic
         transformer = GCPTransformer(continuous_longitudes(gcps) if geographic else gcps)
@@ -420,9 +427,10 @@ def continuous_longitudes(gcps: list[GroundControlPoint]) -> list[GroundControlP
     ]
 
 
-def decimated_mask(src: DatasetReader) -> tuple[np.ndarray, float, float]:
+def decimated_mask(src: DatasetReader) -> tuple[npt.NDArray[np.bool_], float, float]:
     """The valid-data mask pooled to at most FOOTPRINT_MASK_SIZE on a side, and the column and
     row scale back to full-resolution pixels (`mask.shape * scale` is the raster's size).
+    The mask is a (rows, cols) bool array, True where data is valid.
 
     A mask cell is True when ANY full-resolution pixel it touches is valid (max-pooling), so
     a lone valid pixel keeps its cell: every valid pixel lies inside the union of the True
