@@ -29,6 +29,10 @@ _Instant = datetime
 
 @dataclass(frozen=True)
 class ProductMetadata:
+    """What a product's metadata file says: the producer's scene cloud cover in percent
+    (0-100; None when absent or out of range) and its acquisition time (UTC): an instant,
+    or a sensing period when the product gives a start and a later stop."""
+
     source: str  # the file name it came from
     cloud_cover: float | None = None
     datetime: _Instant | None = None
@@ -37,11 +41,22 @@ class ProductMetadata:
 
 
 def is_product_metadata(name: str) -> bool:
+    """Whether the file name (any folder) is a Landsat `*_MTL.txt`/`*_MTL.xml` or a
+    Sentinel-2 `MTD_MSIL1C.xml`, `MTD_MSIL2A.xml` or `MTD_TL.xml` (case-insensitive)."""
     return METADATA_NAMES.match(PurePosixPath(name).name) is not None
 
 
 def parse(name: str, text: str) -> ProductMetadata:
-    """Parse a metadata file by its name; unknown names give an empty record."""
+    """Parse a metadata file by its name; unknown names give an empty record.
+
+    Landsat Collection 2 MTL (USGS LSDS-1619/1618): `CLOUD_COVER`, and `DATE_ACQUIRED` with
+    `SCENE_CENTER_TIME`. Sentinel-2 (ESA product specification): `Cloud_Coverage_Assessment`
+    (the product's) or `CLOUDY_PIXEL_PERCENTAGE` (the tile's), `SENSING_TIME` or
+    `DATATAKE_SENSING_START`, and `PRODUCT_START_TIME`/`PRODUCT_STOP_TIME` as the period.
+    Raises xml.etree.ElementTree.ParseError for XML that does not parse, defusedxml's
+    errors for XML with entities or DTDs it refuses, and ValueError for an MTL date that is
+    not ISO 8601.
+    """
     base = PurePosixPath(name).name
     upper = base.upper()
     if upper.endswith("_MTL.TXT"):

@@ -42,6 +42,10 @@ class Candidate:
 
 @dataclass(frozen=True)
 class BandInfo:
+    """One band as GDAL reads it (rasters.inspect): what becomes its `raster:bands` entry
+    (raster extension v1.1.0) and, with a colour interpretation, its `eo:bands` entry.
+    `scale`/`offset` are GDAL's (value = raw * scale + offset; 1 and 0 when unset)."""
+
     index: int  # 1-based, as GDAL numbers bands
     data_type: str  # rasterio's dtype name ("uint16", "float32", "complex64", ...)
     nodata: float | int | None
@@ -64,7 +68,8 @@ class RasterInfo:
     height: int
     crs_wkt: str
     crs_code: str | None  # "EPSG:32633" only when the CRS is equivalent to that code's definition
-    # GDAL's geotransform (a, b, c, d, e, f) in CRS units; None with GCPs / RPCs
+    # rasterio's Affine (a, b, c, d, e, f) in CRS units, the order of `proj:transform` (GDAL's
+    # geotransform is c, a, b, f, d, e); None with GCPs / RPCs
     transform: tuple[float, float, float, float, float, float] | None
     georeferencing: str  # "transform", "gcps" or "rpcs"
     bands: tuple[BandInfo, ...]
@@ -73,6 +78,9 @@ class RasterInfo:
 
 @dataclass(frozen=True)
 class Footprint:
+    """Where an input has valid data (footprint.footprint): the item's `geometry` and
+    `bbox`, in EPSG:4326 lon/lat degrees, cut at 180° (RFC 7946 sections 3.1.9, 5.2)."""
+
     geometry: dict[str, Any]  # GeoJSON Polygon or MultiPolygon, EPSG:4326
     bbox: list[float]  # [west, south, east, north]; west > east when it crosses 180°
 
@@ -88,6 +96,7 @@ class AssetFile:
     href: str | None = None  # where it was stored (absolute path or URL); None until then
 
     def stored_at(self, href: str) -> AssetFile:
+        """A copy with `href` set to where the file was stored."""
         return replace(self, href=href)
 
 

@@ -29,6 +29,9 @@ MASK_BANDS = {"QA_PIXEL": "landsat-qa", "SCL": "s2-scl"}
 
 @dataclass(frozen=True)
 class GroupRule:
+    """A layout of band files: a regular expression with named groups `scene` and `band`
+    (built-ins match the file name; a custom one is searched in the relative path)."""
+
     name: str  # "landsat", "sentinel2" or "custom"
     pattern: re.Pattern[str]
 
@@ -47,6 +50,12 @@ def group(
     candidates: list[Candidate], custom: str | None = None
 ) -> tuple[list[Candidate], list[str]]:
     """Merge band files into one scene candidate each; others pass unchanged.
+
+    Landsat Collection 2 (`<scene>_SR_B4.TIF`, `_QA_PIXEL`, ...) and Sentinel-2 L2A/L1C
+    (`T33UXP_20240101T100000_B04_10m.jp2`, `_SCL_20m`, ...) band names are recognised;
+    `custom` is a `--group-pattern` regular expression with named groups `scene` and `band`,
+    tried first. A scene's candidate is its first band's, with the other bands' files as
+    sidecars, `bands` listing (band, path) and `cloud_mask` its QA_PIXEL or SCL band.
 
     Returns the candidates and notes on band files left out (a band given at a coarser
     resolution as well as a finer one keeps the finest, as in Sentinel-2 L2A's R10m/R20m).
