@@ -44,13 +44,16 @@ _COMPLEX_PREFIX = "complex"
 
 @dataclass(frozen=True)
 class CogOutcome:
+    """What `to_cog` wrote: the COG's local path, and whether it is the input's bytes."""
+
     path: Path
     passthrough: bool  # the input already was a valid COG and was copied byte for byte
     validate_s: float = 0.0  # seconds of the validation inside the call (stage timings)
 
 
 def is_valid_cog(path: str | Path, *, strict: bool = False) -> bool:
-    """rio-cogeo's `cog_validate`; `strict` turns its warnings (no overviews) into errors."""
+    """rio-cogeo's `cog_validate`; `strict` turns its warnings (no overviews) into errors.
+    A file that cannot be read is not valid (False; nothing is raised)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -91,7 +94,13 @@ def _placed_by_transform(src: DatasetReader) -> bool:
 
 
 def cog_profile(compression: Compression, dtypes: list[str]) -> dict[str, object]:
-    """The rio-cogeo profile, with a predictor that fits the data type and BIGTIFF when needed."""
+    """The rio-cogeo profile, with a predictor that fits the data type and BIGTIFF when needed.
+
+    `compression` names a rio-cogeo profile (512 x 512 tiles); `dtypes` are the bands'
+    rasterio dtype names. GDAL's TIFF PREDICTOR: 3 (floating point) when every band is a
+    float, 2 (horizontal differencing) when every band is an integer, none for complex or
+    mixed bands. ZSTD at level 1 (PITFALLS); BIGTIFF=IF_SAFER always (GDAL writes BigTIFF
+    when the output may pass 4 GB)."""
     profile = dict(cog_profiles.get(compression))
     if all(d in _FLOAT_TYPES for d in dtypes):
         profile["predictor"] = 3
@@ -122,7 +131,10 @@ def to_cog(
     placed by it (GDAL's priority) even when it also has GCPs or RPCs (a DigitalGlobe
     `.RPB`), which are then left out of the COG (see `_stage_if_needed`).
     `cache_bytes` is GDAL's block cache in bytes (default GDAL_CACHEMAX_MB MiB): the share
-    of the run's budget this conversion gets (`cache_budget`).
+    of the run's budget this conversion gets (`cache_budget`). `threads` is GDAL_NUM_THREADS;
+    `dtypes` the bands' rasterio dtype names (`cog_profile`); with `may_pass_through`, an
+    input `is_publishable_cog` calls a real COG is copied byte for byte. The output is
+    checked with `cog_validate` (strict when it can have overviews).
     Raises RejectedInput (CONVERSION_FAILED) and MemoryError at the worker's memory bound.
     """
     start = time.perf_counter()
@@ -316,7 +328,7 @@ def band_vrt(source: str, band: int, dst: Path, *, mask: tuple[str, str] | None)
     return dst
 
 
-def _add_mask(root: Any, filename: str, band: str) -> None:
+def _add_mask(root: ElementTree.Element, filename: str, band: str) -> None:
     """A dataset <MaskBand> read from band `band` ("mask,N" or "1") of `filename`."""
     element = ElementTree.SubElement(root, "MaskBand")
     mask_band = ElementTree.SubElement(element, "VRTRasterBand", dataType="Byte")
@@ -384,7 +396,7 @@ def _without_gcps_and_rpcs(source: str, dst: Path) -> Path:
     return vrt
 
 
-def _place(root: Any, crs_wkt: str, geotransform: tuple[float, ...]) -> None:
+def _place(root: ElementTree.Element, crs_wkt: str, geotransform: tuple[float, ...]) -> None:
     """Put a CRS and a geotransform first in a VRT's root element."""
     srs = ElementTree.Element("SRS")  # read in GIS order (x = easting or longitude)
     srs.text = crs_wkt
