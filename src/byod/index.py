@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -42,6 +42,9 @@ import shapely
 from byod.keys import INDEX_NAME, month_in
 from byod.storage import Store
 from byod.workspace import scratch_folder
+
+if TYPE_CHECKING:
+    import cql2
 
 LEGACY_ITEM_JSON = "byod:item"  # byod before the standard index kept each item's JSON here
 # STAC's top-level item fields; every other column of a stac-geoparquet file is a property.
@@ -552,7 +555,7 @@ def _instant(text: str, *, end: bool) -> datetime | None:
 
 
 @functools.lru_cache(maxsize=32)  # matched per item: parse each expression once
-def _cql2(text: str) -> Any:
+def _cql2(text: str) -> cql2.Expr:
     import cql2
 
     try:
@@ -642,7 +645,10 @@ def _indices(rows: np.ndarray) -> pa.Array:
 
 
 def matches(item: dict[str, Any], query: Query) -> bool:
-    """The reference semantics, one item at a time (what walking the JSON catalog gives)."""
+    """The reference semantics, one item at a time (what walking the JSON catalog gives):
+    the item's bbox intersects the query's (both EPSG:4326, either may cross 180°), its
+    time or period overlaps the query's period, its eo:cloud_cover (percent) is at most
+    `max_cloud` (none: no match), and it matches the CQL2 filter (`filter_matches`)."""
     props = item["properties"]
     if query.bbox is not None:
         w, s, e, n = query.bbox

@@ -35,7 +35,8 @@ def search_store(store: Store, query: Query, collections: Sequence[str] | None =
     collection.json and reading it (a publish switched the collection and its grace period
     ran out) makes the collection be read again, once, with the partitions it names then.
     With `limit`, collections and their partitions are read in order until that many items
-    matched.
+    matched. `query` is an already checked `Query` (EPSG:4326 bbox, UTC period, percent).
+    Raises `SearchError` when there is no root catalog or a named collection is not in it.
     """
     out: list[dict[str, Any]] = []
     known = collection_ids(store)

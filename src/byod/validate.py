@@ -12,6 +12,7 @@ import posixpath
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import jsonschema
@@ -34,7 +35,7 @@ _PUBLISHED = {
 
 
 class SchemaNotShipped(LookupError):
-    """A STAC object names a schema byod does not ship."""
+    """A STAC object names a schema byod does not ship (validation never downloads one)."""
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,12 @@ class Problem:
 
 @cache
 def local_schemas() -> dict[str, dict[str, Any]]:
-    """Every shipped schema, keyed by the URL it is published at."""
+    """Every shipped schema (src/byod/schemas: STAC 1.0.0 and 1.1.0 core, the extensions' versions
+    byod writes, GeoJSON, PROJJSON), keyed by the URL it is published at."""
     root = resources.files("byod") / "schemas"
     out: dict[str, dict[str, Any]] = {}
 
-    def walk(node: Any, parts: tuple[str, ...]) -> None:
+    def walk(node: Traversable, parts: tuple[str, ...]) -> None:
         for child in node.iterdir():
             if child.is_dir():
                 walk(child, (*parts, child.name))
@@ -90,9 +92,13 @@ def validate_catalog(url: str) -> tuple[int, list[Problem]]:
     """Validate the root catalog at `url` and everything below it: any location
     `storage.catalog_store` reads (a folder, az:// or https blob URL, or its catalog.json).
 
+    Each object reachable by relative `child`/`item` links is checked against the STAC
+    and extension JSON schemas it declares (pystac's JsonSchemaSTACValidator, offline);
+    collections in the folder that the root does not link are problems too.
     Returns the number of objects checked and the problems found. Raises
     `ConfigurationError` when there is no root catalog there (or `url` is not a catalog
-    location), as for every kind of store.
+    location, or Azure credentials are missing), as for every kind of store; storage
+    errors of the first read (`Store.exists`) propagate as the store raises them.
     """
     key = ROOT_KEY
     store, _ = catalog_store(url)
