@@ -101,6 +101,9 @@ UNDATED = "0001-01"  # the month of time-less items (temporal.py: start 0001-01-
 
 @dataclass(frozen=True)
 class CollectionInfo:
+    """The collection's own fields (STAC Collection 1.1.0) as the run configures them:
+    `license` an SPDX identifier or `other`; `providers` STAC Provider objects (JSON)."""
+
     id: str
     description: str
     license: str
@@ -193,7 +196,7 @@ class Entry(NamedTuple):
     # `sources.source_root` does); None for items written before byod recorded it.
     source_root: str | None = None
 
-    def same_input(self, source: Any, source_root: Any) -> bool:
+    def same_input(self, source: str | None, source_root: str | None) -> bool:
         """Whether the item is of the input `source` of the source `source_root` (an item of
         unknown root: of the same path below any source)."""
         if self.source != source:
@@ -372,6 +375,7 @@ def _absolute(href: str, relative_to: str) -> str:
 
 
 def asset_hrefs(items: Iterable[pystac.Item]) -> set[str]:
+    """Every asset href of the items, as they are set (absolute for published items)."""
     return {a.href for item in items for a in item.assets.values()}
 
 
@@ -805,16 +809,18 @@ def collect_superseded(
 
 @dataclass(frozen=True)
 class Published:
+    """What `publish` did beyond publishing: hrefs it superseded and ids it changed."""
+
     superseded: list[str]  # asset hrefs no published item points at any more
     renamed: dict[str, str]  # new item id -> the id it was published under
     replaced: list[str] = field(default_factory=list)  # new ids that replaced a published item
 
 
-def _source(item: pystac.Item) -> Any:
+def _source(item: pystac.Item) -> str | None:
     return item.properties.get("byod:source")
 
 
-def _free_id(item_id: str, source: Any, root: Any, taken: dict[str, Entry]) -> str:
+def _free_id(item_id: str, source: str | None, root: str | None, taken: dict[str, Entry]) -> str:
     """The id of an item whose id another input took: the hash of its source path added, as
     `_plan` does (`sources.disambiguated_id`)."""
     from byod.sources import disambiguated_id, item_id_for
@@ -921,7 +927,7 @@ def _when(text: str | None) -> datetime | None:
     return None if text is None else pystac.utils.str_to_datetime(text)
 
 
-def _interval(item: pystac.Item) -> tuple[Any, Any]:
+def _interval(item: pystac.Item) -> tuple[datetime | None, datetime | None]:
     start = item.common_metadata.start_datetime or item.datetime
     end = item.common_metadata.end_datetime or item.datetime
     return start, end

@@ -31,11 +31,11 @@ MONTHS = "_months"
 SUPERSEDED = "_superseded"
 INDEX_NAME = "items.parquet"  # a month's index partition (also its local temp file's name)
 LEGACY_INDEX = INDEX_NAME  # byod before versioned indexes: `<collection>/items.parquet`
-# `20261129T203015-3fa2c1`: sortable by time, unique per run; the upper-case T keeps it apart
-# from item ids (lower-case slugs).
 # Blob metadata of a stored COG: the fingerprint of the input it was made from (planning
 # compares it to skip unchanged inputs; storing writes it).
 FINGERPRINT_METADATA = "byod_fingerprint"
+# `20261129T203015-3fa2c1`: sortable by time, unique per run; the upper-case T keeps it apart
+# from item ids (lower-case slugs).
 VERSION = re.compile(r"\d{8}T\d{6}-[0-9a-f]{6}")
 MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")  # a month partition's folder: YYYY-MM
 
@@ -58,6 +58,7 @@ def month_in(key: str) -> str | None:
 
 
 def collection_key(collection_id: str) -> str:
+    """`<collection>/collection.json`: the pointer a publish switches."""
     return f"{collection_id}/{COLLECTION_FILE}"
 
 
@@ -72,6 +73,7 @@ def versioned_key(collection_id: str, item_id: str, version: str, name: str) -> 
 
 
 def item_key(collection_id: str, item_id: str, version: str) -> str:
+    """`<collection>/<item>/<version>/<item>.json`: one version of an item's JSON."""
     return versioned_key(collection_id, item_id, version, f"{item_id}.json")
 
 
@@ -84,6 +86,7 @@ def cog_key(collection_id: str, item_id: str, version: str, band: str | None = N
 
 
 def thumbnail_key(collection_id: str, item_id: str, version: str) -> str:
+    """`<item>-thumbnail.png` in the run's version folder (in the target store)."""
     return versioned_key(collection_id, item_id, version, f"{item_id}-thumbnail.png")
 
 
@@ -104,6 +107,7 @@ def runs_folder(collection_id: str) -> str:
 
 
 def run_marker_key(collection_id: str, version: str) -> str:
+    """`<collection>/_runs/<version>.json`: the marker of run `version` while it runs."""
     return f"{runs_folder(collection_id)}{version}.json"
 
 
@@ -113,6 +117,8 @@ def superseded_folder(collection_id: str) -> str:
 
 
 def superseded_key(collection_id: str, version: str) -> str:
+    """`<collection>/_superseded/<version>.json`: what run `version`'s switches left
+    unreferenced (deleted after the grace period, `catalog.collect_superseded`)."""
     return f"{superseded_folder(collection_id)}{version}.json"
 
 
@@ -122,4 +128,5 @@ def is_superseded_list(key: str) -> bool:
 
 
 def legacy_index_key(collection_id: str) -> str:
+    """`<collection>/items.parquet`: the single index of byod before month partitions."""
     return f"{collection_id}/{LEGACY_INDEX}"
