@@ -39,6 +39,7 @@ class Location:
 
     @property
     def is_local(self) -> bool:
+        """A path on this machine (no URL scheme)."""
         return "://" not in self.text
 
 

@@ -27,12 +27,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from byod.azure import AzureAccess, AzureOptions, blob_parts, resolve_access
 from byod.errors import ConfigurationError, StorageUnavailable, storage_failure
 from byod.keys import ROOT_KEY
 from byod.locations import check_container, is_blob_url
+
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobClient, BlobLeaseClient
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +144,7 @@ class Store:
         return str(Path(self.root, key))
 
     def exists(self, key: str) -> bool:
+        """Whether a file is stored at `key`."""
         return Path(self.root, key).is_file()
 
     def root_exists(self) -> bool:
@@ -168,9 +172,13 @@ class Store:
                                          "nothing was written", str(wanted)) from None  # fmt: skip
 
     def read_text(self, key: str) -> str:
+        """The file at `key` as UTF-8 text; FileNotFoundError when it is missing (on every
+        kind of store)."""
         return Path(self.root, key).read_text("utf-8")
 
     def write_text(self, key: str, text: str) -> None:
+        """Write `key` whole as UTF-8, replacing it: a reader sees the old or the new text
+        (a temp file renamed locally; one upload on blob)."""
         _atomic_local(Path(self.root, key), lambda tmp: tmp.write_text(text, "utf-8"))
 
     def put_file(self, local: Path, key: str, metadata: dict[str, str] | None = None) -> str:
@@ -195,6 +203,7 @@ class Store:
         return path.read_bytes() if "://" not in href and path.is_file() else b""
 
     def remove(self, key: str) -> None:
+        """Delete the file at `key`; a missing one is no error."""
         Path(self.root, key).unlink(missing_ok=True)
 
     def list_files(self, prefix: str = "") -> list[StoredInfo]:
@@ -220,6 +229,7 @@ class Store:
         return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
 
     def get_file(self, key: str, local: Path) -> None:
+        """Copy the file at `key` to the local path `local`; FileNotFoundError when missing."""
         shutil.copyfile(Path(self.root, key), local)
 
     def key_of(self, href: str) -> str | None:
@@ -386,7 +396,7 @@ class BlobStore(Store):
         return self.href(key)
 
     def _upload(
-        self, key: str, data: Any, metadata: dict[str, str] | None, **conditions: Any
+        self, key: str, data: bytes | BinaryIO, metadata: dict[str, str] | None, **conditions: Any
     ) -> None:
         from azure.storage.blob import ContentSettings
 
@@ -579,7 +589,7 @@ class _LocalHold(Hold):
 
 
 class _LeaseHold(Hold):
-    def __init__(self, blob: Any, lease: Any) -> None:
+    def __init__(self, blob: BlobClient, lease: BlobLeaseClient) -> None:
         self.blob, self.lease = blob, lease
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._renew, name="byod-lease", daemon=True)

@@ -84,6 +84,8 @@ class RunStores:
 
     @classmethod
     def open(cls, settings: IngestSettings) -> RunStores:
+        """The run's stores, opened now with the region check (planning); raises as
+        `open_stores` does."""
         stores = cls(settings)
         stores._opened = _remember(stores.token, open_stores(settings, check_region=True))
         return stores
