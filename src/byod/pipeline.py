@@ -58,8 +58,8 @@ __all__ = [
 
 
 def progress_due(run: Run, outcomes: list[Outcome]) -> bool:
-    """Whether `publish_every_inputs` stored inputs wait, or `publish_every_s` seconds went
-    by since the last publish with one waiting."""
+    """Whether `publish_every_inputs` stored inputs wait, or `publish_every_s` seconds (of
+    the monotonic clock) went by since the last publish with one waiting."""
     settings = run.context.settings
     waiting = sum(1 for o in outcomes if o.items and o.row.input not in run.flushed)
     if not waiting:
@@ -253,7 +253,10 @@ def plan_run(settings: IngestSettings, progress: Progress | None = None) -> Run:
 
 
 def process(context: RunContext, work: WorkItem) -> Outcome:
-    """Convert, describe and store one input in a bounded worker process of its own."""
+    """Convert, describe and store one input in a bounded worker process of its own
+    (`timeout_s` seconds, `max_memory_mb` MB). A rejected input is an `Outcome` whose row
+    says why, never an exception (one file failing to store is `storage_failed`); a store
+    that is down or full raises `StorageUnavailable` (`errors.storage_failure`)."""
     from byod.runner import run_bounded
     from byod.storing import fetch_timed, job_for, outcome_of
     from byod.work import prepare
@@ -274,7 +277,9 @@ def process(context: RunContext, work: WorkItem) -> Outcome:
 
 
 def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome, None, None]:
-    """Every input of the run, `workers` at a time, each in its bounded worker process."""
+    """Every input of the run, `workers` at a time, each in its bounded worker process,
+    yielded as it finishes (not in input order); rejections are outcomes, as in
+    `process`. Closing the generator early kills the workers still running."""
     if not run.todo:  # a no-op run: no worker started, no temp folder made
         return
     from byod.batches import is_small, run_in_batches
