@@ -16,6 +16,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pystac
+
 from byod.catalog import ROOT_KEY, collection_key, load_items
 from byod.searching import collection_ids
 from byod.storage import Store
@@ -33,7 +35,9 @@ UNKNOWN_START_TEXT = UNKNOWN_START.isoformat().replace("+00:00", "Z")
 
 
 def render_site(store: Store, out: Path) -> Path:
-    """Write index.html, one page per collection and one per item under `out`."""
+    """Write index.html, one page per collection and one per item under `out` (thumbnails
+    inlined as data: URIs, so the pages work offline); returns the top index.html.
+    Raises FileNotFoundError when `store` holds no root catalog."""
     root = json.loads(store.read_text(ROOT_KEY))
     out.mkdir(parents=True, exist_ok=True)
     collections = []
@@ -78,7 +82,7 @@ def _interval(interval: list[str | None]) -> str:
     return f"{first}/{end or '..'}"
 
 
-def _item_body(item: Any, thumb: str, collection_id: str) -> str:
+def _item_body(item: pystac.Item, thumb: str, collection_id: str) -> str:
     timeless = item.properties.get("byod:datetime_source") == UNKNOWN_SOURCE
 
     def shown(key: str, value: Any) -> str:
@@ -102,7 +106,7 @@ def _item_body(item: Any, thumb: str, collection_id: str) -> str:
             f"<h2>Footprint</h2><pre>{html.escape(json.dumps(item.geometry))}</pre>")  # fmt: skip
 
 
-def _data_uri(store: Store, asset: Any) -> str:
+def _data_uri(store: Store, asset: pystac.Asset | None) -> str:
     data = _read_href(store, asset.href) if asset is not None else b""
     return "data:image/png;base64," + base64.b64encode(data).decode() if data else ""
 
@@ -121,7 +125,8 @@ def _page(path: Path, title: str, body: str) -> None:
 
 
 def serve(folder: Path, port: int = 0) -> ThreadingHTTPServer:
-    """Serve `folder` on 127.0.0.1 (port 0: any free one) in a background thread."""
+    """Serve `folder` on 127.0.0.1 (port 0: any free one) in a background thread; the
+    caller stops it with `shutdown()`. Raises OSError (EADDRINUSE) for a port in use."""
     handler = partial(_QuietHandler, directory=str(folder))
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
