@@ -34,15 +34,27 @@ class AzureOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     connection_string: SecretStr | None = None
-    account_name: str | None = None
+    account_name: str | None = Field(
+        default=None,
+        description="Storage account name (credentials from the environment or a managed "
+        "identity, unless given here).",
+    )
     account_key: SecretStr | None = None
     sas_token: SecretStr | None = None
-    region: str | None = None  # the target account's region, as declared
-    allow_any_region: bool = False  # the loud override of the region guard
+    region: str | None = Field(
+        default=None,
+        description="Region of the storage account, as declared; byod writes only to "
+        f"{REQUIRED_REGION}.",
+    )
+    allow_any_region: bool = Field(  # the loud override of the region guard
+        default=False,
+        description=f"DANGER: write outside {REQUIRED_REGION} anyway (recorded in the report).",
+    )
     request_timeout_s: float = Field(
         default=REQUEST_TIMEOUT_S,
         gt=0,
-        description="Seconds one storage request may take, its retries included.",
+        description="Seconds one blob storage request may take, retries included, before "
+        "the storage counts as unavailable.",
     )
 
 

@@ -19,16 +19,14 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar, get_args
 
 import typer
 import typer.core
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 from rich.console import Console
 from rich.markup import escape
 from typer import _click as click  # typer vendors click; its commands use these classes
 
 from byod.azure import AzureOptions
 from byod.config import (
-    DEFAULT_CATALOG,
-    DEFAULT_LICENSE,
-    DEFAULT_TARGET,
     Compression,
     IngestSettings,
     build_settings,
@@ -43,7 +41,7 @@ from byod.errors import (
     storage_failure,
 )
 from byod.export import ExportFormat
-from byod.locations import check_source, normalize_location
+from byod.locations import SOURCE_PLACES, check_source, normalize_location
 from byod.options import CloudOptions, TimeOptions, clause, setting_problems
 from byod.report import Report, Status, printable
 
@@ -166,20 +164,83 @@ err = Console(stderr=True)
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 log = logging.getLogger("byod")
-# Defaults are defined once, on the settings model.
-_DEFAULTS = IngestSettings.model_fields
-_TIME = TimeOptions.model_fields
-_CLOUDS = CloudOptions.model_fields
 # The choices are written once, in config.Compression.
 # mypy cannot type an Enum whose members are computed (misc).
 CompressionChoice = StrEnum("CompressionChoice", {v: v for v in get_args(Compression)})  # type: ignore[misc]
-_DEFLATE = CompressionChoice("deflate")
 _STATUS_STYLE = {Status.INGESTED: "green", Status.REPLACED: "cyan",
                  Status.UNCHANGED: "dim", Status.REJECTED: "red",
                  Status.NOT_DONE: "yellow", Status.REMOVED: "magenta"}  # fmt: skip
-_AZURE_DEFAULTS = AzureOptions.model_fields
-# Where a catalog or the COGs may live; said once for SOURCE, --target and every CATALOG.
-_PLACES = "a local folder (or file:///path) or az://container/prefix (blob storage; abfs:// too)"
+# Where a catalog or the COGs may live: the text of SOURCE, --target and --catalog (their
+# fields' descriptions) is every CATALOG's too.
+_PLACES = SOURCE_PLACES
+# The settings model's sections, by the name of the field that holds each.
+_SECTIONS: dict[str, type[BaseModel]] = {
+    "time": TimeOptions,
+    "clouds": CloudOptions,
+    "azure": AzureOptions,
+}
+# pydantic's inclusive bounds (annotated_types' Ge, Le) as typer's `min`/`max`, which it
+# checks and shows (`[x>=1]`). typer has no open bound (click's min_open): a `gt`/`lt` is
+# checked by `_bounded` and shown at the end of the help in the form of typer's ranges.
+_CLOSED = {"ge": "min", "le": "max"}
+_OPEN = {"gt": ">", "lt": "<"}
+
+
+def _field(path: str) -> FieldInfo:
+    """The settings model's field of a dotted path (`timeout_s`, `clouds.rule`)."""
+    *sections, name = path.split(".")
+    model: type[BaseModel] = IngestSettings
+    for section in sections:
+        model = _SECTIONS[section]
+    return model.model_fields[name]
+
+
+def _help(info: FieldInfo) -> str:
+    # Shown as written: a `[` in a description is text, not rich markup.
+    return escape(info.description or "")
+
+
+def _bounded(info: FieldInfo) -> Callable[[str], Any]:
+    """typer's `parser` for a number option with an open bound: the text read by the field's
+    own type and bounds (pydantic's TypeAdapter), so the CLI refuses what the model refuses,
+    with its message (`Input should be greater than 0`)."""
+    from pydantic import TypeAdapter
+
+    number = next(t for t in (int, float) if t in (info.annotation, *get_args(info.annotation)))
+    adapter: TypeAdapter[Any] = TypeAdapter(Annotated[number, *info.metadata])  # type: ignore[arg-type]
+
+    def parse(text: str) -> Any:
+        try:
+            return adapter.validate_python(text)
+        except ValidationError as exc:  # typer reports a ValueError as the option's
+            raise ValueError(exc.errors()[0]["msg"]) from None
+
+    return parse
+
+
+def _setting(path: str, *names: str, **extra: Any) -> Any:
+    """`byod ingest`'s option for the settings field at `path`: its default, bounds and help
+    are the field's (its `description`, `ge`/`gt`/`le`/`lt`), so the CLI follows the model.
+
+    `names` are the option's flags where they are not the parameter's own; `extra` is what
+    only the command line has (metavar, callback, formats). A default made by a factory
+    (`workers`) is None here: the model makes it. A tuple (the sources' orders) is shown
+    and typed comma-separated (`_CSV`). The option carries its default (typer's
+    `param: type = typer.Option(default, ...)` form), so the field is named once."""
+    info = _field(path)
+    default = None if info.default_factory is not None else info.default
+    if isinstance(default, tuple):
+        default = ", ".join(default)
+    text, bounds = _help(info), dict[str, Any]()
+    for rule in info.metadata:
+        for attribute, keyword in _CLOSED.items():
+            if getattr(rule, attribute, None) is not None:
+                bounds[keyword] = getattr(rule, attribute)
+        for attribute, sign in _OPEN.items():
+            if getattr(rule, attribute, None) is not None:
+                text += f" \\[x{sign}{getattr(rule, attribute)}]"
+                bounds["parser"] = _bounded(info)
+    return typer.Option(default, *names, help=text, **bounds, **extra)
 
 
 def exit_code(report: Report | None, error: BaseException | None = None) -> int:
@@ -314,6 +375,16 @@ Verbose = Annotated[
                  help="More logging (-vv: debug); also before the command."),
 ]  # fmt: skip
 
+# The catalog `search`, `export` and `browse` read, and the collections they read of it.
+Catalog = Annotated[
+    str,
+    typer.Argument(metavar="CATALOG", callback=_location,
+                   help=f"Root catalog: {_PLACES}, its catalog.json or https URL."),
+]  # fmt: skip
+Collections = Annotated[
+    list[str] | None, typer.Option(help="Collection id (repeat for several) \\[default: all].")
+]
+
 
 @app.callback()
 def main(
@@ -345,149 +416,48 @@ def ingest(
         typer.Argument(
             metavar="SOURCE",
             callback=_location,
-            help=f"Rasters to ingest, walked recursively: {_PLACES}.",
+            help=_help(_field("source")),
         ),
     ],
-    collection: Annotated[
-        str | None, typer.Option(help="Collection id \\[default: slug of the folder name].")
-    ] = None,
-    target: Annotated[
-        str,
-        typer.Option(
-            metavar="FOLDER|URL", callback=_location, help=f"Where COGs are stored: {_PLACES}."
-        ),
-    ] = DEFAULT_TARGET,
-    catalog: Annotated[
-        str,
-        typer.Option(
-            metavar="FOLDER|URL", callback=_location, help=f"Root of the STAC catalog: {_PLACES}."
-        ),
-    ] = DEFAULT_CATALOG,
-    datetime_: Annotated[
-        datetime | None,
-        typer.Option(
-            "--datetime",
-            metavar="DATETIME",
-            help="Acquisition time of every item: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS with an "
-            "optional Z or +HH:MM (UTC if no zone).",
-            formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%SZ"],
-        ),
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(min=1, help="Inputs worked on at once \\[default: the machine's cores]."),
-    ] = None,
-    timeout: Annotated[
-        float,
-        typer.Option(
-            min=0.001, help="Seconds one input may take before it is stopped and rejected."
-        ),
-    ] = _DEFAULTS["timeout_s"].default,
-    max_memory: Annotated[
-        int, typer.Option(min=512, help="MB of address space one input's worker may use.")
-    ] = _DEFAULTS["max_memory_mb"].default,
-    max_pixels: Annotated[
-        int, typer.Option(min=1, help="Reject inputs whose header claims more pixels than this.")
-    ] = _DEFAULTS["max_pixels"].default,
-    disk_budget: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="MB of temp disk one input's conversion may need at its peak (staged copies, "
-            "the uncompressed temp file and the COG, with overviews); larger inputs are "
-            "rejected before conversion. Never more than (free temp space - 1 GB) / workers.",
-        ),
-    ] = _DEFAULTS["disk_budget_mb"].default,
-    compression: Annotated[
-        CompressionChoice,
-        typer.Option(help="COG compression (zstd: faster, smaller; deflate: read everywhere)."),
-    ] = _DEFLATE,
-    license: Annotated[
-        str, typer.Option(help="SPDX license id of the collection.")
-    ] = DEFAULT_LICENSE,
-    description: Annotated[str | None, typer.Option(help="Collection description.")] = None,
-    title: Annotated[str | None, typer.Option(help="Collection title.")] = None,
-    cloud_cover: Annotated[
-        float | None, typer.Option(min=0, max=100, help="Cloud cover (percent) of every item.")
-    ] = None,
-    cloud_rule: Annotated[
-        str | None,
-        typer.Option(
-            help="Read cloud masks as: s2-scl, landsat-qa, fmask, binary, values:V,.. or "
-            "bits:B,.. \\[default: by the mask's name]."
-        ),
-    ] = None,
-    cloud_band: Annotated[
-        int | None,
-        typer.Option(min=1, help="Band of each input that is its cloud mask (with --cloud-rule)."),
-    ] = None,
-    cloud_order: Annotated[
-        str, typer.Option(help="Which cloud source wins, first to last.")
-    ] = ", ".join(_CLOUDS["order"].default),
-    datetime_pattern: Annotated[
-        str | None,
-        typer.Option(
-            help="Regex with named groups year, month, day, hour, minute, second for names."
-        ),
-    ] = None,
-    datetime_order: Annotated[
-        str, typer.Option(help="Which time source wins, first to last.")
-    ] = ", ".join(_TIME["order"].default),
-    require_datetime: Annotated[
-        bool,
-        typer.Option(
-            "--require-datetime",
-            help="Reject inputs with no acquisition time (no_datetime) instead of ingesting "
-            "them with datetime null.",
-        ),
-    ] = False,
-    group_pattern: Annotated[
-        str | None,
-        typer.Option(
-            help="Regex with named groups scene and band: files of one scene become one item."
-        ),
-    ] = None,
+    # A settings field's option: its default, bounds and help from the model (`_setting`).
+    collection: str | None = _setting("collection"),
+    target: str = _setting("target", metavar="FOLDER|URL", callback=_location),
+    catalog: str = _setting("catalog", metavar="FOLDER|URL", callback=_location),
+    datetime_: datetime | None = _setting(  # noqa: B008 - made once, as typer means
+        "time.datetime",
+        "--datetime",
+        metavar="DATETIME",
+        formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%SZ"],
+    ),
+    workers: int | None = _setting("workers"),
+    timeout: float = _setting("timeout_s"),
+    max_memory: int = _setting("max_memory_mb"),
+    max_pixels: int = _setting("max_pixels"),
+    disk_budget: int | None = _setting("disk_budget_mb"),
+    compression: CompressionChoice = _setting("compression"),  # noqa: B008
+    license: str = _setting("license"),
+    description: str | None = _setting("description"),
+    title: str | None = _setting("title"),
+    cloud_cover: float | None = _setting("clouds.cover"),
+    cloud_rule: str | None = _setting("clouds.rule"),
+    cloud_band: int | None = _setting("clouds.band"),
+    cloud_order: str = _setting("clouds.order"),
+    datetime_pattern: str | None = _setting("time.pattern"),
+    datetime_order: str = _setting("time.order"),
+    require_datetime: bool = _setting("time.require", "--require-datetime"),
+    group_pattern: str | None = _setting("group_pattern"),
     config: Annotated[
         Path | None,
         typer.Option(
             callback=_location, help="Dataset configuration file \\[default: byod.yaml in SOURCE]."
         ),
     ] = None,
-    azure_account: Annotated[
-        str | None,
-        typer.Option(
-            help="Storage account name (credentials from the environment or a managed identity)."
-        ),
-    ] = None,
-    azure_region: Annotated[
-        str | None,
-        typer.Option(help="Region of the storage account; byod writes only to westeurope."),
-    ] = None,
-    allow_any_region: Annotated[
-        bool,
-        typer.Option(
-            "--allow-any-region",
-            help="DANGER: write outside westeurope anyway (recorded in the report).",
-        ),
-    ] = False,
-    prune: Annotated[
-        bool,
-        typer.Option(
-            "--prune",
-            help="Remove the items of inputs no longer in SOURCE (their COGs after the grace "
-            "period); skipped when parts of SOURCE could not be listed.",
-        ),
-    ] = False,
-    publish_every: Annotated[
-        int,
-        typer.Option(
-            min=1, help="Publish what is done every N converted inputs while the run goes on."
-        ),
-    ] = _DEFAULTS["publish_every_inputs"].default,
-    publish_every_s: Annotated[
-        float,
-        typer.Option(min=0.001, help="...and at least every S seconds (progress kept)."),
-    ] = _DEFAULTS["publish_every_s"].default,
+    azure_account: str | None = _setting("azure.account_name"),
+    azure_region: str | None = _setting("azure.region"),
+    allow_any_region: bool = _setting("azure.allow_any_region", "--allow-any-region"),
+    prune: bool = _setting("prune", "--prune"),
+    publish_every: int = _setting("publish_every_inputs"),
+    publish_every_s: float = _setting("publish_every_s"),
     report: Annotated[
         Path | None, typer.Option(callback=_location, help="Write the JSON report to this file.")
     ] = None,
@@ -495,14 +465,7 @@ def ingest(
         bool, typer.Option("--json", help="Print the report as JSON on stdout.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no table.")] = False,
-    request_timeout: Annotated[
-        float,
-        typer.Option(
-            min=0.1,
-            help="Seconds one blob storage request may take, retries included, before the "
-            "storage counts as unavailable.",
-        ),
-    ] = _AZURE_DEFAULTS["request_timeout_s"].default,
+    request_timeout: float = _setting("azure.request_timeout_s"),
     verbose: Verbose = 0,
 ) -> None:
     """Convert every raster under SOURCE to a COG and publish it in the STAC catalog."""
@@ -664,17 +627,8 @@ def _root_of(path: str) -> str:
 @command()
 @_ends_cleanly
 def search(
-    catalog: Annotated[
-        str,
-        typer.Argument(
-            metavar="CATALOG",
-            callback=_location,
-            help=f"Root catalog: {_PLACES}, its catalog.json or https URL.",
-        ),
-    ],
-    collection: Annotated[
-        list[str] | None, typer.Option(help="Collection id (repeat for several) \\[default: all].")
-    ] = None,
+    catalog: Catalog,
+    collection: Collections = None,
     bbox: Annotated[
         str | None,
         typer.Option(
@@ -746,14 +700,7 @@ def _when(props: dict[str, Any]) -> str:
 @command()
 @_ends_cleanly
 def export(
-    catalog: Annotated[
-        str,
-        typer.Argument(
-            metavar="CATALOG",
-            callback=_location,
-            help=f"Root catalog: {_PLACES}, its catalog.json or https URL.",
-        ),
-    ],
+    catalog: Catalog,
     format_: Annotated[
         ExportFormat,
         typer.Option(
@@ -770,9 +717,7 @@ def export(
             help="New folder (local) for the files (and collections.ndjson).",
         ),
     ],
-    collection: Annotated[
-        list[str] | None, typer.Option(help="Collection id (repeat for several) \\[default: all].")
-    ] = None,
+    collection: Collections = None,
     overwrite: Annotated[
         bool,
         typer.Option(
@@ -797,14 +742,7 @@ def export(
 @command()
 @_ends_cleanly
 def browse(
-    catalog: Annotated[
-        str,
-        typer.Argument(
-            metavar="CATALOG",
-            callback=_location,
-            help=f"Root catalog: {_PLACES}, its catalog.json or https URL.",
-        ),
-    ],
+    catalog: Catalog,
     port: Annotated[
         int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0: any free).")
     ] = 8000,

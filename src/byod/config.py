@@ -12,7 +12,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from byod.azure import AzureOptions
-from byod.locations import check_source, normalize_location
+from byod.locations import SOURCE_PLACES, check_source, normalize_location
 from byod.options import CloudOptions, TimeOptions, named_groups
 
 Compression = Literal["deflate", "zstd"]
@@ -32,16 +32,25 @@ def default_workers() -> int:
 
 
 class IngestSettings(BaseModel):
-    """Everything that decides what an ingest run does. Defaults are the library's and the CLI's."""
+    """Everything that decides what an ingest run does. Defaults are the library's and the CLI's.
+
+    Each field's default, bounds (ge/gt/le) and description are also `byod ingest`'s option's
+    (`cli._setting`) and the Prefect form's: a description reads as the option's help, in
+    the units the option takes.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    source: str
+    source: str = Field(description=f"Rasters to ingest, walked recursively: {SOURCE_PLACES}.")
     collection: str | None = Field(
         default=None, description="Collection id; default: a slug of the source folder's name."
     )
-    target: str = Field(default=DEFAULT_TARGET, description="Where COGs are stored.")
-    catalog: str = Field(default=DEFAULT_CATALOG, description="Root of the static catalog.")
+    target: str = Field(
+        default=DEFAULT_TARGET, description=f"Where COGs are stored: {SOURCE_PLACES}."
+    )
+    catalog: str = Field(
+        default=DEFAULT_CATALOG, description=f"Root of the STAC catalog: {SOURCE_PLACES}."
+    )
     time: TimeOptions = Field(
         default=TimeOptions(),
         description="When each input was acquired (byod.yaml's `time:` section).",
@@ -50,26 +59,41 @@ class IngestSettings(BaseModel):
         default=CloudOptions(),
         description="How cloud cover is found (byod.yaml's `clouds:` section).",
     )
-    workers: int = Field(default_factory=default_workers, ge=1)
-    timeout_s: float = Field(default=1800.0, gt=0, description="Wall-clock bound per input.")
+    workers: int = Field(
+        default_factory=default_workers,
+        ge=1,
+        description="Inputs converted at once, one worker process each; default: the "
+        "machine's cores.",
+    )
+    timeout_s: float = Field(
+        default=1800.0,
+        gt=0,
+        description="Seconds one input may take before it is stopped and rejected.",
+    )
     max_memory_mb: int = Field(
         # A worker starts at about 270 MB of address space (Python, GDAL, PROJ mapped).
         default=8192,
         ge=512,
-        description="Address-space bound per input's worker process.",
+        description="MB of address space one input's worker process may use.",
     )
     max_pixels: int = Field(
-        default=200_000 * 200_000, ge=1, description="Inputs claiming more pixels are rejected."
+        default=200_000 * 200_000,
+        ge=1,
+        description="Reject inputs whose header claims more pixels (width x height) than "
+        "this, before they are read.",
     )
     disk_budget_mb: int | None = Field(
         default=DEFAULT_DISK_BUDGET_MB,
         ge=1,
-        description="Temp disk space (MB) one input's conversion may need at its peak (staged "
+        description="MB of temp disk one input's conversion may need at its peak (staged "
         "copies, rio-cogeo's uncompressed temp file and the COG, with overviews); larger "
-        "inputs are rejected as too_large before conversion. Never more than the temp "
-        "folder's free space less 1 GB, divided by the workers. None: that share alone.",
+        "inputs are rejected as too_large before conversion. Never more than (free temp "
+        "space - 1 GB) / workers; null: that share alone.",
     )
-    compression: Compression = "deflate"
+    compression: Compression = Field(
+        default="deflate",
+        description="COG compression (zstd: faster, smaller; deflate: read everywhere).",
+    )
     superseded_grace_s: float = Field(
         default_factory=lambda: float(os.environ.get("BYOD_SUPERSEDED_GRACE_S", "600")),
         ge=0,
@@ -78,8 +102,8 @@ class IngestSettings(BaseModel):
     )
     prune: bool = Field(
         default=False,
-        description="Remove the items (and, after the grace period, the COGs) of inputs no "
-        "longer in the source; never when parts of the source could not be listed.",
+        description="Remove the items of inputs no longer in the source (their COGs after "
+        "the grace period); skipped when parts of the source could not be listed.",
     )
     publish_every_inputs: int = Field(
         # Each progress publish rewrites the months it touches, whose size grows with the
@@ -95,9 +119,9 @@ class IngestSettings(BaseModel):
         description="Publish what is stored at least every this many seconds while the run "
         "goes on (checked as each input finishes).",
     )
-    license: str = DEFAULT_LICENSE
-    description: str | None = None
-    title: str | None = None
+    license: str = Field(default=DEFAULT_LICENSE, description="SPDX license id of the collection.")
+    description: str | None = Field(default=None, description="Collection description.")
+    title: str | None = Field(default=None, description="Collection title.")
     group_pattern: str | None = Field(
         default=None,
         description="Regex with named groups scene and band, matched on each input's path: "

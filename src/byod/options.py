@@ -27,7 +27,9 @@ class TimeOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     datetime: dt.datetime | None = Field(
-        default=None, description="Acquisition time stamped on every item (UTC if naive)."
+        default=None,
+        description="Acquisition time of every item: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS with "
+        "an optional Z or +HH:MM (UTC if no zone).",
     )
     pattern: str | None = Field(
         default=None,
