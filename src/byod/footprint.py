@@ -277,7 +277,7 @@ def simplify_outward(
     return best
 
 
-def _grown_and_simplified(geom: Any, tolerance: float, clip: Polygon) -> Any:
+def _grown_and_simplified(geom: BaseGeometry, tolerance: float, clip: Polygon) -> BaseGeometry:
     # Simplifying first moves every boundary point of `geom` by less than the tolerance, so
     # growing the result by a little more contains `geom` again; a mitred buffer (cut no
     # closer than the mitre limit times the distance) contains the round one. Growing the
@@ -318,12 +318,12 @@ def _lonlat_polygons(lon: np.ndarray, lat: np.ndarray) -> list[Polygon]:
     return wide or pieces
 
 
-def _as_polygonal(geom: Any) -> Polygon | MultiPolygon:
+def _as_polygonal(geom: BaseGeometry) -> Polygon | MultiPolygon:
     polys = [p for p in _polygons(geom) if p.area > 0]
     return MultiPolygon(polys) if len(polys) > 1 else polys[0]
 
 
-def _polygons(geom: Any) -> list[Polygon]:
+def _polygons(geom: BaseGeometry) -> list[Polygon]:
     if isinstance(geom, Polygon):
         return [geom]
     if hasattr(geom, "geoms"):

@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing import forkserver, popen_forkserver, process, reduction, spawn
 from multiprocessing.connection import Connection, wait
@@ -78,7 +78,7 @@ def _worker_process_env() -> dict[str, str]:
     return env
 
 
-def _spawn_passfds(env: dict[str, str], path: str, args: list[str], passfds: Any) -> int:
+def _spawn_passfds(env: dict[str, str], path: str, args: list[str], passfds: Iterable[int]) -> int:
     """multiprocessing.util.spawnv_passfds with an environment of its own (the original
     passes this process's whole environment)."""
     popen = subprocess.Popen(args, executable=path, pass_fds=tuple(sorted(map(int, passfds))),

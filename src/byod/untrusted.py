@@ -39,7 +39,8 @@ import shutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, cast
+from xml.etree.ElementTree import Element
 
 import numpy as np
 from defusedxml import ElementTree
@@ -51,6 +52,9 @@ from byod.cog import overview_levels
 from byod.rasters import open_dataset
 from byod.reasons import Reason, RejectedInput
 from byod.sources import is_sidecar_name
+
+if TYPE_CHECKING:
+    from xml.etree.ElementTree import ElementTree as XmlDocument
 
 # Classes of references, as the report names them.
 NETWORK = "a network URL"
@@ -340,10 +344,11 @@ def _check_vrt(path: Path, root: Path, label: str, depth: int, seen: set[Path]) 
         return False  # GDAL refuses the loop itself; nothing new to read here
     seen.add(resolved)
     tree = _parse(path, label)
-    return _check_tree(tree.getroot(), path.parent, root, label, depth, seen)
+    top = cast(Element, tree.getroot())  # a parsed document always has its root
+    return _check_tree(top, path.parent, root, label, depth, seen)
 
 
-def _parse(path: Path, label: str) -> Any:
+def _parse(path: Path, label: str) -> XmlDocument:
     """A VRT or PAM file's XML. Entities or a DTD (what defusedxml refuses) are outside_source
     (they can name other files), and so is one the worker may not read (the sandbox denies
     what lies outside: a sidecar linked out); XML cut short or malformed is a damaged file:
@@ -371,7 +376,7 @@ def _check_file(path: Path, root: Path, label: str, depth: int, seen: set[Path])
 
 
 def _check_tree(
-    top: Any, folder: Path, root: Path, label: str, depth: int, seen: set[Path]
+    top: Element, folder: Path, root: Path, label: str, depth: int, seen: set[Path]
 ) -> bool:
     """Check every reference of one parsed VRT (`folder`: where its relative names start);
     True when it (or a VRT it names) has raw bands. GDAL's VRT format (gdal_vrttut):
@@ -404,7 +409,7 @@ def _check_tree(
     return raw
 
 
-def _references(element: Any, tag: str, folder: Path) -> list[tuple[str, Path]]:
+def _references(element: Element, tag: str, folder: Path) -> list[tuple[str, Path]]:
     """The names one VRT element makes GDAL open, each with the folder a relative name is
     read from (both candidates where the VRT's flags are not parsed here)."""
     text = (element.text or "").strip()
