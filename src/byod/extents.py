@@ -45,6 +45,7 @@ def union_bbox(bboxes: Iterable[Sequence[float]]) -> list[float]:
 def union_interval(
     intervals: Iterable[tuple[datetime, datetime]],
 ) -> tuple[datetime, datetime]:
+    """(earliest start, latest end) of the intervals; ValueError when there is none."""
     spans = list(intervals)
     if not spans:
         raise ValueError("no interval to union")

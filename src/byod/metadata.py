@@ -140,6 +140,10 @@ def _bad_cells(row: dict[str, str]) -> list[str]:
 
 
 def user_acquisition(row: dict[str, str], source: str) -> Acquisition | None:
+    """The time a byod-metadata.csv `row` gives: the period `start_datetime`/`end_datetime`
+    (when both parse and start is not after end; `datetime`, else the start, as its
+    instant), or the instant `datetime`; None when it gives none. Times are ISO 8601 or
+    TIFF-style, naive ones UTC (`parse_tag_datetime`). `source` names the row."""
     start, end = parse_tag_datetime(row.get("start_datetime", "")), parse_tag_datetime(
         row.get("end_datetime", ""))  # fmt: skip
     instant = parse_tag_datetime(row.get("datetime", ""))
@@ -149,6 +153,7 @@ def user_acquisition(row: dict[str, str], source: str) -> Acquisition | None:
 
 
 def user_cloud(row: dict[str, str], source: str) -> CloudEstimate | None:
+    """The row's `cloud_cover` in percent (0-100), else None (absent or out of range)."""
     value = _percent(row["cloud_cover"]) if row.get("cloud_cover") else None
     return CloudEstimate(source, value) if value is not None and 0 <= value <= 100 else None
 

@@ -20,6 +20,8 @@ from byod.reasons import Reason
 
 
 class Status(StrEnum):
+    """What a run did with one input (a report row's `status`)."""
+
     INGESTED = "ingested"
     REPLACED = "replaced"
     UNCHANGED = "unchanged"
@@ -36,6 +38,9 @@ STAGE_NAMES = ("fingerprint", "fetch", "inspect", "metadata", "convert", "valida
 
 @dataclass
 class Row:
+    """One input's line of the report: `reason` (byod.reasons) and `message` say why it was
+    rejected or not done; times in seconds."""
+
     input: str  # path relative to the source folder
     status: Status
     item_ids: list[str] = field(default_factory=list)
@@ -50,6 +55,9 @@ class Row:
 
 @dataclass
 class Report:
+    """A run's report (`byod-report.json`): one row per input, run-level notes, the error
+    that stopped it if any; `started`/`finished` are RFC 3339 UTC, times in seconds."""
+
     source: str
     collection: str
     catalog: str
@@ -76,6 +84,7 @@ class Report:
 
     @property
     def rejected(self) -> list[Row]:
+        """The rows of rejected inputs."""
         return [r for r in self.rows if r.status is Status.REJECTED]
 
     def stop(self, error: str, not_done: dict[str, str]) -> None:
@@ -89,6 +98,7 @@ class Report:
         self.finished = datetime.now(UTC).isoformat()
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON data, with `counts`; rows without their empty fields."""
         data = asdict(self)
         data["counts"] = self.counts()
         data["rows"] = [{k: v for k, v in asdict(r).items() if v not in (None, [], {})}
@@ -96,6 +106,8 @@ class Report:
         return data
 
     def write(self, path: Path) -> None:
+        """Write `to_dict` as UTF-8 JSON to `path` (folders made), replaced whole: a
+        `.partial` file renamed into place."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".partial")
         tmp.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", "utf-8")

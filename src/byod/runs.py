@@ -22,9 +22,16 @@ if TYPE_CHECKING:  # types only: `import byod.pipeline` loads no GDAL, pystac or
 class Progress:
     """Callbacks for the edges to render; every method is optional to override."""
 
-    def discovered(self, total: int) -> None: ...
-    def stage(self, input: str, stage: str) -> None: ...
-    def finished(self, row: Row) -> None: ...
+    def discovered(self, total: int) -> None:
+        """Planning discovered `total` inputs (candidates and refused files, before the
+        unchanged ones are settled)."""
+
+    def stage(self, input: str, stage: str) -> None:
+        """The input (its relative path) entered `stage`: "queued", or a worker stage
+        ("inspect", "convert" or "convert <band>", "footprint", ...; report.STAGE_NAMES)."""
+
+    def finished(self, row: Row) -> None:
+        """The input is done: its report row."""
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,9 @@ class DiscoveryProblem:
 
 @dataclass
 class Discovery:
+    """What listing a source found: the inputs, the files refused (with why), the files
+    ignored, and notes for the report."""
+
     candidates: list[Candidate] = field(default_factory=list)
     problems: list[DiscoveryProblem] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # files that are neither raster nor sidecar
@@ -106,10 +109,14 @@ def _lower_ext(name: str) -> str:
 
 
 def is_raster_name(name: str) -> bool:
+    """Whether a file name's extension (any case) is one byod ingests (`RASTER_EXTENSIONS`)
+    and the name is not a sidecar's."""
     return _lower_ext(name) in RASTER_EXTENSIONS and not is_sidecar_name(name)
 
 
 def is_sidecar_name(name: str) -> bool:
+    """Whether a file name is a sidecar GDAL or byod reads beside a raster (world files,
+    `.aux.xml`, `.prj`, `.msk`, `.ovr`, metadata: `SIDECAR_SUFFIXES`/`SIDECAR_EXTENSIONS`)."""
     lower = name.lower()
     return lower.endswith(SIDECAR_SUFFIXES) or _lower_ext(name) in SIDECAR_EXTENSIONS
 
@@ -605,6 +612,7 @@ def fingerprint(candidate: Candidate, recipe: str) -> str:
 
 
 def file_sha256(path: str | Path) -> str:
+    """The SHA-256 hex digest of a local file, read `HASH_CHUNK` bytes at a time."""
     digest = hashlib.sha256()
     with Path(path).open("rb") as f:
         while chunk := f.read(HASH_CHUNK):
