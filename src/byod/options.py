@@ -75,7 +75,10 @@ class CloudOptions(BaseModel):
         "values:V,... or bits:B,...; default: by the mask's name.",
     )
     band: int | None = Field(
-        default=None, ge=1, description="Band of each input that is its cloud mask."
+        default=None,
+        ge=1,
+        description="Band of each input that is its cloud mask, read by the cloud rule "
+        "(a band without a rule is noted, not read).",
     )
     order: tuple[CloudSource, ...] = Field(
         default=("option", "user", "mask", "sidecar", "imagery"),
