@@ -34,6 +34,9 @@ class _Strict(BaseModel):
 
 
 class Provider(_Strict):
+    """A STAC Provider object (STAC 1.1.0 Collection `providers`): roles among licensor,
+    producer, processor, host."""
+
     name: str
     roles: list[str] = []
     url: str | None = None
@@ -45,6 +48,9 @@ class _Group(_Strict):
 
 
 class DatasetConfig(_Strict):
+    """A source folder's `byod.yaml`: collection fields and the time, cloud and grouping
+    sections of the settings (unknown keys refused)."""
+
     title: str | None = None
     description: str | None = None
     license: str | None = None
@@ -79,6 +85,9 @@ class DatasetConfigError(ValueError):
 
 
 def find_config(source: str, explicit: str | Path | None) -> Path | None:
+    """The configuration file of a run: `explicit` (DatasetConfigError when it is no
+    file), else one of `CONFIG_NAMES` in a local `source` folder, else None (a blob source
+    has none)."""
     if explicit is not None:
         path = Path(explicit)
         if not path.is_file():
@@ -90,6 +99,9 @@ def find_config(source: str, explicit: str | Path | None) -> Path | None:
 
 
 def load_config(path: Path) -> DatasetConfig:
+    """Read and check a YAML configuration file. Raises DatasetConfigError (a ValueError)
+    naming the file and each bad key when it cannot be read, is no mapping, or does not
+    validate."""
     try:
         data = yaml.safe_load(path.read_text("utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:

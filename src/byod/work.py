@@ -75,6 +75,11 @@ RGB_BANDS = {"landsat": ("SR_B4", "SR_B3", "SR_B2"), "sentinel2": ("B04", "B03",
 
 @dataclass(frozen=True)
 class Job:
+    """One input's work for a worker process (picklable): local paths of the raster, its
+    metadata, mask and band files, the rules and bounds (`max_pixels` pixels of a band,
+    `threads` GDAL threads, `cache_bytes` bytes, `disk_budget` bytes) and `workdir`, the
+    only folder it writes."""
+
     path: Path
     relpath: str
     item_id: str
@@ -99,6 +104,9 @@ class Job:
 
 @dataclass(frozen=True)
 class PrepareResult:
+    """What a worker gives back for one input: its scenes (COGs and thumbnails in the
+    job's workdir, not stored yet) and notes."""
+
     scenes: list[Scene]
     notes: list[str]  # subdatasets left out, with the reason
     # Seconds per stage in the worker (report.STAGE_NAMES from `inspect` to `checksum`;
