@@ -241,3 +241,44 @@ def test_an_interrupted_run_removes_what_it_stored_and_did_not_publish(
     publish_run(run, [], complete=False)  # interrupted before its outcome was published
     assert stores.target.list_files("c1/") == []
     assert [f.key for f in stores.catalog.list_files("c1/_runs/")] == []
+
+
+# Exceptions that never leave byod: each is caught where it is raised and becomes a rejection
+# reason, a retry or byod's own error (the reason is the entry's value).
+_INTERNAL_EXCEPTIONS = {
+    "byod.declared_size.HeaderError": "rasters.open_dataset: a damaged header, TRUNCATED",
+    "byod.footprint.NoValidData": "work.prepare: the NO_VALID_DATA rejection",
+    "byod.storage.ConflictError": "a publish still conflicting: RunFailed via pipeline",
+    "byod.validate.SchemaNotShipped": "validate_catalog: reported as that object's problem",
+    "byod.errors.Interrupted": "a signal (BaseException): RunInterrupted via pipeline",
+}
+
+
+def test_every_error_byod_raises_to_its_callers_is_of_its_family() -> None:
+    """Issue 12: one error family. A user catching `byod.errors.ByodError` (or the CLI mapping
+    it to exit codes) meets every error byod raises on purpose: search, load, open_catalog,
+    sign, byod.yaml and the cloud rules' errors too (they were plain ValueErrors)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import byod
+    from byod.errors import ByodError
+
+    outside = []
+    for module_info in pkgutil.iter_modules(byod.__path__):
+        module = importlib.import_module(f"byod.{module_info.name}")
+        for name, obj in vars(module).items():
+            ours = inspect.isclass(obj) and obj.__module__ == module.__name__
+            if ours and issubclass(obj, BaseException) and not issubclass(obj, ByodError):
+                outside.append(f"{module.__name__}.{name}")
+    assert sorted(outside) == sorted(_INTERNAL_EXCEPTIONS)
+
+
+def test_open_catalog_where_there_is_none_is_a_configuration_error(tmp_path: Path) -> None:
+    """byod.open_catalog on a folder without a catalog raised pystac's FileNotFoundError."""
+    import byod
+    from byod.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="no catalog there"):
+        byod.open_catalog(str(tmp_path))

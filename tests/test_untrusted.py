@@ -887,26 +887,47 @@ print(json.dumps(report.counts()))
 
 
 @pytest.mark.timeout(180)
-def test_a_script_without_main_guard_runs_once_and_ingests(tmp_path: Path) -> None:
-    """The README's snippet saved as a plain script (issue 12): workers must not import the
-    caller's __main__ again, so the script runs once and every input is converted."""
+@pytest.mark.parametrize("how", ["script", "python -c", "notebook cell"])
+def test_a_script_without_main_guard_runs_once_and_ingests(tmp_path: Path, how: str) -> None:
+    """The README's snippet saved as a plain script, given to `python -c`, or run in a
+    notebook cell (issue 12): workers must not import the caller's __main__ again (a
+    forkserver would, and fail on the unguarded script), so the code runs once and every
+    input is converted."""
     src = tmp_path / "src"
     for name in (GOOD, "good_20240102.tif"):
         _geotiff(src / name, ramp())
     ran = tmp_path / "ran.txt"
-    script = tmp_path / "scripts" / "ingest_mine.py"
-    script.parent.mkdir()
-    script.write_text(_SCRIPT.format(ran=str(ran), src=str(src), data=str(tmp_path / "data"),
-                                     catalog=str(tmp_path / "catalog")))  # fmt: skip
-    _plant_modules(tmp_path / "cwd", tmp_path / "imported.txt")
-    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path / "cwd",
-                            capture_output=True, text=True, check=False)  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    code = _SCRIPT.format(ran=str(ran), src=str(src), data=str(tmp_path / "data"),
+                          catalog=str(tmp_path / "catalog"))  # fmt: skip
+    (tmp_path / "cwd").mkdir()
+    if how == "script":  # python -c and a kernel put the working folder first on sys.path
+        _plant_modules(tmp_path / "cwd", tmp_path / "imported.txt")  # for the caller too
+    if how == "notebook cell":
+        import nbclient
+        import nbformat
+
+        notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+        in_cwd = {"metadata": {"path": str(tmp_path / "cwd")}}
+        nbclient.NotebookClient(notebook, timeout=150, kernel_name="python3",
+                                resources=in_cwd).execute()  # fmt: skip
+        printed = "".join(o.get("text", "") for o in notebook.cells[0].outputs)
+    else:
+        if how == "script":
+            script = tmp_path / "scripts" / "ingest_mine.py"
+            script.parent.mkdir()
+            script.write_text(code)
+            command = [sys.executable, str(script)]
+        else:
+            command = [sys.executable, "-c", code]
+        result = subprocess.run(command, cwd=tmp_path / "cwd", capture_output=True, text=True,
+                                check=False)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        printed = result.stdout
     assert not (tmp_path / "imported.txt").exists()
-    assert ran.read_text() == "ran\n"  # once: no worker imported the script again
+    assert ran.read_text() == "ran\n"  # once: no worker ran the caller's code again
     assert sorted(i.properties["byod:source"] for i in _items(tmp_path)) == [
         GOOD, "good_20240102.tif"]  # fmt: skip
-    assert json.loads(result.stdout.strip().splitlines()[-1])["ingested"] == 2
+    assert json.loads(printed.strip().splitlines()[-1])["ingested"] == 2
 
 
 # --- names and links -----------------------------------------------------------------------

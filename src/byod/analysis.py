@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pystac
 
 from byod.azure import AzureAccess, AzureOptions, resolve_access
+from byod.errors import ConfigurationError
 from byod.index import Query
 from byod.keys import ROOT_KEY
 from byod.searching import search_store
@@ -32,9 +33,11 @@ def open_catalog(url: str, access: AzureAccess | None = None) -> pystac.Catalog:
     `url` is a folder, az://container/prefix, or an https blob URL of the account, or any of
     them ending in `/catalog.json` (`storage.catalog_store`). Raises `ConfigurationError`
     for another STAC file, a URL outside the account, or no usable Azure credentials
-    (`AzureConfigError`); reading errors are pystac's (FileNotFoundError for a folder with
-    no catalog, urllib's HTTPError for a missing blob)."""
+    (`AzureConfigError`), and for a folder or container with no catalog (checked first);
+    other reading errors are pystac's."""
     store, access = catalog_store(url, access)
+    if not store.exists(ROOT_KEY):
+        raise ConfigurationError(f"{store.href(ROOT_KEY)}: no catalog there")
     href = store.href(ROOT_KEY)
     if access is None:
         return pystac.Catalog.from_file(href)
@@ -77,16 +80,16 @@ def search(
     return pystac.ItemCollection([pystac.Item.from_dict(d, migrate=False) for d in found])
 
 
-class UnrectifiedItems(ValueError):
+class UnrectifiedItems(ConfigurationError):
     """Items whose rasters are placed by GCPs or RPCs only, which byod.load cannot load."""
 
 
-class MixedCrs(ValueError):
+class MixedCrs(ConfigurationError):
     """Items in more than one CRS given to byod.load without `crs`: odc-stac would take the
     first item's CRS and read `resolution` in its units (30 in EPSG:4326 is 30 degrees)."""
 
 
-class MixedAssets(ValueError):
+class MixedAssets(ConfigurationError):
     """Items whose data assets differ (one `data` COG in some, one asset per band in others:
     a product's files whose bands differ in nodata) given to byod.load: odc-stac fills the
     bands an item lacks with nodata, silently."""

@@ -660,12 +660,11 @@ def search(
     from rich.table import Table
 
     from byod.analysis import search as run_search
-    from byod.index import SearchError
 
     try:
         found = run_search(catalog, collections=collection, bbox=bbox, datetime=datetime_,
                            max_cloud=max_cloud, filter=filter_, limit=limit)  # fmt: skip
-    except (SearchError, FileNotFoundError) as exc:
+    except (ConfigurationError, FileNotFoundError) as exc:  # a query or catalog that fails
         _usage_error(str(exc))
     if json_:
         sys.stdout.write(json.dumps(found.to_dict(transform_hrefs=False), indent=2) + "\n")

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from byod.errors import ConfigurationError
+
 
 @dataclass(frozen=True)
 class CloudRule:
@@ -69,7 +71,7 @@ PRESETS: dict[str, CloudRule] = {
 _CUSTOM = re.compile(r"^(values|bits):([\d,\s]+)$")
 
 
-class CloudRuleError(ValueError):
+class CloudRuleError(ConfigurationError):
     """A cloud rule that is neither a preset nor values:/bits: with integers."""
 
 

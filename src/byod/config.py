@@ -88,7 +88,7 @@ class IngestSettings(BaseModel):
         description="MB of temp disk one input's conversion may need at its peak (staged "
         "copies, rio-cogeo's uncompressed temp file and the COG, with overviews); larger "
         "inputs are rejected as too_large before conversion. Never more than (free temp "
-        "space - 1 GB) / workers; null: that share alone.",
+        "space - 1 GB) / workers; none (null in byod.yaml or the flow): that share alone.",
     )
     compression: Compression = Field(
         default="deflate",

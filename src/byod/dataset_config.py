@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
+from byod.errors import ConfigurationError
 from byod.options import CloudOptions, TimeOptions, setting_problems
 
 CONFIG_NAMES = ("byod.yaml", "byod.yml")
@@ -80,7 +81,7 @@ class DatasetConfig(_Strict):
 SETTING_KEYS = {"group_pattern": "group.pattern"}
 
 
-class DatasetConfigError(ValueError):
+class DatasetConfigError(ConfigurationError):
     """The configuration file cannot be read or says something byod does not know."""
 
 

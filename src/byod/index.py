@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 import pystac
 import shapely
 
+from byod.errors import ConfigurationError
 from byod.keys import INDEX_NAME, month_in
 from byod.storage import Store
 from byod.workspace import scratch_folder
@@ -472,7 +473,7 @@ def _opened(store: Store, key: str) -> Iterator[_Index]:
 # --- the query -------------------------------------------------------------------------
 
 
-class SearchError(ValueError):
+class SearchError(ConfigurationError):
     """A query that cannot be run: a malformed bbox, period or CQL2 filter, or a catalog or
     collection that does not exist."""
 

@@ -13,11 +13,17 @@ from importlib import resources
 
 from byod.records import Candidate
 
+# Landsat Collection 2 file names, LXSS_LLLL_PPPRRR_YYYYMMDD_yyyymmdd_CC_TX_<band>.TIF (USGS,
+# "Landsat 8-9 Collection 2 Level 2 Science Product Guide", LSDS-1619, its file naming
+# convention; the same for Landsat 4-7, LSDS-1618).
 LANDSAT = re.compile(
     r"(?i)^(?P<scene>L[COTEM]0\d_L[12][A-Z]{2}_\d{6}_\d{8}_\d{8}_\d{2}_[A-Z0-9]{2})"
     r"_(?P<band>(?:SR|ST)_B\d{1,2}|B\d{1,2}|QA_PIXEL|QA_RADSAT|SR_QA_AEROSOL|ST_QA|ST_[A-Z]+)"
     r"\.(?:tif|tiff)$"
 )
+# Sentinel-2 Level-2A band files inside a SAFE's IMG_DATA/R10m|R20m|R60m folders,
+# T<tile>_<sensing time>_<band>_<res>m.jp2 (ESA, "Sentinel-2 Products Specification
+# Document", S2-PDGS-TAS-DI-PSD, the L2A granule naming), and the same names as GeoTIFFs.
 SENTINEL2 = re.compile(
     r"(?i)^(?P<scene>T\d{2}[A-Z]{3}_\d{8}T\d{6})_(?P<band>B\d[\dA]|SCL|AOT|WVP|TCI)"
     r"(?:_(?P<resolution>\d{2})m)?\.(?:jp2|tif|tiff)$"

@@ -15,6 +15,7 @@ from pystac.stac_io import DefaultStacIO
 from pystac.utils import make_absolute_href
 
 from byod.azure import AzureAccess, AzureOptions, resolve_access, sign_href
+from byod.errors import ConfigurationError
 
 DEFAULT_EXPIRY = timedelta(hours=1)
 
@@ -54,7 +55,7 @@ def sign(
     return signed
 
 
-class NothingToSign(ValueError):
+class NothingToSign(ConfigurationError):
     """An item none of whose assets is a blob of the storage account (`sign_item_json`):
     a local catalog's item, or another account's."""
 
