@@ -98,17 +98,24 @@ def killing_workers_reading(name: str, nannies: set[int] | None = None,
     killer or a pod eviction would. `signum`: another signal (SIGSTOP: an input that never
     finishes). Yields the pids signalled."""
     killed: list[int] = []
+    with polling(lambda: _kill_readers(name, killed, nannies, signum)):
+        yield killed
+
+
+@contextlib.contextmanager
+def polling(step: Callable[[], None], every_s: float = 0.02) -> Iterator[None]:
+    """Call `step` every `every_s` seconds in a thread while the block runs."""
     stop = threading.Event()
 
     def watch() -> None:
         while not stop.is_set():
-            _kill_readers(name, killed, nannies, signum)
-            stop.wait(0.02)
+            step()
+            stop.wait(every_s)
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     try:
-        yield killed
+        yield
     finally:
         stop.set()
         thread.join()

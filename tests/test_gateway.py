@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -29,7 +28,15 @@ from byod.config import IngestSettings
 from byod.errors import ConfigurationError
 from byod_flows import awaited_workers, check_runner_options, closing_gateway, ingest
 from tests.conftest import ramp, write_geotiff
-from tests.test_dask_cluster import DASK, _free_port, _parent, _start, _stop, task_runs
+from tests.test_dask_cluster import (
+    DASK,
+    _free_port,
+    _parent,
+    _start,
+    _stop,
+    polling,
+    task_runs,
+)
 
 SERVER = str(Path(sys.executable).parent / "dask-gateway-server")
 
@@ -101,26 +108,18 @@ def _workers_running_byod() -> Iterator[set[int]]:
     """While the block runs, the pids of the processes that start byod's subprocess workers
     (`python -P -m byod.subworker`): the daemonic Dask workers the inputs ran on."""
     parents: set[int] = set()
-    stop = threading.Event()
 
-    def watch() -> None:
-        while not stop.is_set():
-            for entry in os.listdir("/proc"):
-                with contextlib.suppress(OSError, ValueError, IndexError):
-                    if (
-                        entry.isdigit()
-                        and b"byod.subworker" in Path(f"/proc/{entry}/cmdline").read_bytes()
-                    ):
-                        parents.add(_parent(int(entry)))
-            stop.wait(0.02)
+    def look() -> None:
+        for entry in os.listdir("/proc"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if (
+                    entry.isdigit()
+                    and b"byod.subworker" in Path(f"/proc/{entry}/cmdline").read_bytes()
+                ):
+                    parents.add(_parent(int(entry)))
 
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    try:
+    with polling(look):
         yield parents
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _cmdline(pid: int) -> str:
