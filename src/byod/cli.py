@@ -41,7 +41,7 @@ from byod.errors import (
     storage_failure,
 )
 from byod.export import ExportFormat
-from byod.locations import SOURCE_PLACES, check_source, normalize_location
+from byod.locations import SOURCE_PLACES, check_source, container_of, normalize_location
 from byod.options import CloudOptions, TimeOptions, clause, setting_problems
 from byod.report import Report, Status, printable
 
@@ -827,14 +827,15 @@ def sign(
         _usage_error(only)
     local = None if remote else DefaultStacIO().read_json(target)  # no credentials needed
     is_item = local is not None and local.get("type") == "Feature"
-    if local is not None and is_item and not any(map(_may_be_blob, asset_hrefs(local, target))):
+    blobs = [h for h in asset_hrefs(local, target) if container_of(h)] if is_item and local else []
+    if local is not None and is_item and not blobs:
         _usage_error(f"{only}; none of this item's assets is a blob URL")  # a local catalog's
     try:
         access = resolve_access(AzureOptions())
     except ConfigurationError:
         # Without credentials a URL of another host is still no blob: say that, not
         # "no credentials" (a blob URL of Azure or Azurite's then needs the credentials).
-        if remote and not _may_be_blob(target):
+        if remote and container_of(target) is None:
             _usage_error(only)
         raise
     raw = local if local is not None else (
@@ -854,16 +855,6 @@ def sign(
         _usage_error(f"{target}: not a blob of storage account {access.account_name!r}; "
                      "only Azure blob URLs of that account can be signed")  # fmt: skip
     sys.stdout.write(url + "\n")
-
-
-def _may_be_blob(url: str) -> bool:
-    """Whether a URL may name a blob before the account is known: az://, abfs(s)://, an Azure
-    blob endpoint (`*.blob.core.windows.net` and the national clouds' `*.blob.core.*`), or
-    a loopback host (Azurite's `http://127.0.0.1:10000/ACCOUNT/...`)."""
-    if url.startswith(("az://", "abfs://", "abfss://")):
-        return True
-    host = url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
-    return ".blob.core." in host or host in ("127.0.0.1", "localhost")
 
 
 def _print_summary(report: Report) -> None:
