@@ -217,6 +217,34 @@ def test_a_bad_value_in_byod_yaml_names_the_file_and_its_key(tmp_path: Path) -> 
     assert "cloud_rule" not in line and "Value error" not in line and "--help" not in line
 
 
+@pytest.mark.parametrize(
+    ("yaml", "args", "words"),
+    [
+        ("time: {datetime: 2021-05-01, order: [user, name]}\n", [], ["datetime", "'option'"]),
+        ("time: {pattern: '(?P<year>\\d{4})', order: [option, tag]}\n", [], ["pattern", "'name'"]),
+        ("clouds: {cover: 5, order: [mask]}\n", [], ["cover", "'option'"]),
+        ("time: {order: [user, name]}\n", ["--datetime", "2021-05-01"], ["datetime", "'option'"]),
+        (None, ["--cloud-cover", "5", "--cloud-order", "mask"], ["cover", "'option'"]),
+    ],
+    ids=["yaml-datetime", "yaml-pattern", "yaml-cover", "cli-over-yaml-order", "cli-cover"],
+)  # fmt: skip
+def test_a_value_its_order_never_reads_is_refused(
+    tmp_path: Path, yaml: str | None, args: list[str], words: list[str]
+) -> None:
+    # Newcomer fault: `time: {datetime: X, order: [user, name]}` dropped X without a word (the
+    # order's sources are the only ones tried), then advised setting the datetime it dropped.
+    write_geotiff(tmp_path / "src" / "a.tif", ramp(16, 16), **UTM)
+    if yaml is not None:
+        (tmp_path / "src" / "byod.yaml").write_text(yaml)
+    result = invoke("ingest", str(tmp_path / "src"), "--catalog", str(tmp_path / "c"),
+                    "--target", str(tmp_path / "d"), "--quiet", *args)  # fmt: skip
+    assert result.exit_code == 2, result.output
+    line = one_error_line(result)
+    assert all(w in line for w in words), line
+    assert "leaves out" in line and "Traceback" not in result.output
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
+
+
 # --- RB 10: sign abfss://, validate a collection.json ---------------------------------------------
 
 

@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CloudSource = Literal["option", "user", "mask", "sidecar", "imagery"]
 TimeSource = Literal["option", "user", "sidecar", "tag", "name", "written"]
@@ -58,6 +58,13 @@ class TimeOptions(BaseModel):
     def _pattern(cls, value: str | None) -> str | None:
         return named_groups(value, required={"year"}, allowed=_TIME_GROUPS)
 
+    @model_validator(mode="after")
+    def _used(self) -> TimeOptions:
+        # A value whose source the order leaves out would be dropped without a word.
+        _refuse_unused(self.datetime is not None, "datetime", "option", self.order)
+        _refuse_unused(self.pattern is not None, "pattern", "name", self.order)
+        return self
+
 
 class CloudOptions(BaseModel):
     """How each item's cloud cover is found (README "Cloud cover"). byod.yaml's `clouds:`
@@ -93,6 +100,19 @@ class CloudOptions(BaseModel):
         if value is not None:
             parse_rule(value)  # raises with the valid choices named
         return value
+
+    @model_validator(mode="after")
+    def _used(self) -> CloudOptions:
+        _refuse_unused(self.cover is not None, "cover", "option", self.order)
+        return self
+
+
+def _refuse_unused(given: bool, name: str, source: str, order: tuple[str, ...]) -> None:
+    """Refuse a value that `order` (the sources tried, first to last) never reads."""
+    if given and source not in order:
+        raise ValueError(f"{name} is given but order ({', '.join(order)}) leaves out "
+                         f"'{source}', the source that reads it: add '{source}' to order "
+                         f"or remove {name}")  # fmt: skip
 
 
 def named_groups(value: str | None, required: set[str], allowed: set[str] | None) -> str | None:
