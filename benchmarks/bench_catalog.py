@@ -3,16 +3,19 @@ locally and on Azurite (issue 13's targets), with the whole CLI timed as a user 
 
     .venv/bin/python benchmarks/bench_catalog.py [--sizes 1000,10000,100000]
         [--azurite-sizes 1000,10000] [--noop-inputs 1000] [--local-only] [--workdir DIR]
+        [--skip-build] [--uploads 48]
 
 The collections are built with byod itself through its bulk path: `byod.catalog.publish`
 called once with N synthetic items (one item per input, spread over N/1000 months, at least
 12, as byod publishes them: absolute asset hrefs, `byod:source` and `byod:fingerprint`),
 whose COG and thumbnail are tiny real files stored in the target (a 16 x 16 COG and a PNG,
-copied locally, uploaded 16 at a time on Azurite). Then, timed as wall clock of the
+copied locally; on Azurite uploaded `--uploads` at a time, and publish's own item writes
+overlapped as many at a time instead of byod's `storage.REQUESTS_AT_ONCE`: the same blobs,
+written by the same calls, only more of them in flight). Then, timed as wall clock of the
 installed `byod` CLI in a fresh process:
 
-- add one: `byod ingest` of a source folder holding one new 64 x 64 raster into that
-  collection (plan: the index's columns; publish: one month rewritten);
+- add one: `byod ingest` of the size's source folder after one new 64 x 64 raster was put
+  in it (plan: the index's columns; publish: one month rewritten);
 - no-op: the same command again (nothing converted, nothing written);
 - search: `byod search --bbox --datetime --max-cloud --json` over the collection.
 
@@ -21,12 +24,21 @@ re-run of the same folder, and their ratio (target: the re-run <= 2% of the firs
 Azurite (node_modules/.bin/azurite-blob, loopback, --disableTelemetry) is started by the
 script. The machine is shared: the load average is printed with each table, and each time
 is wall seconds with, in parentheses, the CPU seconds of the CLI process and the children
-it waited for (not its forkserver's workers: a first run's CPU is undercounted).
+it waited for (not its forkserver's workers: a first run's CPU is undercounted); the last
+column is byod's own report of add one's `plan` and `publish` seconds (`--report`).
+
+`--workdir DIR` keeps everything (collections, Azurite's data folder and port, the source
+folders) and a run reuses what it finds there: a collection whose `built.json` is present
+is measured, not built again (its build time is the one recorded, marked `*`), and every
+run adds a new input (add one stays "add one" on a collection of N + runs items).
+`--skip-build` measures only the collections the workdir holds (a size not built is
+skipped with a note): the build of 100,000 items on Azurite takes tens of minutes.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
@@ -47,8 +59,9 @@ import pystac
 import rasterio
 from rasterio.transform import from_origin
 
+import byod.storage
 from byod.catalog import CollectionInfo, publish
-from byod.keys import new_version
+from byod.keys import collection_key, new_version
 from byod.storage import Store, open_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,11 +111,15 @@ def synthetic(n: int, target: Store) -> dict[str, pystac.Item]:
     return out
 
 
-def build(catalog: Store, target: Store, n: int, scratch: Path) -> float:
-    """The bulk path: store the tiny files for `n` items, then one `catalog.publish`."""
+def build(catalog: Store, target: Store, n: int, scratch: Path, uploads: int) -> float:
+    """The bulk path: store the tiny files for `n` items, then one `catalog.publish`.
+    On a blob store `uploads` requests are in flight at once (asset uploads, and publish's
+    item writes through `Store.each`); assets already stored by an interrupted build are
+    not uploaded again (one listing)."""
     start = time.perf_counter()
     cog, png = tiny_files(scratch)
     items = synthetic(n, target)
+    stored = set() if target.is_local else {i.key for i in target.list_files(f"{COLLECTION}/")}
 
     def store(item: pystac.Item) -> None:
         for asset, local in ((item.assets["data"], cog), (item.assets["thumbnail"], png)):
@@ -110,13 +127,21 @@ def build(catalog: Store, target: Store, n: int, scratch: Path) -> float:
             if target.is_local:
                 Path(target.href(key)).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(local, target.href(key))
-            else:
+            elif key not in stored:
                 target.put_file(local, key)
 
-    with ThreadPoolExecutor(max_workers=1 if target.is_local else 16) as pool:
+    with ThreadPoolExecutor(max_workers=1 if target.is_local else uploads) as pool:
         list(pool.map(store, items.values()))
     info = CollectionInfo(COLLECTION, "Synthetic items (benchmarks/bench_catalog.py)", "CC0-1.0")
-    publish(catalog, info, items, [], new_version())
+    if catalog.exists(collection_key(COLLECTION)):
+        where = catalog.href(collection_key(COLLECTION))
+        raise SystemExit(f"{where} exists, not recorded as built (built.json): remove it")
+    at_once = byod.storage.REQUESTS_AT_ONCE
+    byod.storage.REQUESTS_AT_ONCE = uploads  # read by BlobStore.each at each call
+    try:
+        publish(catalog, info, items, [], new_version())
+    finally:
+        byod.storage.REQUESTS_AT_ONCE = at_once
     return time.perf_counter() - start
 
 
@@ -168,17 +193,27 @@ def load() -> str:
 
 @contextmanager
 def azurite(folder: Path) -> Iterator[dict[str, str]]:
-    """Azurite on a free loopback port; the environment that points byod at it."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    """Azurite on a loopback port, its data in `folder`; the environment that points byod at
+    it. The port is kept in `folder.with_suffix(".port")` and used again by the next run on
+    the same folder: the published asset hrefs name it."""
+    kept = folder.with_suffix(".port")
+    if kept.exists():
+        port = int(kept.read_text())
+    else:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        folder.mkdir(parents=True, exist_ok=True)
+        kept.write_text(f"{port}\n")
+    if socket.socket().connect_ex(("127.0.0.1", port)) == 0:
+        raise SystemExit(f"port {port} of {folder} is taken: is its Azurite still running?")
     proc = subprocess.Popen([str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(port),
                              "--location", str(folder), "--disableTelemetry",
                              "--skipApiVersionCheck", "--silent"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 600  # it reads its whole database (~1 KB a blob) first
     while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or proc.poll() is not None:
             proc.kill()
             raise SystemExit("Azurite did not start")
         time.sleep(0.1)
@@ -190,8 +225,12 @@ def azurite(folder: Path) -> Iterator[dict[str, str]]:
     try:
         yield env
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        proc.terminate()  # Azurite saves its database (seconds at 300,000 blobs), then exits
+        try:
+            proc.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def stores(n: int, base: Path, env: dict[str, str] | None) -> tuple[str, str]:
@@ -220,22 +259,42 @@ def open_stores(catalog: str, target: str, env: dict[str, str] | None) -> tuple[
     return out[0], out[1]
 
 
-def size_rows(where: str, sizes: list[int], base: Path, env: dict[str, str] | None) -> None:
+def size_rows(where: str, sizes: list[int], base: Path, env: dict[str, str] | None,
+              uploads: int, skip_build: bool) -> None:  # fmt: skip
     print(f"\n{where}: {load()}")
     print(f"{'items':>8} {'build s':>8} {'add one s (cpu)':>16} {'no-op s (cpu)':>14} "
-          f"{'search s (cpu)':>15}")  # fmt: skip
+          f"{'search s (cpu)':>15} {'plan+publish s':>15}")  # fmt: skip
+    kept_any = False
     for n in sizes:
         catalog_url, target_url = stores(n, base, env)
-        catalog, target = open_stores(catalog_url, target_url, env)
-        built = build(catalog, target, n, base / f"{n}" / "tiny")
+        marker = base / f"{n}" / "built.json"
+        if marker.exists():
+            built, kept = json.loads(marker.read_text())["seconds"], "*"
+            kept_any = True
+        elif skip_build:
+            print(f"{n:>8} not built in {base} (--skip-build)")
+            continue
+        else:
+            catalog, target = open_stores(catalog_url, target_url, env)
+            built, kept = build(catalog, target, n, base / f"{n}" / "tiny", uploads), ""
+            record = {"items": n, "seconds": built, "catalog": catalog_url,
+                      "target": target_url, "load": load()}  # fmt: skip
+            marker.write_text(json.dumps(record) + "\n")
         source = base / f"{n}" / "one"
-        raster(source / "new_20160615.tif", 64, 1)
+        runs = len(list(source.glob("*.tif"))) if source.exists() else 0
+        # a new input for every run: the earlier ones are in the collection, unchanged
+        raster(source / f"new{runs}_20160615.tif", 64, 1 + runs)
+        report = base / f"{n}" / f"add-{runs}.json"
         run = ["ingest", str(source), "--collection", COLLECTION, "--catalog", catalog_url,
                "--target", target_url, "--workers", "1", "-q"]  # fmt: skip
-        add = cli(*run, env=env)
+        add = cli(*run, "--report", str(report), env=env)
         noop = cli(*run, env=env)
         found = cli("search", catalog_url, *SEARCH, "--json", env=env)
-        print(f"{n:>8} {built:>8.1f} {add:>16} {noop:>14} {found:>15}")
+        stages = json.loads(report.read_text()).get("seconds", {})
+        split = f"{stages.get('plan', 0):.2f}+{stages.get('publish', 0):.2f}"
+        print(f"{n:>8} {built:>7.1f}{kept:1} {add:>16} {noop:>14} {found:>15} {split:>15}")
+    if kept_any:
+        print("* built by an earlier run in this workdir (kept); its build time then")
 
 
 def noop_rows(where: str, n: int, base: Path, env: dict[str, str] | None) -> None:
@@ -243,7 +302,11 @@ def noop_rows(where: str, n: int, base: Path, env: dict[str, str] | None) -> Non
     if not source.exists():
         for i in range(n):
             raster(source / f"s{i:05d}_2016{1 + i % 12:02d}01.tif", 32, i)
-    catalog_url, target_url = stores(0, base / "noop", env)
+    # A first run needs a catalog and target with nothing in them (a kept workdir has them).
+    stamp = datetime.now(UTC).strftime("%H%M%S")
+    catalog_url, target_url = stores(0, base / "noop" / stamp, env)
+    if env is not None:
+        catalog_url, target_url = f"az://noop{stamp}/c", f"az://noopdata{stamp}/d"
     run = ["ingest", str(source), "--collection", "noop", "--catalog", catalog_url,
            "--target", target_url, "-q"]  # fmt: skip
     first = cli(*run, env=env)
@@ -255,11 +318,15 @@ def noop_rows(where: str, n: int, base: Path, env: dict[str, str] | None) -> Non
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000,10000,100000")
-    parser.add_argument("--azurite-sizes", default="1000,10000")
-    parser.add_argument("--noop-inputs", type=int, default=1000)
-    parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--sizes", default="1000,10000,100000", help="local; '' for none")
+    parser.add_argument("--azurite-sizes", default="1000,10000", help="'' for none")
+    parser.add_argument("--noop-inputs", type=int, default=1000, help="0: no no-op table")
+    parser.add_argument("--workdir", type=Path, help="kept, and reused when present")
     parser.add_argument("--local-only", action="store_true", help="no Azurite tables")
+    parser.add_argument("--skip-build", action="store_true",
+                        help="measure only the collections the workdir holds")  # fmt: skip
+    parser.add_argument("--uploads", type=int, default=48,
+                        help="blob requests in flight while building on Azurite")  # fmt: skip
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     blob_sizes = [int(s) for s in args.azurite_sizes.split(",") if s]
@@ -268,13 +335,14 @@ def main() -> None:
     cli("search", "--help")  # fills the bytecode cache: every timed run starts warm
     try:
         if sizes:
-            size_rows("local", sizes, base / "local", None)
+            size_rows("local", sizes, base / "local", None, args.uploads, args.skip_build)
         if args.noop_inputs:
             noop_rows("local", args.noop_inputs, base / "local", None)
         if (blob_sizes or args.noop_inputs) and not args.local_only:
             with azurite(base / "azurite") as env:
                 if blob_sizes:
-                    size_rows("Azurite", blob_sizes, base / "blob", env)
+                    size_rows("Azurite", blob_sizes, base / "blob", env, args.uploads,
+                              args.skip_build)  # fmt: skip
                 if args.noop_inputs:
                     noop_rows("Azurite", args.noop_inputs, base / "blob", env)
     finally:
