@@ -530,3 +530,21 @@ def test_day_month_year_orders_are_not_guessed_and_say_so(
 def test_a_lone_year_beside_other_numbers_is_no_ambiguous_day(name: str) -> None:
     found = acquisition_from_name(name)
     assert found is not None and found.note is None
+
+
+@pytest.mark.parametrize(
+    ("name", "year"),
+    [
+        ("dem_2000_10_30m.tif", 2000),  # 30 m resolution, SRTM's year: not 2000-10-30
+        ("srtm_2000_1_90m.tif", 2000),
+        ("gebco_2023_15_arcsec.tif", 2023),  # year, then a count: not the 15th month
+    ],
+)
+def test_a_number_with_a_unit_after_the_year_is_no_day_or_month(name: str, year: int) -> None:
+    # Newcomer fault: `dem_2000_10_30m` was read as 2000-10-30; the loose Y_M_D form now
+    # stands apart from a unit, and a year-month may not run on into `_<digits>` (a third
+    # number), so only the year is taken, as the whole year.
+    found = acquisition_from_name(name)
+    assert found is not None, name
+    last = datetime(year, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    assert (found.start, found.end) == (datetime(year, 1, 1, tzinfo=UTC), last)

@@ -171,8 +171,10 @@ _FORMS = (
     _NOT_DIGIT_BEFORE + r"(?P<year>\d{4})\.(?P<month>\d{2})\.(?P<day>\d{2})(?!\d)",
     # unpadded or underscored parts with any one separator: _2022_9_9, 2022-9-9, 2022_09_09,
     # 2022.9.9, `photo 2022 09 09` (year first: never ambiguous)
+    # (a unit after the day makes it a quantity: dem_2000_10_30m is 30 m, not the 30th; a
+    # time may follow: 2022_09_09T10...)
     _APART_BEFORE + r"(?P<year>\d{4})(?P<dsep>[_\-. ])(?P<month>\d{1,2})(?P=dsep)"
-    r"(?P<day>\d{1,2})(?!\d)",
+    r"(?P<day>\d{1,2})(?!\d|[A-SU-Za-su-z])",
     # year + day of year: MODIS/VIIRS A2011009, MODIS .2011.009., Landsat-style 2017101
     _APART_BEFORE + r"[Aa](?P<year>\d{4})(?P<doy>\d{3})(?!\d)",
     _APART_BEFORE + r"(?P<year>\d{4})\.(?P<doy>\d{3})(?![\dA-Za-z])",
@@ -180,7 +182,7 @@ _FORMS = (
     # an ISO 8601 week (2020-W05, 2020W05) or week date (2020-W05-3)
     _APART_BEFORE + r"(?P<year>\d{4})-?W(?P<week>\d{2})(?:-?(?P<weekday>[1-7]))?(?![\dA-Za-z])",
     # a month: 2020-07, era5_t2m_2019_01, CHIRPS monthly 2020.01
-    _APART_BEFORE + r"(?P<year>\d{4})[\-._](?P<month>\d{2})(?![\dA-Za-z]|-\d|\.\d\d)",
+    _APART_BEFORE + r"(?P<year>\d{4})[\-._](?P<month>\d{2})(?![\dA-Za-z]|[-_]\d|\.\d\d)",
     # a lone year: _2020., -2020_, ESA CCI -2015-v2.0.7
     _APART_BEFORE + r"(?P<year>\d{4})(?![\dA-Za-z]|-\d)",
 )
