@@ -4,9 +4,12 @@ there is something to do)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +51,7 @@ RECIPE_VERSION = 1
 class _Plan:
     candidate: Candidate
     item_id: str
-    fingerprint: str
+    fingerprint: str | Future[tuple[str, float]]  # a Future: hashed while workers convert
     previous: list[Entry]
     unreadable: str | None = None  # why the input could not be read for its fingerprint
     fingerprint_s: float = 0.0  # seconds its fingerprint took
@@ -78,7 +81,8 @@ def new_run(settings: IngestSettings, progress: Progress) -> Run:
                   message=problem.message)  # fmt: skip
         finish_row(report, progress, row)
     todo = []
-    plans = _plan(found.candidates, items, _recipe(settings), source_root(settings.source))
+    plans = _plan(found.candidates, items, _recipe(settings), source_root(settings.source),
+                  report.notes)  # fmt: skip
     listed = _listed(stores.target, collection_id, sum(1 for p in plans if p.previous))
     for plan in plans:
         if plan.unreadable is not None:  # the input's fault, not the store's: it alone fails
@@ -195,15 +199,27 @@ def _recipe(settings: IngestSettings) -> str:
 
 
 def _plan(candidates: list[Candidate], items: dict[str, Entry], recipe: str,
-          root: str | None = None) -> list[_Plan]:  # fmt: skip
-    """Fingerprint every input (in threads: hashing releases the GIL) and give it an item id.
+          root: str | None = None, notes: list[str] | None = None) -> list[_Plan]:  # fmt: skip
+    """Fingerprint the inputs and give each an item id.
+
+    An input with a published item is hashed now (in threads: hashing releases the GIL),
+    since whether it is unchanged depends on it. A new local input only needs its hash when
+    its item is stored: it is hashed in a thread of this process while the workers convert
+    (`_Hasher`; its `_Plan.fingerprint` is a Future), after a check that it can be opened.
+    `notes` (the report's) receives a line for an input that changed while it was hashed;
+    None hashes every input now.
 
     An input keeps the id its item already has (an item of the same path below the same
     source `root`, or of unknown root); a new one takes the slug of its path, or the slug
     plus a hash of the path when another input or item holds that slug already (plus a hash
     of the root and the path when that is taken too: the same path in another source).
     """
-
+    by_source: dict[str, list[Entry]] = {}
+    for item in items.values():
+        if item.same_input(item.source, root):  # not another source's item of that path
+            by_source.setdefault(str(item.source), []).append(item)
+    later = notes is not None
+    now = [c for c in candidates if not (later and _deferrable(c, by_source))]
     seconds: dict[str, float] = {}  # by input: the report's `fingerprint` stage
 
     def hashed(candidate: Candidate) -> str | OSError:
@@ -215,16 +231,21 @@ def _plan(candidates: list[Candidate], items: dict[str, Entry], recipe: str,
         finally:
             seconds[candidate.relpath] = time.perf_counter() - start
 
-    with ThreadPoolExecutor(max_workers=default_workers()) as pool:
-        prints = list(pool.map(hashed, candidates))
-    by_source: dict[str, list[Entry]] = {}
-    for item in items.values():
-        if item.same_input(item.source, root):  # not another source's item of that path
-            by_source.setdefault(str(item.source), []).append(item)
+    prints: dict[str, str | OSError | Future[tuple[str, float]]] = {}
+    if now:
+        with ThreadPoolExecutor(max_workers=default_workers()) as pool:
+            prints = dict(zip((c.relpath for c in now), pool.map(hashed, now), strict=True))
+    deferred = [c for c in candidates if c.relpath not in prints]
+    if deferred:
+        hasher = _Hasher(recipe, notes if notes is not None else [])
+        for candidate in deferred:
+            prints[candidate.relpath] = hasher.submit(candidate)
+        hasher.start()
     taken = {item_id for item_id in items if item_id}
     plans = []
-    for candidate, print_ in zip(candidates, prints, strict=True):
+    for candidate in candidates:
         previous = by_source.get(candidate.relpath, [])
+        print_ = prints[candidate.relpath]
         if isinstance(print_, OSError):
             message = f"{candidate.relpath}: cannot be read ({print_.strerror or print_})"
             plans.append(_Plan(candidate, "", "", previous, unreadable=message))
@@ -243,6 +264,84 @@ def _plan(candidates: list[Candidate], items: dict[str, Entry], recipe: str,
         plans.append(_Plan(candidate, item_id, print_, previous,
                            fingerprint_s=seconds.get(candidate.relpath, 0.0)))  # fmt: skip
     return plans
+
+
+def _deferrable(candidate: Candidate, by_source: dict[str, list[Entry]]) -> bool:
+    """A local input with no published item: its hash is not needed before it is stored."""
+    return not candidate.versions and not by_source.get(candidate.relpath)
+
+
+class _Hasher:
+    """Fingerprints of new local inputs, computed one after the other (in the order the
+    workers take them) in a daemon thread of the parent while the workers convert: hashing
+    releases the GIL, and a daemon thread does not hold up the exit of an interrupted run.
+
+    `submit` first checks that each file opens (an unreadable input is rejected at planning,
+    as when it is hashed then: returns the OSError) and records its size and mtime; `start`
+    starts hashing. A file whose size or mtime differ after hashing changed while it was
+    ingested, so its fingerprint becomes one no input hashes to (`changed_fingerprint`):
+    the next run ingests it again, and `notes` says so. A read error while hashing is
+    treated the same way.
+    """
+
+    def __init__(self, recipe: str, notes: list[str]) -> None:
+        self.recipe = recipe
+        self.notes = notes
+        self.jobs: list[tuple[Candidate, list[_Stat], Future[tuple[str, float]]]] = []
+
+    def submit(self, candidate: Candidate) -> Future[tuple[str, float]] | OSError:
+        try:
+            stats = [_stat_opened(p) for p in (candidate.path, *candidate.sidecars)]
+        except OSError as exc:
+            return exc
+        future: Future[tuple[str, float]] = Future()
+        self.jobs.append((candidate, stats, future))
+        return future
+
+    def start(self) -> None:
+        if self.jobs:
+            threading.Thread(target=self._work, args=(self.jobs,), name="byod-fingerprint",
+                             daemon=True).start()  # fmt: skip
+
+    def _work(self, jobs: list[tuple[Candidate, list[_Stat], Future[tuple[str, float]]]]
+              ) -> None:  # fmt: skip
+        for candidate, stats, future in jobs:
+            start = time.perf_counter()
+            try:
+                value = fingerprint(candidate, self.recipe)
+                after = [_stat(p) for p in (candidate.path, *candidate.sidecars)]
+                why = None if after == stats else "changed while it was ingested"
+            except OSError as exc:
+                value, why = "", f"could not be read for its fingerprint ({exc.strerror or exc})"
+            except BaseException as exc:  # noqa: BLE001 - whoever reads it gets the error
+                future.set_exception(exc)
+                continue
+            if why is not None:
+                value = changed_fingerprint(value)
+                self.notes.append(f"{candidate.relpath}: {why}; the next run ingests it again")
+            future.set_result((value, time.perf_counter() - start))
+
+
+_Stat = tuple[int, int]  # size in bytes, mtime in nanoseconds
+
+
+def _stat(path: str) -> _Stat:
+    info = os.stat(path)
+    return info.st_size, info.st_mtime_ns
+
+
+def _stat_opened(path: str) -> _Stat:
+    """Size and mtime of a file this process can open for reading (raises OSError else)."""
+    with open(path, "rb") as f:
+        info = os.fstat(f.fileno())
+    return info.st_size, info.st_mtime_ns
+
+
+def changed_fingerprint(value: str) -> str:
+    """The fingerprint recorded for an input that changed while it was hashed (or could not
+    be read): sha256 hex like any other, but of a marker and the hash, so it never equals
+    what `sources.fingerprint` gives for the file as it is: the next run re-ingests it."""
+    return hashlib.sha256(b"byod: changed while hashed\0" + value.encode()).hexdigest()
 
 
 def _listed(target: Store, collection_id: str, checks: int) -> dict[str, dict[str, str]] | None:
@@ -264,8 +363,10 @@ def _unchanged(plan: _Plan, target: Store, listed: dict[str, dict[str, str]] | N
     """Same fingerprint as the stored items, and their COGs are in the target (with the same
     fingerprint in the blob metadata, where the target keeps metadata; from `listed`, one
     listing of the target, when given)."""
+    expected = plan.fingerprint
+    assert isinstance(expected, str)  # an input with items is hashed at planning
     for item in plan.previous:
-        if item.fingerprint != plan.fingerprint:
+        if item.fingerprint != expected:
             return False
         for href in item.data_hrefs:
             key = target.key_of(href)
@@ -279,6 +380,6 @@ def _unchanged(plan: _Plan, target: Store, listed: dict[str, dict[str, str]] | N
                 metadata = target.metadata(key)
                 if metadata is None and not target.exists(key):
                     return False
-            if metadata is not None and metadata.get(FINGERPRINT_METADATA) != plan.fingerprint:
+            if metadata is not None and metadata.get(FINGERPRINT_METADATA) != expected:
                 return False
     return True

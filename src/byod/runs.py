@@ -6,6 +6,7 @@ threads, tasks and Dask workers (pickled; `RunStores` drops its clients on the w
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -49,15 +50,64 @@ class RunContext:
             object.__setattr__(self, "stores", RunStores(self.settings))
 
 
-@dataclass
 class WorkItem:
-    """One input (a file or a multi-file scene) to convert, describe and store."""
+    """One input (a file or a multi-file scene) to convert, describe and store.
 
-    candidate: Candidate
-    item_id: str
-    fingerprint: str
-    previous_ids: list[str]
-    fingerprint_s: float = 0.0  # seconds its fingerprint took (the report's stage timings)
+    `fingerprint` (sources.fingerprint) and `fingerprint_s` (the seconds it took, the
+    report's `fingerprint` stage) may be given as a `Future` of both: a new input's hash is
+    computed in a thread of the parent while the workers convert (planning), and reading
+    either attribute waits for it. Pickling (Prefect, Dask) waits for it too, so a copy
+    always carries the value."""
+
+    def __init__(self, candidate: Candidate, item_id: str,
+                 fingerprint: str | Future[tuple[str, float]], previous_ids: list[str],
+                 fingerprint_s: float = 0.0) -> None:  # fmt: skip
+        self.candidate = candidate
+        self.item_id = item_id
+        self.previous_ids = previous_ids
+        self._fingerprint = fingerprint
+        self._fingerprint_s = fingerprint_s
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 hex digest of the input and the output-shaping options (waits for it)."""
+        return self._resolved()[0]
+
+    @property
+    def fingerprint_s(self) -> float:
+        """Seconds the fingerprint took (waits for it)."""
+        return self._resolved()[1]
+
+    @property
+    def fingerprint_pending(self) -> bool:
+        """Whether the fingerprint is still being computed (reading it would wait)."""
+        pending = self._fingerprint
+        return isinstance(pending, Future) and not pending.done()
+
+    def _resolved(self) -> tuple[str, float]:
+        pending = self._fingerprint
+        if isinstance(pending, Future):
+            # Two threads may both wait here: they get the same value.
+            self._fingerprint, self._fingerprint_s = pending.result()
+        return str(self._fingerprint), self._fingerprint_s
+
+    def __getstate__(self) -> dict[str, Any]:
+        self._resolved()
+        return dict(self.__dict__)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, WorkItem):
+            return NotImplemented
+        return (self.candidate, self.item_id, self.fingerprint, self.previous_ids,
+                self.fingerprint_s) == (other.candidate, other.item_id, other.fingerprint,
+                                        other.previous_ids, other.fingerprint_s)  # fmt: skip
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass it replaces
+
+    def __repr__(self) -> str:
+        shown = "<pending>" if self.fingerprint_pending else repr(self.fingerprint)
+        return (f"WorkItem(candidate={self.candidate!r}, item_id={self.item_id!r}, "
+                f"fingerprint={shown}, previous_ids={self.previous_ids!r})")  # fmt: skip
 
 
 @dataclass
