@@ -26,7 +26,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -311,46 +311,96 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def read_entries_of(store: Store, keys: Sequence[str], sources: Collection[str]
+                    ) -> tuple[dict[str, tuple[IndexEntry, str]], set[str]]:  # fmt: skip
+    """Planning's read of the index files `keys`: the entries of the items whose
+    `byod:source` is among `sources` (the inputs found), with the key of the file each is
+    in, by id; and the ids of every item.
+    As `read_index_entries` for those items (a later key wins for an id in two files, also
+    over an entry of a wanted source), but only the `id` and `byod:source` columns of the
+    other items are read, and only their ids become Python objects: a run's cost grows with
+    its inputs, not with the collection. Raises FileNotFoundError when a file is gone."""
+    out: dict[str, tuple[IndexEntry, str]] = {}
+    ids: set[str] = set()
+    wanted = frozenset(sources)
+    read = functools.partial(_wanted_entries, store, wanted)
+    with _gc_paused():
+        for key, (entries, every) in zip(keys, store.each(read, keys), strict=True):
+            if out:  # an id of an earlier file given again here: this file's row wins
+                for item_id in every:
+                    out.pop(item_id, None)
+            ids.update(every)
+            out.update((e.id, (e, key)) for e in entries)
+    return out, ids
+
+
+def _wanted_entries(store: Store, wanted: frozenset[str], key: str
+                    ) -> tuple[list[IndexEntry], list[str]]:  # fmt: skip
+    """The entries of the file's items whose byod:source is in `wanted`, and every id."""
+    with _opened(store, key) as index:
+        names = set(index.file.schema_arrow.names)
+        if LEGACY_ITEM_JSON in names:
+            legacy = [_entry(i) for i in index.items(index.file.read([LEGACY_ITEM_JSON]))]
+            return [e for e in legacy if e.source in wanted], [e.id for e in legacy]
+        source = _ENTRY_PROPERTIES["source"]
+        head = index.file.read(["id", *([source] if source in names else [])],
+                               use_threads=False)  # fmt: skip
+        every: list[str] = head.column("id").to_pylist()
+        found = head.column(source).to_pylist() if source in names else []
+        chosen = [r for r, s in enumerate(found) if s in wanted]
+        if not chosen:
+            return [], every
+        rows = None if len(chosen) == head.num_rows else _indices(np.array(chosen, np.int64))
+        return _entries_of(index, names, rows), every
+
+
 def _read_entries(store: Store, key: str) -> list[IndexEntry]:
     """Column by column, with no item dicts (figures in benchmarks/README.md)."""
     with _opened(store, key) as index:
         names = set(index.file.schema_arrow.names)
         if LEGACY_ITEM_JSON in names:
             return [_entry(i) for i in index.items(index.file.read([LEGACY_ITEM_JSON]))]
-        props = [p if p in names else None for p in _ENTRY_PROPERTIES.values()]
-        times = [t for t in ("datetime", "start_datetime", "end_datetime") if t in names]
-        assets = index.asset_keys()
-        columns = ["id", *(p for p in props if p), *times]
-        columns += [f"assets.{a}.{f}" for a in assets for f in ("href", "roles")]
-        # pyarrow's own threads cost more than they bring on files this small.
-        table = index.file.read(columns, use_threads=False)
-        n = table.num_rows
-        values = [table.column(p).to_pylist() if p else [None] * n for p in props]
+        return _entries_of(index, names, None)
 
-        def when(first: str, then: str) -> list[int | None]:
-            cols = [table.column(c) for c in (first, then) if c in times]
-            if not cols:
-                return [None] * n
-            return pc.coalesce(*cols).cast(pa.timestamp("us")).cast(pa.int64()).to_pylist()
 
-        hrefs: list[list[str | None]] = []
-        data: list[list[str | None]] = []
-        if assets:
-            column = table.column("assets").combine_chunks()
-            for name in assets:
-                asset = column.field(name)
-                absolute = _absolute_all(asset.field("href"), index.folder)
-                hrefs.append(absolute)
-                is_data = _has_role(asset.field("roles"), "data")
-                if is_data.all():
-                    data.append(absolute)
-                elif is_data.any():
-                    data.append([h if d else None for h, d in zip(absolute, is_data, strict=True)])
-        *values, roots = values  # byod:source_root comes last in IndexEntry
-        rows = zip(table.column("id").to_pylist(), *values,
-                   when("start_datetime", "datetime"), when("end_datetime", "datetime"),
-                   _per_row(data, n), _per_row(hrefs, n), roots, strict=True)  # fmt: skip
-        return list(itertools.starmap(IndexEntry, rows))
+def _entries_of(index: _Index, names: set[str], rows: pa.Array | None) -> list[IndexEntry]:
+    """The entries of an index file of the standard layout (of the rows `rows` only)."""
+    props = [p if p in names else None for p in _ENTRY_PROPERTIES.values()]
+    times = [t for t in ("datetime", "start_datetime", "end_datetime") if t in names]
+    assets = index.asset_keys()
+    columns = ["id", *(p for p in props if p), *times]
+    columns += [f"assets.{a}.{f}" for a in assets for f in ("href", "roles")]
+    # pyarrow's own threads cost more than they bring on files this small.
+    table = index.file.read(columns, use_threads=False)
+    if rows is not None:
+        table = table.take(rows)
+    n = table.num_rows
+    values = [table.column(p).to_pylist() if p else [None] * n for p in props]
+
+    def when(first: str, then: str) -> list[int | None]:
+        cols = [table.column(c) for c in (first, then) if c in times]
+        if not cols:
+            return [None] * n
+        return pc.coalesce(*cols).cast(pa.timestamp("us")).cast(pa.int64()).to_pylist()
+
+    hrefs: list[list[str | None]] = []
+    data: list[list[str | None]] = []
+    if assets:
+        column = table.column("assets").combine_chunks()
+        for name in assets:
+            asset = column.field(name)
+            absolute = _absolute_all(asset.field("href"), index.folder)
+            hrefs.append(absolute)
+            is_data = _has_role(asset.field("roles"), "data")
+            if is_data.all():
+                data.append(absolute)
+            elif is_data.any():
+                data.append([h if d else None for h, d in zip(absolute, is_data, strict=True)])
+    *values, roots = values  # byod:source_root comes last in IndexEntry
+    fields = zip(table.column("id").to_pylist(), *values,
+                 when("start_datetime", "datetime"), when("end_datetime", "datetime"),
+                 _per_row(data, n), _per_row(hrefs, n), roots, strict=True)  # fmt: skip
+    return list(itertools.starmap(IndexEntry, fields))
 
 
 def _per_row(columns: list[list[str | None]], n: int) -> Iterable[tuple[str, ...]]:

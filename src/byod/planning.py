@@ -9,14 +9,12 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from byod.catalog import (
-    Entry,
-    collection_entries,
-)
+from byod.catalog import Entry, collection_entries, read_layout
 from byod.config import IngestSettings, default_workers
 from byod.errors import ConfigurationError
 from byod.keys import FINGERPRINT_METADATA, ROOT_KEY, new_version
@@ -24,7 +22,6 @@ from byod.locations import source_name
 from byod.markers import register_run
 from byod.reasons import Reason
 from byod.report import Report, Row, Status
-from byod.runner import sandbox_note
 from byod.runs import Progress, Run, RunContext, WorkItem, finish_row
 from byod.scenes import group
 from byod.sources import (
@@ -40,7 +37,7 @@ from byod.sources import (
     slugify,
     source_root,
 )
-from byod.storage import Store
+from byod.storage import UPDATE_ATTEMPTS, Store
 from byod.stores import RunStores
 
 # Bump when a change in byod alters what is written for the same input, so re-runs redo it.
@@ -69,12 +66,12 @@ def new_run(settings: IngestSettings, progress: Progress) -> Run:
     for store in (stores.catalog, stores.target):
         store.ensure_container()
         store.check_writable(collection_id)  # before converting anything: refuse, exit 2
-    # The index's columns, not the item files: one read per month partition (issue 13).
-    items = collection_entries(stores.catalog, collection_id)
     found = _discover(settings, stores)
+    # The index's columns, not the item files; only the rows of the inputs found, but every
+    # row for --prune (what is gone from the source).
+    sources = None if settings.prune else {c.relpath for c in found.candidates}
+    items = planned_entries(stores.catalog, collection_id, sources)
     report.ignored, report.notes = found.ignored, found.notes
-    if (note := sandbox_note()) is not None:  # workers not confined by the OS (runner)
-        report.notes.append(note)
     progress.discovered(len(found.candidates) + len(found.problems))
     for problem in found.problems:
         row = Row(problem.relpath, Status.REJECTED, reason=problem.reason,
@@ -82,7 +79,7 @@ def new_run(settings: IngestSettings, progress: Progress) -> Run:
         finish_row(report, progress, row)
     todo = []
     plans = _plan(found.candidates, items, _recipe(settings), source_root(settings.source),
-                  report.notes)  # fmt: skip
+                  report.notes, items.ids)  # fmt: skip
     listed = _listed(stores.target, collection_id, sum(1 for p in plans if p.previous))
     for plan in plans:
         if plan.unreadable is not None:  # the input's fault, not the store's: it alone fails
@@ -97,10 +94,60 @@ def new_run(settings: IngestSettings, progress: Progress) -> Run:
             todo.append(WorkItem(plan.candidate, plan.item_id, plan.fingerprint, previous,
                                  plan.fingerprint_s))  # fmt: skip
     pruned = _pruned(settings, found, items, report) if settings.prune else {}
+    if todo:  # workers will run: say when the OS does not confine them
+        from byod.runner import sandbox_note  # GDAL and rasterio: not for a no-op (0.3 s)
+
+        if (note := sandbox_note()) is not None:
+            report.notes.append(note)
     context = RunContext(settings, collection_id, new_version(), stores)
     # A run with nothing to convert or remove writes nothing, not even its marker.
     marker = register_run(stores.catalog, context) if todo or pruned else None
     return Run(context, report, todo, items, marker, pruned=pruned)
+
+
+class PlannedEntries(dict[str, Entry]):
+    """The collection's items planning read (by id): those of the inputs found, or all of
+    them (`planned_entries`). True when the collection has any item, read or not; `ids`
+    are those of all its items."""
+
+    def __init__(self, entries: dict[str, Entry], ids: Iterable[str] | None = None) -> None:
+        super().__init__(entries)
+        self.ids = frozenset(entries if ids is None else ids)
+
+    def __bool__(self) -> bool:
+        return bool(self.ids)
+
+
+def planned_entries(store: Store, collection_id: str, sources: set[str] | None
+                    ) -> PlannedEntries:  # fmt: skip
+    """The published items whose input (`byod:source`) is among `sources`, by id, and the
+    ids of all (`index.read_entries_of`: the other rows cost their ids only); every item
+    when `sources` is None (`catalog.collection_entries`). A partition deleted by another
+    run's switch meanwhile: `collection.json` is read again. Raises FileNotFoundError when
+    a partition the current `collection.json` names is missing."""
+    if sources is None:
+        return PlannedEntries(collection_entries(store, collection_id))
+    from byod.index import read_entries_of
+
+    for attempt in range(UPDATE_ATTEMPTS):
+        layout = read_layout(store, collection_id)
+        if layout.legacy is not None:  # the layout before months: items, not partitions
+            every = collection_entries(store, collection_id, layout)
+            return PlannedEntries({i: e for i, e in every.items() if e.source in sources}, every)
+        pages = {m.index: page for page, m in layout.months.items()}
+        keys = sorted(pages, key=pages.__getitem__)  # in page order, as collection_entries
+        try:
+            found, ids = read_entries_of(store, keys, sources)
+        except FileNotFoundError:
+            if attempt + 1 == UPDATE_ATTEMPTS or read_layout(store, collection_id).text == (
+                    layout.text):  # fmt: skip
+                raise
+            continue
+        entries = {i: Entry(i, e.source, e.fingerprint, e.subdataset, e.version, pages[key],
+                            tuple(e.data_hrefs), tuple(e.hrefs), None, e.source_root)
+                   for i, (e, key) in found.items()}  # fmt: skip
+        return PlannedEntries(entries, ids)
+    raise AssertionError("unreachable")  # the last attempt returns or raises
 
 
 def _pruned(settings: IngestSettings, found: Discovery, items: dict[str, Entry],
@@ -199,7 +246,8 @@ def _recipe(settings: IngestSettings) -> str:
 
 
 def _plan(candidates: list[Candidate], items: dict[str, Entry], recipe: str,
-          root: str | None = None, notes: list[str] | None = None) -> list[_Plan]:  # fmt: skip
+          root: str | None = None, notes: list[str] | None = None,
+          ids: Iterable[str] | None = None) -> list[_Plan]:  # fmt: skip
     """Fingerprint the inputs and give each an item id.
 
     An input with a published item is hashed now (in threads: hashing releases the GIL),
@@ -207,7 +255,8 @@ def _plan(candidates: list[Candidate], items: dict[str, Entry], recipe: str,
     its item is stored: it is hashed in a thread of this process while the workers convert
     (`_Hasher`; its `_Plan.fingerprint` is a Future), after a check that it can be opened.
     `notes` (the report's) receives a line for an input that changed while it was hashed;
-    None hashes every input now.
+    None hashes every input now. `ids` are those of every item of the collection (when
+    `items` holds only those of the inputs found, `planned_entries`).
 
     An input keeps the id its item already has (an item of the same path below the same
     source `root`, or of unknown root); a new one takes the slug of its path, or the slug
@@ -241,7 +290,7 @@ def _plan(candidates: list[Candidate], items: dict[str, Entry], recipe: str,
         for candidate in deferred:
             prints[candidate.relpath] = hasher.submit(candidate)
         hasher.start()
-    taken = {item_id for item_id in items if item_id}
+    taken = {item_id for item_id in (items if ids is None else ids) if item_id}
     plans = []
     for candidate in candidates:
         previous = by_source.get(candidate.relpath, [])
