@@ -7,29 +7,39 @@ version, `keys.new_version`):
     catalog.json                                  root: links every collection (rewritten
                                                   only when that changes)
     <collection>/collection.json                  THE pointer: a child link to one version of
-                                                  each month's sub-catalog, a `collection-mirror`
-                                                  asset per month's index partition, and
-                                                  `byod:months` (their keys and per-month
-                                                  aggregates: count, bbox, interval, proj:code,
-                                                  cloud range), from which the extent and
-                                                  summaries come; its size grows with months
-    <collection>/_months/<YYYY-MM>/<v>/catalog.json   a month's sub-catalog: item links
-    <collection>/_months/<YYYY-MM>/<v>/items.parquet  the month's index partition
-                                                  (stac-geoparquet, byod.index)
+                                                  each month page's sub-catalog, a
+                                                  `collection-mirror` asset per page's index
+                                                  partition, and `byod:months` (their keys and
+                                                  per-page aggregates: count, bbox, interval,
+                                                  proj:code, cloud range), from which the
+                                                  extent and summaries come; its size grows
+                                                  with pages (months, and a page per
+                                                  `PAGE_ITEMS` items of a crowded month)
+    <collection>/_months/<YYYY-MM>/<v>/catalog.json   a month's first page: item links
+    <collection>/_months/<YYYY-MM>/<v>/items.parquet  its index partition (stac-geoparquet,
+                                                  byod.index)
+    <collection>/_months/<YYYY-MM>/<v>/catalog-p<n>.json, items-p<n>.parquet
+                                                  the month's page n >= 2 (`YYYY-MM-p<n>` in
+                                                  `byod:months`)
     <collection>/<item>/<v>/<item>.json           an item version, never rewritten
     <collection>/_runs/<v>.json                   the marker of a run in progress
     <collection>/_superseded/<v>.json             what run <v>'s switches left unreferenced
 
 The month of an item is the UTC month of its start (start_datetime, else datetime); time-less
-items (start 0001-01-01) are in `0001-01`, titled "undated". Items link the collection as
-their parent (item files are immutable; month versions change). A publish writes new
-versions of the months it touches only (new, replaced, removed and moved items; `-<n>` names
-the run's n-th rewrite of a month: a later publish of the same run, or a rewrite after a lost
-race; no key is ever written twice), reading those months' partitions and sub-catalogs, and finds
-which month an id is in from the index's columns (`collection_entries`, cached per immutable
-partition key). A collection of the layout before months (item links and one
-`_index/<v>/items-<n>.parquet` in collection.json) is read by `read_layout` (`Layout.legacy`)
-and migrated by its next publish: every month written, its item files kept as they are.
+items (start 0001-01-01) are in `0001-01`, titled "undated". A month is cut into pages of
+at most `PAGE_ITEMS` items (`_paginate`): an item stays in its page while it stays in its
+month, new items go to the month's last page, then to new pages after it; so a publish
+rewrites the pages it touches, whatever the month holds. Items link the collection as their
+parent (item files are immutable; page versions change). A publish writes new versions of the
+pages it touches only (new, replaced, removed and moved items; `-<n>` names the run's n-th
+rewrite of a page: a later publish of the same run, or a rewrite after a lost race; no key is
+ever written twice), reading those pages' partitions and sub-catalogs, and finds which page an
+id is in from the index's columns (`collection_entries`, cached per immutable partition key).
+A month written before pages (one partition, however large) is its first page: the next
+publish adds pages after it and leaves it as it is. A collection of the layout before months
+(item links and one `_index/<v>/items-<n>.parquet` in collection.json) is read by
+`read_layout` (`Layout.legacy`) and migrated by its next publish: every month written (in
+pages), its item files kept as they are.
 
 COGs and thumbnails are stored under the same `<collection>/<item>/<v>/` folders in the
 target. Everything a version names is written first, under keys no reader knows yet; then
@@ -97,6 +107,12 @@ INDEX_ROLE = "collection-mirror"
 # collection.json's record of its months (keys and aggregates): what a publish starts from.
 MONTHS_FIELD = "byod:months"
 UNDATED = "0001-01"  # the month of time-less items (temporal.py: start 0001-01-01)
+# The most items a month's page holds. A publish rewrites the pages it touches (new items go
+# to the month's last page, a new one when it is full), so this bounds a publish's rewriting
+# whatever a month holds (5,000 tiles of one survey date): writing a page of 1,000 items
+# costs about 0.1-0.2 s of CPU; and it keeps collection.json at one child per 1,000 items
+# of a crowded month (100 pages at 100,000 items: as many as 100 months of 1,000).
+PAGE_ITEMS = 1000
 
 
 @dataclass(frozen=True)
@@ -126,9 +142,10 @@ class State:
 
 @dataclass(frozen=True)
 class Month:
-    """One month of a collection as `collection.json` names it: the keys of its sub-catalog
-    and index partition versions, and the aggregates the collection's extent and summaries
-    are computed from (so a publish never reads the other months' items)."""
+    """One page of a month of a collection as `collection.json` names it (`byod:months`, by
+    `page_name`): the keys of its sub-catalog and index partition versions, and the
+    aggregates the collection's extent and summaries are computed from (so a publish never
+    reads the other pages' items)."""
 
     catalog: str
     index: str
@@ -170,8 +187,8 @@ class Month:
 
 @dataclass
 class Layout:
-    """`collection.json` as read: its months, or (`legacy`) a collection in the layout
-    before months, which the next publish migrates."""
+    """`collection.json` as read: its month pages (by `page_name`), or (`legacy`) a
+    collection in the layout before months, which the next publish migrates."""
 
     text: str | None = None
     months: dict[str, Month] = field(default_factory=dict)
@@ -180,7 +197,7 @@ class Layout:
 
 class Entry(NamedTuple):
     """What publishing and planning need of one published item (from the index partitions,
-    column by column: `index.read_index_entries`), and the month partition it is in. A
+    column by column: `index.read_index_entries`), and the month page it is in. A
     tuple: 100,000 of them are built per planning."""
 
     id: str
@@ -188,7 +205,7 @@ class Entry(NamedTuple):
     fingerprint: str | None
     subdataset: str | None
     version: str | None  # the run version of the item's files (`byod:version`)
-    month: str
+    month: str  # the page of `byod:months` it is in (`page_name`; the plain month when legacy)
     data_hrefs: tuple[str, ...]  # absolute hrefs of the assets whose roles hold "data"
     hrefs: tuple[str, ...]  # absolute hrefs of all its assets
     key: str | None = None  # its item file, where known without the version (old layouts)
@@ -213,7 +230,7 @@ class Entry(NamedTuple):
         return None if version is None else item_key(collection_id, self.id, version)
 
 
-# (store root, collection, run version) -> month -> how many versions of it the run wrote.
+# (store root, collection, run version) -> page -> how many versions of it the run wrote.
 # A run publishes from one process (progress, then the final or interrupted publish), so
 # a counter of the process is the run's: every month version gets a key of its own.
 _MONTH_WRITES: dict[tuple[str, str, str], dict[str, int]] = {}
@@ -239,6 +256,25 @@ def month_of(when: datetime | str | None) -> str:
 def item_month(item: pystac.Item) -> str:
     """The month an item belongs to: that of its start (start_datetime, else datetime)."""
     return month_of(item.common_metadata.start_datetime or item.datetime)
+
+
+def page_name(month: str, page: int) -> str:
+    """The name of page `page` (1-based) of a month in `byod:months`: `YYYY-MM` for the
+    first page (a month's only partition before pages), `YYYY-MM-p<n>` for the others."""
+    return month if page == 1 else f"{month}-p{page}"
+
+
+def split_page(name: str) -> tuple[str, int]:
+    """(`YYYY-MM`, page number) of a page name of `byod:months` (`page_name`); sorts pages
+    in the order of their months, then of their numbers."""
+    month, _, page = name.partition("-p")
+    return month, int(page) if page else 1
+
+
+def _page_title(name: str) -> str:
+    month, page = split_page(name)
+    title = "undated" if month == UNDATED else month
+    return title if page == 1 else f"{title} (page {page})"
 
 
 def read_layout(store: Store, collection_id: str, text: str | None = None) -> Layout:
@@ -330,8 +366,9 @@ def load_items(store: Store, collection_id: str) -> dict[str, pystac.Item]:
 
 def current_index_keys(store: Store, collection_id: str) -> list[str]:
     """The keys of the index partitions `collection.json` names now (its `collection-mirror`
-    assets: one per month, `<collection>/_months/<YYYY-MM>/<v>/items.parquet`), sorted; for a
-    collection in the layout before months, its single index; [] when there is none."""
+    assets: one per month page, `<collection>/_months/<YYYY-MM>/<v>/items[-p<n>].parquet`),
+    sorted; for a collection in the layout before months, its single index; [] when there is
+    none."""
     key = collection_key(collection_id)
     if not store.exists(key):
         return []
@@ -504,19 +541,20 @@ def publish(
 
     Order: the new item versions (`byod:version` set to `version`); then, as one
     conditional read-merge-write of `collection.json`, a new sub-catalog and index
-    partition of each month the change touches (new, replaced, removed and moved items:
-    only those months are read, from their partitions), the manifest of what the switch
-    leaves unreferenced (`_superseded/<version>.json`: item, sub-catalog and partition keys,
-    asset hrefs) and the collection naming the months (its size grows with the number of
-    months, not of items); then the root catalog (merged, linking every collection present;
-    not rewritten when unchanged). A collection of the layout before months is migrated: all
-    its months are written. Nothing a reader may still hold is deleted here: superseded
-    files go after a grace period (`collect_superseded`). Returns the asset hrefs the switch
-    superseded (informational) and the items it renamed: a new item whose id another run
-    gave meanwhile to another input (another `byod:source`) gets the id `_plan` would have
-    given it had it seen that item (`sources.disambiguated_id`), so neither run's item is
-    lost; `Published.replaced` names the new ids that took the place of an item another run
-    published meanwhile for the same input (so its report row says `replaced`).
+    partition of each month page the change touches (new, replaced, removed and moved
+    items: only those pages are read, from their partitions; `_paginate`), the manifest of
+    what the switch leaves unreferenced (`_superseded/<version>.json`: item, sub-catalog and
+    partition keys, asset hrefs) and the collection naming the pages (its size grows with
+    the number of pages, not of items); then the root catalog (merged, linking every
+    collection present; not rewritten when unchanged). A collection of the layout before
+    months is migrated: all its months are written, in pages. Nothing a reader may still
+    hold is deleted here: superseded files go after a grace period (`collect_superseded`).
+    Returns the asset hrefs the switch superseded (informational) and the items it renamed:
+    a new item whose id another run gave meanwhile to another input (another `byod:source`)
+    gets the id `_plan` would have given it had it seen that item
+    (`sources.disambiguated_id`), so neither run's item is lost; `Published.replaced` names
+    the new ids that took the place of an item another run published meanwhile for the same
+    input (so its report row says `replaced`).
     `on_switch` is called as soon as `collection.json` points at the new items: an error
     after it leaves a published catalog (and files the next run removes), not an old one.
     A run may publish several times (progress kept): its manifests are merged.
@@ -589,28 +627,36 @@ def publish(
         where = collection_entries(store, info.id, layout)
         placed, placed_keys, renamed = place(where)
         seen.append((where, renamed))
-        by_month: dict[str, list[str]] = {}
-        for item_id, item in placed.items():
-            by_month.setdefault(item_month(item), []).append(item_id)
         dropped = (set(placed) | gone) & where.keys()
-        touched = set(by_month) | {where[i].month for i in dropped}
-        if layout.legacy is not None:  # migrated: every month written
-            touched |= {e.month for e in where.values()}
+        adds = _paginate(layout, where, placed, dropped)
+        touched = set(adds)
+        if layout.legacy is None:  # (migrated: every page is new, made by _paginate)
+            touched |= {where[i].month for i in dropped}
         if not touched:
             return None  # nothing to change: collection.json is not rewritten
+        legacy = layout.legacy
+
+        def row(item_id: str) -> tuple[dict[str, Any], str]:
+            if item_id in placed:
+                item = placed[item_id].to_dict(include_self_link=False, transform_hrefs=False)
+                return item, placed_keys[item_id]
+            assert legacy is not None  # only a migration adds items not placed
+            return legacy.items[item_id].to_dict(transform_hrefs=False), legacy.item_keys[item_id]
+
         months = {m: v for m, v in layout.months.items() if m not in touched}
         old_keys: set[str] = set()
-        for month in sorted(touched):
-            base = layout.months.get(month)
-            origin = (month, base.index if base else layout.legacy and layout.text,
-                      tuple(sorted(placed)),
-                      tuple(sorted(gone)))  # fmt: skip
+        drop = set(placed) | gone
+        for page in sorted(touched, key=split_page):
+            base = layout.months.get(page)
+            ids = sorted(adds.get(page, ()))
+            origin = (page, base.index if base else legacy and layout.text, tuple(ids),
+                      tuple(sorted(drop)))  # fmt: skip
             if origin not in done:
-                done[origin] = _write_month(store, info.id, month, version, attempts, written,
-                                            layout, base, placed, placed_keys, gone)  # fmt: skip
+                done[origin] = _write_page(store, info.id, page, version, attempts, written,
+                                           base, {i: row(i) for i in ids}, drop)  # fmt: skip
             if done[origin] is not None:
-                months[month] = done[origin]  # type: ignore[assignment]
-            if base is not None and months.get(month) != base:
+                months[page] = done[origin]  # type: ignore[assignment]
+            if base is not None and months.get(page) != base:
                 old_keys |= {base.catalog, base.index}
         old_keys |= {k for i in dropped if (k := where[i].item_key(info.id))}
         old_keys -= set(placed_keys.values())
@@ -639,54 +685,85 @@ def publish(
     return Published(sorted(superseded), renamed, sorted(kept & before.keys()))
 
 
-def _write_month(
+def _paginate(layout: Layout, where: dict[str, Entry], placed: dict[str, pystac.Item],
+              dropped: set[str]) -> dict[str, list[str]]:  # fmt: skip
+    """Which page (`page_name`) each placed item goes to: the page it is in when it stays in
+    its month (a replacement rewrites that page only), else its month's last page while that
+    holds fewer than `PAGE_ITEMS` items once `dropped` are gone, then new pages after it.
+    Migrating the layout before months (`layout.legacy`), its items that stay are placed
+    too, each month paged from its first page."""
+    out: dict[str, list[str]] = {}
+    arrivals: dict[str, list[str]] = {}
+    if layout.legacy is not None:
+        for item_id, item in layout.legacy.items.items():
+            if item_id not in dropped:
+                arrivals.setdefault(item_month(item), []).append(item_id)
+    for item_id in sorted(placed):
+        month = item_month(placed[item_id])
+        old = where.get(item_id)
+        if old is not None and old.month in layout.months and split_page(old.month)[0] == month:
+            out.setdefault(old.month, []).append(item_id)
+        else:
+            arrivals.setdefault(month, []).append(item_id)
+    counts = {name: m.count for name, m in layout.months.items()}
+    for item_id in dropped:
+        if where[item_id].month in counts:
+            counts[where[item_id].month] -= 1
+    for name, ids in out.items():
+        counts[name] += len(ids)
+    for month, ids in sorted(arrivals.items()):
+        ids.sort()
+        page = max((n for m, n in map(split_page, layout.months) if m == month), default=1)
+        room = PAGE_ITEMS - counts.get(page_name(month, page), 0)
+        while ids:
+            if room <= 0:  # full (or fuller than pages are now: a month before pages)
+                page, room = page + 1, PAGE_ITEMS
+            out.setdefault(page_name(month, page), []).extend(ids[:room])
+            ids, room = ids[room:], room - len(ids[:room])
+    return out
+
+
+def _write_page(
     store: Store,
     collection_id: str,
-    month: str,
+    page: str,
     version: str,
     attempts: dict[str, int],
     written: list[str],
-    layout: Layout,
     base: Month | None,
-    placed: dict[str, pystac.Item],
-    placed_keys: dict[str, str],
-    gone: set[str],
+    adds: dict[str, tuple[dict[str, Any], str]],
+    drop: set[str],
 ) -> Month | None:
-    """Write a new version of one month: its items as published (`base`'s partition and
-    sub-catalog, or the old layout's items of that month) without the dropped and placed ids,
-    plus the placed items of that month. None when the month is left empty."""
+    """Write a new version of one page of a month (`page_name`): its items as published
+    (`base`'s partition and sub-catalog, if any) without the `drop` ids, plus `adds` (id ->
+    item dict with absolute asset hrefs, key of its item file). None when the page is left
+    empty."""
     from byod.index import read_index_items, write_index
 
-    # Item dicts, not pystac Items: a month of thousands of items is rewritten by every
+    # Item dicts, not pystac Items: a page of up to PAGE_ITEMS items is rewritten by every
     # publish that touches it, and a round trip through pystac cost a sixth of that.
     items: dict[str, dict[str, Any]] = {}
     keys: dict[str, str] = {}
     if base is not None:
         keys = _linked(store, base.catalog, "item")
         items = read_index_items(store, base.index)
-    elif layout.legacy is not None:
-        legacy = layout.legacy
-        items = {i: it.to_dict(transform_hrefs=False) for i, it in legacy.items.items()
-                 if item_month(it) == month}  # fmt: skip
-        keys = {i: legacy.item_keys[i] for i in items}
-    for item_id in set(placed) | gone:
+    for item_id in drop:
         items.pop(item_id, None)
         keys.pop(item_id, None)
-    for item_id, item in placed.items():
-        if item_month(item) == month:
-            items[item_id] = item.to_dict(include_self_link=False, transform_hrefs=False)
-            keys[item_id] = placed_keys[item_id]
+    for item_id, (data, key) in adds.items():
+        items[item_id], keys[item_id] = data, key
     if not items:
         return None
-    attempt = attempts.get(month, 0)
-    attempts[month] = attempt + 1
-    catalog_key, index = month_keys(collection_id, month, version, attempt)
+    attempt = attempts.get(page, 0)
+    attempts[page] = attempt + 1
+    month, number = split_page(page)
+    catalog_key, index = month_keys(collection_id, month, version, attempt, number)
     written += [catalog_key, index]
     ordered = [items[k] for k in sorted(items)]
     rows: Any = [_Row(d) for d in ordered]  # what write_index asks of an Item: to_dict
     write_index(store, index, rows)
     links = {d["id"]: keys[d["id"]] for d in ordered}
-    store.write_text(catalog_key, _dumps(_month_dict(collection_id, month, catalog_key, links)))
+    store.write_text(catalog_key, _dumps(_month_dict(collection_id, page, catalog_key, links)))
     return _aggregate(catalog_key, index, ordered)
 
 
@@ -727,12 +804,16 @@ def _iso(when: datetime | None) -> str | None:
     return None if when is None else pystac.utils.datetime_to_str(when)
 
 
-def _month_dict(collection_id: str, month: str, key: str, keys: dict[str, str]) -> dict[str, Any]:
-    """A month's sub-catalog: item links (one version each), root and parent links."""
-    title = "undated" if month == UNDATED else month
+def _month_dict(collection_id: str, page: str, key: str, keys: dict[str, str]) -> dict[str, Any]:
+    """A page of a month (`page_name`): its sub-catalog of item links (one version each),
+    root and parent links."""
+    month, number = split_page(page)
     what = "without acquisition time" if month == UNDATED else f"acquired from {month} (UTC)"
+    what += f", page {number}" if number > 1 else ""
     data = pystac.Catalog(
-        id=f"{collection_id}-{month}", title=title, description=f"Items of {collection_id} {what}."
+        id=f"{collection_id}-{page}",
+        title=_page_title(page),
+        description=f"Items of {collection_id} {what}.",
     ).to_dict(include_self_link=False, transform_hrefs=False)
     folder = posixpath.dirname(key)
     data["links"] = [
@@ -873,10 +954,12 @@ def _item_dict(store: Store, item: pystac.Item, key: str) -> dict[str, Any]:
 
 
 def _collection_dict(info: CollectionInfo, months: dict[str, Month]) -> dict[str, Any]:
-    """The collection: extent and summaries from the months' aggregates, a child link to
-    each month's sub-catalog and a `collection-mirror` asset for each month's partition,
-    and the months themselves (`byod:months`: what the next publish starts from)."""
-    ordered = [months[m] for m in sorted(months)]
+    """The collection: extent and summaries from the pages' aggregates, a child link to
+    each page's sub-catalog and a `collection-mirror` asset for each page's partition,
+    and the pages themselves (`byod:months`, by `page_name`: what the next publish starts
+    from)."""
+    names = sorted(months, key=split_page)
+    ordered = [months[m] for m in names]
     bboxes = [m.bbox for m in ordered if m.bbox is not None]
     if ordered:
         spans = [(m.interval[0], m.interval[1]) for m in ordered]
@@ -910,16 +993,15 @@ def _collection_dict(info: CollectionInfo, months: dict[str, Month]) -> dict[str
         {"rel": "root", "href": f"../{ROOT_KEY}", "type": pystac.MediaType.JSON},
         {"rel": "parent", "href": f"../{ROOT_KEY}", "type": pystac.MediaType.JSON},
         *({"rel": "child", "href": _rel(info.id, months[m].catalog),
-           "type": pystac.MediaType.JSON, "title": "undated" if m == UNDATED else m}
-          for m in sorted(months)),
+           "type": pystac.MediaType.JSON, "title": _page_title(m)} for m in names),
     ]  # fmt: skip
     if months:
         data["assets"] = {f"{INDEX_ASSET}-{m}": {
             "href": _rel(info.id, months[m].index), "type": INDEX_MEDIA_TYPE,
             "roles": [INDEX_ROLE],
-            "title": f"The items of {'undated' if m == UNDATED else m} as stac-geoparquet",
-        } for m in sorted(months)}  # fmt: skip
-    data[MONTHS_FIELD] = {m: months[m].to_json(info.id) for m in sorted(months)}
+            "title": f"The items of {_page_title(m)} as stac-geoparquet",
+        } for m in names}  # fmt: skip
+    data[MONTHS_FIELD] = {m: months[m].to_json(info.id) for m in names}
     return data
 
 

@@ -4,8 +4,10 @@ catalog's, or the target's for COGs and thumbnails). Pure: no I/O and no imports
     catalog.json                                      the root catalog
     <collection>/collection.json                      the collection: THE pointer a publish
                                                       switches (byod.catalog)
-    <collection>/_months/<YYYY-MM>/<v>/catalog.json   a month's sub-catalog
-    <collection>/_months/<YYYY-MM>/<v>/items.parquet  the month's index partition (byod.index)
+    <collection>/_months/<YYYY-MM>/<v>/catalog.json   a month's (first page's) sub-catalog
+    <collection>/_months/<YYYY-MM>/<v>/items.parquet  its index partition (byod.index)
+    <collection>/_months/<YYYY-MM>/<v>/catalog-p<n>.json, items-p<n>.parquet
+                                                      the month's page n (n >= 2)
     <collection>/<item>/<v>/<item>.json               an item version
     <collection>/<item>/<v>/<item>[_<band>].tif       its COG(s), in the target
     <collection>/<item>/<v>/<item>-thumbnail.png      its thumbnail, in the target
@@ -90,13 +92,16 @@ def thumbnail_key(collection_id: str, item_id: str, version: str) -> str:
     return versioned_key(collection_id, item_id, version, f"{item_id}-thumbnail.png")
 
 
-def month_keys(collection_id: str, month: str, version: str, attempt: int = 0) -> tuple[str, str]:
-    """Keys of a month's sub-catalog and index partition written by run `version`:
-    `<collection>/_months/<YYYY-MM>/<v>/catalog.json` and `items.parquet` (`-<n>` added
-    for the run's n-th rewrite of that month: a later publish of the same run, progress
-    kept, or a publish that lost a race to another run). No key is ever written twice."""
+def month_keys(collection_id: str, month: str, version: str, attempt: int = 0, page: int = 1
+               ) -> tuple[str, str]:  # fmt: skip
+    """Keys of the sub-catalog and index partition of page `page` (1-based) of a month written
+    by run `version`: `<collection>/_months/<YYYY-MM>/<v>/catalog.json` and `items.parquet`
+    for the first page (the only one before months had pages), `catalog-p<n>.json` and
+    `items-p<n>.parquet` for page n >= 2; `-<attempt>` added for the run's n-th rewrite of
+    that page (a later publish of the same run, progress kept, or a publish that lost a race
+    to another run). No key is ever written twice."""
     folder = f"{collection_id}/{MONTHS}/{month}/{version}"
-    suffix = f"-{attempt}" if attempt else ""
+    suffix = (f"-p{page}" if page > 1 else "") + (f"-{attempt}" if attempt else "")
     stem = posixpath.splitext(INDEX_NAME)[0]
     return f"{folder}/catalog{suffix}.json", f"{folder}/{stem}{suffix}.parquet"
 
