@@ -19,13 +19,14 @@ import re
 import stat
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from byod.identify import gdal_raster_extensions, looks_like_raster
 from byod.products import is_product_metadata
 from byod.reasons import Reason
 from byod.records import Candidate
+from byod.vrt_members import vrt_members
 
 # Extensions GDAL reads as rasters: the ones its raster drivers declare (identify.py, e.g.
 # `.lcp` FARSITE landscapes), plus the ones they lack (ENVI/EHdr data files, HDF, KEA).
@@ -138,8 +139,46 @@ def discover(source: Path, outputs: Iterable[Path] = ()) -> Discovery:
     _walk(source.resolve(), source.resolve(), set(), files, found, frozenset(skip))
     _pair(files, {}, found, identify=looks_like_raster)
     _drop_duplicates(found)
+    _join_vrt_members(found)
     user_metadata_notes(found)
     return found
+
+
+def _join_vrt_members(found: Discovery) -> None:
+    """Fingerprint a local VRT over the inputs it reads (`vrt_members`, through nested VRTs
+    too): they become its sidecars, so an edit of a member ingests the VRT again (its own
+    bytes do not change). The members stay inputs of their own (a VRT the worker refuses
+    must lose nothing); the report notes that their pixels are stored twice."""
+    vrts = [c for c in found.candidates if _lower_ext(c.path) == ".vrt"]
+    if not vrts:
+        return
+    by_real = {os.path.realpath(c.path): c for c in found.candidates}
+    joined = {}
+    for vrt in vrts:
+        members = _closure(vrt, by_real)
+        if not members:
+            continue
+        extra = [p for m in members for p in (m.path, *m.sidecars)]
+        joined[vrt.relpath] = replace(vrt, sidecars=tuple(dict.fromkeys((*vrt.sidecars, *extra))))
+        shown = ", ".join(m.relpath for m in members[:5]) + (", ..." * (len(members) > 5))
+        found.notes.append(f"{vrt.relpath}: a VRT of {len(members)} input(s) of the source "
+                           f"({shown}): their pixels are stored in its item and in their own; "
+                           "leave the VRT or them out of the source if one is enough")  # fmt: skip
+    found.candidates = [joined.get(c.relpath, c) for c in found.candidates]
+
+
+def _closure(vrt: Candidate, by_real: dict[str, Candidate]) -> list[Candidate]:
+    """The inputs a VRT reads, through the VRTs among them, each once."""
+    todo, seen, members = [vrt.path], {os.path.realpath(vrt.path)}, []
+    while todo:
+        for member in vrt_members(Path(todo.pop())):
+            real = str(member)
+            if real in seen or real not in by_real:
+                continue  # no input of the source: the worker's guard decides about it
+            seen.add(real)
+            members.append(by_real[real])
+            todo.append(real)
+    return members
 
 
 def _stat(path: Path) -> os.stat_result | None:
