@@ -72,6 +72,10 @@ def test_only_the_rows_of_the_inputs_found_are_read_and_every_id(tmp_path: Path)
 
     nothing, same_ids = read_entries_of(store, keys, set())
     assert nothing == {} and same_ids == ids
+    # By id (what a publish adds or removes): the same entries as by their inputs.
+    by_id, _ = read_entries_of(store, keys, {"b003", "b047", "b089", "b999"}, by="id")
+    assert {i: (e.source, e.fingerprint, e.data_hrefs[0]) for i, (e, _) in by_id.items()} == (
+        expected)  # fmt: skip
 
 
 def test_new_ids_see_every_item_and_each_source_keeps_its_own(

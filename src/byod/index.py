@@ -311,19 +311,20 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def read_entries_of(store: Store, keys: Sequence[str], sources: Collection[str]
-                    ) -> tuple[dict[str, tuple[IndexEntry, str]], set[str]]:  # fmt: skip
-    """Planning's read of the index files `keys`: the entries of the items whose
-    `byod:source` is among `sources` (the inputs found), with the key of the file each is
-    in, by id; and the ids of every item.
-    As `read_index_entries` for those items (a later key wins for an id in two files, also
-    over an entry of a wanted source), but only the `id` and `byod:source` columns of the
-    other items are read, and only their ids become Python objects: a run's cost grows with
-    its inputs, not with the collection. Raises FileNotFoundError when a file is gone."""
+def read_entries_of(store: Store, keys: Sequence[str], values: Collection[str],
+                    by: str = "byod:source") -> tuple[dict[str, tuple[IndexEntry, str]],
+                                                      set[str]]:  # fmt: skip
+    """The entries of the items in the index files `keys` whose column `by` (a property
+    such as `byod:source`, the input's path, or `id`) holds one of `values`, with the key of
+    the file each is in, by id; and the ids of every item. As `read_index_entries` for those
+    items (a later key wins for an id in two files, also over a matching entry), but only
+    the `id` and `by` columns of the other items are read, and only their ids become Python
+    objects: planning (the inputs found) and publishing (the ids it adds or removes) cost
+    what a run changes, not what the collection holds. Raises FileNotFoundError when a file
+    is gone."""
     out: dict[str, tuple[IndexEntry, str]] = {}
     ids: set[str] = set()
-    wanted = frozenset(sources)
-    read = functools.partial(_wanted_entries, store, wanted)
+    read = functools.partial(_wanted_entries, store, frozenset(values), by)
     with _gc_paused():
         for key, (entries, every) in zip(keys, store.each(read, keys), strict=True):
             if out:  # an id of an earlier file given again here: this file's row wins
@@ -334,23 +335,25 @@ def read_entries_of(store: Store, keys: Sequence[str], sources: Collection[str]
     return out, ids
 
 
-def _wanted_entries(store: Store, wanted: frozenset[str], key: str
+def _wanted_entries(store: Store, wanted: frozenset[str], by: str, key: str
                     ) -> tuple[list[IndexEntry], list[str]]:  # fmt: skip
-    """The entries of the file's items whose byod:source is in `wanted`, and every id."""
+    """The entries of the file's items whose column `by` is in `wanted`, and every id."""
     with _opened(store, key) as index:
         names = set(index.file.schema_arrow.names)
         if LEGACY_ITEM_JSON in names:
             legacy = [_entry(i) for i in index.items(index.file.read([LEGACY_ITEM_JSON]))]
-            return [e for e in legacy if e.source in wanted], [e.id for e in legacy]
-        source = _ENTRY_PROPERTIES["source"]
-        head = index.file.read(["id", *([source] if source in names else [])],
+            field = {v: k for k, v in _ENTRY_PROPERTIES.items()}.get(by, by)  # -> IndexEntry
+            chosen = [e for e in legacy if getattr(e, field, None) in wanted]
+            return chosen, [e.id for e in legacy]
+        head = index.file.read(list(dict.fromkeys(c for c in ("id", by) if c in names)),
                                use_threads=False)  # fmt: skip
         every: list[str] = head.column("id").to_pylist()
-        found = head.column(source).to_pylist() if source in names else []
-        chosen = [r for r, s in enumerate(found) if s in wanted]
-        if not chosen:
+        found = head.column(by).to_pylist() if by in names else []
+        chosen_rows = [r for r, v in enumerate(found) if v in wanted]
+        if not chosen_rows:
             return [], every
-        rows = None if len(chosen) == head.num_rows else _indices(np.array(chosen, np.int64))
+        rows = None if len(chosen_rows) == head.num_rows else _indices(
+            np.array(chosen_rows, np.int64))  # fmt: skip
         return _entries_of(index, names, rows), every
 
 
