@@ -196,6 +196,35 @@ def test_a_month_written_before_pages_is_extended_not_rewritten(tmp_path: Path,
     assert sorted(ids) == [f"i{i:03d}" for i in range(14)] and len(ids) == 14
 
 
+def test_a_month_written_before_pages_is_split_when_rewritten_anyway(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_store(tmp_path)
+    monkeypatch.setattr(catalog, "PAGE_ITEMS", 1000)
+    publish(store, INFO, items(0, 12), [], new_version())
+    monkeypatch.setattr(catalog, "PAGE_ITEMS", PAGE)
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "c").glob("i*/*/i*.json")}
+    # A replaced item of the over-full page: the page is rewritten, and split on the way.
+    publish(store, INFO, items(11, 1, tag="b"), [], new_version())
+    rows = {k: pq.read_table(p).column("id").to_pylist() for k, p in partitions(tmp_path).items()}
+    assert sorted(len(r) for r in rows.values()) == [2, 5, 5]
+    assert sorted(i for r in rows.values() for i in r) == [f"i{i:03d}" for i in range(12)]
+    ids = walked(tmp_path)
+    assert sorted(ids) == [f"i{i:03d}" for i in range(12)] and len(ids) == 12
+    found = {i.id: i.assets["data"].href for i in byod.search(str(tmp_path))}
+    assert sorted(found) == [f"i{i:03d}" for i in range(12)]
+    assert found["i011"].endswith("/data/11-b.tif") and found["i010"].endswith("/data/10-a.tif")
+    # The items moved between pages keep their files.
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    # From then on a new item rewrites the last page only.
+    first = page_files(tmp_path)
+    before = snapshot(tmp_path)
+    publish(store, INFO, items(12, 1), [], new_version())
+    pages = page_files(tmp_path)
+    assert pages["2024-06"] == first["2024-06"] and pages["2024-06-p2"] == first["2024-06-p2"]
+    assert changed(before, snapshot(tmp_path)) & (first["2024-06"] | first["2024-06-p2"]) == set()
+
+
 def test_a_collection_of_the_layout_before_months_is_migrated_in_pages(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     publish(store, INFO, items(0, 12), [], new_version())

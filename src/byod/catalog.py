@@ -36,7 +36,8 @@ rewrite of a page: a later publish of the same run, or a rewrite after a lost ra
 ever written twice), reading those pages' partitions and sub-catalogs, and finds which page an
 id is in from the index's columns (`collection_entries`, cached per immutable partition key).
 A month written before pages (one partition, however large) is its first page: the next
-publish adds pages after it and leaves it as it is. A collection of the layout before months
+publish adds pages after it and leaves it as it is, until a publish rewrites it anyway (a
+replaced or removed item), which splits it into pages. A collection of the layout before months
 (item links and one `_index/<v>/items-<n>.parquet` in collection.json) is read by
 `read_layout` (`Layout.legacy`) and migrated by its next publish: every month written (in
 pages), its item files kept as they are.
@@ -578,6 +579,8 @@ def publish(
     done: dict[tuple[Any, ...], Month | None] = {}  # a month as written, by what it came from
     seen: list[tuple[dict[str, Entry], dict[str, str]]] = []  # per attempt: entries, renames
     moved: dict[str, tuple[pystac.Item, str]] = {}  # renamed items, written once
+    # Items moved out of a page fuller than PAGE_ITEMS: (dict, item key), by every attempt.
+    carried: dict[str, tuple[dict[str, Any], str]] = {}
     # What any attempt's switch would leave unreferenced (a superset is safe: the collector
     # deletes only what the collection as published then does not name).
     manifest_key = superseded_key(info.id, version)
@@ -628,7 +631,7 @@ def publish(
         placed, placed_keys, renamed = place(where)
         seen.append((where, renamed))
         dropped = (set(placed) | gone) & where.keys()
-        adds = _paginate(layout, where, placed, dropped)
+        adds, leaving = _paginate(layout, where, placed, dropped)
         touched = set(adds)
         if layout.legacy is None:  # (migrated: every page is new, made by _paginate)
             touched |= {where[i].month for i in dropped}
@@ -640,7 +643,9 @@ def publish(
             if item_id in placed:
                 item = placed[item_id].to_dict(include_self_link=False, transform_hrefs=False)
                 return item, placed_keys[item_id]
-            assert legacy is not None  # only a migration adds items not placed
+            if item_id in carried:  # moved out of a page too full, read when that was written
+                return carried[item_id]
+            assert legacy is not None  # else only a migration adds items not placed
             return legacy.items[item_id].to_dict(transform_hrefs=False), legacy.item_keys[item_id]
 
         months = {m: v for m, v in layout.months.items() if m not in touched}
@@ -649,11 +654,15 @@ def publish(
         for page in sorted(touched, key=split_page):
             base = layout.months.get(page)
             ids = sorted(adds.get(page, ()))
+            going = sorted(i for i, p in leaving.items() if p == page)
             origin = (page, base.index if base else legacy and layout.text, tuple(ids),
-                      tuple(sorted(drop)))  # fmt: skip
-            if origin not in done:
+                      tuple(sorted(drop)), tuple(going))  # fmt: skip
+            if origin not in done:  # (pages in order: one left is written before those joined)
+                rows = {i: row(i) for i in ids}
+                moving: dict[str, tuple[dict[str, Any], str]] = dict.fromkeys(going, ({}, ""))
                 done[origin] = _write_page(store, info.id, page, version, attempts, written,
-                                           base, {i: row(i) for i in ids}, drop)  # fmt: skip
+                                           base, rows, drop, moving)  # fmt: skip
+                carried.update(moving)
             if done[origin] is not None:
                 months[page] = done[origin]  # type: ignore[assignment]
             if base is not None and months.get(page) != base:
@@ -686,12 +695,15 @@ def publish(
 
 
 def _paginate(layout: Layout, where: dict[str, Entry], placed: dict[str, pystac.Item],
-              dropped: set[str]) -> dict[str, list[str]]:  # fmt: skip
+              dropped: set[str]) -> tuple[dict[str, list[str]], dict[str, str]]:  # fmt: skip
     """Which page (`page_name`) each placed item goes to: the page it is in when it stays in
     its month (a replacement rewrites that page only), else its month's last page while that
     holds fewer than `PAGE_ITEMS` items once `dropped` are gone, then new pages after it.
     Migrating the layout before months (`layout.legacy`), its items that stay are placed
-    too, each month paged from its first page."""
+    too, each month paged from its first page. A page fuller than `PAGE_ITEMS` (a month
+    written before pages) that is rewritten anyway keeps its first `PAGE_ITEMS` ids and
+    moves the others to the month's last page and new pages: they are listed in the second
+    result (id -> the page it leaves), and placed like the others in the first."""
     out: dict[str, list[str]] = {}
     arrivals: dict[str, list[str]] = {}
     if layout.legacy is not None:
@@ -711,6 +723,22 @@ def _paginate(layout: Layout, where: dict[str, Entry], placed: dict[str, pystac.
             counts[where[item_id].month] -= 1
     for name, ids in out.items():
         counts[name] += len(ids)
+    leaving: dict[str, str] = {}
+    hit = set(out) | {where[i].month for i in dropped}
+    full = {n for n in hit if counts.get(n, 0) > PAGE_ITEMS and layout.legacy is None}
+    if full:  # one pass over the entries: which ids those pages hold
+        members = {name: set(out.get(name, ())) for name in full}
+        for item_id, entry in where.items():
+            if entry.month in full and item_id not in dropped:
+                members[entry.month].add(item_id)
+        for name, held in members.items():
+            for item_id in sorted(held)[PAGE_ITEMS:]:
+                if item_id in placed:
+                    out[name].remove(item_id)
+                else:
+                    leaving[item_id] = name
+                arrivals.setdefault(split_page(name)[0], []).append(item_id)
+            counts[name] = PAGE_ITEMS
     for month, ids in sorted(arrivals.items()):
         ids.sort()
         page = max((n for m, n in map(split_page, layout.months) if m == month), default=1)
@@ -720,7 +748,7 @@ def _paginate(layout: Layout, where: dict[str, Entry], placed: dict[str, pystac.
                 page, room = page + 1, PAGE_ITEMS
             out.setdefault(page_name(month, page), []).extend(ids[:room])
             ids, room = ids[room:], room - len(ids[:room])
-    return out
+    return out, leaving
 
 
 def _write_page(
@@ -733,11 +761,13 @@ def _write_page(
     base: Month | None,
     adds: dict[str, tuple[dict[str, Any], str]],
     drop: set[str],
+    leaving: dict[str, tuple[dict[str, Any], str]],
 ) -> Month | None:
     """Write a new version of one page of a month (`page_name`): its items as published
-    (`base`'s partition and sub-catalog, if any) without the `drop` ids, plus `adds` (id ->
-    item dict with absolute asset hrefs, key of its item file). None when the page is left
-    empty."""
+    (`base`'s partition and sub-catalog, if any) without the `drop` ids and those `leaving`
+    names (filled in with their item dicts and item file keys, for the pages they move to),
+    plus `adds` (id -> item dict with absolute asset hrefs, key of its item file). None when
+    the page is left empty."""
     from byod.index import read_index_items, write_index
 
     # Item dicts, not pystac Items: a page of up to PAGE_ITEMS items is rewritten by every
@@ -747,6 +777,8 @@ def _write_page(
     if base is not None:
         keys = _linked(store, base.catalog, "item")
         items = read_index_items(store, base.index)
+    for item_id in leaving:
+        leaving[item_id] = (items.pop(item_id), keys.pop(item_id))
     for item_id in drop:
         items.pop(item_id, None)
         keys.pop(item_id, None)
