@@ -465,8 +465,10 @@ def decimated_mask(src: DatasetReader) -> tuple[npt.NDArray[np.bool_], float, fl
     return _pooled_chunks(valid, (src.height, src.width), shape, seen), *scale
 
 
-# Cells of the pooled mask read at once, as full-resolution pixels on a side (about).
-MASK_CHUNK = 1024
+# Cells of the pooled mask read at once, as full-resolution pixels on a side (about): a
+# COG's tile (rio-cogeo's 512), so fewer pixels far from the nodata are decoded than with
+# 1024 (35% of a 10980² raster with a slanted border instead of 45%: 0.78 s of CPU, not 1.1).
+MASK_CHUNK = 512
 
 
 def _pooled_chunks(
@@ -484,6 +486,8 @@ def _pooled_chunks(
     all known is not read.
     """
     rows, cols = shape
+    if rows > size[0] or cols > size[1]:
+        raise ValueError(f"a pooled mask of {shape} is finer than its raster of {size}")
     row_edges = _pixel_spans(size[0], rows)
     col_edges = _pixel_spans(size[1], cols)
     step_r = max(1, MASK_CHUNK * rows // size[0])
@@ -514,10 +518,19 @@ def _pixel_spans(pixels: int, cells: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _any_over(data: np.ndarray, starts: np.ndarray, stops: np.ndarray, axis: int) -> np.ndarray:
-    """any() of `data` along `axis` over each [start, stop) range (ranges may overlap)."""
-    counts = np.cumsum(data, axis=axis, dtype=np.int64)
-    counts = np.insert(counts, 0, 0, axis=axis)
-    return np.asarray(np.take(counts, stops, axis=axis) - np.take(counts, starts, axis=axis) > 0)
+    """any() of boolean `data` along `axis` over each [start, stop) range, as
+    `_pixel_spans` makes them: starts strictly increasing, the last stop the data's end, and
+    each stop at most one past the next start (a pixel straddling two cells, in both).
+
+    An OR over [start, next start) (`reduceat`), plus that shared pixel: 12x less CPU than
+    the cumulative sums it replaces (0.96 s of a 10980² footprint; benchmarks/README.md)."""
+    out = np.logical_or.reduceat(data, starts, axis=axis)
+    shared = np.nonzero(stops[:-1] > starts[1:])[0]
+    if shared.size:
+        cells: list[slice | np.ndarray] = [slice(None)] * data.ndim
+        cells[axis] = shared
+        out[tuple(cells)] |= np.take(data, starts[shared + 1], axis=axis)
+    return np.asarray(out)
 
 
 def _nan_bands(src: DatasetReader) -> set[int]:

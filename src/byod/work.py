@@ -13,6 +13,7 @@ import time
 import unicodedata
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -111,6 +112,8 @@ class PrepareResult:
     notes: list[str]  # subdatasets left out, with the reason
     # Seconds per stage in the worker (report.STAGE_NAMES from `inspect` to `checksum`;
     # `metadata` is the acquisition time and cloud cover), summed over scenes and bands.
+    # `checksum` is the wait for the COGs' hashes, which run beside the other stages
+    # (`_Checksums`): the wall time they added, not their CPU.
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -152,6 +155,9 @@ def prepare(job: Job, stage: Stage) -> PrepareResult:
     # GDAL's block cache capped for every read, not only the conversion's: the footprint's
     # full-resolution reads otherwise filled GDAL's default cache (5% of RAM) and took a
     # worker from 371 MB to 733 MB on a 1 GB input (benchmarks/README.md). Bytes (PITFALLS).
+    # GDAL_NUM_THREADS stays the conversion's alone: decoding the footprint's chunks with
+    # the job's 2 threads saved about 0.2 s of a 10980² input but raised the worker's peak
+    # RSS by 60 MB (a heap per GDAL thread; benchmarks/README.md).
     cache = job.cache_bytes or GDAL_CACHEMAX_MB * 1024 * 1024
     with warnings.catch_warnings(), rasterio.Env(GDAL_CACHEMAX=cache):
         warnings.showwarning = _log_warning
@@ -244,37 +250,40 @@ def _prepare_one(job: Job, name: str, subdataset: str | None, stage: Clock) -> S
     if len(parts) > 1:
         notes.append(_band_files_note(label, source_info, parts))
     converted = []
-    for part in parts:
-        with stage("convert", "convert" if len(parts) == 1 else f"convert {part.key}"):
-            outcome = to_cog(
-                part.source,
-                part.cog_path,
-                compression=job.compression,
-                dtypes=[b.data_type for b in part.bands],
-                threads=job.threads,
-                may_pass_through=subdataset is None and not job.has_georef_sidecars
-                and source_info.driver == "GTiff" and part.source == placed,
-                cache_bytes=job.cache_bytes,
-            )  # fmt: skip
-            kept = _keep_crs(part.cog_path, source_info.crs_wkt, label)
-            notes += [n for n in kept if n not in notes]
-        stage.move("convert", "validate", outcome.validate_s)
-        with stage("inspect"), rasterio.open(part.cog_path) as cog:
-            shown = label if len(parts) == 1 else f"{label} ({part.key})"
-            info = _as_source_band(
-                inspect(cog, label=shown, max_pixels=job.max_pixels, scan_nan=True), part
-            )
-        converted.append((part, outcome, info))
     thumb_path = job.workdir / f"{item_id}.png"
-    with ExitStack() as stack:
-        cogs = [stack.enter_context(rasterio.open(part.cog_path)) for part, _, _ in converted]
-        with stage("footprint"):
-            shape = _footprint_of(cogs, converted[0][2], label)
-        with stage("thumbnail"):
-            _thumbnail(cogs, [part for part, _, _ in converted], thumb_path)
-    with stage("checksum"):
-        assets = [SceneAsset(part.key, job.path.name, _local(part.cog_path), info,
-                             outcome.passthrough) for part, outcome, info in converted]  # fmt: skip
+    with _Checksums() as checksums:
+        for part in parts:
+            with stage("convert", "convert" if len(parts) == 1 else f"convert {part.key}"):
+                outcome = to_cog(
+                    part.source,
+                    part.cog_path,
+                    compression=job.compression,
+                    dtypes=[b.data_type for b in part.bands],
+                    threads=job.threads,
+                    may_pass_through=subdataset is None and not job.has_georef_sidecars
+                    and source_info.driver == "GTiff" and part.source == placed,
+                    cache_bytes=job.cache_bytes,
+                )  # fmt: skip
+                kept = _keep_crs(part.cog_path, source_info.crs_wkt, label)
+                notes += [n for n in kept if n not in notes]
+            checksums.start(part.cog_path)  # written: hashed beside what follows
+            stage.move("convert", "validate", outcome.validate_s)
+            with stage("inspect"), rasterio.open(part.cog_path) as cog:
+                shown = label if len(parts) == 1 else f"{label} ({part.key})"
+                info = _as_source_band(
+                    inspect(cog, label=shown, max_pixels=job.max_pixels, scan_nan=True), part
+                )
+            converted.append((part, outcome, info))
+        with ExitStack() as stack:
+            cogs = [stack.enter_context(rasterio.open(part.cog_path)) for part, _, _ in converted]
+            with stage("footprint"):
+                shape = _footprint_of(cogs, converted[0][2], label)
+            with stage("thumbnail"):
+                _thumbnail(cogs, [part for part, _, _ in converted], thumb_path)
+        with stage("checksum"):
+            assets = [SceneAsset(part.key, job.path.name, checksums.result(part.cog_path),
+                                 info, outcome.passthrough)
+                      for part, outcome, info in converted]  # fmt: skip
     return _scene(item_id, subdataset, (when, cloud_decision, notes), shape, assets, thumb_path,
                   stage)  # fmt: skip
 
@@ -432,21 +441,26 @@ def _prepare_scene(job: Job, stage: Clock) -> Scene:
     first = job.bands[0][0]
     when, clouds, notes = _time_and_clouds(job, infos[first].tags, str(job.bands[0][1]),
                                            job.relpath, stage)  # fmt: skip
-    assets = []
-    for band, path in job.bands:
-        cog_path = job.workdir / f"{job.item_id}_{slugify(band)}.tif"
-        with stage("convert", f"convert {band}"):
-            outcome = to_cog(str(path), cog_path, compression=job.compression,
-                             dtypes=[b.data_type for b in infos[band].bands],
-                             threads=job.threads, may_pass_through=infos[band].driver == "GTiff",
-                             cache_bytes=job.cache_bytes)  # fmt: skip
-        stage.move("convert", "validate", outcome.validate_s)
-        with stage("inspect"), rasterio.open(cog_path) as cog:
-            info = inspect(cog, label=f"{job.relpath} ({band})", max_pixels=job.max_pixels,
-                           scan_nan=True)  # fmt: skip
+    pending = []
+    with _Checksums() as checksums:
+        for band, path in job.bands:
+            cog_path = job.workdir / f"{job.item_id}_{slugify(band)}.tif"
+            with stage("convert", f"convert {band}"):
+                outcome = to_cog(str(path), cog_path, compression=job.compression,
+                                 dtypes=[b.data_type for b in infos[band].bands],
+                                 threads=job.threads,
+                                 may_pass_through=infos[band].driver == "GTiff",
+                                 cache_bytes=job.cache_bytes)  # fmt: skip
+            checksums.start(cog_path)  # hashed beside the next band's conversion
+            stage.move("convert", "validate", outcome.validate_s)
+            with stage("inspect"), rasterio.open(cog_path) as cog:
+                info = inspect(cog, label=f"{job.relpath} ({band})", max_pixels=job.max_pixels,
+                               scan_nan=True)  # fmt: skip
+            pending.append((band, path, cog_path, info, outcome))
         with stage("checksum"):
-            local = _local(cog_path)
-        assets.append(SceneAsset(band, path.name, local, info, outcome.passthrough))
+            assets = [SceneAsset(band, path.name, checksums.result(cog_path), info,
+                                 outcome.passthrough)
+                      for band, path, cog_path, info, outcome in pending]  # fmt: skip
     # The footprint of the finest data band (masks can be coarser or padded).
     finest = primary_asset(tuple(assets))
     thumb_path = job.workdir / f"{job.item_id}.png"
@@ -599,6 +613,36 @@ def _staged(name: str, path: Path, crs: rasterio.crs.CRS, transform: Affine | No
 
 def _local(path: Path) -> AssetFile:
     return AssetFile(path, path.stat().st_size, file_sha256(path))
+
+
+class _Checksums:
+    """The COGs' checksums (`_local`), each started in a thread as soon as its COG is
+    written, so it runs beside what the worker does next: the COG's inspection, the next
+    band's conversion, the footprint, the thumbnail. hashlib and file reads release the GIL,
+    and a conversion keeps about 1.3 of 2 cores busy (PITFALLS): the hash of a 540 MB COG,
+    0.4 s, costs no wall time then (benchmarks/README.md). One thread, no GDAL in it.
+
+    A context manager: leaving it, on success or on an error (a rejected input), cancels
+    the hashes not started and waits for the one running, so no thread outlives the input.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="byod-checksum")
+        self._started: dict[Path, Future[AssetFile]] = {}
+
+    def __enter__(self) -> _Checksums:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def start(self, path: Path) -> None:
+        """Hash `path`, which is not written to any more, in the background."""
+        self._started[path] = self._pool.submit(_local, path)
+
+    def result(self, path: Path) -> AssetFile:
+        """`path`'s size and checksum, waiting for its hash; its error (OSError) if any."""
+        return self._started[path].result()
 
 
 def georef_sidecar_names(sidecars: tuple[str, ...]) -> bool:
