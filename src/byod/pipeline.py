@@ -7,13 +7,16 @@ outcome is a `Report`. The CLI and the Prefect flows are thin layers over `inges
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import shutil
 import signal
 import threading
 import time
 from collections.abc import Generator, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
+from typing import Any
 
 from byod.config import IngestSettings, default_workers
 from byod.errors import (
@@ -36,6 +39,11 @@ from byod.workspace import make_workdir
 # edges that only need its names (the CLI's --help and search; benchmarks/README.md).
 log = logging.getLogger(__name__)
 
+# Converted inputs stored (uploaded) at once by the parent while the workers convert the next
+# ones; also how many may wait to be stored before no new worker starts (each holds its COG in
+# the temp folder). Two: an upload to Azurite is bound by Azurite's own CPU (PITFALLS), and
+# each upload already keeps `storage.UPLOAD_CONCURRENCY` requests in flight.
+STORES_AT_ONCE = 2
 
 # The public API (the CLI, the Prefect flows and tests import these from here).
 __all__ = [
@@ -278,8 +286,17 @@ def process(context: RunContext, work: WorkItem) -> Outcome:
 
 def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome, None, None]:
     """Every input of the run, `workers` at a time, each in its bounded worker process,
-    yielded as it finishes (not in input order); rejections are outcomes, as in
-    `process`. Closing the generator early kills the workers still running."""
+    yielded as it is stored (not in input order); rejections are outcomes, as in `process`.
+
+    On a blob target an input's files are uploaded in this process on `STORES_AT_ONCE`
+    threads while the workers go on converting the next inputs; at most that many converted
+    inputs wait to be stored (each holds its COG in the temp folder), beyond that no new
+    worker starts. An input stored meanwhile is yielded when the next worker finishes or the
+    last uploads end. A store that is down or full raises `StorageUnavailable` once the
+    inputs stored by then were yielded. Closing the generator early (a signal) kills the
+    workers still running and waits for the uploads in flight: an input counts as done only
+    once yielded, and what the others stored is removed by `publish_run(complete=False)` or
+    the next run. A local target moves each COG into place at once (`Store.put_file`)."""
     if not run.todo:  # a no-op run: no worker started, no temp folder made
         return
     from byod.batches import is_small, run_in_batches
@@ -290,6 +307,9 @@ def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome
     progress = progress or Progress()
     settings, stores = run.context.settings, run.context.stores
     workdir = make_workdir()  # byod-<pid>-*: removed by the next run after a kill
+    pool = ThreadPoolExecutor(STORES_AT_ONCE, thread_name_prefix="byod-store")
+    storing: set[Future[Outcome]] = set()
+    outcomes: Iterator[Any] = iter(())
     try:
         # GDAL threads per conversion: the cores shared by the conversions that run at once,
         # and GDAL's block cache: one budget shared by them (cog.cache_budget).
@@ -309,12 +329,51 @@ def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome
                 fetched, job, by_path[job.relpath].candidate, stores.source),
         )  # fmt: skip
         for done in outcomes:
-            outcome = outcome_of(done, by_path[done.job.relpath], run.context, stores.target,
-                                 fetched.get(done.job.relpath, 0.0))  # fmt: skip
-            progress.finished(outcome.row)
-            yield outcome
+            outcome = functools.partial(outcome_of, done, by_path[done.job.relpath],
+                                        run.context, stores.target,
+                                        fetched.get(done.job.relpath, 0.0))  # fmt: skip
+            # Rejected by its worker: nothing to store. A local target: a rename (`put_file`'s
+            # move), done at once, so an input is yielded the moment it is stored.
+            if done.result is None or stores.target.is_local:
+                yield _finished(outcome(), progress)
+            else:
+                storing.add(pool.submit(outcome))
+            # Stored meanwhile: yielded now; too many waiting: no new worker until one is.
+            yield from _stored(storing, progress, pool, block=len(storing) >= STORES_AT_ONCE)
+        while storing:
+            yield from _stored(storing, progress, pool, block=True)
     finally:
+        close = getattr(outcomes, "close", None)  # a generator (runner.run_bounded)
+        if close is not None:
+            close()  # a run stopped early: its workers are killed first
+        pool.shutdown(wait=True, cancel_futures=True)  # no upload outlives the run's end
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _finished(outcome: Outcome, progress: Progress) -> Outcome:
+    progress.finished(outcome.row)
+    return outcome
+
+
+def _stored(storing: set[Future[Outcome]], progress: Progress, pool: ThreadPoolExecutor, *,
+            block: bool) -> Iterator[Outcome]:  # fmt: skip
+    """The outcomes of `storing` that are done (at least one when `block`), taken out of it.
+    A store that raised (down, full: `StorageUnavailable`) raises here, after the uploads in
+    flight ended and the inputs they stored were yielded: the run's report counts them."""
+    if not storing:
+        return
+    done, _ = wait(storing, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+    if any(f.exception() is not None for f in done):
+        pool.shutdown(wait=True, cancel_futures=True)
+        done = {f for f in storing if f.done()}
+    storing -= done
+    failed = [f for f in done if not f.cancelled() and f.exception() is not None]
+    for future in done - set(failed):
+        if not future.cancelled():
+            yield _finished(future.result(), progress)
+    if failed:
+        storing.clear()
+        failed[0].result()  # raises the store's error
 
 
 def publish_run(run: Run, outcomes: list[Outcome], *, complete: bool = True) -> Report:

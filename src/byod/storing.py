@@ -151,11 +151,13 @@ def _store(
                 # With the blob, so a re-run can tell an unchanged input without a download.
                 metadata = {FINGERPRINT_METADATA: plan.fingerprint, "byod_sha256": part.file.sha256}
                 stored_keys.append(key)
-                href = target.put_file(part.file.path, key, metadata)
+                # Moved into a local target (the job's folder is deleted after): no copy.
+                href = target.put_file(part.file.path, key, metadata, move=True)
                 parts.append(replace(part, file=part.file.stored_at(href)))
             thumb_key = thumbnail_key(context.collection_id, scene.item_id, context.version)
             stored_keys.append(thumb_key)
-            thumbnail = scene.thumbnail.stored_at(target.put_file(scene.thumbnail.path, thumb_key))
+            thumbnail = scene.thumbnail.stored_at(
+                target.put_file(scene.thumbnail.path, thumb_key, move=True))  # fmt: skip
             stored = replace(scene, assets=tuple(parts), thumbnail=thumbnail)
             items.append(build_item(stored, source=plan.candidate.relpath,
                                     fingerprint=plan.fingerprint))  # fmt: skip
