@@ -272,15 +272,19 @@ def _pair(
         raster_rels = {r for _, r in rasters}
         by_name = {_name(r).lower(): (p, r) for p, r in entries if r not in raster_rels}
         paired: set[str] = set()
+        # By dict, not by scanning `rasters` per raster (a no-op over 1,000 inputs in one
+        # folder spent 2 of its 9 % here).
+        mask_rels, path_of = set(masks.values()), {r: p for p, r in rasters}
         for path, rel in rasters:
-            if rel in masks.values():
+            if rel in mask_rels:
                 continue  # a cloud mask of another raster: metadata, not an item
             extras = [p for p, _ in _sidecars_of(rel, by_name, rel in ehdr)]
             metadata = _metadata_for(rel, folder, metadata_by_dir)
-            mask = next((p for p, r in rasters if masks.get(rel) == r), None)
+            mask_rel = masks.get(rel)
+            mask = path_of.get(mask_rel) if mask_rel is not None else None
             extras += metadata + ([mask] if mask else []) + ([user] if user else [])
-            extras += [p for m in ([mask] if mask else []) for p, _ in _sidecars_of(
-                next(r for q, r in rasters if q == m), by_name)]  # fmt: skip
+            if mask and mask_rel is not None:
+                extras += [p for p, _ in _sidecars_of(mask_rel, by_name)]
             paired.update(extras)
             extras = list(dict.fromkeys(extras))
             found.candidates.append(
