@@ -56,8 +56,10 @@ class _Plan:
 
 def new_run(settings: IngestSettings, progress: Progress) -> Run:
     """`pipeline.plan_run`'s work: open the stores (once for the run), refuse what cannot be
-    written, read the collection's entries, discover and fingerprint the inputs, settle the
-    unchanged ones and what --prune removes, and hold the run's marker when there is work."""
+    written, discover the inputs, read the collection's entries of those (`planned_entries`),
+    fingerprint them (a new local input's in a thread while the workers convert: `_plan`),
+    settle the unchanged ones and what --prune removes, and hold the run's marker when there
+    is work."""
     stores = RunStores.open(settings)  # credentials and the region guard: once per run
     collection_id = _collection_id(settings)
     report = Report(settings.source, collection_id, stores.catalog.href(ROOT_KEY),
