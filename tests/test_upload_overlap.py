@@ -18,12 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from azure.storage.blob import BlobServiceClient
 from rasterio.transform import from_origin
 
+from byod.azure import AzureOptions, resolve_access
 from byod.config import IngestSettings
 from byod.pipeline import Progress, ingest
 from byod.report import Row, Status
-from byod.storage import Store
+from byod.storage import BlobStore, Store, UploadStopped
 from tests.conftest import ramp, write_geotiff
 from tests.faultproxy import FaultProxy
 from tests.readback import published
@@ -176,3 +178,20 @@ def test_a_move_across_file_systems_copies(tmp_path: Path) -> None:
         assert Path(href).stat().st_dev == tmp_path.stat().st_dev
     finally:
         source.unlink(missing_ok=True)
+
+
+def test_an_upload_told_to_stop_raises_and_commits_nothing(azure_env: str, tmp_path: Path) -> None:
+    store = BlobStore(f"az://stop-{azure_env}", resolve_access(AzureOptions()))
+    store.ensure_container()
+    local = tmp_path / "cog.tif"
+    local.write_bytes(os.urandom(300_000))
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(UploadStopped):
+        store.put_file(local, "v/cog.tif", {"byod_sha256": "x"}, stop=stop)
+    direct = BlobServiceClient.from_connection_string(os.environ["AZURE_STORAGE_CONNECTION_STRING"])
+    assert list(direct.get_container_client(f"stop-{azure_env}").list_blobs()) == []
+    # Not told to stop: stored whole, with its MD5 checked by the service (validate_content).
+    store.put_file(local, "v/cog.tif", {"byod_sha256": "x"}, stop=threading.Event())
+    blob = direct.get_blob_client(f"stop-{azure_env}", "v/cog.tif").download_blob().readall()
+    assert blob == local.read_bytes()

@@ -294,9 +294,10 @@ def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome
     worker starts. An input stored meanwhile is yielded when the next worker finishes or the
     last uploads end. A store that is down or full raises `StorageUnavailable` once the
     inputs stored by then were yielded. Closing the generator early (a signal) kills the
-    workers still running and waits for the uploads in flight: an input counts as done only
-    once yielded, and what the others stored is removed by `publish_run(complete=False)` or
-    the next run. A local target moves each COG into place at once (`Store.put_file`)."""
+    workers still running and stops the uploads in flight (within a block): an input counts
+    as done only once yielded, and what the others stored is removed by
+    `publish_run(complete=False)` or the next run. A local target moves each COG into place
+    at once (`Store.put_file`)."""
     if not run.todo:  # a no-op run: no worker started, no temp folder made
         return
     from byod.batches import is_small, run_in_batches
@@ -308,6 +309,7 @@ def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome
     settings, stores = run.context.settings, run.context.stores
     workdir = make_workdir()  # byod-<pid>-*: removed by the next run after a kill
     pool = ThreadPoolExecutor(STORES_AT_ONCE, thread_name_prefix="byod-store")
+    stop = threading.Event()  # the run is ending: uploads in flight stop at their next block
     storing: set[Future[Outcome]] = set()
     outcomes: Iterator[Any] = iter(())
     try:
@@ -331,7 +333,7 @@ def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome
         for done in outcomes:
             outcome = functools.partial(outcome_of, done, by_path[done.job.relpath],
                                         run.context, stores.target,
-                                        fetched.get(done.job.relpath, 0.0))  # fmt: skip
+                                        fetched.get(done.job.relpath, 0.0), stop)  # fmt: skip
             # Rejected by its worker: nothing to store. A local target: a rename (`put_file`'s
             # move), done at once, so an input is yielded the moment it is stored.
             if done.result is None or stores.target.is_local:
@@ -346,6 +348,7 @@ def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome
         close = getattr(outcomes, "close", None)  # a generator (runner.run_bounded)
         if close is not None:
             close()  # a run stopped early: its workers are killed first
+        stop.set()
         pool.shutdown(wait=True, cancel_futures=True)  # no upload outlives the run's end
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import io
 import json
 import logging
 import mimetypes
@@ -72,6 +73,24 @@ class StoredInfo:
 
 class ConflictError(RuntimeError):
     """A conditional update lost to other writers `UPDATE_ATTEMPTS` times in a row."""
+
+
+class UploadStopped(RuntimeError):
+    """An upload was told to stop (`put_file`'s `stop`): the run is ending."""
+
+
+class _StoppableFile(io.FileIO):
+    """A file read for an upload, raising `UploadStopped` once `stop` is set: the SDK reads
+    it a block at a time, so an upload stops within a block of being told."""
+
+    def __init__(self, path: Path, stop: threading.Event) -> None:
+        super().__init__(path, "rb")
+        self.stop = stop
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.stop.is_set():
+            raise UploadStopped(f"{self.name}: upload stopped")
+        return super().read(size) or b""
 
 
 Change = Callable[[str | None], str | None]
@@ -184,13 +203,14 @@ class Store:
         _atomic_local(Path(self.root, key), lambda tmp: tmp.write_text(text, "utf-8"))
 
     def put_file(self, local: Path, key: str, metadata: dict[str, str] | None = None, *,
-                 move: bool = False) -> str:  # fmt: skip
+                 move: bool = False, stop: threading.Event | None = None) -> str:  # fmt: skip
         """Store a local file under `key`; returns its href. Local files keep no metadata.
 
         `move=True`: `local` is the caller's to give away (a worker's output, deleted after):
         on the same file system it is renamed into place instead of copied (no second write
         of the bytes), else copied. Either way it appears under `key` by one rename of a
-        temporary name, as every local write does."""
+        temporary name, as every local write does. `stop`: see `BlobStore.put_file` (a local
+        store is done too soon to need it)."""
         _atomic_local(Path(self.root, key), lambda tmp: _move_or_copy(local, tmp, move))
         return self.href(key)
 
@@ -399,13 +419,16 @@ class BlobStore(Store):
         self._upload(key, text.encode("utf-8"), None)
 
     def put_file(self, local: Path, key: str, metadata: dict[str, str] | None = None, *,
-                 move: bool = False) -> str:  # fmt: skip
+                 move: bool = False, stop: threading.Event | None = None) -> str:  # fmt: skip
         """Upload a local file in blocks, each sent with its MD5 (`validate_content`): the
         service checks every block as it arrives (a block damaged in transit is refused and
         sent again by the retry policy). Azurite, given no MD5, computes a CRC64 of each block
         in JavaScript: 3x its CPU for the same upload (benchmarks/README.md). `move` changes
-        nothing here (the caller deletes its file)."""
-        with local.open("rb") as data:
+        nothing here (the caller deletes its file).
+
+        `stop`: once set, the upload raises `UploadStopped` before its next block is read
+        (the blob is not committed; its uncommitted blocks Azure drops after a week)."""
+        with _StoppableFile(local, stop or threading.Event()) as data:
             self._upload(key, data, metadata, validate=True)
         return self.href(key)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -106,9 +107,12 @@ def job_for(
 
 
 def outcome_of(done: Done[Job, PrepareResult], work: WorkItem, context: RunContext,
-               target: Store, fetch_s: float = 0.0) -> Outcome:  # fmt: skip
+               target: Store, fetch_s: float = 0.0,
+               stop: threading.Event | None = None) -> Outcome:  # fmt: skip
     """What one input's worker gave, turned into its outcome: its files stored and items
-    built (`_store`), or its rejection; its row with the seconds of each stage."""
+    built (`_store`), or its rejection; its row with the seconds of each stage. Safe to run
+    on a thread of its own (`pipeline.process_all`); `stop` set ends its uploads early (the
+    run is ending: the outcome, a storage_failed rejection, is dropped)."""
     row = Row(work.candidate.relpath, Status.REJECTED)
     stages = {"fingerprint": work.fingerprint_s, "fetch": fetch_s}
     start = time.perf_counter()
@@ -117,7 +121,7 @@ def outcome_of(done: Done[Job, PrepareResult], work: WorkItem, context: RunConte
             raise done.rejection
         assert done.result is not None
         stages |= done.result.seconds
-        new = _store(done.result, work, context, target)
+        new = _store(done.result, work, context, target, stop)
     except RejectedInput as exc:
         row.reason, row.message = exc.reason, exc.message
         return Outcome(row)
@@ -136,7 +140,11 @@ def outcome_of(done: Done[Job, PrepareResult], work: WorkItem, context: RunConte
 
 
 def _store(
-    result: PrepareResult, plan: WorkItem, context: RunContext, target: Store
+    result: PrepareResult,
+    plan: WorkItem,
+    context: RunContext,
+    target: Store,
+    stop: threading.Event | None = None,
 ) -> list[pystac.Item]:
     """Upload each scene's COGs and thumbnail to new keys (the run's version folder), then
     build its item (assets first, always)."""
@@ -152,12 +160,12 @@ def _store(
                 metadata = {FINGERPRINT_METADATA: plan.fingerprint, "byod_sha256": part.file.sha256}
                 stored_keys.append(key)
                 # Moved into a local target (the job's folder is deleted after): no copy.
-                href = target.put_file(part.file.path, key, metadata, move=True)
+                href = target.put_file(part.file.path, key, metadata, move=True, stop=stop)
                 parts.append(replace(part, file=part.file.stored_at(href)))
             thumb_key = thumbnail_key(context.collection_id, scene.item_id, context.version)
             stored_keys.append(thumb_key)
             thumbnail = scene.thumbnail.stored_at(
-                target.put_file(scene.thumbnail.path, thumb_key, move=True))  # fmt: skip
+                target.put_file(scene.thumbnail.path, thumb_key, move=True, stop=stop))  # fmt: skip
             stored = replace(scene, assets=tuple(parts), thumbnail=thumbnail)
             items.append(build_item(stored, source=plan.candidate.relpath,
                                     fingerprint=plan.fingerprint))  # fmt: skip
