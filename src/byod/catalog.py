@@ -34,7 +34,8 @@ parent (item files are immutable; page versions change). A publish writes new ve
 pages it touches only (new, replaced, removed and moved items; `-<n>` names the run's n-th
 rewrite of a page: a later publish of the same run, or a rewrite after a lost race; no key is
 ever written twice), reading those pages' partitions and sub-catalogs, and finds which page an
-id is in from the index's columns (`collection_entries`, cached per immutable partition key).
+id is in from the index's columns (`_entries_of`: the entries of the ids it adds or removes,
+only the `id` column of the other rows; partitions read before are cached per immutable key).
 A month written before pages (one partition, however large) is its first page: the next
 publish adds pages after it and leaves it as it is, until a publish rewrites it anyway (a
 replaced or removed item), which splits it into pages. A collection of the layout before months
@@ -460,6 +461,32 @@ def collection_entries(store: Store, collection_id: str, layout: Layout | None =
     return out
 
 
+def _entries_of(store: Store, layout: Layout, ids: set[str]) -> dict[str, Entry]:
+    """The published items among `ids` of a collection in pages (`layout.months`), as
+    `collection_entries` gives them: from the partitions this process has read already,
+    else from `index.read_entries_of` (only the `id` column of the other rows is read), so
+    a publish costs the ids it changes, not the collection. Raises FileNotFoundError when a
+    partition is gone."""
+    from byod.index import read_entries_of
+
+    pages = {m.index: page for page, m in layout.months.items()}
+    keys = sorted(pages, key=pages.__getitem__)
+    out: dict[str, Entry] = {}
+    rest = []
+    for key in keys:
+        cached = _ENTRIES.get((store.root, key))
+        if cached is None:
+            rest.append(key)
+        else:
+            out |= {i: cached[i] for i in ids if i in cached}
+    if rest:
+        found, _ = read_entries_of(store, rest, ids, by="id")
+        out |= {i: Entry(i, e.source, e.fingerprint, e.subdataset, e.version, pages[key],
+                         tuple(e.data_hrefs), tuple(e.hrefs), None, e.source_root)
+                for i, (e, key) in found.items()}  # fmt: skip
+    return out
+
+
 def _read_entries(store: Store, key: str, month: str) -> dict[str, Entry]:
     from byod.index import read_index_entries
 
@@ -627,7 +654,16 @@ def publish(
 
     def merged(text: str | None) -> str | None:
         layout = read_layout(store, info.id, text)
-        where = collection_entries(store, info.id, layout)
+        where = None
+        if layout.legacy is None:  # the entries of the ids changed, not of every item
+            where = _entries_of(store, layout, set(new) | gone)
+            clash = any(not e.same_input(_source(new[i]), new[i].properties.get(
+                "byod:source_root")) for i, e in where.items() if i in new)  # fmt: skip
+            full = any(layout.months[e.month].count > PAGE_ITEMS for e in where.values())
+            if clash or full:  # a new id for an item (every id), a page to split (its ids)
+                where = None
+        if where is None:
+            where = collection_entries(store, info.id, layout)
         placed, placed_keys, renamed = place(where)
         seen.append((where, renamed))
         dropped = (set(placed) | gone) & where.keys()
