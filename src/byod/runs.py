@@ -126,7 +126,9 @@ class Run:
     context: RunContext
     report: Report
     todo: list[WorkItem]
-    existing: dict[str, Entry]  # the collection's items when planned (index columns)
+    # The collection's items when planned (index columns): those of the inputs found, or all
+    # with --prune (planning.PlannedEntries: true when the collection has any item at all).
+    existing: dict[str, Entry]
     marker: str | None = None  # the run's marker in the catalog, held while it runs
     published: bool = False  # the catalog was switched to this run's items
     # --prune: inputs no longer in the source -> their item ids, removed by the first publish
