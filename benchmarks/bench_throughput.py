@@ -12,8 +12,9 @@ and N small 256 x 256 ones. Every case runs as the commands a user types, in sub
 folder (local target, and Azurite's blob storage with --azurite). Each process tree is
 polled every 50 ms from /proc: the peak of the summed RSS of every process in it (shared
 pages counted once per process) and of the summed PSS (shared pages split between the
-processes that share them). The median of --runs runs is printed, with the load average
-around each case. It asserts nothing.
+processes that share them), and its CPU seconds; the Azurite row adds Azurite's own CPU
+seconds (its node process shares the cores). The median of --runs runs is printed, with the
+load average around each case. It asserts nothing.
 """
 
 from __future__ import annotations
