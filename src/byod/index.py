@@ -269,6 +269,8 @@ class IndexEntry(NamedTuple):
     data_hrefs: tuple[str, ...]  # assets whose roles contain "data"
     hrefs: tuple[str, ...]  # every asset
     source_root: str | None = None  # property byod:source_root: the source folder or prefix
+    # Property byod:stat: the signature of its input's files' stat (sources.stat_signature).
+    stat: str | None = None
 
     @property
     def start(self) -> datetime | None:
@@ -283,7 +285,7 @@ class IndexEntry(NamedTuple):
 
 _ENTRY_PROPERTIES = {"source": "byod:source", "fingerprint": "byod:fingerprint",
                      "subdataset": "byod:subdataset", "version": "byod:version",
-                     "source_root": "byod:source_root"}  # fmt: skip
+                     "source_root": "byod:source_root", "stat": "byod:stat"}  # fmt: skip
 
 
 def read_index_entries(store: Store, keys: Sequence[str]) -> dict[str, IndexEntry]:
@@ -399,10 +401,10 @@ def _entries_of(index: _Index, names: set[str], rows: pa.Array | None) -> list[I
                 data.append(absolute)
             elif is_data.any():
                 data.append([h if d else None for h, d in zip(absolute, is_data, strict=True)])
-    *values, roots = values  # byod:source_root comes last in IndexEntry
+    *values, roots, stats = values  # byod:source_root and byod:stat come last in IndexEntry
     fields = zip(table.column("id").to_pylist(), *values,
                  when("start_datetime", "datetime"), when("end_datetime", "datetime"),
-                 _per_row(data, n), _per_row(hrefs, n), roots, strict=True)  # fmt: skip
+                 _per_row(data, n), _per_row(hrefs, n), roots, stats, strict=True)  # fmt: skip
     return list(itertools.starmap(IndexEntry, fields))
 
 
@@ -468,6 +470,7 @@ def _entry(item: dict[str, Any]) -> IndexEntry:
         data_hrefs=tuple(a["href"] for a in assets if "data" in (a.get("roles") or [])),
         hrefs=tuple(a["href"] for a in assets),
         source_root=props.get("byod:source_root"),
+        stat=props.get("byod:stat"),
     )
 
 

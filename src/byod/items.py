@@ -48,7 +48,8 @@ def primary_asset(assets: tuple[SceneAsset, ...]) -> SceneAsset:
     return min(data, key=lambda a: (a.resolution or (0.0, 0.0))[0])
 
 
-def build_item(scene: Scene, *, source: str, fingerprint: str) -> pystac.Item:
+def build_item(scene: Scene, *, source: str, fingerprint: str, stat: str | None = None
+               ) -> pystac.Item:  # fmt: skip
     """The STAC Item (STAC 1.1.0) of a stored scene (every file's `href` set: assets are
     stored first).
 
@@ -63,7 +64,9 @@ def build_item(scene: Scene, *, source: str, fingerprint: str) -> pystac.Item:
 
     `source` is the input's path relative to the source folder (`byod:source`), and
     `fingerprint` what the input's files and the output-shaping options hash to
-    (sources.fingerprint; `byod:fingerprint`). Raises ValueError for a file not stored.
+    (sources.fingerprint; `byod:fingerprint`); `stat` the signature of the stat of those
+    files when it may be trusted by the next run (sources.stat_signature; `byod:stat`,
+    absent when None). Raises ValueError for a file not stored.
     """
     item = pystac.Item(
         id=scene.item_id,
@@ -110,6 +113,8 @@ def build_item(scene: Scene, *, source: str, fingerprint: str) -> pystac.Item:
     _add_file(thumbnail, scene.thumbnail)
     if scene.subdataset is not None:
         item.properties["byod:subdataset"] = scene.subdataset
+    if stat is not None:
+        item.properties["byod:stat"] = stat
     return item
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import time
 from collections.abc import Iterable
@@ -22,20 +21,24 @@ from byod.locations import source_name
 from byod.markers import register_run
 from byod.reasons import Reason
 from byod.report import Report, Row, Status
-from byod.runs import Progress, Run, RunContext, WorkItem, finish_row
+from byod.runs import Hashed, Progress, Run, RunContext, WorkItem, finish_row
 from byod.scenes import group
 from byod.sources import (
     MAX_ID_LENGTH,
     Candidate,
     Discovery,
+    FileStat,
     disambiguated_id,
     discover,
     discover_listing,
+    file_stats,
     fingerprint,
     item_id_for,
     path_hash,
+    settled,
     slugify,
     source_root,
+    stat_signature,
 )
 from byod.storage import UPDATE_ATTEMPTS, Store
 from byod.stores import RunStores
@@ -48,10 +51,11 @@ RECIPE_VERSION = 1
 class _Plan:
     candidate: Candidate
     item_id: str
-    fingerprint: str | Future[tuple[str, float]]  # a Future: hashed while workers convert
+    fingerprint: str | Future[Hashed]  # a Future: hashed while workers convert
     previous: list[Entry]
     unreadable: str | None = None  # why the input could not be read for its fingerprint
     fingerprint_s: float = 0.0  # seconds its fingerprint took
+    stat: str | None = None  # its files' stat signature, when it may be trusted next run
 
 
 def new_run(settings: IngestSettings, progress: Progress) -> Run:
@@ -81,7 +85,7 @@ def new_run(settings: IngestSettings, progress: Progress) -> Run:
         finish_row(report, progress, row)
     todo = []
     plans = _plan(found.candidates, items, _recipe(settings), source_root(settings.source),
-                  report.notes, items.ids)  # fmt: skip
+                  report.notes, items.ids, items.stats)  # fmt: skip
     listed = _listed(stores.target, collection_id, sum(1 for p in plans if p.previous))
     for plan in plans:
         if plan.unreadable is not None:  # the input's fault, not the store's: it alone fails
@@ -94,7 +98,7 @@ def new_run(settings: IngestSettings, progress: Progress) -> Run:
         else:
             previous = [i.id for i in plan.previous]
             todo.append(WorkItem(plan.candidate, plan.item_id, plan.fingerprint, previous,
-                                 plan.fingerprint_s))  # fmt: skip
+                                 plan.fingerprint_s, plan.stat))  # fmt: skip
     pruned = _pruned(settings, found, items, report) if settings.prune else {}
     if todo:  # workers will run: say when the OS does not confine them
         from byod.runner import sandbox_note  # GDAL and rasterio: not for a no-op (0.3 s)
@@ -110,11 +114,14 @@ def new_run(settings: IngestSettings, progress: Progress) -> Run:
 class PlannedEntries(dict[str, Entry]):
     """The collection's items planning read (by id): those of the inputs found, or all of
     them (`planned_entries`). True when the collection has any item, read or not; `ids`
-    are those of all its items."""
+    are those of all its items, `stats` the stat signatures (`byod:stat`) of those read that
+    record one, by id."""
 
-    def __init__(self, entries: dict[str, Entry], ids: Iterable[str] | None = None) -> None:
+    def __init__(self, entries: dict[str, Entry], ids: Iterable[str] | None = None,
+                 stats: dict[str, str] | None = None) -> None:  # fmt: skip
         super().__init__(entries)
         self.ids = frozenset(entries if ids is None else ids)
+        self.stats = stats or {}
 
     def __bool__(self) -> bool:
         return bool(self.ids)
@@ -124,7 +131,8 @@ def planned_entries(store: Store, collection_id: str, sources: set[str] | None
                     ) -> PlannedEntries:  # fmt: skip
     """The published items whose input (`byod:source`) is among `sources`, by id, and the
     ids of all (`index.read_entries_of`: the other rows cost their ids only); every item
-    when `sources` is None (`catalog.collection_entries`). A partition deleted by another
+    when `sources` is None (`catalog.collection_entries`; with no stat signatures: those
+    inputs are hashed, as before byod recorded them). A partition deleted by another
     run's switch meanwhile: `collection.json` is read again. Raises FileNotFoundError when
     a partition the current `collection.json` names is missing."""
     if sources is None:
@@ -148,7 +156,8 @@ def planned_entries(store: Store, collection_id: str, sources: set[str] | None
         entries = {i: Entry(i, e.source, e.fingerprint, e.subdataset, e.version, pages[key],
                             tuple(e.data_hrefs), tuple(e.hrefs), None, e.source_root)
                    for i, (e, key) in found.items()}  # fmt: skip
-        return PlannedEntries(entries, ids)
+        stats = {i: e.stat for i, (e, _) in found.items() if e.stat}
+        return PlannedEntries(entries, ids, stats)
     raise AssertionError("unreachable")  # the last attempt returns or raises
 
 
@@ -249,11 +258,16 @@ def _recipe(settings: IngestSettings) -> str:
 
 def _plan(candidates: list[Candidate], items: dict[str, Entry], recipe: str,
           root: str | None = None, notes: list[str] | None = None,
-          ids: Iterable[str] | None = None) -> list[_Plan]:  # fmt: skip
+          ids: Iterable[str] | None = None, stats: dict[str, str] | None = None
+          ) -> list[_Plan]:  # fmt: skip
     """Fingerprint the inputs and give each an item id.
 
-    An input with a published item is hashed now (in threads: hashing releases the GIL),
-    since whether it is unchanged depends on it. A new local input only needs its hash when
+    A local input whose published items all record the stat signature its files have now
+    (`stats`, by item id: `byod:stat`, sources.stat_signature) is not read: its fingerprint
+    is theirs. Any other input with a published item is hashed now (in threads: hashing
+    releases the GIL), since whether it is unchanged depends on it; its signature is kept
+    when its stat did not change while it was hashed and its files last changed RACY_NS
+    before (`sources.settled`). A new local input only needs its hash when
     its item is stored: it is hashed in a thread of this process while the workers convert
     (`_Hasher`; its `_Plan.fingerprint` is a Future), after a check that it can be opened.
     `notes` (the report's) receives a line for an input that changed while it was hashed;
@@ -273,16 +287,31 @@ def _plan(candidates: list[Candidate], items: dict[str, Entry], recipe: str,
     now = [c for c in candidates if not (later and _deferrable(c, by_source))]
     seconds: dict[str, float] = {}  # by input: the report's `fingerprint` stage
 
+    recorded = stats or {}
+    signatures: dict[str, str | None] = {}  # by input: what its new items record
+
     def hashed(candidate: Candidate) -> str | OSError:
         start = time.perf_counter()
         try:
-            return fingerprint(candidate, recipe)
+            if candidate.versions:  # a blob's: from its listing, nothing read
+                return fingerprint(candidate, recipe)
+            taken = time.time_ns()
+            before = file_stats(candidate)
+            signature = stat_signature(candidate, recipe, before)
+            known = _recorded(by_source.get(candidate.relpath, []), recorded, signature)
+            if known is not None:  # stat as its items recorded: the bytes are not read
+                signatures[candidate.relpath] = signature
+                return known
+            value = fingerprint(candidate, recipe)
+            kept = file_stats(candidate) == before and settled(before, taken)
+            signatures[candidate.relpath] = signature if kept else None
+            return value
         except OSError as exc:  # a file byod may not read (EACCES), or an I/O error
             return exc
         finally:
             seconds[candidate.relpath] = time.perf_counter() - start
 
-    prints: dict[str, str | OSError | Future[tuple[str, float]]] = {}
+    prints: dict[str, str | OSError | Future[Hashed]] = {}
     if now:
         with ThreadPoolExecutor(max_workers=default_workers()) as pool:
             prints = dict(zip((c.relpath for c in now), pool.map(hashed, now), strict=True))
@@ -313,8 +342,18 @@ def _plan(candidates: list[Candidate], items: dict[str, Entry], recipe: str,
                 item_id = disambiguated_id(candidate.relpath, root)
         taken.add(item_id)
         plans.append(_Plan(candidate, item_id, print_, previous,
-                           fingerprint_s=seconds.get(candidate.relpath, 0.0)))  # fmt: skip
+                           fingerprint_s=seconds.get(candidate.relpath, 0.0),
+                           stat=signatures.get(candidate.relpath)))  # fmt: skip
     return plans
+
+
+def _recorded(previous: list[Entry], stats: dict[str, str], signature: str) -> str | None:
+    """The fingerprint of the items `previous` when all record the stat signature
+    `signature` (and one fingerprint); None when the input must be hashed."""
+    prints = {i.fingerprint for i in previous}
+    if len(prints) != 1 or any(stats.get(i.id) != signature for i in previous):
+        return None
+    return prints.pop()
 
 
 def _deferrable(candidate: Candidate, by_source: dict[str, list[Entry]]) -> bool:
@@ -328,25 +367,30 @@ class _Hasher:
     releases the GIL, and a daemon thread does not hold up the exit of an interrupted run.
 
     `submit` first checks that each file opens (an unreadable input is rejected at planning,
-    as when it is hashed then: returns the OSError) and records its size and mtime; `start`
-    starts hashing. A file whose size or mtime differ after hashing changed while it was
+    as when it is hashed then: returns the OSError) and records its stat (sources.file_stats);
+    `start` starts hashing. A file whose stat differs after hashing changed while it was
     ingested, so its fingerprint becomes one no input hashes to (`changed_fingerprint`):
     the next run ingests it again, and `notes` says so. A read error while hashing is
-    treated the same way.
+    treated the same way. The stat signature comes with the fingerprint when the stat did
+    not change and the files had settled (`sources.settled`) when it was taken.
     """
 
     def __init__(self, recipe: str, notes: list[str]) -> None:
         self.recipe = recipe
         self.notes = notes
-        self.jobs: list[tuple[Candidate, list[_Stat], Future[tuple[str, float]]]] = []
+        self.jobs: list[tuple[Candidate, _Taken, Future[Hashed]]] = []
 
-    def submit(self, candidate: Candidate) -> Future[tuple[str, float]] | OSError:
+    def submit(self, candidate: Candidate) -> Future[Hashed] | OSError:
         try:
-            stats = [_stat_opened(p) for p in (candidate.path, *candidate.sidecars)]
+            taken = time.time_ns()
+            for path in (candidate.path, *candidate.sidecars):
+                with open(path, "rb"):  # readable by this process, not only stat-able
+                    pass
+            stats = file_stats(candidate)
         except OSError as exc:
             return exc
-        future: Future[tuple[str, float]] = Future()
-        self.jobs.append((candidate, stats, future))
+        future: Future[Hashed] = Future()
+        self.jobs.append((candidate, (taken, stats), future))
         return future
 
     def start(self) -> None:
@@ -354,14 +398,13 @@ class _Hasher:
             threading.Thread(target=self._work, args=(self.jobs,), name="byod-fingerprint",
                              daemon=True).start()  # fmt: skip
 
-    def _work(self, jobs: list[tuple[Candidate, list[_Stat], Future[tuple[str, float]]]]
-              ) -> None:  # fmt: skip
-        for candidate, stats, future in jobs:
+    def _work(self, jobs: list[tuple[Candidate, _Taken, Future[Hashed]]]) -> None:
+        for candidate, (taken, stats), future in jobs:
             start = time.perf_counter()
+            signature = None
             try:
                 value = fingerprint(candidate, self.recipe)
-                after = [_stat(p) for p in (candidate.path, *candidate.sidecars)]
-                why = None if after == stats else "changed while it was ingested"
+                why = None if file_stats(candidate) == stats else "changed while it was ingested"
             except OSError as exc:
                 value, why = "", f"could not be read for its fingerprint ({exc.strerror or exc})"
             except BaseException as exc:  # noqa: BLE001 - whoever reads it gets the error
@@ -370,22 +413,13 @@ class _Hasher:
             if why is not None:
                 value = changed_fingerprint(value)
                 self.notes.append(f"{candidate.relpath}: {why}; the next run ingests it again")
-            future.set_result((value, time.perf_counter() - start))
+            elif settled(stats, taken):
+                signature = stat_signature(candidate, self.recipe, stats)
+            future.set_result((value, time.perf_counter() - start, signature))
 
 
-_Stat = tuple[int, int]  # size in bytes, mtime in nanoseconds
-
-
-def _stat(path: str) -> _Stat:
-    info = os.stat(path)
-    return info.st_size, info.st_mtime_ns
-
-
-def _stat_opened(path: str) -> _Stat:
-    """Size and mtime of a file this process can open for reading (raises OSError else)."""
-    with open(path, "rb") as f:
-        info = os.fstat(f.fileno())
-    return info.st_size, info.st_mtime_ns
+# When the stat was taken (time.time_ns(), just before) and the files' stat then.
+_Taken = tuple[int, tuple[FileStat, ...]]
 
 
 def changed_fingerprint(value: str) -> str:

@@ -50,23 +50,29 @@ class RunContext:
             object.__setattr__(self, "stores", RunStores(self.settings))
 
 
+# A fingerprint, the seconds it took and the stat signature (WorkItem).
+Hashed = tuple[str, float, str | None]
+
+
 class WorkItem:
     """One input (a file or a multi-file scene) to convert, describe and store.
 
-    `fingerprint` (sources.fingerprint) and `fingerprint_s` (the seconds it took, the
-    report's `fingerprint` stage) may be given as a `Future` of both: a new input's hash is
-    computed in a thread of the parent while the workers convert (planning), and reading
-    either attribute waits for it. Pickling (Prefect, Dask) waits for it too, so a copy
-    always carries the value."""
+    `fingerprint` (sources.fingerprint), `fingerprint_s` (the seconds it took, the report's
+    `fingerprint` stage) and `stat` (sources.stat_signature, None when the stat may not be
+    trusted) may be given as a `Future` of the three: a new input's hash is computed in a
+    thread of the parent while the workers convert (planning), and reading any of them
+    waits for it. Pickling (Prefect, Dask) waits for it too, so a copy always carries the
+    values."""
 
     def __init__(self, candidate: Candidate, item_id: str,
-                 fingerprint: str | Future[tuple[str, float]], previous_ids: list[str],
-                 fingerprint_s: float = 0.0) -> None:  # fmt: skip
+                 fingerprint: str | Future[Hashed], previous_ids: list[str],
+                 fingerprint_s: float = 0.0, stat: str | None = None) -> None:  # fmt: skip
         self.candidate = candidate
         self.item_id = item_id
         self.previous_ids = previous_ids
         self._fingerprint = fingerprint
         self._fingerprint_s = fingerprint_s
+        self._stat = stat
 
     @property
     def fingerprint(self) -> str:
@@ -79,17 +85,23 @@ class WorkItem:
         return self._resolved()[1]
 
     @property
+    def stat(self) -> str | None:
+        """The signature of the input's files' stat the item records (`byod:stat`; waits
+        for it); None when it may not be trusted (a file changed too recently)."""
+        return self._resolved()[2]
+
+    @property
     def fingerprint_pending(self) -> bool:
         """Whether the fingerprint is still being computed (reading it would wait)."""
         pending = self._fingerprint
         return isinstance(pending, Future) and not pending.done()
 
-    def _resolved(self) -> tuple[str, float]:
+    def _resolved(self) -> Hashed:
         pending = self._fingerprint
         if isinstance(pending, Future):
             # Two threads may both wait here: they get the same value.
-            self._fingerprint, self._fingerprint_s = pending.result()
-        return str(self._fingerprint), self._fingerprint_s
+            self._fingerprint, self._fingerprint_s, self._stat = pending.result()
+        return str(self._fingerprint), self._fingerprint_s, self._stat
 
     def __getstate__(self) -> dict[str, Any]:
         self._resolved()
@@ -99,8 +111,9 @@ class WorkItem:
         if not isinstance(other, WorkItem):
             return NotImplemented
         return (self.candidate, self.item_id, self.fingerprint, self.previous_ids,
-                self.fingerprint_s) == (other.candidate, other.item_id, other.fingerprint,
-                                        other.previous_ids, other.fingerprint_s)  # fmt: skip
+                self.fingerprint_s, self.stat) == (other.candidate, other.item_id,
+                                                   other.fingerprint, other.previous_ids,
+                                                   other.fingerprint_s, other.stat)  # fmt: skip
 
     __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass it replaces
 

@@ -654,6 +654,49 @@ def fingerprint(candidate: Candidate, recipe: str) -> str:
     return digest.hexdigest()
 
 
+# How long before its stat is taken a file must have last changed (mtime and ctime) for the
+# stat to be trusted next time (`stat_signature`): a write after the stat within the same
+# timestamp tick would leave size, mtime and ctime as they were ("racy git",
+# Documentation/technical/racy-git.txt). 2 s covers the coarsest common timestamps (FAT's
+# 2 s mtime) and a little clock difference to a file server; the kernel's coarse clock
+# (a few ms) is well inside it.
+RACY_NS = 2_000_000_000
+
+# What the stat signature keeps of each file, as git's index does (ce_match_stat): size,
+# mtime and ctime in ns, inode and mode. ctime cannot be set back by `touch -r`/`os.utime`
+# (it moves to now when they run), so an edit whose mtime is restored still shows. The
+# device number is left out, as git does by default: it changes across remounts of NFS.
+FileStat = tuple[int, int, int, int, int]
+
+
+def file_stats(candidate: Candidate) -> tuple[FileStat, ...]:
+    """The stat of each file `fingerprint` covers (raster, then sidecars), links followed.
+    Raises OSError when one is gone or cannot be stat'ed."""
+    out = []
+    for path in (candidate.path, *candidate.sidecars):
+        info = os.stat(path)
+        out.append((info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino,
+                    info.st_mode))  # fmt: skip
+    return tuple(out)
+
+
+def stat_signature(candidate: Candidate, recipe: str, stats: tuple[FileStat, ...]) -> str:
+    """32 hex digits over the options and each file's name and stat (`file_stats`): what an
+    item records (`byod:stat`) so that the next run takes the input as unchanged without
+    reading it when nothing of that changed (planning). Only for local inputs."""
+    digest = hashlib.sha256(recipe.encode())
+    for path, info in zip((candidate.path, *candidate.sidecars), stats, strict=True):
+        digest.update(b"\0" + _name(path).encode() + b"\0" + ",".join(map(str, info)).encode())
+    return digest.hexdigest()[:32]
+
+
+def settled(stats: tuple[FileStat, ...], taken_ns: int) -> bool:
+    """Whether every file last changed (mtime and ctime) RACY_NS or more before `taken_ns`
+    (`time.time_ns()` just before the stat): only then does any later write show in the stat,
+    and may the signature be recorded."""
+    return all(max(s[1], s[2]) < taken_ns - RACY_NS for s in stats)
+
+
 def file_sha256(path: str | Path) -> str:
     """The SHA-256 hex digest of a local file, read `HASH_CHUNK` bytes at a time."""
     digest = hashlib.sha256()

@@ -168,7 +168,7 @@ def _store(
                 target.put_file(scene.thumbnail.path, thumb_key, move=True, stop=stop))  # fmt: skip
             stored = replace(scene, assets=tuple(parts), thumbnail=thumbnail)
             items.append(build_item(stored, source=plan.candidate.relpath,
-                                    fingerprint=plan.fingerprint))  # fmt: skip
+                                    fingerprint=plan.fingerprint, stat=plan.stat))  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - OSError or an Azure error: this input fails alone
         failure = storage_failure(exc, f"storing to {target.root}")
         if failure is not None:  # the store is down or full: the run ends (what it stored
