@@ -22,10 +22,12 @@ installed `byod` CLI in a fresh process:
 `--noop-inputs N` adds a second table: a first run of N small rasters (32 x 32) and a no-op
 re-run of the same folder, and their ratio (target: the re-run <= 2% of the first run).
 Azurite (node_modules/.bin/azurite-blob, loopback, --disableTelemetry) is started by the
-script. The machine is shared: the load average is printed with each table, and each time
-is wall seconds with, in parentheses, the CPU seconds of the CLI process and the children
-it waited for (not its forkserver's workers: a first run's CPU is undercounted); the last
-column is byod's own report of add one's `plan` and `publish` seconds (`--report`).
+script, saving its database every 30 min instead of every 5 s and without its garbage
+collector (both stall it for seconds at 300,000 blobs; see `azurite`). The machine is
+shared: the load average is printed with each table, and each time is wall seconds with,
+in parentheses, the CPU seconds of the CLI process and the children it waited for (not its
+forkserver's workers: a first run's CPU is undercounted); the last column is byod's own
+report of add one's `plan` and `publish` seconds (`--report`).
 
 `--workdir DIR` keeps everything (collections, Azurite's data folder and port, the source
 folders) and a run reuses what it finds there: a collection whose `built.json` is present
