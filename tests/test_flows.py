@@ -202,8 +202,8 @@ NOT_ON_THE_COMMAND_LINE = {
 }  # fmt: skip
 NOT_IN_BYOD_YAML = {  # where and how one run goes, not what the dataset is
     "source", "collection", "target", "catalog", "config_file", "workers", "timeout_s",
-    "max_memory_mb", "max_pixels", "disk_budget_mb", "compression", "superseded_grace_s",
-    "prune", "publish_every_inputs", "publish_every_s",
+    "max_memory_mb", "memory_budget_mb", "max_pixels", "disk_budget_mb", "compression",
+    "superseded_grace_s", "prune", "publish_every_inputs", "publish_every_s",
     *(f"azure.{name}" for name in AzureOptions.model_fields),
 }  # fmt: skip
 

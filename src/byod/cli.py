@@ -432,6 +432,7 @@ def ingest(
     workers: int | None = _setting("workers"),
     timeout: float = _setting("timeout_s"),
     max_memory: int = _setting("max_memory_mb"),
+    memory_budget: int = _setting("memory_budget_mb"),
     max_pixels: int = _setting("max_pixels"),
     disk_budget: int | None = _setting("disk_budget_mb"),
     compression: CompressionChoice = _setting("compression"),  # noqa: B008
@@ -914,6 +915,7 @@ _PARAMETER = {
     "clouds.order": "cloud_order",
     "timeout_s": "timeout",
     "max_memory_mb": "max_memory",
+    "memory_budget_mb": "memory_budget",
     "disk_budget_mb": "disk_budget",
     "publish_every_inputs": "publish_every",
     "config_file": "config",

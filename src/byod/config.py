@@ -76,6 +76,13 @@ class IngestSettings(BaseModel):
         ge=512,
         description="MB of address space one input's worker process may use.",
     )
+    memory_budget_mb: int = Field(
+        # Hub servers have 2-4 GB, shared with the notebook (issue 14): 1 GB for the tree.
+        default=1024,
+        ge=256,
+        description="MB of memory the whole run may use (its processes and workers "
+        "together); fewer conversions run at once than --workers when they would not fit.",
+    )
     max_pixels: int = Field(
         default=200_000 * 200_000,
         ge=1,

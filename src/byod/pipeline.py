@@ -302,6 +302,7 @@ def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome
         return
     from byod.batches import is_small, run_in_batches
     from byod.cog import cache_budget
+    from byod.memory import capped_note, conversions_at_once
     from byod.storing import fetch_timed, job_for, outcome_of
     from byod.work import prepare
 
@@ -315,7 +316,11 @@ def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome
     try:
         # GDAL threads per conversion: the cores shared by the conversions that run at once,
         # and GDAL's block cache: one budget shared by them (cog.cache_budget).
-        at_once = max(1, min(settings.workers, len(run.todo)))
+        # How many at once: `workers`, as the memory budget holds them (byod.memory).
+        at_once = conversions_at_once(settings.workers, len(run.todo), settings.memory_budget_mb)
+        if at_once < min(settings.workers, len(run.todo)):
+            run.report.notes.append(capped_note(settings.workers, at_once,
+                                                settings.memory_budget_mb))  # fmt: skip
         threads = max(1, default_workers() // at_once)
         local_source = stores.source is None
         jobs = [(w.candidate.relpath, job_for(w, settings, workdir, local_source, threads,
@@ -325,7 +330,7 @@ def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome
         fetched: dict[str, float] = {}
         # Small local inputs are worked on in batches, one worker per batch (byod.batches).
         outcomes = run_in_batches(
-            jobs, prepare, small=is_small, workers=settings.workers,
+            jobs, prepare, small=is_small, workers=at_once,
             timeout_s=settings.timeout_s, max_memory_mb=settings.max_memory_mb,
             on_stage=progress.stage, before_start=lambda job: fetch_timed(
                 fetched, job, by_path[job.relpath].candidate, stores.source),
