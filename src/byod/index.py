@@ -36,8 +36,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import pystac
-import shapely
 
 from byod.errors import ConfigurationError
 from byod.keys import INDEX_NAME, month_in
@@ -46,6 +44,7 @@ from byod.workspace import scratch_folder
 
 if TYPE_CHECKING:
     import cql2
+    import pystac
 
 LEGACY_ITEM_JSON = "byod:item"  # byod before the standard index kept each item's JSON here
 # STAC's top-level item fields; every other column of a stac-geoparquet file is a property.
@@ -122,6 +121,10 @@ def restore_item(row: dict[str, Any]) -> dict[str, Any]:
     them (RFC 3339, `Z`, microseconds only when not zero); the bbox struct becomes a list.
     Asset hrefs are left as stored (see `read_index_items`).
     """
+    # Here, not at the top: planning reads the index without them (shapely 0.03 s).
+    import pystac.utils
+    import shapely
+
     item: dict[str, Any] = {}
     properties: dict[str, Any] = {}
     for name, value in row.items():

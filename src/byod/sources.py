@@ -20,18 +20,19 @@ import stat
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 
-from byod.identify import gdal_raster_extensions, looks_like_raster
 from byod.products import is_product_metadata
 from byod.reasons import Reason
 from byod.records import Candidate
 from byod.vrt_members import vrt_members
 
 # Extensions GDAL reads as rasters: the ones its raster drivers declare (identify.py, e.g.
-# `.lcp` FARSITE landscapes), plus the ones they lack (ENVI/EHdr data files, HDF, KEA).
-# Files with other extensions are candidates when GDAL identifies them (`_pair`).
-RASTER_EXTENSIONS = gdal_raster_extensions() | frozenset(
+# `.lcp` FARSITE landscapes; `raster_extensions`), plus these, which byod knows without
+# asking GDAL (and which some drivers lack: ENVI/EHdr data files, HDF, KEA). Files with other
+# extensions are candidates when GDAL identifies them (`_pair`).
+KNOWN_RASTER_EXTENSIONS = frozenset(
     {
         ".tif", ".tiff", ".gtif", ".jp2", ".j2k", ".png", ".jpg", ".jpeg", ".img", ".vrt",
         ".nc", ".nc4", ".hdf", ".h5", ".hdf5", ".he5", ".bil", ".bsq", ".bip", ".dat",
@@ -51,9 +52,11 @@ def world_file_extensions(extension: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*derived, *([f".{ext}w"] if ext else []), ".wld"]))
 
 
-# Every world file name a raster extension above can have (`.tfw`, `.tifw`, `.gfw`, `.j2w`,
-# `.jp2w`, `.blw`, ...); none of them is itself a raster extension.
-WORLD_FILE_EXTENSIONS = frozenset(w for e in RASTER_EXTENSIONS for w in world_file_extensions(e))
+# The world file names of KNOWN_RASTER_EXTENSIONS (`.tfw`, `.tifw`, `.j2w`, `.jp2w`, `.blw`,
+# ... and `.wld`); those of GDAL's other extensions are in `world_file_extension_set`. Each
+# ends in `w` or is `.wld`; none of them is itself a raster extension.
+KNOWN_WORLD_FILE_EXTENSIONS = frozenset(
+    w for e in KNOWN_RASTER_EXTENSIONS for w in world_file_extensions(e))  # fmt: skip
 # What GDAL's EHdr driver reads beside a `.bil`/`.bip`/`.bsq` (or any data file with a
 # `.hdr`): the colour table and the statistics, besides `.hdr` and `.prj`.
 EHDR_SIDECAR_ENDINGS = (".clr", ".stx")
@@ -61,10 +64,41 @@ EHDR_EXTENSIONS = frozenset({".bil", ".bip", ".bsq", ".flt"})
 # Names that look like a sidecar: never taken for a raster themselves (GDAL identifies an
 # `x.tif.ovr` or `x.tif.msk` as a GeoTIFF) and checked by untrusted.py before GDAL opens
 # their raster. Whether one belongs to a raster is decided by `sidecar_names`.
-SIDECAR_EXTENSIONS = WORLD_FILE_EXTENSIONS | {
+KNOWN_SIDECAR_EXTENSIONS = KNOWN_WORLD_FILE_EXTENSIONS | {
     ".prj", ".aux", ".msk", ".ovr", ".hdr", ".xml", ".txt", ".json", ".imd", ".rpb", ".rpc",
     *EHDR_SIDECAR_ENDINGS,
 }  # fmt: skip
+
+
+# GDAL's extension list imports rasterio (0.1-0.2 s of a no-op that needs no GDAL): it is
+# asked for only when a name's extension is none of byod's own (`is_raster_name`).
+@cache
+def raster_extension_set() -> frozenset[str]:
+    """Every extension byod takes for a raster's (RASTER_EXTENSIONS): GDAL's and its own."""
+    from byod.identify import gdal_raster_extensions
+
+    return gdal_raster_extensions() | KNOWN_RASTER_EXTENSIONS
+
+
+@cache
+def world_file_extension_set() -> frozenset[str]:
+    """Every world file extension of a raster extension (WORLD_FILE_EXTENSIONS)."""
+    found = (w for e in raster_extension_set() for w in world_file_extensions(e))
+    return KNOWN_WORLD_FILE_EXTENSIONS | frozenset(found)
+
+
+def __getattr__(name: str) -> frozenset[str]:
+    """RASTER_EXTENSIONS, WORLD_FILE_EXTENSIONS and SIDECAR_EXTENSIONS, computed when first
+    asked for (they hold GDAL's extensions: see `raster_extension_set`)."""
+    if name == "RASTER_EXTENSIONS":
+        return raster_extension_set()
+    if name == "WORLD_FILE_EXTENSIONS":
+        return world_file_extension_set()
+    if name == "SIDECAR_EXTENSIONS":
+        return KNOWN_SIDECAR_EXTENSIONS | world_file_extension_set()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 SIDECAR_SUFFIXES = (".aux.xml", ".msk", ".ovr", "_rpc.txt")
 # What producers write beside a raster `x.tif`, by GDAL's own lookups: endings added to the
 # whole name (`x.tif.aux.xml` PAM, `x.tif.ovr` overviews, `x.tif.msk` mask, `x.bil.hdr` ENVI
@@ -112,14 +146,28 @@ def _lower_ext(name: str) -> str:
 def is_raster_name(name: str) -> bool:
     """Whether a file name's extension (any case) is one byod ingests (`RASTER_EXTENSIONS`)
     and the name is not a sidecar's."""
-    return _lower_ext(name) in RASTER_EXTENSIONS and not is_sidecar_name(name)
+    if is_sidecar_name(name):
+        return False
+    ext = _lower_ext(name)
+    return ext in KNOWN_RASTER_EXTENSIONS or ext in raster_extension_set()
 
 
 def is_sidecar_name(name: str) -> bool:
     """Whether a file name is a sidecar GDAL or byod reads beside a raster (world files,
     `.aux.xml`, `.prj`, `.msk`, `.ovr`, metadata: `SIDECAR_SUFFIXES`/`SIDECAR_EXTENSIONS`)."""
     lower = name.lower()
-    return lower.endswith(SIDECAR_SUFFIXES) or _lower_ext(name) in SIDECAR_EXTENSIONS
+    if lower.endswith(SIDECAR_SUFFIXES):
+        return True
+    ext = _lower_ext(lower)
+    # Only a name ending in `w` can be a world file of one of GDAL's other extensions.
+    return ext in KNOWN_SIDECAR_EXTENSIONS or (ext[-1:] == "w" and ext in
+                                               world_file_extension_set())  # fmt: skip
+
+
+def _looks_like_raster(path: str) -> bool:
+    from byod.identify import looks_like_raster  # GDAL: only for a file of another extension
+
+    return looks_like_raster(path)
 
 
 def discover(source: Path, outputs: Iterable[Path] = ()) -> Discovery:
@@ -137,7 +185,7 @@ def discover(source: Path, outputs: Iterable[Path] = ()) -> Discovery:
     files: list[tuple[str, str]] = []
     skip = {(st.st_dev, st.st_ino) for st in (_stat(p) for p in outputs) if st is not None}
     _walk(source.resolve(), source.resolve(), set(), files, found, frozenset(skip))
-    _pair(files, {}, found, identify=looks_like_raster)
+    _pair(files, {}, found, identify=_looks_like_raster)
     _drop_duplicates(found)
     _join_vrt_members(found)
     user_metadata_notes(found)
