@@ -290,6 +290,22 @@ def _plan(candidates: list[Candidate], items: dict[str, Entry], recipe: str,
     recorded = stats or {}
     signatures: dict[str, str | None] = {}  # by input: what its new items record
 
+    def unread(candidate: Candidate) -> str | None:
+        """Its items' fingerprint when its files stat as they recorded (nothing read)."""
+        previous = by_source.get(candidate.relpath, [])
+        if candidate.versions or not any(i.id in recorded for i in previous):
+            return None
+        start = time.perf_counter()
+        try:
+            signature = stat_signature(candidate, recipe, file_stats(candidate))
+        except OSError:
+            return None  # hashed below, which reports what cannot be read
+        known = _recorded(previous, recorded, signature)
+        if known is not None:
+            signatures[candidate.relpath] = signature
+            seconds[candidate.relpath] = time.perf_counter() - start
+        return known
+
     def hashed(candidate: Candidate) -> str | OSError:
         start = time.perf_counter()
         try:
@@ -297,14 +313,10 @@ def _plan(candidates: list[Candidate], items: dict[str, Entry], recipe: str,
                 return fingerprint(candidate, recipe)
             taken = time.time_ns()
             before = file_stats(candidate)
-            signature = stat_signature(candidate, recipe, before)
-            known = _recorded(by_source.get(candidate.relpath, []), recorded, signature)
-            if known is not None:  # stat as its items recorded: the bytes are not read
-                signatures[candidate.relpath] = signature
-                return known
             value = fingerprint(candidate, recipe)
             kept = file_stats(candidate) == before and settled(before, taken)
-            signatures[candidate.relpath] = signature if kept else None
+            signatures[candidate.relpath] = (stat_signature(candidate, recipe, before)
+                                             if kept else None)  # fmt: skip
             return value
         except OSError as exc:  # a file byod may not read (EACCES), or an I/O error
             return exc
@@ -312,9 +324,13 @@ def _plan(candidates: list[Candidate], items: dict[str, Entry], recipe: str,
             seconds[candidate.relpath] = time.perf_counter() - start
 
     prints: dict[str, str | OSError | Future[Hashed]] = {}
-    if now:
+    for candidate in now:  # one by one: a few stat calls cost less than a task of the pool
+        if (known := unread(candidate)) is not None:
+            prints[candidate.relpath] = known
+    rest = [c for c in now if c.relpath not in prints]
+    if rest:
         with ThreadPoolExecutor(max_workers=default_workers()) as pool:
-            prints = dict(zip((c.relpath for c in now), pool.map(hashed, now), strict=True))
+            prints |= zip((c.relpath for c in rest), pool.map(hashed, rest), strict=True)
     deferred = [c for c in candidates if c.relpath not in prints]
     if deferred:
         hasher = _Hasher(recipe, notes if notes is not None else [])
