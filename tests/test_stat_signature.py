@@ -175,3 +175,17 @@ def test_another_recipe_is_not_taken_from_the_stat(
     run_ingest()
     again = run_ingest(compression="zstd")
     assert {r.status for r in again.rows} == {Status.REPLACED}
+
+
+def test_a_prune_run_reads_none_of_the_unchanged_inputs_bytes(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    """--prune reads every row of the index, and the stats of the inputs found too."""
+    a, b = _inputs(write_raster)
+    run_ingest()
+    b.unlink()
+    again, read = _counted(lambda: run_ingest(prune=True))
+    assert {r.input: r.status for r in again.rows} == {
+        "a_20240101.tif": Status.UNCHANGED, "b_20240102.tif": Status.REMOVED}  # fmt: skip
+    assert read < a.stat().st_size
+    assert sorted(_props(tmp_path)) == ["a_20240101"]

@@ -75,8 +75,11 @@ def new_run(settings: IngestSettings, progress: Progress) -> Run:
     found = _discover(settings, stores)
     # The index's columns, not the item files; only the rows of the inputs found, but every
     # row for --prune (what is gone from the source).
-    sources = None if settings.prune else {c.relpath for c in found.candidates}
-    items = planned_entries(stores.catalog, collection_id, sources)
+    sources = {c.relpath for c in found.candidates}
+    # --prune: every row; the stat signatures of the inputs found, for a local source only
+    # (a blob's inputs are compared by their listing's versions, never read).
+    items = planned_entries(stores.catalog, collection_id, sources, all_rows=settings.prune,
+                            with_stats=stores.source is None)  # fmt: skip
     report.ignored, report.notes = found.ignored, found.notes
     progress.discovered(len(found.candidates) + len(found.problems))
     for problem in found.problems:
@@ -127,16 +130,24 @@ class PlannedEntries(dict[str, Entry]):
         return bool(self.ids)
 
 
-def planned_entries(store: Store, collection_id: str, sources: set[str] | None
+def planned_entries(store: Store, collection_id: str, sources: set[str] | None,
+                    all_rows: bool = False, with_stats: bool = True
                     ) -> PlannedEntries:  # fmt: skip
     """The published items whose input (`byod:source`) is among `sources`, by id, and the
     ids of all (`index.read_entries_of`: the other rows cost their ids only); every item
-    when `sources` is None (`catalog.collection_entries`; with no stat signatures: those
-    inputs are hashed, as before byod recorded them). A partition deleted by another
-    run's switch meanwhile: `collection.json` is read again. Raises FileNotFoundError when
-    a partition the current `collection.json` names is missing."""
-    if sources is None:
-        return PlannedEntries(collection_entries(store, collection_id))
+    when `sources` is None or `all_rows` (`catalog.collection_entries`; then the stat
+    signatures of the items of `sources`, when `with_stats`, come from a second read of their
+    rows, kept only where the fingerprint is the same in both). A partition deleted by
+    another run's switch meanwhile: `collection.json` is read again. Raises
+    FileNotFoundError when a partition the current `collection.json` names is missing."""
+    if sources is None or all_rows:
+        entries = collection_entries(store, collection_id)
+        if not (sources and with_stats and entries):
+            return PlannedEntries(entries)
+        part = planned_entries(store, collection_id, sources)
+        same = {i: s for i, s in part.stats.items()
+                if i in entries and entries[i].fingerprint == part[i].fingerprint}  # fmt: skip
+        return PlannedEntries(entries, stats=same)
     from byod.index import read_entries_of
 
     for attempt in range(UPDATE_ATTEMPTS):
