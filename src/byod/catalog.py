@@ -51,12 +51,16 @@ period (`collect_superseded`, by this run or any later one, also after a kill), 
 the collection as published then does not name. A reader that read `collection.json` just
 before a switch therefore still finds what it names for the grace period: it sees the old
 set or the new one, never a mix, and every item describes exactly the bytes at its hrefs.
-The root catalog is merged on every publish to link every collection present (a run killed
-between a collection's switch and the root update is repaired by the next run anywhere).
+The root catalog is merged after every publish to link the collection; a collection it does
+not link yet is named in its `byod:unlinked` list before the switch, so a run killed between
+the switch and the root update is repaired by the next run into any collection
+(`repair_root`: one read of the root, no listing of the catalog's folders).
 
 Concurrent runs merge: the switch is a read-modify-write of `collection.json`
 (`Store.update_text`: an OS lock locally, ETag `If-Match` on Azure, re-read and merged on
-conflict), so each run adds its own items to whatever the others published meanwhile.
+conflict), so each run adds its own items to whatever the others published meanwhile. A new
+item whose id another input holds is renamed (`_free_id`) against the entries each attempt
+re-read, never an earlier attempt's: another run may have taken that name meanwhile.
 
 Hrefs are relative when the catalog and the assets are on the local disk (a self-contained
 catalog that survives a move of both); otherwise absolute.
@@ -115,6 +119,11 @@ UNDATED = "0001-01"  # the month of time-less items (temporal.py: start 0001-01-
 # costs about 0.1-0.2 s of CPU; and it keeps collection.json at one child per 1,000 items
 # of a crowded month (100 pages at 100,000 items: as many as 100 months of 1,000).
 PAGE_ITEMS = 1000
+# The root catalog's list of collections being published for the first time, not linked
+# yet (`_announce`, `repair_root`); absent when empty.
+UNLINKED_FIELD = "byod:unlinked"
+# (store root, collection) this process saw linked by the root catalog: asked once.
+_LINKED: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)
@@ -424,6 +433,9 @@ def asset_hrefs(items: Iterable[pystac.Item]) -> set[str]:
 # stays true for as long as the process lives: planning and every publish attempt share it.
 _ENTRIES: dict[tuple[str, str], dict[str, Entry]] = {}
 _ENTRIES_LOCK = threading.Lock()
+# The ids of a partition read for some ids (`_entries_of`): a later publish of this process
+# (progress kept, a retry after a lost race) reads it again only if it holds an id asked.
+_IDS: dict[tuple[str, str], frozenset[str]] = {}
 
 
 def collection_entries(store: Store, collection_id: str, layout: Layout | None = None
@@ -465,25 +477,34 @@ def _entries_of(store: Store, layout: Layout, ids: set[str]) -> dict[str, Entry]
     """The published items among `ids` of a collection in pages (`layout.months`), as
     `collection_entries` gives them: from the partitions this process has read already,
     else from `index.read_entries_of` (only the `id` column of the other rows is read), so
-    a publish costs the ids it changes, not the collection. Raises FileNotFoundError when a
-    partition is gone."""
+    a publish costs the ids it changes, not the collection; a partition whose ids this
+    process read before (`_IDS`) is not read again unless it holds one of `ids`. Raises
+    FileNotFoundError when a partition is gone."""
     from byod.index import read_entries_of
 
     pages = {m.index: page for page, m in layout.months.items()}
     keys = sorted(pages, key=pages.__getitem__)
-    out: dict[str, Entry] = {}
     rest = []
     for key in keys:
-        cached = _ENTRIES.get((store.root, key))
-        if cached is None:
+        held = _IDS.get((store.root, key))
+        if (store.root, key) not in _ENTRIES and (held is None or not held.isdisjoint(ids)):
             rest.append(key)
-        else:
-            out |= {i: cached[i] for i in ids if i in cached}
-    if rest:
-        found, _ = read_entries_of(store, rest, ids, by="id")
-        out |= {i: Entry(i, e.source, e.fingerprint, e.subdataset, e.version, pages[key],
+
+    def read(key: str) -> dict[str, Entry]:
+        found, every = read_entries_of(store, [key], ids, by="id")
+        _IDS[(store.root, key)] = frozenset(every)  # its ids: not read again for other ids
+        return {i: Entry(i, e.source, e.fingerprint, e.subdataset, e.version, pages[key],
                          tuple(e.data_hrefs), tuple(e.hrefs), None, e.source_root)
-                for i, (e, key) in found.items()}  # fmt: skip
+                for i, (e, _) in found.items()}  # fmt: skip
+
+    read_now = dict(zip(rest, store.each(read, rest), strict=True))  # overlapped on blob
+    out: dict[str, Entry] = {}
+    for key in keys:  # in page order: a later page's entry of an id wins
+        cached = _ENTRIES.get((store.root, key))
+        if cached is not None:
+            out |= {i: cached[i] for i in ids if i in cached}
+        elif key in read_now:
+            out |= read_now[key]
     return out
 
 
@@ -605,7 +626,10 @@ def publish(
     attempts = _month_writes(store, info.id, version)
     done: dict[tuple[Any, ...], Month | None] = {}  # a month as written, by what it came from
     seen: list[tuple[dict[str, Entry], dict[str, str]]] = []  # per attempt: entries, renames
-    moved: dict[str, tuple[pystac.Item, str]] = {}  # renamed items, written once
+    # Renamed items, written once each: (new item's id, the id it got) -> (item, its key).
+    # Each attempt chooses the id again from its own entries (another run may have taken
+    # the one an earlier attempt chose) and reuses the file only if it chose the same.
+    moved: dict[tuple[str, str], tuple[pystac.Item, str]] = {}
     # Items moved out of a page fuller than PAGE_ITEMS: (dict, item key), by every attempt.
     carried: dict[str, tuple[dict[str, Any], str]] = {}
     # What any attempt's switch would leave unreferenced (a superset is safe: the collector
@@ -625,13 +649,14 @@ def publish(
             other = where.get(item_id)
             root = item.properties.get("byod:source_root")
             if other is not None and not other.same_input(_source(item), root):
-                if item_id not in moved:
+                free = _free_id(item_id, _source(item), root, where)
+                if (item_id, free) not in moved:
                     item = item.clone()
-                    item.id = _free_id(item_id, _source(item), root, where)
+                    item.id = free
                     key = item_key(info.id, item.id, version)
                     store.write_text(key, _dumps(_item_dict(store, item, key)))
-                    moved[item_id] = (item, key)
-                item, key = moved[item_id]
+                    moved[(item_id, free)] = (item, key)
+                item, key = moved[(item_id, free)]
                 renamed[item_id] = item.id
             items[item.id], keys[item.id] = item, key
         return items, keys, renamed
@@ -711,6 +736,7 @@ def publish(
         _record_superseded(store, manifest_key, manifest, old_keys, old_assets)
         return _dumps(_collection_dict(info, months))
 
+    _announce(store, info.id)
     switched = store.update_text(collection_key(info.id), switch)
     on_switch()
     before, renamed = seen[-1]
@@ -719,9 +745,10 @@ def publish(
     linked = {_resolve(collection_key(info.id), m[k]) for m in named.values()
               for k in ("catalog", "index")}  # fmt: skip
     store.update_text(ROOT_KEY, lambda text: _dumps(_root_dict(text, info, store)))
+    _LINKED.add((store.root, info.id))
     # Never linked by any collection.json: no reader knows them, delete them now.
     unlinked = [k for k in written if k not in linked] + [new_keys[i] for i in renamed]
-    unlinked += [k for i, (_, k) in moved.items() if i not in renamed]
+    unlinked += [k for (i, free), (_, k) in moved.items() if renamed.get(i) != free]
     for key in unlinked:
         remove_file(store, key)
     kept = set(new) - set(renamed)
@@ -970,16 +997,20 @@ def _source(item: pystac.Item) -> str | None:
 
 
 def _free_id(item_id: str, source: str | None, root: str | None, taken: dict[str, Entry]) -> str:
-    """The id of an item whose id another input took: the hash of its source path added, as
-    `_plan` does (`sources.disambiguated_id`)."""
+    """The id of an item whose id another input took, as `_plan` chooses it
+    (`sources.disambiguated_id`): the hash of its source path added, else (that one taken
+    too: the same path in another source folder) the hash of its source root and path.
+    `taken` must be the entries as published now: an id another run took meanwhile is
+    passed over, one of the same input is reused (the item replaces it)."""
     from byod.sources import disambiguated_id, item_id_for
 
-    with_hash = disambiguated_id(str(source))
-    candidate = with_hash if item_id == item_id_for(str(source)) else (
-        f"{item_id}-{with_hash.rsplit('-', 1)[1]}")  # fmt: skip
-    if candidate in taken and not taken[candidate].same_input(source, root):
-        candidate = f"{candidate}-{uuid.uuid4().hex[:6]}"  # a collision of hashes, too
-    return candidate
+    candidate = ""
+    for with_hash in (disambiguated_id(str(source)), disambiguated_id(str(source), root)):
+        candidate = with_hash if item_id == item_id_for(str(source)) else (
+            f"{item_id}-{with_hash.rsplit('-', 1)[1]}")  # fmt: skip
+        if candidate not in taken or taken[candidate].same_input(source, root):
+            return candidate
+    return f"{candidate}-{uuid.uuid4().hex[:6]}"  # a collision of hashes, too
 
 
 def remove_quietly(store: Store, key: str) -> None:
@@ -1030,10 +1061,11 @@ def _collection_dict(info: CollectionInfo, months: dict[str, Month]) -> dict[str
     ordered = [months[m] for m in names]
     bboxes = [m.bbox for m in ordered if m.bbox is not None]
     if ordered:
-        spans = [(m.interval[0], m.interval[1]) for m in ordered]
+        # As datetimes: as text "...:00.5Z" sorts before "...:00Z" (issue 13 review).
+        spans = [(_when(m.interval[0]), _when(m.interval[1])) for m in ordered]
         start = min((s for s, _ in spans if s is not None), default=None)
         end = max((e for _, e in spans if e is not None), default=None)
-        interval: list[list[datetime | None]] = [[_when(start), _when(end)]]
+        interval: list[list[datetime | None]] = [[start, end]]
     else:
         interval = [[None, None]]
     bbox = union_bbox(bboxes) if bboxes else [-180.0, -90.0, 180.0, 90.0]
@@ -1084,36 +1116,84 @@ def _interval(item: pystac.Item) -> tuple[datetime | None, datetime | None]:
 
 
 def repair_root(store: Store) -> None:
-    """Link every collection present that the root catalog misses (a run killed between its
-    collection's switch and the root update); nothing is written when none is missing."""
-    ids = collection_ids(store)
-    if not ids:
-        return
+    """Link every collection the root catalog misses because a run was killed between its
+    collection's switch and the root update: those the root names as `UNLINKED_FIELD` whose
+    `collection.json` exists now (one read of the root, a HEAD each); when there is no root
+    at all (a kill before the first one was written), every collection present (a listing
+    of the root's folders). Nothing is written when none is missing: a no-op run reads the
+    root once."""
     text = store.read_text(ROOT_KEY) if store.exists(ROOT_KEY) else None
-    if text is not None and _dumps(_root_dict(text, None, store)) == text:
+    if text is not None and not _missing(json.loads(text), store):
+        return
+    if text is None and not collection_ids(store):
         return
     store.update_text(ROOT_KEY, lambda now: _dumps(_root_dict(now, None, store)))
 
 
+def _linked_ids(root: dict[str, Any]) -> set[str]:
+    """The collections a root catalog (as a dict) has a child link to."""
+    return {link["href"].removeprefix("./").split("/", 1)[0]
+            for link in root.get("links", []) if link.get("rel") == "child"}  # fmt: skip
+
+
+def _missing(root: dict[str, Any], store: Store) -> list[str]:
+    """The collections the root names as `UNLINKED_FIELD`, does not link and that exist."""
+    linked = _linked_ids(root)
+    return [c for c in root.get(UNLINKED_FIELD, [])
+            if c not in linked and store.exists(collection_key(c))]  # fmt: skip
+
+
+def _announce(store: Store, collection_id: str) -> None:
+    """Before the first switch of a collection the root does not link: name it in the root's
+    `UNLINKED_FIELD`, so that a kill between the switch and the root update is repaired by
+    the next run into any collection (`repair_root`) without listing the catalog's folders
+    (at 100,000 items a delimited listing of the root took 1.6-3.5 s on Azurite). No root
+    yet: nothing (`repair_root` then lists). Once linked, never asked again by this
+    process (links to collections are never removed)."""
+    if (store.root, collection_id) in _LINKED:
+        return
+    text = store.read_text(ROOT_KEY) if store.exists(ROOT_KEY) else None
+    if text is None:
+        return
+    if collection_id in _linked_ids(json.loads(text)):
+        _LINKED.add((store.root, collection_id))
+        return
+
+    def add(now: str | None) -> str | None:
+        if now is None:
+            return None
+        root = json.loads(now)
+        if collection_id in _linked_ids(root) or collection_id in root.get(UNLINKED_FIELD, []):
+            return None
+        root[UNLINKED_FIELD] = sorted({*root.get(UNLINKED_FIELD, []), collection_id})
+        return _dumps(root)
+
+    store.update_text(ROOT_KEY, add)
+
+
 def _root_dict(text: str | None, info: CollectionInfo | None, store: Store) -> dict[str, Any]:
-    """The root catalog `text` (None: a new one) with a child link to the collection, keeping
-    the other collections it links to and adding one for every collection present that it
-    misses (a run killed between its switch and this update; see `collection_ids`)."""
+    """The root catalog `text` (None: a new one) with a child link to the collection `info`,
+    keeping the other collections it links to and adding one for each collection named in
+    its `UNLINKED_FIELD` that exists (a run killed between its switch and the root update),
+    or, for a new root, for every collection present (`collection_ids`: a kill before the
+    first root was written). Names of collections not switched yet stay in the field."""
     children: dict[str, dict[str, Any]] = {}
     if text is not None:
         root = json.loads(text)
         for link in root.get("links", []):
             if link.get("rel") == "child":
                 children[link["href"]] = link
+        others = _missing(root, store)
     else:
         root = pystac.Catalog(id=ROOT_ID, description=ROOT_DESCRIPTION).to_dict(
             include_self_link=False, transform_hrefs=False
         )
+        others = collection_ids(store)
     if info is not None:
         href = root_href_of(info.id)
         children[href] = {"rel": "child", "href": href, "type": pystac.MediaType.JSON,
                           "title": info.title or info.id}  # fmt: skip
-    for other in collection_ids(store):
+    for other in others:
         href = root_href_of(other)
         if href not in children:
             title = json.loads(store.read_text(collection_key(other))).get("title")
@@ -1125,6 +1205,10 @@ def _root_dict(text: str | None, info: CollectionInfo | None, store: Store) -> d
         *links,
         *(children[k] for k in sorted(children)),
     ]
+    linked = {href.removeprefix("./").split("/", 1)[0] for href in children}
+    waiting = sorted(set(root.pop(UNLINKED_FIELD, [])) - linked)
+    if waiting:
+        root[UNLINKED_FIELD] = waiting
     return root
 
 
