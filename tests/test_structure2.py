@@ -250,6 +250,7 @@ _INTERNAL_EXCEPTIONS = {
     "byod.footprint.NoValidData": "work.prepare: the NO_VALID_DATA rejection",
     "byod.storage.ConflictError": "a publish still conflicting: RunFailed via pipeline",
     "byod.validate.SchemaNotShipped": "validate_catalog: reported as that object's problem",
+    "byod.storage.UploadStopped": "process_all's uploads stopped as the run ends: not done",
     "byod.errors.Interrupted": "a signal (BaseException): RunInterrupted via pipeline",
 }
 

@@ -341,7 +341,7 @@ def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome
                                         fetched.get(done.job.relpath, 0.0), stop)  # fmt: skip
             # Rejected by its worker: nothing to store. A local target: a rename (`put_file`'s
             # move), done at once, so an input is yielded the moment it is stored.
-            if done.result is None or stores.target.is_local:
+            if done.result is None or stores.target.puts_at_once:
                 yield _finished(outcome(), progress)
             else:
                 storing.add(pool.submit(outcome))

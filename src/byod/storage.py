@@ -153,6 +153,9 @@ class Store:
     """A local root folder and the files below it, addressed by POSIX keys."""
 
     is_local = True
+    # `put_file(move=True)` is a rename (same file system) or one local copy: nothing for an
+    # upload thread to overlap (pipeline.process_all stores such inputs at once).
+    puts_at_once = True
 
     def __init__(self, root: str | Path) -> None:
         self.root = str(Path(root).resolve())
@@ -362,6 +365,7 @@ class BlobStore(Store):
     """A container (and optional prefix) in an Azure storage account."""
 
     is_local = False
+    puts_at_once = False
 
     def __init__(self, url: str, access: AzureAccess) -> None:
         rest = url.split("://", 1)[1].strip("/")
