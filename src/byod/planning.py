@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
 import time
 from collections.abc import Iterable
@@ -40,7 +41,7 @@ from byod.sources import (
     source_root,
     stat_signature,
 )
-from byod.storage import UPDATE_ATTEMPTS, Store
+from byod.storage import REQUESTS_AT_ONCE, UPDATE_ATTEMPTS, Store
 from byod.stores import RunStores
 
 # Bump when a change in byod alters what is written for the same input, so re-runs redo it.
@@ -89,7 +90,8 @@ def new_run(settings: IngestSettings, progress: Progress) -> Run:
     todo = []
     plans = _plan(found.candidates, items, _recipe(settings), source_root(settings.source),
                   report.notes, items.ids, items.stats)  # fmt: skip
-    listed = _listed(stores.target, collection_id, sum(1 for p in plans if p.previous))
+    listed = _listed(stores.target, collection_id, sum(1 for p in plans if p.previous),
+                     len(items.ids))  # fmt: skip
     for plan in plans:
         if plan.unreadable is not None:  # the input's fault, not the store's: it alone fails
             row = Row(plan.candidate.relpath, Status.REJECTED, reason=Reason.UNREADABLE,
@@ -456,18 +458,25 @@ def changed_fingerprint(value: str) -> str:
     return hashlib.sha256(b"byod: changed while hashed\0" + value.encode()).hexdigest()
 
 
-def _listed(target: Store, collection_id: str, checks: int) -> dict[str, dict[str, str]] | None:
+def _listed(target: Store, collection_id: str, checks: int, items: int
+            ) -> dict[str, dict[str, str]] | None:  # fmt: skip
     """The collection's files in a blob target with their metadata, from one listing, when
-    more than `LISTING_FROM` inputs have items to check: a HEAD per COG costs a round trip
-    each, a listing one per 5,000 blobs. None (ask per file) for a local target or few checks.
-    """
+    more than `LISTING_FROM` inputs have items to check and the listing takes no more round
+    trips than their HEADs: a listing returns `LIST_PAGE` blobs a request, one after the
+    other (a collection of `items` items holds at least 2 blobs each: a COG, a thumbnail),
+    the HEADs go `REQUESTS_AT_ONCE` at a time. At 100,000 items 21 inputs to check listed
+    200,000 blobs: 41 requests on Azure, 152 s on Azurite, against 3 rounds of HEADs.
+    None (ask per file) for a local target or few checks."""
     if checks <= LISTING_FROM:
+        return None
+    if math.ceil(2 * items / LIST_PAGE) > math.ceil(checks / REQUESTS_AT_ONCE):
         return None
     return target.list_metadata(f"{collection_id}/")
 
 
-# Above this many inputs with published items, _unchanged lists the target once.
+# Above this many inputs with published items, _unchanged may list the target once.
 LISTING_FROM = 20
+LIST_PAGE = 5000  # blobs a List Blobs request returns at most (Azure's maxresults)
 
 
 def _unchanged(plan: _Plan, target: Store, listed: dict[str, dict[str, str]] | None = None
