@@ -162,6 +162,8 @@ def test_dask_runner_gives_the_same_catalog(prefect_api: None, tmp_path: Path) -
                 json.loads(VERSION.sub("<v>", p.read_text()))
             for p in sorted((out / "cat").rglob("*.json"))
         }  # fmt: skip
+        for data in catalogs[runner].values():  # the stat signature: none while files are
+            data.get("properties", {}).pop("byod:stat", None)  # < 2 s old (racy, planning)
     assert catalogs["dask"] == catalogs["threads"]
     features = [k for k, v in catalogs["dask"].items() if v.get("type") == "Feature"]
     assert len(features) == 2  # the two items, beside the root and the collection's files

@@ -119,13 +119,15 @@ def _kill_during(place: Place, source: Path, phase: str, delay: float) -> str:
 def _comparable(place: Place) -> dict[str, Any]:
     """The published items as a reader sees them, without what differs between two
     correct runs (the version folders in hrefs, the run version in `byod:version`, the
-    source folder in `byod:source_root`: the reference has one of its own)."""
+    source folder in `byod:source_root`: the reference has one of its own, and so the files'
+    stat signature `byod:stat`, which names their inodes and times)."""
     out = {}
     for item_id, item in read_items(place.catalog, COLLECTION).items():
         assert posixpath.basename(posixpath.dirname(item["_key"])) == item["properties"].pop(
             "byod:version"
         )  # the version that wrote the item, its folder
         assert item["properties"].pop("byod:source_root").endswith("/src")
+        item["properties"].pop("byod:stat", None)  # absent for files written < 2 s before
         assets = {
             name: {**{k: v for k, v in a.items() if k != "href"},
                    "file": posixpath.basename(a["href"])}
