@@ -139,3 +139,30 @@ def test_a_later_publish_of_the_process_reads_no_partition_without_its_ids(
     hidden.rename(away)
     published = catalog.load_items(store, "c")
     assert sorted(published) == sorted([*first, "i100", "i101"])
+
+
+def test_publishing_after_planning_reads_no_partition_without_its_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh process (a CLI run): planning reads the `id` column of every partition
+    (`index.read_entries_of`); the publish that follows reads again only partitions that may
+    hold its ids. Proved as above: a partition taken away after planning is not read."""
+    from byod import index
+
+    monkeypatch.setattr(catalog, "PAGE_ITEMS", 5)
+    store = open_store(str(tmp_path))
+    june = datetime(2024, 6, 1, tzinfo=UTC)
+    first = {f"i{i:03d}": item(i, "/s", "a", june + timedelta(hours=i)) for i in range(10)}
+    publish(store, INFO, first, [], new_version())
+    for cache in ("_ENTRIES", "_IDS"):  # what a new process knows: nothing
+        monkeypatch.setattr(catalog, cache, {})
+    monkeypatch.setattr(index, "_IDS_READ", {})
+    keys = [m.index for m in catalog.read_layout(store, "c").months.values()]
+    _, ids = index.read_entries_of(store, keys, {"new.tif"})  # planning's read
+    assert ids == set(first)
+    away = tmp_path / keys[0]
+    hidden = away.rename(tmp_path / "elsewhere.parquet")
+    publish(store, INFO, {"i100": item(100, "/s", "a", datetime(2024, 8, 1, tzinfo=UTC))}, [],
+            new_version())  # fmt: skip
+    hidden.rename(away)
+    assert sorted(catalog.load_items(store, "c")) == sorted([*first, "i100"])

@@ -480,13 +480,15 @@ def _entries_of(store: Store, layout: Layout, ids: set[str]) -> dict[str, Entry]
     a publish costs the ids it changes, not the collection; a partition whose ids this
     process read before (`_IDS`) is not read again unless it holds one of `ids`. Raises
     FileNotFoundError when a partition is gone."""
-    from byod.index import read_entries_of
+    from byod.index import ids_read, read_entries_of
 
     pages = {m.index: page for page, m in layout.months.items()}
     keys = sorted(pages, key=pages.__getitem__)
     rest = []
     for key in keys:
         held = _IDS.get((store.root, key))
+        if held is None:  # planning's read of the file (index.read_entries_of) tells too
+            held = ids_read(store, key)
         if (store.root, key) not in _ENTRIES and (held is None or not held.isdisjoint(ids)):
             rest.append(key)
 

@@ -316,6 +316,17 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+# The ids of each index file `read_entries_of` read, by (store root, key): files are never
+# rewritten (a new version has a new key), so publishing (`catalog._entries_of`) knows
+# which files hold none of its ids without reading them again after planning did.
+_IDS_READ: dict[tuple[str, str], frozenset[str]] = {}
+
+
+def ids_read(store: Store, key: str) -> frozenset[str] | None:
+    """The ids of the index file `key` as this process last read them, or None."""
+    return _IDS_READ.get((store.root, key))
+
+
 def read_entries_of(store: Store, keys: Sequence[str], values: Collection[str],
                     by: str = "byod:source") -> tuple[dict[str, tuple[IndexEntry, str]],
                                                       set[str]]:  # fmt: skip
@@ -336,6 +347,7 @@ def read_entries_of(store: Store, keys: Sequence[str], values: Collection[str],
                 for item_id in every:
                     out.pop(item_id, None)
             ids.update(every)
+            _IDS_READ[(store.root, key)] = frozenset(every)
             out.update((e.id, (e, key)) for e in entries)
     return out, ids
 
