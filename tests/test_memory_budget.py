@@ -14,8 +14,10 @@ import psutil
 import pytest
 
 from byod.cog import cache_budget
+from byod.config import MIN_MEMORY_BUDGET_MB
 from byod.memory import PARENT_MB, WORKER_MB, conversions_at_once, tree_mb
-from tests.conftest import write_geotiff
+from tests.conftest import ramp, write_geotiff
+from tests.test_cli_manners import invoke, one_error_line
 
 BYOD = Path(sys.executable).parent / "byod"
 UTM = {"crs": "EPSG:32633", "transform": (10, 0, 500000, 0, -10, 5000000)}
@@ -87,3 +89,29 @@ def test_eight_workers_stay_in_the_budget(tmp_path: Path) -> None:
     assert any(n.startswith(f"--workers 8: {at_once} conversion(s) at once") for n in data["notes"])
     assert {r["status"] for r in data["rows"]} == {"ingested"}
     assert 0 < peak[0] <= 1024, f"peak summed RSS {peak[0]:.0f} MB"
+
+
+def test_a_budget_one_conversion_cannot_keep_is_refused(tmp_path: Path) -> None:
+    # Review RT: 300 MB was accepted, then the run used 517 MB and the note said it fit.
+    assert tree_mb(1) == MIN_MEMORY_BUDGET_MB  # the CLI's bound is the model's least tree
+    write_geotiff(tmp_path / "src" / "a_20240101.tif", ramp(16, 16), **UTM)
+    result = invoke("ingest", str(tmp_path / "src"), "--catalog", str(tmp_path / "c"),
+                    "--target", str(tmp_path / "d"), "--memory-budget",
+                    str(MIN_MEMORY_BUDGET_MB - 1))  # fmt: skip
+    assert result.exit_code == 2
+    assert "--memory-budget" in one_error_line(result)
+    assert str(MIN_MEMORY_BUDGET_MB) in one_error_line(result)
+    assert not (tmp_path / "c").exists()
+
+
+def test_the_run_notes_are_printed_under_the_table(tmp_path: Path) -> None:
+    # Review RT: the cap's note reached only the JSON report.
+    for i in range(3):
+        write_geotiff(tmp_path / "src" / f"a_2024010{i + 1}.tif", ramp(16, 16), **UTM)
+    result = invoke("ingest", str(tmp_path / "src"), "--catalog", str(tmp_path / "c"),
+                    "--target", str(tmp_path / "d"), "--workers", "3")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    at_once = conversions_at_once(3, 3, 1024)
+    assert at_once < 3
+    printed = " ".join(result.output.split())  # the terminal may wrap the note
+    assert f"note: --workers 3: {at_once} conversion(s) at once" in printed

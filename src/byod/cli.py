@@ -898,6 +898,16 @@ def _print_summary(report: Report) -> None:
     if report.storage:
         style = "bold red" if report.region_overridden else "dim"
         out.print(f"[{style}]storage: {_shown(report.storage)}[/]")
+    # The run's notes (conversions capped by --memory-budget, an input changed while it was
+    # ingested, files ignored and why): the first few here, every one in the JSON report.
+    for note in report.notes[:SHOWN_NOTES]:
+        out.print(f"[yellow]note:[/] {_shown(note)}", soft_wrap=True)
+    if len(report.notes) > SHOWN_NOTES:
+        out.print(f"[dim]{len(report.notes) - SHOWN_NOTES} more notes in the JSON report "
+                  "(--report FILE or --json)[/]")  # fmt: skip
+
+
+SHOWN_NOTES = 10  # run notes printed under the table
 
 
 # `byod ingest`'s parameter of each settings field (its dotted path, `setting_paths`) where

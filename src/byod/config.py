@@ -27,6 +27,12 @@ DEFAULT_LICENSE = "other"
 DEFAULT_DISK_BUDGET_MB = 16 * 1024
 
 
+# The least --memory-budget: byod's tree with one conversion, as byod.memory models it
+# (`tree_mb(1)`: 280 MB for byod, 200 MB a worker, GDAL's 256 MB cache); a smaller budget
+# could not be kept. A constant here, where the CLI reads it without importing GDAL.
+MIN_MEMORY_BUDGET_MB = 736
+
+
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
 
@@ -79,7 +85,7 @@ class IngestSettings(BaseModel):
     memory_budget_mb: int = Field(
         # Hub servers have 2-4 GB, shared with the notebook (issue 14): 1 GB for the tree.
         default=1024,
-        ge=256,
+        ge=MIN_MEMORY_BUDGET_MB,
         description="MB of memory the whole run may use (its processes and workers "
         "together); fewer conversions run at once than --workers when they would not fit.",
     )

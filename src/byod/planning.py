@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import threading
 import time
@@ -43,6 +44,8 @@ from byod.sources import (
 )
 from byod.storage import REQUESTS_AT_ONCE, UPDATE_ATTEMPTS, Store
 from byod.stores import RunStores
+
+log = logging.getLogger(__name__)
 
 # Bump when a change in byod alters what is written for the same input, so re-runs redo it.
 RECIPE_VERSION = 1
@@ -111,6 +114,9 @@ def new_run(settings: IngestSettings, progress: Progress) -> Run:
         if (note := sandbox_note()) is not None:
             report.notes.append(note)
     context = RunContext(settings, collection_id, new_version(), stores)
+    log.debug("planned %s: %d input(s) found, %d to convert, %d to remove, of %d item(s)",
+              collection_id, len(found.candidates), len(todo), len(pruned),
+              len(items.ids))  # fmt: skip
     # A run with nothing to convert or remove writes nothing, not even its marker.
     marker = register_run(stores.catalog, context) if todo or pruned else None
     return Run(context, report, todo, items, marker, pruned=pruned)
