@@ -218,6 +218,38 @@ def test_a_bad_value_in_byod_yaml_names_the_file_and_its_key(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"time: {datetime: 2021}\n", ["time.datetime", "2021 is a number, not a date"]),
+        (b"time: {datetime: '2021'}\n", ["time.datetime", "is a number, not a date"]),
+        (b"time: {datetime: 10:00}\n", ["time.datetime", "600 is a number"]),  # YAML 1.1: 600
+        (b"time: {datetime: 2021-02-30}\n", ["cannot be read", "day is out of range"]),
+        (b"title: Caf\xe9 Wien\n", ["not UTF-8 text (byte 0xe9", "save it as UTF-8"]),
+        ("title: Café\n".encode("utf-16"), ["not UTF-8 text"]),
+        (b"title: [unclosed\n", ["cannot be read"]),
+    ],
+    ids=["number", "quoted-number", "sexagesimal", "no-such-day", "cp1252", "utf16", "yaml"],
+)
+def test_a_byod_yaml_value_that_is_no_time_or_text_is_refused(
+    tmp_path: Path, content: bytes, words: list[str]
+) -> None:
+    # Newcomer N3: `datetime: 2021` dated every item 1970-01-01T00:33:41Z (Unix seconds), and
+    # PyYAML's own ValueErrors (no such day, bytes that are not UTF-8) ended in exit 3.
+    write_geotiff(tmp_path / "src" / "a.tif", ramp(16, 16), **UTM)
+    config = tmp_path / "src" / "byod.yaml"
+    config.write_bytes(content)
+    report = tmp_path / "r.json"
+    result = invoke("ingest", str(tmp_path / "src"), "--catalog", str(tmp_path / "c"),
+                    "--target", str(tmp_path / "d"), "-q", "--report", str(report))  # fmt: skip
+    assert result.exit_code == 2, result.output
+    line = one_error_line(result)
+    assert line.startswith(f"error: {config}: ") and all(w in line for w in words), line
+    assert "unexpected" not in line and "\\n" not in line
+    assert json.loads(report.read_text())["rows"] == []  # the report of a run that could not start
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize(
     ("yaml", "args", "words"),
     [
         ("time: {datetime: 2021-05-01, order: [user, name]}\n", [], ["datetime", "'option'"]),

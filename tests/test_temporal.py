@@ -548,3 +548,10 @@ def test_a_number_with_a_unit_after_the_year_is_no_day_or_month(name: str, year:
     assert found is not None, name
     last = datetime(year, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
     assert (found.start, found.end) == (datetime(year, 1, 1, tzinfo=UTC), last)
+
+
+@pytest.mark.parametrize("name", ["dem_2000-10-30m.tif", "dem_2000.10.30m.tif"])
+def test_a_date_before_a_unit_is_no_day(name: str) -> None:
+    # Newcomer N3: the dashed form still read `dem_2000-10-30m` as 2000-10-30.
+    found = acquisition_from_name(name)
+    assert found is None or found.start != datetime(2000, 10, 30, tzinfo=UTC)

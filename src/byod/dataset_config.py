@@ -105,8 +105,13 @@ def load_config(path: Path) -> DatasetConfig:
     validate."""
     try:
         data = yaml.safe_load(path.read_text("utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise DatasetConfigError(f"{path}: cannot be read ({exc})") from None
+    except UnicodeDecodeError as exc:  # a UnicodeDecodeError is a ValueError: first
+        raise DatasetConfigError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} "
+                                 f"at offset {exc.start}): save it as UTF-8") from None  # fmt: skip
+    except (OSError, yaml.YAMLError, ValueError) as exc:
+        # PyYAML's own checks raise ValueError too: `2021-02-30` as a timestamp.
+        raise DatasetConfigError(f"{path}: cannot be read ({' '.join(str(exc).split())})"
+                                 ) from None  # fmt: skip
     if not isinstance(data, dict):
         raise DatasetConfigError(f"{path}: must be a mapping of settings")
     try:

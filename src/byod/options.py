@@ -46,6 +46,17 @@ class TimeOptions(BaseModel):
         "them with datetime null and the period 'acquired up to when first ingested'.",
     )
 
+    @field_validator("datetime", mode="before")
+    @classmethod
+    def _not_a_number(cls, value: object) -> object:
+        # pydantic reads a number as Unix seconds: `datetime: 2021` in byod.yaml (and YAML's
+        # `10:00`, the number 600) became 1970-01-01T00:33:41Z, silently.
+        number = isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(\.\d*)?\s*", value)
+        if isinstance(value, int | float) or number:
+            raise ValueError(f"{value!r} is a number, not a date: give YYYY-MM-DD or "
+                             "YYYY-MM-DDTHH:MM:SS (UTC if no zone)")  # fmt: skip
+        return value
+
     @field_validator("datetime")
     @classmethod
     def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:

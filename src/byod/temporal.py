@@ -166,9 +166,10 @@ _FORMS = (
     _NOT_DIGIT_BEFORE + r"(?P<year>\d{4})(?P<doy>\d{3})[Tt](?P<hour>\d{2})(?P<minute>\d{2})"
     r"(?P<second>\d{2})(?!\d)",
     # 2024-01-31, 20240131, CHIRPS 2020.01.01
-    _NOT_DIGIT_BEFORE + r"(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})(?!\d)",
+    # (not before a unit: dem_2000-10-30m is 30 m; T starts a time, Z a zone)
+    _NOT_DIGIT_BEFORE + r"(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})(?!\d|[A-SU-Ya-su-y])",
     _NOT_DIGIT_BEFORE + r"(?P<year>\d{4})(?P<month>\d{2})(?P<day>\d{2})(?!\d)",
-    _NOT_DIGIT_BEFORE + r"(?P<year>\d{4})\.(?P<month>\d{2})\.(?P<day>\d{2})(?!\d)",
+    _NOT_DIGIT_BEFORE + r"(?P<year>\d{4})\.(?P<month>\d{2})\.(?P<day>\d{2})(?!\d|[A-SU-Ya-su-y])",
     # unpadded or underscored parts with any one separator: _2022_9_9, 2022-9-9, 2022_09_09,
     # 2022.9.9, `photo 2022 09 09` (year first: never ambiguous)
     # (a unit after the day makes it a quantity: dem_2000_10_30m is 30 m, not the 30th; a
