@@ -257,8 +257,11 @@ def test_a_byod_yaml_value_that_is_no_time_or_text_is_refused(
         ("clouds: {cover: 5, order: [mask]}\n", [], ["cover", "'option'"]),
         ("time: {order: [user, name]}\n", ["--datetime", "2021-05-01"], ["datetime", "'option'"]),
         (None, ["--cloud-cover", "5", "--cloud-order", "mask"], ["cover", "'option'"]),
+        ("clouds: {rule: fmask, band: 2, order: [sidecar, option]}\n", [], ["rule", "'mask'"]),
+        (None, ["--cloud-band", "3", "--cloud-order", "sidecar"], ["band", "'mask'"]),
     ],
-    ids=["yaml-datetime", "yaml-pattern", "yaml-cover", "cli-over-yaml-order", "cli-cover"],
+    ids=["yaml-datetime", "yaml-pattern", "yaml-cover", "cli-over-yaml-order", "cli-cover",
+         "yaml-rule", "cli-band"],
 )  # fmt: skip
 def test_a_value_its_order_never_reads_is_refused(
     tmp_path: Path, yaml: str | None, args: list[str], words: list[str]

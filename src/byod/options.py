@@ -115,6 +115,9 @@ class CloudOptions(BaseModel):
     @model_validator(mode="after")
     def _used(self) -> CloudOptions:
         _refuse_unused(self.cover is not None, "cover", "option", self.order)
+        # The rule reads cloud masks and the cloud band: both are the `mask` source.
+        _refuse_unused(self.rule is not None, "rule", "mask", self.order)
+        _refuse_unused(self.band is not None, "band", "mask", self.order)
         return self
 
 
