@@ -1004,12 +1004,11 @@ def _free_id(item_id: str, source: str | None, root: str | None, taken: dict[str
     too: the same path in another source folder) the hash of its source root and path.
     `taken` must be the entries as published now: an id another run took meanwhile is
     passed over, one of the same input is reused (the item replaces it)."""
-    from byod.sources import disambiguated_id, item_id_for
+    from byod.sources import path_hash
 
     candidate = ""
-    for with_hash in (disambiguated_id(str(source)), disambiguated_id(str(source), root)):
-        candidate = with_hash if item_id == item_id_for(str(source)) else (
-            f"{item_id}-{with_hash.rsplit('-', 1)[1]}")  # fmt: skip
+    for hashed in (str(source), str(source) if root is None else f"{root}/{source}"):
+        candidate = f"{item_id}-{path_hash(hashed)}"  # disambiguated_id's, for `item_id`
         if candidate not in taken or taken[candidate].same_input(source, root):
             return candidate
     return f"{candidate}-{uuid.uuid4().hex[:6]}"  # a collision of hashes, too
