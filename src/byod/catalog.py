@@ -79,9 +79,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
-
-import pystac
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from byod.extents import union_bbox, union_interval
 from byod.keys import (
@@ -97,6 +95,9 @@ from byod.keys import (
     version_of,
 )
 from byod.storage import UPDATE_ATTEMPTS, Store
+
+if TYPE_CHECKING:  # pystac is imported where items are built: a no-op reads no item
+    import pystac
 
 log = logging.getLogger(__name__)
 
@@ -330,6 +331,8 @@ def _legacy_state(
 
 
 def _item_from_dict(data: dict[str, Any]) -> pystac.Item:
+    import pystac
+
     # migrate=False everywhere byod reads its items: pystac's migration of projection v1.2
     # drops proj:epsg, which items.py writes for stackstac (issue 9).
     return pystac.Item.from_dict(data, preserve_dict=False, migrate=False)
@@ -877,6 +880,8 @@ class _Row:
 
 def _aggregate(catalog_key: str, index: str, items: list[dict[str, Any]]) -> Month:
     """The month's record in collection.json, from its item dicts."""
+    import pystac
+
     bboxes = [d["bbox"] for d in items if d.get("bbox")]
     props = [d["properties"] for d in items]
     when = pystac.utils.str_to_datetime
@@ -898,12 +903,16 @@ def _aggregate(catalog_key: str, index: str, items: list[dict[str, Any]]) -> Mon
 
 
 def _iso(when: datetime | None) -> str | None:
+    import pystac
+
     return None if when is None else pystac.utils.datetime_to_str(when)
 
 
 def _month_dict(collection_id: str, page: str, key: str, keys: dict[str, str]) -> dict[str, Any]:
     """A page of a month (`page_name`): its sub-catalog of item links (one version each),
     root and parent links."""
+    import pystac
+
     month, number = split_page(page)
     what = "without acquisition time" if month == UNDATED else f"acquired from {month} (UTC)"
     what += f", page {number}" if number > 1 else ""
@@ -1037,6 +1046,8 @@ def remove_file(store: Store, key: str) -> None:
 
 
 def _item_dict(store: Store, item: pystac.Item, key: str) -> dict[str, Any]:
+    import pystac
+
     data = item.to_dict(include_self_link=False, transform_hrefs=False)
     collection_id = key.split("/", 1)[0]
     folder = posixpath.dirname(key)
@@ -1058,6 +1069,8 @@ def _collection_dict(info: CollectionInfo, months: dict[str, Month]) -> dict[str
     each page's sub-catalog and a `collection-mirror` asset for each page's partition,
     and the pages themselves (`byod:months`, by `page_name`: what the next publish starts
     from)."""
+    import pystac
+
     names = sorted(months, key=split_page)
     ordered = [months[m] for m in names]
     bboxes = [m.bbox for m in ordered if m.bbox is not None]
@@ -1107,6 +1120,8 @@ def _collection_dict(info: CollectionInfo, months: dict[str, Month]) -> dict[str
 
 
 def _when(text: str | None) -> datetime | None:
+    import pystac
+
     return None if text is None else pystac.utils.str_to_datetime(text)
 
 
@@ -1178,6 +1193,8 @@ def _root_dict(text: str | None, info: CollectionInfo | None, store: Store) -> d
     its `UNLINKED_FIELD` that exists (a run killed between its switch and the root update),
     or, for a new root, for every collection present (`collection_ids`: a kill before the
     first root was written). Names of collections not switched yet stay in the field."""
+    import pystac
+
     children: dict[str, dict[str, Any]] = {}
     if text is not None:
         root = json.loads(text)

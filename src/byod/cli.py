@@ -21,8 +21,6 @@ import typer
 import typer.core
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
-from rich.console import Console
-from rich.markup import escape
 from typer import _click as click  # typer vendors click; its commands use these classes
 
 from byod.azure import AzureOptions
@@ -46,6 +44,7 @@ from byod.options import CloudOptions, TimeOptions, clause, setting_problems
 from byod.report import Report, Status, printable
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress
 
     from byod.pipeline import Progress as PipelineProgress
@@ -95,7 +94,7 @@ class _Group(typer.core.TyperGroup):
         try:
             done = super().main(args, prog_name, complete_var, False, windows_expand_args, **kwargs)
         except typer.Abort:
-            err.print("Aborted.")
+            _err().print("Aborted.")
             sys.exit(1)
         except click.exceptions.NoArgsIsHelpError as exc:  # the help, printed when raised
             sys.exit(exc.exit_code)
@@ -106,7 +105,7 @@ class _Group(typer.core.TyperGroup):
             name = next((a for a in given if a in self.commands), None)
             path = f"{prog_name or 'byod'} {name}" if name else None
             line = _usage_line(exc, path)
-            err.print(f"[red]error:[/] {_shown(line)}", soft_wrap=True, highlight=False)
+            _err().print(f"[red]error:[/] {_shown(line)}", soft_wrap=True, highlight=False)
             sys.exit(exc.exit_code)
         # Non-standalone, click returns the code of a `typer.Exit` (None when none was raised).
         sys.exit(done if isinstance(done, int) else 0)
@@ -160,7 +159,29 @@ app = typer.Typer(
     cls=_Group,
 )
 command = functools.partial(app.command, cls=_Command)
-err = Console(stderr=True)
+
+
+# rich is imported when something is printed: a quiet no-op prints nothing (issue 13).
+def _console(**options: Any) -> Console:
+    from rich.console import Console
+
+    return Console(**options)
+
+
+@functools.cache
+def _err() -> Console:
+    return _console(stderr=True)  # follows sys.stderr when printing, as rich's own
+
+
+def _escape(markup: str) -> str:
+    """rich's `rich.markup.escape`, whose only changes are to a `[` and a final `\\`:
+    help texts without either are read at import, before rich is."""
+    if "[" not in markup and not markup.endswith("\\"):
+        return markup
+    from rich.markup import escape
+
+    return escape(markup)
+
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 log = logging.getLogger("byod")
@@ -197,7 +218,7 @@ def _field(path: str) -> FieldInfo:
 
 def _help(info: FieldInfo) -> str:
     # Shown as written: a `[` in a description is text, not rich markup.
-    return escape(info.description or "")
+    return _escape(info.description or "")
 
 
 def _bounded(info: FieldInfo) -> Callable[[str], Any]:
@@ -286,7 +307,7 @@ def _fail(exc: BaseException) -> NoReturn:
         log.info("traceback of the failure", exc_info=exc)
         # validate, search, browse, sign: a store that failed is exit 2, like an ingest's.
         exc = storage_failure(exc, "storage") or exc
-    err.print(f"[red]error:[/] {_shown(_one_line(exc))}", soft_wrap=True)  # one line
+    _err().print(f"[red]error:[/] {_shown(_one_line(exc))}", soft_wrap=True)  # one line
     raise typer.Exit(exit_code(None, exc))
 
 
@@ -301,7 +322,7 @@ def _shown(text: str) -> str:
     """Text that may come from an input (a file name, a message naming one) as the terminal
     must show it: control characters written out (`report.printable`: no ESC sequence, OSC-8
     link or newline reaches the terminal) and rich markup escaped (shown, not interpreted)."""
-    return escape(printable(text))
+    return _escape(printable(text))
 
 
 def _rich_progress(bar: Progress) -> PipelineProgress:
@@ -489,7 +510,7 @@ def ingest(
         ends(_no_report(source, given), ConfigurationError(str(exc)))
     except ConfigurationError as exc:
         ends(_no_report(source, given), exc)
-    show = not quiet and not json_ and err.is_terminal
+    show = not quiet and not json_ and _err().is_terminal
     try:
         if show:
             from rich.progress import (
@@ -502,7 +523,7 @@ def ingest(
 
             columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                        TimeElapsedColumn())  # fmt: skip
-            with Progress(*columns, console=err, transient=True) as bar:
+            with Progress(*columns, console=_err(), transient=True) as bar:
                 outcome = run_ingest(settings, _rich_progress(bar))
         else:
             outcome = run_ingest(settings)
@@ -565,7 +586,7 @@ def _end_ingest(
             if error is None or exit_code(outcome, error) < EXIT_FAILED:
                 error = lost
             else:
-                err.print(f"[red]error:[/] {escape(lost.message)}", soft_wrap=True)
+                _err().print(f"[red]error:[/] {_escape(lost.message)}", soft_wrap=True)
     if json_:
         sys.stdout.write(json.dumps(outcome.to_dict(), indent=2, ensure_ascii=False) + "\n")
     elif not quiet and (outcome.rows or error is None):
@@ -603,7 +624,7 @@ def validate(
         data = {"checked": count, "invalid": [p.__dict__ for p in problems]}
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
-        out = Console()
+        out = _console()
         for p in problems:
             out.print(
                 f"[red]invalid[/] {p.kind} {_shown(p.href)}: {_shown(p.message)}", soft_wrap=True
@@ -670,7 +691,7 @@ def search(
     if json_:
         sys.stdout.write(json.dumps(found.to_dict(transform_hrefs=False), indent=2) + "\n")
         return
-    out = Console()
+    out = _console()
     table = Table(title=f"{len(found)} item(s)")
     for column in ("collection", "id", "datetime", "cloud %", "bbox"):
         # Ids are what users copy, times are read whole: never cut or folded.
@@ -686,7 +707,7 @@ def search(
     # cell on one line), which the terminal wraps.
     size = out.measure(table, options=out.options.update(width=10**6))
     if size.minimum > out.width:
-        out = Console(width=size.maximum)
+        out = _console(width=size.maximum)
     out.print(table)
 
 
@@ -735,7 +756,7 @@ def export(
     store, _ = catalog_store(catalog, None)
     done = export_catalog(store, Path(out), format_, collection, overwrite=overwrite)
     files = ", ".join(map(_shown, done.files))
-    Console().print(f"{done.items} item(s) of {done.collections} collection(s) exported to "
+    _console().print(f"{done.items} item(s) of {done.collections} collection(s) exported to "
                     f"{_shown(str(done.folder))}: {files}", soft_wrap=True)  # fmt: skip
 
 
@@ -785,7 +806,7 @@ def browse(
     except (FileNotFoundError, ValueError) as exc:
         server.server_close()
         _usage_error(str(exc))
-    Console().print(f"browse {catalog} at http://127.0.0.1:{server.server_address[1]}/ "
+    _console().print(f"browse {catalog} at http://127.0.0.1:{server.server_address[1]}/ "
                     "(Ctrl-C stops)")  # fmt: skip
     try:
         while True:
@@ -866,7 +887,7 @@ def _print_summary(report: Report) -> None:
 
     # Row notes the table shows: the input has no acquisition time, or only its write time.
     time_notes = (UNKNOWN_NOTE.split(":", 1)[0], WRITTEN_NOTE.split(",", 1)[0])
-    out = Console()
+    out = _console()
     counts = report.counts()
     table = Table(title=f"byod ingest: {_shown(report.collection)}", show_lines=False)
     # Item ids are what users copy: their own column, never cut or folded; inputs fold
@@ -891,7 +912,7 @@ def _print_summary(report: Report) -> None:
     # does; rich would otherwise cut the id. 13: borders and padding, 8: the status.
     longest = max((cell_len(_shown(i)) for r in report.rows for i in r.item_ids), default=0)
     if longest + 13 + 8 + 2 * 20 > out.width:
-        out = Console(width=longest + 13 + 8 + 2 * 20)
+        out = _console(width=longest + 13 + 8 + 2 * 20)
     out.print(table)
     out.print(", ".join(f"{n} {s}" for s, n in counts.items())
               + f"; catalog: {_shown(report.catalog)}", soft_wrap=True)  # fmt: skip
