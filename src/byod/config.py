@@ -179,7 +179,9 @@ def build_settings(
     from byod.dataset_config import find_config, load_config
 
     path = find_config(source, config_path)
-    from_file = load_config(path).as_settings() if path is not None else {}
+    from_file: dict[str, Any] = {}
+    if path is not None:  # a run's own setting in the file (`workers:`) is named as one
+        from_file = load_config(path, IngestSettings.model_fields).as_settings()
     merged = _merged(from_file, {**options, "source": source})
     if path is not None:
         merged["config_file"] = str(path)

@@ -13,16 +13,24 @@ so a dataset is ingested the same way every time.
 Precedence: options given on the command line (or flow parameters), then this file, then
 byod's defaults. The `time:` and `clouds:` sections are IngestSettings' own sub-models
 (`TimeOptions`, `CloudOptions`): the same keys, defaults and checks as `settings.time` and
-`settings.clouds`; `datetime:` is still read as the former name of `time:`.
+`settings.clouds`; `datetime:` is still read as the former name of `time:` (not beside it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from byod.errors import ConfigurationError
 from byod.options import CloudOptions, TimeOptions, setting_problems
@@ -64,6 +72,15 @@ class DatasetConfig(_Strict):
     clouds: CloudOptions = CloudOptions()
     group: _Group = _Group()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_time_section(cls, data: Any) -> Any:
+        # pydantic takes the first alias found and calls the other an extra input.
+        if isinstance(data, dict) and "time" in data and "datetime" in data:
+            raise ValueError("'datetime:' is the former name of 'time:' and only one may be "
+                             "given: move its keys under 'time:'")  # fmt: skip
+        return data
+
     def as_settings(self) -> dict[str, Any]:
         """The IngestSettings fields this file sets (unset and null ones are left out)."""
         values = self.model_dump(exclude_unset=True, exclude_none=True,
@@ -99,10 +116,11 @@ def find_config(source: str, explicit: str | Path | None) -> Path | None:
     return next((Path(source, n) for n in CONFIG_NAMES if Path(source, n).is_file()), None)
 
 
-def load_config(path: Path) -> DatasetConfig:
+def load_config(path: Path, run_settings: Collection[str] = ()) -> DatasetConfig:
     """Read and check a YAML configuration file. Raises DatasetConfigError (a ValueError)
     naming the file and each bad key when it cannot be read, is no mapping, or does not
-    validate."""
+    validate. `run_settings` are the settings of a run that are no key of the file
+    (`workers`): one of them in the file is said to belong on the command line."""
     try:
         data = yaml.safe_load(path.read_text("utf-8")) or {}
     except UnicodeDecodeError as exc:  # a UnicodeDecodeError is a ValueError: first
@@ -117,5 +135,10 @@ def load_config(path: Path) -> DatasetConfig:
     try:
         return DatasetConfig.model_validate(data)
     except ValidationError as exc:  # `FILE: clouds.rule: unknown cloud rule 'zzz': ...`
-        problems = "; ".join(f"{path}: {key}: {text}" for key, text in setting_problems(exc))
-        raise DatasetConfigError(problems) from None
+        problems = []
+        for key, text in setting_problems(exc, DatasetConfig):
+            if key in run_settings and key not in DatasetConfig.model_fields:  # `workers: 2`
+                text = ("a setting of the run, not of the dataset: give it on the command "
+                        "line (byod ingest --help) or in the flow's settings")  # fmt: skip
+            problems.append(f"{path}: {key}: {text}" if key else f"{path}: {text}")
+        raise DatasetConfigError("; ".join(problems)) from None

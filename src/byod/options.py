@@ -9,10 +9,22 @@ Import-light: the CLI imports it to answer `--help`.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import re
-from typing import Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 
 CloudSource = Literal["option", "user", "mask", "sidecar", "imagery"]
 TimeSource = Literal["option", "user", "sidecar", "tag", "name", "written"]
@@ -69,6 +81,12 @@ class TimeOptions(BaseModel):
     def _pattern(cls, value: str | None) -> str | None:
         return named_groups(value, required={"year"}, allowed=_TIME_GROUPS)
 
+    @field_validator("order")
+    @classmethod
+    def _order(cls, value: tuple[TimeSource, ...]) -> tuple[TimeSource, ...]:
+        _refuse_repeated(value)
+        return value
+
     @model_validator(mode="after")
     def _used(self) -> TimeOptions:
         # A value whose source the order leaves out would be dropped without a word.
@@ -112,6 +130,12 @@ class CloudOptions(BaseModel):
             parse_rule(value)  # raises with the valid choices named
         return value
 
+    @field_validator("order")
+    @classmethod
+    def _order(cls, value: tuple[CloudSource, ...]) -> tuple[CloudSource, ...]:
+        _refuse_repeated(value)
+        return value
+
     @model_validator(mode="after")
     def _used(self) -> CloudOptions:
         _refuse_unused(self.cover is not None, "cover", "option", self.order)
@@ -129,6 +153,16 @@ def _refuse_unused(given: bool, name: str, source: str, order: tuple[str, ...]) 
                          f"or remove {name}")  # fmt: skip
 
 
+def _refuse_repeated(order: tuple[str, ...]) -> None:
+    """Refuse an order (the sources tried, first to last) that names a source twice: a
+    mistake (the second place is never reached), whichever place was meant."""
+    repeated = [source for source in dict.fromkeys(order) if order.count(source) > 1]
+    if repeated:
+        names = " and ".join(f"'{source}'" for source in repeated)
+        raise ValueError(f"{names} given more than once ({', '.join(order)}): give each "
+                         "source once, first to last")  # fmt: skip
+
+
 def named_groups(value: str | None, required: set[str], allowed: set[str] | None) -> str | None:
     """A regular expression with the named groups a rule needs (and no others, if limited)."""
     if value is None:
@@ -143,19 +177,120 @@ def named_groups(value: str | None, required: set[str], allowed: set[str] | None
     return value
 
 
-def setting_problems(exc: ValidationError) -> list[tuple[str, str]]:
+def setting_problems(
+    exc: ValidationError, model: type[BaseModel] | None = None
+) -> list[tuple[str, str]]:
     """A settings ValidationError as (dotted field path, message) pairs, the message one
     clause as an edge shows it after the option or key it names: pydantic's "Value error, "
     dropped, lower case first, no final full stop; a bad item of a list (`order`) quoted
-    first (`'foo': input should be ...`)."""
+    first (`'foo': input should be ...`).
+
+    The mistakes most likely in a hand-written byod.yaml get a message of their own that says
+    what is accepted instead of pydantic's wording (`_in_words`): an unknown key (the closest
+    known one suggested), a section or list given as a single value, a yes/no that is
+    neither. `model` is the model `exc` came from, where the known keys and choices are
+    looked up; without it those messages leave the lists out."""
     problems = []
     for error in exc.errors():
         path = ".".join(str(part) for part in error["loc"] if not isinstance(part, int))
-        text = clause(error["msg"])
-        if any(isinstance(part, int) for part in error["loc"]):
-            text = f"{error['input']!r}: {text}"
+        text = _in_words(error, model)
+        if text is None:
+            text = clause(error["msg"])
+            if any(isinstance(part, int) for part in error["loc"]):
+                text = f"{error['input']!r}: {text}"
         problems.append((path, text))
     return problems
+
+
+def _in_words(error: ErrorDetails, model: type[BaseModel] | None) -> str | None:
+    """The message of one of the likely mistakes (see `setting_problems`), else None."""
+    kind, loc, value = error["type"], error["loc"], error["input"]
+    if kind == "extra_forbidden":  # pydantic: "Extra inputs are not permitted"
+        known = _keys(model, loc[:-1])
+        guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        text = "unknown key" + (f"; did you mean {guess[0]!r}?" if guess else "")
+        return text + (f" (known keys: {', '.join(known)})" if known else "")
+    if kind in ("model_type", "dict_type"):  # "... a valid dictionary or instance of X"
+        known = _keys(model, loc)
+        keys = f" ({', '.join(known)})" if known else ""
+        if value is None:  # `time:` with nothing under it
+            return f"is empty: give some of its keys{keys} or leave it out"
+        example = f", e.g. {{{known[0]}: {_shown(value)}}}" if known and _scalar(value) else ""
+        return f"should be a mapping of its keys{keys}, not {_shown(value)}{example}"
+    if kind in ("tuple_type", "list_type") and _scalar(value):  # "... a valid tuple"
+        choices = _choices(model, loc)
+        each = f" (each one of {', '.join(choices)})" if choices else ""
+        return f"should be a list{each}, not {_shown(value)}: e.g. [{_shown(value)}]"
+    if kind == "bool_parsing":  # "... a valid boolean, unable to interpret input"
+        return f"should be true or false, not {_shown(value)}"
+    if kind == "literal_error":  # the choices named: a likely one added when close
+        guess = difflib.get_close_matches(str(value), _expected(error), n=1)
+        if guess:
+            return f"{value!r}: {clause(error['msg'])} (did you mean {guess[0]!r}?)"
+    return None
+
+
+def _model_at(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> type | None:
+    """The model or type at `loc` (list indexes passed through), None where not a model."""
+    found: type | None = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(found, type) and issubclass(found, BaseModel)):
+            return None
+        field = next((f for name, f in found.model_fields.items()
+                      if part == name or part in _aliases(f)), None)  # fmt: skip
+        if field is None:
+            return None
+        found = _inner(field.annotation)
+    return found
+
+
+def _aliases(field: FieldInfo) -> list[str]:
+    # byod.yaml's `datetime:`, the former name of `time:`, is in the error's loc as written.
+    alias = field.validation_alias
+    choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+    return [choice for choice in choices if isinstance(choice, str)]
+
+
+def _inner(annotation: Any) -> Any:
+    """A field's type with `X | None` and `list[X]` unwrapped to X (a tuple's kept)."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) in (Union, UnionType) and len(args) == 1:
+        return _inner(args[0])
+    if get_origin(annotation) is list and args:
+        return _inner(args[0])
+    return annotation
+
+
+def _keys(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> list[str]:
+    found = _model_at(model, loc)
+    if isinstance(found, type) and issubclass(found, BaseModel):
+        return list(found.model_fields)
+    return []
+
+
+def _choices(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> list[str]:
+    """The values a list's items may take where they are a Literal (`order`'s sources)."""
+    items = [a for a in get_args(_model_at(model, loc)) if a is not Ellipsis]
+    if len(items) == 1 and get_origin(items[0]) is Literal:
+        return [str(choice) for choice in get_args(items[0])]
+    return []
+
+
+def _expected(error: ErrorDetails) -> list[str]:
+    # pydantic names a Literal's choices in its context: "'option', 'user' or 'written'".
+    return re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
+
+
+def _scalar(value: object) -> bool:
+    return isinstance(value, str | int | float | dt.date)
+
+
+def _shown(value: object) -> str:
+    """A value as YAML writes it: a text in single quotes (`'` doubled, backslashes kept),
+    a date or number as it is."""
+    return "'" + value.replace("'", "''") + "'" if isinstance(value, str) else str(value)
 
 
 def clause(text: str) -> str:
