@@ -198,3 +198,24 @@ def test_a_source_not_known_suggests_the_close_one(tmp_path: Path) -> None:
     assert line == ("error: byod ingest: --datetime-order: 'nmae': input should be 'option', "
                     "'user', 'sidecar', 'tag', 'name' or 'written' (did you mean 'name'?) "
                     "(see byod ingest --help)")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("yaml", "line"),
+    [
+        ("time: {datetime: 2021/05/01}\n", "time.datetime: '2021/05/01' is not a time (invalid "
+         "date separator, expected `-`): give YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (UTC if no "
+         "zone)"),
+        ("time: {datetime: yesterday}\n", "time.datetime: 'yesterday' is not a time (input is "
+         "too short): give YYYY-MM-DD"),
+        ("clouds: {order: }\n", "clouds.order: is empty: give a list (each one of option, "
+         "user, mask, sidecar, imagery) or leave it out"),
+    ],
+    ids=["date-with-slashes", "a-word", "empty-order"],
+)  # fmt: skip
+def test_a_time_or_order_in_the_wrong_form_says_the_form(
+    tmp_path: Path, yaml: str, line: str
+) -> None:
+    config = tmp_path / "src" / "byod.yaml"
+    shown = _refused(tmp_path, yaml)
+    assert shown.startswith(f"error: {config}: {line}"), shown

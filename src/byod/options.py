@@ -216,13 +216,23 @@ def _in_words(error: ErrorDetails, model: type[BaseModel] | None) -> str | None:
         if value is None:  # `time:` with nothing under it
             return f"is empty: give some of its keys{keys} or leave it out"
         example = f", e.g. {{{known[0]}: {_shown(value)}}}" if known and _scalar(value) else ""
+        if isinstance(value, bool):  # `time: true`: no value of the first key
+            example = ""
         return f"should be a mapping of its keys{keys}, not {_shown(value)}{example}"
-    if kind in ("tuple_type", "list_type") and _scalar(value):  # "... a valid tuple"
+    if kind in ("tuple_type", "list_type"):  # "Input should be a valid tuple"
         choices = _choices(model, loc)
         each = f" (each one of {', '.join(choices)})" if choices else ""
-        return f"should be a list{each}, not {_shown(value)}: e.g. [{_shown(value)}]"
+        if value is None:
+            return f"is empty: give a list{each} or leave it out"
+        if _scalar(value):
+            return f"should be a list{each}, not {_shown(value)}: e.g. [{_shown(value)}]"
+        return f"should be a list{each}"
     if kind == "bool_parsing":  # "... a valid boolean, unable to interpret input"
         return f"should be true or false, not {_shown(value)}"
+    if kind.startswith("datetime_"):  # "... a valid datetime or date, input is too short"
+        reason = error["msg"].partition(", ")[2]
+        return (f"{_shown(value)} is not a time{f' ({reason})' if reason else ''}: give "
+                "YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (UTC if no zone)")  # fmt: skip
     if kind == "literal_error":  # the choices named: a likely one added when close
         guess = difflib.get_close_matches(str(value), _expected(error), n=1)
         if guess:
@@ -290,6 +300,8 @@ def _scalar(value: object) -> bool:
 def _shown(value: object) -> str:
     """A value as YAML writes it: a text in single quotes (`'` doubled, backslashes kept),
     a date or number as it is."""
+    if isinstance(value, bool):
+        return str(value).lower()
     return "'" + value.replace("'", "''") + "'" if isinstance(value, str) else str(value)
 
 
