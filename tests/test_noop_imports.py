@@ -1,9 +1,9 @@
 """A no-op re-run imports no GDAL (rasterio), no shapely, no pystac and no
-pyarrow.compute, and a quiet CLI no-op no rich (issue 13: its time should be listing the
-source, and a 1,000-input no-op was mostly imports): discovery knows `.tif` without GDAL's
-extension list, planning reads the index without shapely or Arrow kernels, and items are
-built with pystac only when there are some. A file of an extension byod does not know
-still asks GDAL."""
+pyarrow.compute, and a quiet CLI no-op without byod.yaml no rich or PyYAML (issue 13: its
+time should be listing the source, and a 1,000-input no-op was mostly imports): discovery
+knows `.tif` without GDAL's extension list, planning reads the index without shapely or
+Arrow kernels, and items are built with pystac only when there are some. A file of an
+extension byod does not know still asks GDAL."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_a_no_op_over_tifs_imports_no_gdal_nor_shapely(
     assert loaded == []
 
 
-def test_a_quiet_cli_no_op_imports_none_of_them_nor_rich(
+def test_a_quiet_cli_no_op_imports_none_of_them_nor_rich_nor_yaml(
     tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
 ) -> None:
     write_raster("a_20240101.tif", ramp())
@@ -63,7 +63,7 @@ try:
     app(["ingest", {str(tmp_path / "src")!r}, "--collection", "test", "-q",
          "--target", {str(tmp_path / "data")!r}, "--catalog", {str(tmp_path / "catalog")!r}])
 except SystemExit as exc:
-    print(exc.code, [m for m in (*{HEAVY!r}, "rich") if m in sys.modules])
+    print(exc.code, [m for m in (*{HEAVY!r}, "rich", "yaml") if m in sys.modules])
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True, cwd=tmp_path)  # fmt: skip

@@ -22,7 +22,6 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -121,6 +120,8 @@ def load_config(path: Path, run_settings: Collection[str] = ()) -> DatasetConfig
     naming the file and each bad key when it cannot be read, is no mapping, or does not
     validate. `run_settings` are the settings of a run that are no key of the file
     (`workers`): one of them in the file is said to belong on the command line."""
+    import yaml  # here: a run without byod.yaml imports no YAML parser (issue 13: no-op)
+
     try:
         data = yaml.safe_load(path.read_text("utf-8")) or {}
     except UnicodeDecodeError as exc:  # a UnicodeDecodeError is a ValueError: first

@@ -201,6 +201,12 @@ def write_index(store: Store, key: str, items: Iterable[pystac.Item]) -> None:
         store.put_file(path, key)
 
 
+def import_writer() -> None:
+    """Import `write_geoparquet`'s writer now (stac-geoparquet, with pyarrow.dataset and
+    pandas: about 0.3 s), for a caller that waits anyway (`pipeline.process_all`)."""
+    import stac_geoparquet.arrow  # noqa: F401
+
+
 def write_geoparquet(path: Path, items: Iterable[dict[str, Any]]) -> None:
     """Write STAC item dicts to a stac-geoparquet file at `path` with stac-geoparquet's
     writer (GeoParquet 1.1 `geo` metadata, geometry WKB in EPSG:4326), hrefs as given,

@@ -108,9 +108,12 @@ def new_run(settings: IngestSettings, progress: Progress) -> Run:
             todo.append(WorkItem(plan.candidate, plan.item_id, plan.fingerprint, previous,
                                  plan.fingerprint_s, plan.stat))  # fmt: skip
     pruned = _pruned(settings, found, items, report) if settings.prune else {}
-    if todo:  # workers will run: say when the OS does not confine them
-        from byod.runner import sandbox_note  # GDAL and rasterio: not for a no-op (0.3 s)
+    if todo:  # workers will run: their forkserver starts now, and a note if not confined
+        from byod.runner import sandbox_note, start_forkserver
 
+        # Its start (a Python importing GDAL, 0.5 s) runs on another core while this process
+        # imports GDAL and the item builder before its first worker (issue 13: add one).
+        start_forkserver()
         if (note := sandbox_note()) is not None:
             report.notes.append(note)
     context = RunContext(settings, collection_id, new_version(), stores)

@@ -12,7 +12,7 @@ there ran while byod was preloaded), and each child imports the caller's `__main
 So the forkserver is started with PYTHONSAFEPATH (Python 3.11's `-P`: nothing prepended to
 the path), and children get a preparation without the caller's `__main__` and with an import
 path without the working directory or the script's folder (`_Popen`). Each worker then drops
-credentials and network access before it reads an input (`untrusted.worker_environment`), and
+credentials and network access before it reads an input (`worker_env.worker_environment`), and
 is confined by the kernel to its source and work folders (`confine`, Landlock).
 
 Inside a daemonic process (a Dask worker with default settings) multiprocessing refuses to
@@ -48,13 +48,9 @@ from multiprocessing.context import ForkServerProcess
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
-from rasterio._err import CPLE_BaseError
-from rasterio.errors import RasterioError
-
 from byod import confine
-from byod.rasters import is_out_of_memory
 from byod.reasons import Reason, RejectedInput
-from byod.untrusted import worker_env, worker_environment
+from byod.worker_env import worker_env, worker_environment
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +63,7 @@ _FORKSERVER_LOCK = threading.Lock()
 
 
 def _worker_process_env() -> dict[str, str]:
-    """The environment a worker process starts with: the allowlist of `untrusted.worker_env`
+    """The environment a worker process starts with: the allowlist of `worker_env.worker_env`
     (no credential under any name, not even in /proc/PID/environ), PYTHONSAFEPATH=1 so that
     `python -c`/`-m` prepends no working directory, and no relative PYTHONPATH entries."""
     env = worker_env(os.environ)
@@ -109,6 +105,15 @@ def _start_forkserver() -> None:
             util.spawnv_passfds = spawnv_passfds
             if main:
                 signal.signal(signal.SIGINT, old_int)
+
+
+def start_forkserver() -> None:
+    """Start the forkserver now, when the caller knows workers will run, so that its start
+    (a Python that imports GDAL, rasterio and rio-cogeo: `byod.work`, about 0.5 s) overlaps
+    what the caller does before the first worker (its own imports of GDAL and the item
+    builder). Nothing in a daemonic process, which starts no forkserver (`_Subprocess`)."""
+    if not mp.current_process().daemon:
+        _start_forkserver()
 
 
 def _safe_preparation(name: str, work_module: str | None) -> dict[str, Any]:
@@ -484,6 +489,13 @@ def _failure(
     """The rejection for a worker's exception: a read the sandbox refused (`denied`: one GDAL
     logged; or `confine.is_denied(exc)`) is outside_source, naming no path; then memory, GDAL
     and unexpected errors."""
+    # Here, in the worker (GDAL preloaded), not at the top: the parent imports this module
+    # before GDAL, to start the forkserver early (`start_forkserver`).
+    from rasterio._err import CPLE_BaseError
+    from rasterio.errors import RasterioError
+
+    from byod.rasters import is_out_of_memory
+
     if denied or confine.is_denied(exc):
         return Reason.OUTSIDE_SOURCE, (
             f"{label}: refers to a file outside the source folder (the worker's sandbox refused "
