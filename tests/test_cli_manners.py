@@ -6,10 +6,12 @@ a readable `--help`, and `--version` without importing the heavy modules."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from byod.cli import app
+from byod.report import Report
 from tests.conftest import WriteRaster, ramp
 from tests.readback import item_files
 
@@ -277,3 +280,24 @@ def test_the_cli_imports_no_heavy_module_until_a_command_needs_it() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)  # fmt: skip
     assert result.stdout.strip() == "[]"
+
+
+def test_the_command_ends_with_its_code_and_its_output_whole_through_a_pipe(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    """`byod` ends without the interpreter's teardown (byod.__main__, `os._exit`): its
+    output, block-buffered into a pipe and not flushed by the command (`validate --json`
+    writes to sys.stdout), still arrives whole, and its exit code is the command's."""
+    write_raster("a_20240101.tif", ramp())
+    run_ingest()
+    catalog = str(tmp_path / "catalog")
+    # Block-buffered as anywhere else (this machine's environment sets PYTHONUNBUFFERED).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    piped = subprocess.run([BYOD, "validate", catalog, "--json"], capture_output=True,
+                           text=True, check=False, env=env)  # fmt: skip
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == invoke("validate", catalog, "--json").output
+    assert json.loads(piped.stdout)["invalid"] == []
+    refused = subprocess.run([BYOD, "validate", str(tmp_path / "none")], capture_output=True,
+                             text=True, check=False)  # fmt: skip
+    assert refused.returncode == 2 and refused.stderr.startswith("error:"), refused.stderr
