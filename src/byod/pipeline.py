@@ -13,7 +13,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import Any
@@ -303,6 +303,7 @@ def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome
     from byod.batches import is_small, run_in_batches
     from byod.cog import cache_budget
     from byod.memory import capped_note, conversions_at_once
+    from byod.publishing import import_ahead
     from byod.storing import fetch_timed, job_for, outcome_of
     from byod.work import prepare
 
@@ -328,14 +329,14 @@ def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome
                 for w in run.todo]  # fmt: skip
         by_path = {w.candidate.relpath: w for w in run.todo}
         fetched: dict[str, float] = {}
-        on_stage: Callable[[str, str], None] = progress.stage
-        if len(run.todo) <= at_once:  # all at once: this process has only to wait for them
-            on_stage = _importing_publishing(progress.stage)
+        # What publishing imports (0.3 s), now: the forkserver started by planning is still
+        # importing GDAL on another core, so the first worker starts no later (issue 13).
+        import_ahead()
         # Small local inputs are worked on in batches, one worker per batch (byod.batches).
         outcomes = run_in_batches(
             jobs, prepare, small=is_small, workers=at_once,
             timeout_s=settings.timeout_s, max_memory_mb=settings.max_memory_mb,
-            on_stage=on_stage, before_start=lambda job: fetch_timed(
+            on_stage=progress.stage, before_start=lambda job: fetch_timed(
                 fetched, job, by_path[job.relpath].candidate, stores.source),
         )  # fmt: skip
         for done in outcomes:
@@ -359,24 +360,6 @@ def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)  # no upload outlives the run's end
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _importing_publishing(on_stage: Callable[[str, str], None]) -> Callable[[str, str], None]:
-    """`on_stage` that imports what publishing needs (`publishing.import_ahead`) once a
-    worker is queued, in this thread (no import races), while that worker converts: a run
-    of one input waited for them after its conversion instead (issue 13: add one)."""
-    imported = False
-
-    def stage(label: str, stage: str) -> None:
-        nonlocal imported
-        on_stage(label, stage)
-        if stage == "queued" and not imported:
-            imported = True
-            from byod.publishing import import_ahead
-
-            import_ahead()
-
-    return stage
 
 
 def _finished(outcome: Outcome, progress: Progress) -> Outcome:
