@@ -431,11 +431,14 @@ def _walk(
                              f"{_rel(root, folder)}: cannot list folder ({exc.strerror})")
         )  # fmt: skip
         return
+    # Each entry's path relative to the root, built from its folder's: `_rel` per entry
+    # was a tenth of a no-op over 1,000 inputs (os.path.relpath makes both paths absolute).
+    prefix = "" if folder == root else _rel(root, folder) + "/"
     for entry in entries:
-        path = Path(entry.path)
-        rel = _rel(root, path)
         if entry.name in IGNORED_NAMES or entry.name.startswith("."):
             continue
+        path = Path(entry.path)
+        rel = prefix + entry.name
         if not _is_utf8(rel):
             _bad_name(entry, rel, found)
             continue
@@ -445,7 +448,7 @@ def _walk(
                                "folder; not followed")  # fmt: skip
             continue
         try:
-            mode = path.stat().st_mode  # follows links
+            mode = entry.stat().st_mode  # follows links
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 found.problems.append(
@@ -465,7 +468,7 @@ def _walk(
                 )  # fmt: skip
             _walk(root, path, seen, files, found, outputs)
         elif stat.S_ISREG(mode):
-            files.append((str(path), rel))
+            files.append((entry.path, rel))
         elif is_raster_name(entry.name):
             found.problems.append(
                 DiscoveryProblem(rel, Reason.NOT_A_FILE, f"{rel}: not a regular file")

@@ -169,7 +169,7 @@ class Store:
 
     def exists(self, key: str) -> bool:
         """Whether a file is stored at `key`."""
-        return Path(self.root, key).is_file()
+        return os.path.isfile(os.path.join(self.root, key))
 
     def root_exists(self) -> bool:
         """Whether the store's root is there: the folder (local) or the container (blob)."""
@@ -270,7 +270,7 @@ class Store:
         path = os.path.normpath(href)
         if not path.startswith(self.root + os.sep):
             return None
-        return Path(path).relative_to(self.root).as_posix()
+        return path[len(self.root) + 1 :].replace(os.sep, "/")  # normalised: no `..`, no `//`
 
     def local_path(self, key: str) -> Path | None:
         """The file of `key` on this machine, for a library that needs a real path (pyarrow
