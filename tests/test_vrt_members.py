@@ -57,8 +57,11 @@ def test_an_edit_of_a_member_ingests_the_vrt_again(
     stored = _cog_bands(_items(tmp_path)["stack"])
     assert all(np.array_equal(a, b) for a, b in zip(stored, bands, strict=True))
 
+    # A re-run that leaves the VRT unchanged stores nothing twice: no note.
+    again = run_ingest()
+    assert {r.status for r in again.rows} == {Status.UNCHANGED}
+    assert not any("stack.vrt: a VRT of" in n for n in again.notes)
     # An edit of a member changes the VRT's pixels: the VRT is ingested again, with them.
-    assert {r.status for r in run_ingest().rows} == {Status.UNCHANGED}
     bands[1][20:30, 20:30] = 7
     _one_band(src / "b2.tif", bands[1], nodata=0)
     rerun = {r.input: r.status for r in run_ingest().rows}
@@ -102,6 +105,9 @@ def test_a_vrt_refused_by_its_worker_loses_no_member(
             "</VRTDataset>", f"  {_vrt_band(2, 'gone.tif', 'Byte', '0')}\n</VRTDataset>"
         )
     )
-    rows = {r.input: r for r in run_ingest().rows}
+    report = run_ingest()
+    rows = {r.input: r for r in report.rows}
     assert rows["stack.vrt"].status is Status.REJECTED
     assert rows["b1.tif"].status is Status.INGESTED and rows["b2.tif"].status is Status.INGESTED
+    # Refused, the VRT stored nothing: no note says its pixels are stored twice.
+    assert not any("stack.vrt: a VRT of" in n for n in report.notes)

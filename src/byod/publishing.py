@@ -49,6 +49,7 @@ def publish_pending(run: Run, outcomes: list[Outcome]) -> RunStores:
     for outcome in pending:
         if outcome.row not in report.rows:
             report.rows.append(outcome.row)
+            report.notes += outcome.notes
         new_ids = {d["id"] for d in outcome.items}
         for data in outcome.items:
             new[data["id"]] = item = _item(data)

@@ -38,6 +38,10 @@ class Candidate:
     # product the layout was recognised as ("landsat", "sentinel2", "custom").
     bands: tuple[tuple[str, str], ...] = ()
     product: str | None = None
+    # What discovery says of this input, for the report's notes when it is stored (ingested
+    # or replaced), not on runs that leave it unchanged or reject it: a VRT whose members
+    # are inputs too (`sources._join_vrt_members`).
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

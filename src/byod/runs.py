@@ -130,6 +130,8 @@ class Outcome:
     row: Row
     items: list[dict[str, Any]] = field(default_factory=list)
     replaced_ids: list[str] = field(default_factory=list)
+    # The report's notes this input brings when it is stored (`Candidate.notes`).
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -196,7 +196,8 @@ def _join_vrt_members(found: Discovery) -> None:
     """Fingerprint a local VRT over the inputs it reads (`vrt_members`, through nested VRTs
     too): they become its sidecars, so an edit of a member ingests the VRT again (its own
     bytes do not change). The members stay inputs of their own (a VRT the worker refuses
-    must lose nothing); the report notes that their pixels are stored twice."""
+    must lose nothing); when the VRT is stored, the report notes that their pixels are
+    stored twice (`Candidate.notes`)."""
     vrts = [c for c in found.candidates if _lower_ext(c.path) == ".vrt"]
     if not vrts:
         return
@@ -207,11 +208,12 @@ def _join_vrt_members(found: Discovery) -> None:
         if not members:
             continue
         extra = [p for m in members for p in (m.path, *m.sidecars)]
-        joined[vrt.relpath] = replace(vrt, sidecars=tuple(dict.fromkeys((*vrt.sidecars, *extra))))
         shown = ", ".join(m.relpath for m in members[:5]) + (", ..." * (len(members) > 5))
-        found.notes.append(f"{vrt.relpath}: a VRT of {len(members)} input(s) of the source "
-                           f"({shown}): their pixels are stored in its item and in their own; "
-                           "leave the VRT or them out of the source if one is enough")  # fmt: skip
+        note = (f"{vrt.relpath}: a VRT of {len(members)} input(s) of the source ({shown}): "
+                "their pixels are stored in its item and in their own; leave the VRT or "
+                "them out of the source if one is enough")  # fmt: skip
+        joined[vrt.relpath] = replace(vrt, sidecars=tuple(dict.fromkeys((*vrt.sidecars, *extra))),
+                                      notes=(*vrt.notes, note))  # fmt: skip
     found.candidates = [joined.get(c.relpath, c) for c in found.candidates]
 
 

@@ -136,7 +136,8 @@ def outcome_of(done: Done[Job, PrepareResult], work: WorkItem, context: RunConte
     row.status = Status.REPLACED if work.previous_ids else Status.INGESTED
     row.item_ids = sorted(i.id for i in new)
     row.notes = [*done.result.notes, *_scene_notes(done.result)]
-    return Outcome(row, [i.to_dict(transform_hrefs=False) for i in new], work.previous_ids)
+    return Outcome(row, [i.to_dict(transform_hrefs=False) for i in new], work.previous_ids,
+                   list(work.candidate.notes))  # fmt: skip
 
 
 def _store(
