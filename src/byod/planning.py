@@ -108,6 +108,7 @@ def new_run(settings: IngestSettings, progress: Progress) -> Run:
             todo.append(WorkItem(plan.candidate, plan.item_id, plan.fingerprint, previous,
                                  plan.fingerprint_s, plan.stat))  # fmt: skip
     pruned = _pruned(settings, found, items, report) if settings.prune else {}
+    report.notes += _other_sources_notes(todo, items, source_root(settings.source))
     if todo:  # workers will run: their forkserver starts now, and a note if not confined
         from byod.runner import sandbox_note, start_forkserver
 
@@ -220,6 +221,23 @@ def _pruned(settings: IngestSettings, found: Discovery, items: dict[str, Entry],
 
 # Discovery problems that hide inputs (what lies below was not listed): --prune stays off.
 _UNLISTED = frozenset({Reason.UNREADABLE, Reason.SYMLINK_LOOP})
+
+
+def _other_sources_notes(todo: list[WorkItem], items: dict[str, Entry], root: str | None,
+                         shown: int = 3) -> list[str]:  # fmt: skip
+    """Notes on new inputs whose paths have items of another source in the collection: the
+    same folder moved or renamed is another source (README, "Re-runs are incremental"), so
+    its items stay and this run adds its own beside them. One note per other source, the
+    first `shown` of them."""
+    new = {w.candidate.relpath for w in todo if not w.previous_ids}
+    others: dict[str, set[str]] = {}
+    for entry in items.values():
+        if entry.source in new and entry.source_root not in (None, root):
+            others.setdefault(str(entry.source_root), set()).add(str(entry.source))
+    return [f"{len(paths)} new input(s) have the paths of items of another source, {other} "
+            f"(e.g. {min(paths)}): a moved or renamed folder is another source; its items "
+            "stay, and this run adds items beside them"
+            for other, paths in sorted(others.items())[:shown]]  # fmt: skip
 
 
 def _collection_id(settings: IngestSettings) -> str:
