@@ -141,12 +141,17 @@ def referenced_keys(catalog: Store, target: Store, collection: str) -> set[tuple
 
 def orphans(catalog: Store, target: Store, collection: str) -> list[str]:
     """Files in the catalog or target that the published catalog does not need (lock files
-    for the OS locks excepted): what a killed or losing run must not leave behind."""
+    for the OS locks and the folder's byod marker, `keys.OUTPUT_MARKER`, excepted): what a
+    killed or losing run must not leave behind."""
+    from byod.keys import OUTPUT_MARKER
+
     needed = referenced_keys(catalog, target, collection)
     out = []
     for store in {catalog.root: catalog, target.root: target}.values():
         for info in store.list_files():
             if (store.root, info.key) in needed or posixpath.basename(info.key).endswith(".lock"):
+                continue
+            if info.key == OUTPUT_MARKER:
                 continue
             out.append(f"{store.root}/{info.key}")
     return sorted(out)

@@ -152,6 +152,32 @@ def test_outputs_inside_the_source_are_not_read_as_inputs(
     assert set(item_files(src / "catalogs", "test")) == {"scene_20240101"}
 
 
+def test_outputs_of_an_earlier_run_inside_the_source_are_not_read_either(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    # `cd src && byod ingest .`, then `byod ingest src` from the parent (other outputs):
+    # src/data and src/catalogs are byod's, found by their marker and the root catalog.
+    write_raster("scene_20240101.tif", ramp())
+    src = tmp_path / "src"
+    run_ingest(target=str(src / "data"), catalog=str(src / "catalogs"))
+    assert (src / "data" / ".byod-output").is_file()
+    assert (src / "catalogs" / ".byod-output").is_file()
+    (src / "notes").mkdir()
+    (src / "notes" / "byod.yaml").write_text("title: not read here\n")
+    report = run_ingest()
+    assert [(r.input, r.status) for r in report.rows] == [("scene_20240101.tif",
+                                                           Status.INGESTED)]  # fmt: skip
+    skipped = [n for n in report.notes if "byod's output" in n]
+    assert sorted(n.split(":")[0] for n in skipped) == ["catalogs", "data"]
+    assert "notes/byod.yaml" in report.ignored
+    assert any(n.startswith("notes/byod.yaml: not read") for n in report.notes)
+    # A catalog written before the marker is still known by its root catalog.json.
+    (src / "catalogs" / ".byod-output").unlink()
+    again = run_ingest()
+    assert [(r.input, r.status) for r in again.rows] == [("scene_20240101.tif",
+                                                          Status.UNCHANGED)]  # fmt: skip
+
+
 def test_a_moved_source_folder_says_its_paths_have_items_of_the_old_one(
     tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
 ) -> None:

@@ -83,6 +83,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from byod.extents import union_bbox, union_interval
 from byod.keys import (
+    ROOT_ID,
     ROOT_KEY,
     VERSION,
     collection_key,
@@ -101,7 +102,6 @@ if TYPE_CHECKING:  # pystac is imported where items are built: a no-op reads no 
 
 log = logging.getLogger(__name__)
 
-ROOT_ID = "byod"
 ROOT_DESCRIPTION = "Rasters ingested by byod as Cloud Optimized GeoTIFFs."
 # Item properties summarised on the collection as the sorted set of their values.
 SUMMARISED = ("proj:code",)

@@ -27,6 +27,11 @@ import uuid
 from datetime import UTC, datetime
 
 ROOT_KEY = "catalog.json"
+ROOT_ID = "byod"  # the root catalog's id
+# In the root of every local folder byod writes (COG target, catalog): a source walked later
+# that holds such a folder does not read it as input (an earlier `byod ingest .` inside the
+# folder now ingested from its parent).
+OUTPUT_MARKER = ".byod-output"
 COLLECTION_FILE = "collection.json"
 RUNS = "_runs"
 MONTHS = "_months"

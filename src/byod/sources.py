@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
+from byod.keys import OUTPUT_MARKER, ROOT_ID, ROOT_KEY
 from byod.products import is_product_metadata
 from byod.reasons import Reason
 from byod.records import Candidate
@@ -110,7 +111,9 @@ NAME_SIDECAR_ENDINGS = (".aux.xml", ".ovr", ".msk", ".hdr", ".aux")
 STEM_SIDECAR_ENDINGS = (".prj", ".hdr", ".aux", ".ovr", ".imd", ".rpb", ".rpc", ".xml", "_rpc.txt")
 
 # Names that are never inputs: our own outputs and the usual clutter of a data folder.
-IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", "byod.yaml", "byod.yml"})
+# byod's dataset configuration (dataset_config.CONFIG_NAMES): read at the source's top only.
+CONFIG_NAMES = ("byod.yaml", "byod.yml")
+IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", *CONFIG_NAMES})
 # A folder's table of per-file values (columns: file, and cloud_cover, datetime,
 # start_datetime, end_datetime as the user knows them).
 USER_METADATA_NAME = "byod-metadata.csv"
@@ -436,7 +439,16 @@ def _walk(
     # Each entry's path relative to the root, built from its folder's: `_rel` per entry
     # was a tenth of a no-op over 1,000 inputs (os.path.relpath makes both paths absolute).
     prefix = "" if folder == root else _rel(root, folder) + "/"
+    if prefix and _is_byod_output(folder, {e.name for e in entries}):
+        found.notes.append(f"{prefix[:-1]}: byod's output (COGs or a catalog of an earlier run) "
+                           "inside the source; not read as input")  # fmt: skip
+        return
     for entry in entries:
+        if prefix and entry.name in CONFIG_NAMES:  # read only at the top (dataset_config)
+            found.ignored.append(prefix + entry.name)
+            found.notes.append(f"{prefix}{entry.name}: not read (byod reads the {entry.name} "
+                               "at the top of the source, or the file --config names)")  # fmt: skip
+            continue
         if entry.name in IGNORED_NAMES or entry.name.startswith("."):
             continue
         path = Path(entry.path)
@@ -475,6 +487,22 @@ def _walk(
             found.problems.append(
                 DiscoveryProblem(rel, Reason.NOT_A_FILE, f"{rel}: not a regular file")
             )
+
+
+def _is_byod_output(folder: Path, names: set[str]) -> bool:
+    """Whether `folder` (with the entries `names`) is a folder byod wrote: its marker
+    (`keys.OUTPUT_MARKER`, written since this rule), or a root catalog of byod's
+    (`catalog.json` with byod's root id, for catalogs written before)."""
+    if OUTPUT_MARKER in names:
+        return True
+    if ROOT_KEY not in names:
+        return False
+    try:
+        with open(folder / ROOT_KEY, "rb") as f:
+            head = json.loads(f.read(1 << 20))
+    except (OSError, ValueError):
+        return False
+    return isinstance(head, dict) and head.get("type") == "Catalog" and head.get("id") == ROOT_ID
 
 
 def _is_utf8(text: str) -> bool:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from byod.azure import AzureAccess, AzureOptions, blob_parts, resolve_access
 from byod.errors import ConfigurationError, StorageUnavailable, storage_failure
-from byod.keys import ROOT_KEY
+from byod.keys import OUTPUT_MARKER, ROOT_KEY
 from byod.locations import check_container, is_blob_url
 
 if TYPE_CHECKING:
@@ -159,9 +159,20 @@ class Store:
 
     def __init__(self, root: str | Path) -> None:
         self.root = str(Path(root).resolve())
+        self._marked = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.root!r})"
+
+    def _mark_output(self) -> None:
+        """Write `keys.OUTPUT_MARKER` in the root before the first file (once per store): a
+        later run whose source holds this folder skips it (`sources._walk`)."""
+        if self._marked:
+            return
+        marker = Path(self.root, OUTPUT_MARKER)
+        if not marker.is_file():
+            _atomic_local(marker, lambda tmp: tmp.write_text(OUTPUT_MARKER_TEXT, "utf-8"))
+        self._marked = True
 
     def href(self, key: str) -> str:
         """The absolute path (local) or URL of a key."""
@@ -203,6 +214,7 @@ class Store:
     def write_text(self, key: str, text: str) -> None:
         """Write `key` whole as UTF-8, replacing it: a reader sees the old or the new text
         (a temp file renamed locally; one upload on blob)."""
+        self._mark_output()
         _atomic_local(Path(self.root, key), lambda tmp: tmp.write_text(text, "utf-8"))
 
     def put_file(self, local: Path, key: str, metadata: dict[str, str] | None = None, *,
@@ -214,6 +226,7 @@ class Store:
         of the bytes), else copied. Either way it appears under `key` by one rename of a
         temporary name, as every local write does. `stop`: see `BlobStore.put_file` (a local
         store is done too soon to need it)."""
+        self._mark_output()
         _atomic_local(Path(self.root, key), lambda tmp: _move_or_copy(local, tmp, move))
         return self.href(key)
 
@@ -712,6 +725,12 @@ def _move_or_copy(src: Path, dst: Path, move: bool) -> None:
             if exc.errno != errno.EXDEV:  # another device: copied below
                 raise
     shutil.copyfile(src, dst)
+
+
+OUTPUT_MARKER_TEXT = (
+    "Written by byod (Cloud Optimized GeoTIFFs or a STAC catalog). byod does not read this "
+    "folder as input when a source it ingests holds it.\n"
+)
 
 
 def _atomic_local(dst: Path, write: Callable[[Path], object]) -> None:
