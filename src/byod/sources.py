@@ -27,6 +27,7 @@ from byod.keys import OUTPUT_MARKER, ROOT_ID, ROOT_KEY
 from byod.products import is_product_metadata
 from byod.reasons import Reason
 from byod.records import Candidate
+from byod.scenes import auxiliary_of
 from byod.vrt_members import vrt_members
 
 # Extensions GDAL reads as rasters: the ones its raster drivers declare (identify.py, e.g.
@@ -296,7 +297,9 @@ def _pair(
         folder: [(p, r) for p, r in entries if is_product_metadata(r)]
         for folder, entries in by_dir.items()
     }
-    for folder, entries in by_dir.items():
+    auxiliary: dict[str, list[tuple[str, str]]] = {}  # by product family: (product, relpath)
+    for folder, all_entries in by_dir.items():
+        entries = _without_auxiliary(all_entries, auxiliary, found)
         names = [posixpath.basename(r) for _, r in entries]
         # ENVI/EHdr data files often have no raster extension: a `.hdr` beside them marks them.
         hdr_stems = {n[:-4] for n in names if n.lower().endswith(".hdr")}
@@ -356,8 +359,48 @@ def _pair(
                 and (_name(rel) != USER_METADATA_NAME)
             ):
                 found.ignored.append(rel)
+    found.notes += [_auxiliary_note(family, files) for family, files in sorted(auxiliary.items())]
     found.candidates.sort(key=lambda c: c.relpath)
     found.ignored.sort()
+
+
+# What the auxiliary files of each product family are (`scenes.auxiliary_of`), for the note.
+AUXILIARY_KINDS = {
+    "Landsat Collection 2": "browse image, angle coefficient and JSON metadata",
+    "Sentinel-2 SAFE": "preview, quality mask and report, HTML and auxiliary data",
+}
+
+
+def _without_auxiliary(
+    entries: list[tuple[str, str]], auxiliary: dict[str, list[tuple[str, str]]], found: Discovery
+) -> list[tuple[str, str]]:
+    """A folder's entries less the auxiliary files of a recognised product
+    (`scenes.auxiliary_of`: browse images, previews, quality masks, HTML, ...), which are
+    listed as ignored (and in `auxiliary`, by product family, for the run's note): never an
+    item, a rejection nor a sidecar, so they count in no fingerprint."""
+    kept = []
+    for path, rel in entries:
+        aux = auxiliary_of(rel) if _name(rel) != USER_METADATA_NAME else None
+        if aux is None:
+            kept.append((path, rel))
+        else:
+            found.ignored.append(rel)
+            auxiliary.setdefault(aux.family, []).append((aux.product, rel))
+    return kept
+
+
+def _auxiliary_note(family: str, files: list[tuple[str, str]]) -> str:
+    """One note per product family for the run: how many files of which products are
+    ignored and what they are, with an example (the report's `ignored` lists them all)."""
+    products = sorted({product for product, _ in files})
+    # The example: a raster by name first (what would have been rejected or an item).
+    rels = sorted(rel for _, rel in files)
+    example = next((r for r in rels if _lower_ext(r) in KNOWN_RASTER_EXTENSIONS), rels[0])
+    which = (f"the {family} product {products[0]}" if len(products) == 1
+             else f"{len(products)} {family} products")  # fmt: skip
+    kinds = AUXILIARY_KINDS.get(family, "auxiliary")
+    return (f"{len(files)} file(s) of {which} ignored: {kinds} files, no band of a scene "
+            f"(e.g. {example}; all in the report's ignored list)")  # fmt: skip
 
 
 # A raster named `<stem>_<suffix>` beside `<stem>.<ext>` is that raster's cloud mask.
