@@ -216,6 +216,16 @@ def test_downloads_ingest_one_item_per_scene_and_ignore_the_rest(tmp_path: Path)
     assert assets[f"{L8}/{L8}"] == set(L8_BANDS)
     assert assets[f"{L7}/{L7}"] == set(L7_BANDS)
     assert assets[f"{SAFE}/GRANULE/{GRANULE}/IMG_DATA/{TILE}"] == set(S2_10M) | set(S2_20M)
+    # The band numbers name other wavelengths on ETM+ (Landsat 7) than on OLI (Landsat 8):
+    # LSDS-1618/1619's band tables (band 1 blue and band 4 near infrared on ETM+).
+    common = {}
+    for row in rows.values():
+        item = json.loads(files[row["item_ids"][0]].read_text())
+        for key in ("SR_B1", "SR_B4"):
+            if key in item["assets"]:
+                common[(row["input"][:4], key)] = item["assets"][key]["eo:bands"][0]["common_name"]
+    assert common == {("LC08", "SR_B1"): "coastal", ("LC08", "SR_B4"): "red",
+                      ("LE07", "SR_B1"): "blue", ("LE07", "SR_B4"): "nir08"}  # fmt: skip
 
     # A no-op re-run exits 0 with every row unchanged; so does one after the producer's
     # auxiliary files changed (they are in no scene's fingerprint).

@@ -157,13 +157,27 @@ def group(
                 resolution = int(match.groupdict().get("resolution") or 0)
                 band = match.group("band").upper() if rule.name != "custom" else match.group("band")
                 scenes.setdefault(key, []).append((band, resolution, candidate))
-                product[key] = rule.name
+                product[key] = _product(rule.name, key[1])
                 break
         else:
             singles.append(candidate)
     notes: list[str] = []
     grouped = [_merge(key[1], members, product[key], notes) for key, members in scenes.items()]
     return sorted(singles + grouped, key=lambda c: c.relpath), notes
+
+
+def _product(rule: str, scene: str) -> str:
+    """Whose band facts (`known_bands`) a scene's bands take: Landsat's band numbers name
+    other wavelengths on TM (Landsat 4-5, `LT04`/`LT05`) and ETM+ (Landsat 7, `LE07`) than
+    on OLI/TIRS (Landsat 8-9: `landsat`); MSS (`LM0x`) has none in bands.json."""
+    if rule != "landsat":
+        return rule
+    sensor, satellite = scene[1].upper(), scene[2:4]
+    if sensor == "M":
+        return "landsat-mss"
+    if satellite in ("04", "05"):
+        return "landsat-tm"
+    return "landsat-etm" if satellite == "07" else "landsat"
 
 
 def _merge(
