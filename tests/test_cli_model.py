@@ -134,3 +134,13 @@ def test_each_option_shows_its_fields_description_whole_at_80_columns() -> None:
         assert description in (param.help or ""), path
         if param.default is not None and not param.is_flag:
             assert f"[default: {param.default}]" in text, path
+
+
+def test_the_option_named_in_settings_messages_is_the_commands_own() -> None:
+    """`options.COMMAND_LINE` names the sections' options in messages (`--datetime-order
+    option,sidecar,name`): each is the option `byod ingest` parses for that key."""
+    from byod.options import COMMAND_LINE
+
+    found = _options()
+    for path, flag in COMMAND_LINE.items():
+        assert flag in found[path][1].opts, (path, flag)

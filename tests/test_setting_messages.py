@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -208,8 +209,9 @@ def test_a_source_not_known_suggests_the_close_one(tmp_path: Path) -> None:
          "zone)"),
         ("time: {datetime: yesterday}\n", "time.datetime: 'yesterday' is not a time (input is "
          "too short): give YYYY-MM-DD"),
-        ("clouds: {order: }\n", "clouds.order: is empty: give a list (each one of option, "
-         "user, mask, sidecar, imagery) or leave it out"),
+        ("clouds: {order: }\n", "clouds.order: is empty, so no cloud cover would be looked "
+         "for: give the sources to try, first to last (each one of option, user, mask, "
+         "sidecar, imagery), or leave it out"),
     ],
     ids=["date-with-slashes", "a-word", "empty-order"],
 )  # fmt: skip
@@ -219,3 +221,235 @@ def test_a_time_or_order_in_the_wrong_form_says_the_form(
     config = tmp_path / "src" / "byod.yaml"
     shown = _refused(tmp_path, yaml)
     assert shown.startswith(f"error: {config}: {line}"), shown
+
+
+# --- second round (newcomer N4: F7, F8, F3, F6) ----------------------------------------------
+
+
+def _example_of(line: str) -> str:
+    example = re.search(r"e\.g\. (\S.*)$", line)
+    assert example is not None, line
+    return example.group(1)
+
+
+@pytest.mark.parametrize(
+    ("yaml", "key", "example"),
+    [
+        ('time: {order: "sidecar,name"}\n', "time.order", "['sidecar', 'name']"),
+        ("providers: TU Wien\n", "providers", "[{name: 'TU Wien'}]"),
+        ("datetime: 2021-05-01\n", "datetime", "time: {datetime: 2021-05-01}"),
+    ],
+    ids=["order-in-the-command-lines-form", "provider-as-a-name", "former-time-as-a-date"],
+)  # fmt: skip
+def test_each_example_written_back_is_read(
+    tmp_path: Path, yaml: str, key: str, example: str
+) -> None:
+    # Newcomer F7: these examples were ['sidecar,name'], ['TU Wien'] and
+    # `{datetime: 2021-05-01}` under `datetime:`, each refused again once written in.
+    config = tmp_path / "src" / "byod.yaml"
+    line = _refused(tmp_path, yaml)
+    assert line.startswith(f"error: {config}: {key}: should be a "), line
+    assert _example_of(line) == example
+    # The key's value replaced by the example (the example of the former `datetime:` names
+    # its section itself).
+    fixed = example if example.startswith("time:") else yaml.split(":")[0] + ": " + example
+    if key == "time.order":
+        fixed = f"time: {{order: {example}}}"
+    result = _ingest(tmp_path, fixed + "\n")
+    assert result.exit_code == 0, result.output
+    item = _item(tmp_path)
+    collection = json.loads((tmp_path / "c" / "src" / "collection.json").read_text())
+    if key == "time.order":  # no sidecar: the name's day (a_20240101)
+        assert item["byod:datetime_source"] == "name:20240101"
+        assert item["start_datetime"] == "2024-01-01T00:00:00Z"
+    elif key == "providers":
+        assert [p["name"] for p in collection["providers"]] == ["TU Wien"]
+    else:  # `time.datetime`, an instant: the date's midnight, UTC, over the name's day
+        assert item["datetime"] == "2021-05-01T00:00:00Z"
+        assert item["byod:datetime_source"] == "option"
+
+
+def test_a_list_given_in_the_command_lines_form_with_a_typo_names_it(tmp_path: Path) -> None:
+    line = _refused(tmp_path, 'clouds: {order: "mask,sidcar"}\n')
+    assert "e.g." not in line  # no example that would be refused again
+    assert line.endswith("not 'mask,sidcar': 'sidcar' is none of them (did you mean "
+                         "'sidecar'?)"), line  # fmt: skip
+
+
+def test_an_option_over_the_files_order_names_each_where_it_came_from(tmp_path: Path) -> None:
+    # Newcomer F8: `--datetime` typed with the file's `time: {order: [sidecar, name]}` was
+    # `byod.yaml: time: datetime is given but order ...`, blaming the file for the option.
+    config = tmp_path / "src" / "byod.yaml"
+    yaml = "time: {order: [sidecar, name]}\n"
+    line = _refused(tmp_path, yaml, "--datetime", "2021-05-01")
+    assert line == (
+        "error: byod ingest: --datetime: given, but time.order in "
+        f"{config} (sidecar, name) leaves out 'option', the source that reads it: add "
+        f"'option' to time.order in {config}, or give the order with it: --datetime-order "
+        "option,sidecar,name (see byod ingest --help)"
+    )
+    # Either way out works: the order given with the option, or 'option' added to the file.
+    result = _ingest(tmp_path, yaml, "--datetime", "2021-05-01", "--datetime-order",
+                     "option,sidecar,name")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert _item(tmp_path)["datetime"] == "2021-05-01T00:00:00Z"
+    result = _ingest(tmp_path, "time: {order: [option, sidecar, name]}\n", "--datetime",
+                     "2021-06-01")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert _item(tmp_path)["datetime"] == "2021-06-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("yaml", "args", "start", "words"),
+    [
+        ("time: {datetime: 2021-05-01}\n", ["--datetime-order", "sidecar,name"],
+         "--datetime-order: (sidecar, name) leaves out 'option', the source that reads "
+         "time.datetime in ", ["--datetime-order option,sidecar,name", "remove time.datetime"]),
+        ("clouds: {order: [sidecar]}\n", ["--cloud-rule", "fmask"],
+         "--cloud-rule: given, but clouds.order in ",
+         ["--cloud-order mask,sidecar", "add 'mask' to clouds.order in"]),
+        (None, ["--cloud-cover", "5", "--cloud-order", "sidecar"],
+         "--cloud-cover: given, but the order given (sidecar) leaves out 'option'",
+         ["--cloud-order option,sidecar", "leave --cloud-cover out"]),
+    ],
+    ids=["file-value-typed-order", "typed-rule-file-order", "both-typed"],
+)  # fmt: skip
+def test_a_value_and_an_order_from_two_places_are_each_named(
+    tmp_path: Path, yaml: str | None, args: list[str], start: str, words: list[str]
+) -> None:
+    line = _refused(tmp_path, yaml, *args)
+    assert line.startswith(f"error: byod ingest: {start}"), line
+    assert all(w in line for w in words), line
+    assert "time:" not in line and "clouds:" not in line  # no section blamed as a whole
+
+
+def test_the_flows_settings_over_the_files_order_are_named_as_given(tmp_path: Path) -> None:
+    """The flow passes sections as models (their fields set): the same refusal, on the key
+    the flow gave, so its report names `time.datetime`, not the file."""
+    from byod.config import build_settings
+
+    write_geotiff(tmp_path / "src" / "a.tif", ramp(16, 16), **UTM)
+    (tmp_path / "src" / "byod.yaml").write_text("time: {order: [name]}\n")
+    given = {"time": TimeOptions(datetime=datetime(2021, 5, 1, tzinfo=UTC))}
+    with pytest.raises(ValidationError) as error:
+        build_settings(str(tmp_path / "src"), given)
+    (only,) = error.value.errors()
+    assert only["loc"] == ("time", "datetime")
+    assert "time.order in" in only["msg"] and "--datetime-order option,name" in only["msg"]
+
+
+LICENSING = Path(__file__).parents[1] / "src/byod/schemas/stac-spec/v1.1.0/item-spec/json-schema"
+
+
+@pytest.mark.parametrize(
+    ("yaml", "args", "where", "meant"),
+    [
+        (None, ["--license", "CC BY 4.0"], "byod ingest: --license: 'CC BY 4.0'", "CC-BY-4.0"),
+        ("license: Apache License 2.0\n", [], "{config}: license: 'Apache License 2.0'",
+         "Apache-2.0"),
+        ("license: CC BY-SA 4.0\n", [], "{config}: license: 'CC BY-SA 4.0'", "CC-BY-SA-4.0"),
+    ],
+    ids=["option", "file", "file-share-alike"],
+)  # fmt: skip
+def test_a_license_written_with_spaces_is_refused_with_its_spdx_id(
+    tmp_path: Path, yaml: str | None, args: list[str], where: str, meant: str
+) -> None:
+    # Newcomer F3: accepted, then `byod validate` refused the collection byod had written.
+    import jsonschema
+
+    schema = json.loads((LICENSING / "licensing.json").read_text())
+    config = tmp_path / "src" / "byod.yaml"
+    line = _refused(tmp_path, yaml, *args)
+    assert line.startswith("error: " + where.format(config=config) + " is no SPDX license id: "
+                           "STAC's collection schema takes one word of letters, digits, '_', "
+                           "'-', '.' and '+' (^[\\w\\-\\.\\+]+$)"), line  # fmt: skip
+    assert f"did you mean '{meant}'?" in line
+    # The id suggested is taken, and STAC's own schema of the field takes what is written.
+    fixed = [meant if a != "--license" and a in args[1:] else a for a in args]
+    result = _ingest(tmp_path, None if yaml is None else f"license: {meant}\n", *fixed)
+    assert result.exit_code == 0, result.output
+    collection = json.loads((tmp_path / "c" / "src" / "collection.json").read_text())
+    assert collection["license"] == meant
+    jsonschema.validate({"license": collection["license"]}, schema)
+
+
+@pytest.mark.parametrize(
+    ("license", "advice"),
+    [
+        ("our own terms", "give the license's SPDX id (https://spdx.org/licenses/, e.g. "
+         "CC-BY-4.0) or 'other'"),
+        ("MIT OR Apache-2.0", "so not an SPDX expression with spaces either: give 'other' and "
+         "name the licenses in the description"),
+    ],
+    ids=["unknown", "expression"],
+)  # fmt: skip
+def test_a_license_the_schema_refuses_and_no_id_is_known_for_says_what_to_give(
+    tmp_path: Path, license: str, advice: str
+) -> None:
+    import jsonschema
+
+    schema = json.loads((LICENSING / "licensing.json").read_text())
+    with pytest.raises(jsonschema.ValidationError):  # what byod validate would refuse
+        jsonschema.validate({"license": license}, schema)
+    line = _refused(tmp_path, None, "--license", license)
+    assert line.endswith(f"{advice} (see byod ingest --help)"), line
+    with pytest.raises(ValidationError):  # the flow's and Python's settings too
+        IngestSettings(source="/data", license=license)
+    assert IngestSettings(source="/data", license="other").license == "other"
+
+
+@pytest.mark.parametrize(
+    ("yaml", "args", "where", "what"),
+    [
+        ("time: {order: []}\n", [], "{config}: time.order: ", "no time"),
+        ("clouds: {order: []}\n", [], "{config}: clouds.order: ", "no cloud cover"),
+        (None, ["--datetime-order", ""], "byod ingest: --datetime-order: ", "no time"),
+        (None, ["--cloud-order", ","], "byod ingest: --cloud-order: ", "no cloud cover"),
+    ],
+    ids=["yaml-time", "yaml-clouds", "cli-time", "cli-clouds"],
+)  # fmt: skip
+def test_an_empty_order_is_refused_with_how_to_store_inputs_without(
+    tmp_path: Path, yaml: str | None, args: list[str], where: str, what: str
+) -> None:
+    # Newcomer F6: `order: []` was taken and switched every source off, silently, while
+    # `order:` (null) was refused as empty. README: an order is the sources tried, first to
+    # last; nothing documented needs none, and what it would do has a way of its own.
+    config = tmp_path / "src" / "byod.yaml"
+    line = _refused(tmp_path, yaml, *args)
+    assert line.startswith(f"error: {where.format(config=config)}is empty, so {what} would be "
+                           "looked for: give the sources to try"), line  # fmt: skip
+    assert "keep only option and user" in line
+
+
+def _row_notes(tmp_path: Path, yaml: str) -> list[str]:
+    report = tmp_path / "report.json"
+    result = _ingest(tmp_path, yaml, "--report", str(report))
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(report.read_text())["rows"]
+    notes: list[str] = row["notes"]
+    return notes
+
+
+def test_the_way_to_store_inputs_without_a_time_works_and_its_note_names_only_those(
+    tmp_path: Path,
+) -> None:
+    # What the empty order's refusal advises: the name's date (a_20240101) is not read.
+    notes = _row_notes(tmp_path, "time: {order: [option, user]}\n")
+    item = _item(tmp_path)
+    assert item["datetime"] is None and item["byod:datetime_source"] == "unknown"
+    (note,) = [n for n in notes if n.startswith("no acquisition time found")]
+    assert note.endswith("; give one with --datetime, `time: {datetime: ...}` in byod.yaml, "
+                         "or a byod-metadata.csv row"), note  # fmt: skip
+    assert "name" not in note.split(";")[1]  # the order does not read names
+
+
+def test_the_no_time_note_of_an_order_without_a_way_to_give_one_says_to_add_one(
+    tmp_path: Path,
+) -> None:
+    # Newcomer F6: `order: [tag]` advised "...or a date in the file name", which it never reads.
+    notes = _row_notes(tmp_path, "time: {order: [tag]}\n")
+    (note,) = [n for n in notes if n.startswith("no acquisition time found")]
+    assert note.split("; ", 1)[1] == (
+        "the time order (tag) reads none you give: add option (--datetime), user (a "
+        "byod-metadata.csv row) or name (a date in the file name) to it"
+    )

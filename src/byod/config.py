@@ -7,13 +7,21 @@ environment variables for these.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from byod.azure import AzureOptions
 from byod.locations import SOURCE_PLACES, check_source, normalize_location
-from byod.options import CloudOptions, TimeOptions, named_groups
+from byod.options import (
+    COMMAND_LINE,
+    READ_BY,
+    CloudOptions,
+    TimeOptions,
+    named_groups,
+    spdx_license,
+)
 
 Compression = Literal["deflate", "zstd"]
 
@@ -165,6 +173,12 @@ class IngestSettings(BaseModel):
     def _group(cls, value: str | None) -> str | None:
         return named_groups(value, required={"scene", "band"}, allowed=None)
 
+    @field_validator("license")
+    @classmethod
+    def _license(cls, value: str) -> str:
+        # Refused here, not by `byod validate` after the catalog is written (`CC BY 4.0`).
+        return spdx_license(value)
+
 
 def build_settings(
     source: str, options: dict[str, Any], config_path: str | None = None
@@ -185,7 +199,66 @@ def build_settings(
     merged = _merged(from_file, {**options, "source": source})
     if path is not None:
         merged["config_file"] = str(path)
+    _refuse_split_orders(from_file, options, path)
     return IngestSettings(**merged)
+
+
+_SECTIONS: dict[str, type[BaseModel]] = {"time": TimeOptions, "clouds": CloudOptions}
+
+
+def _refuse_split_orders(
+    from_file: dict[str, Any], options: dict[str, Any], path: Path | None
+) -> None:
+    """Refuse a value and the order that leaves out its source (`options.READ_BY`) when
+    either was given (command line, flow) rather than read from the file `path`:
+    `--datetime` with the file's `time: {order: [sidecar, name]}`. The model would blame the
+    section; this names each where it came from and says what to change in each place.
+    Raises a ValidationError on the key given (`time.datetime`, else `time.order`), which
+    the CLI names as its option."""
+    from pydantic_core import InitErrorDetails
+
+    errors: list[InitErrorDetails] = []
+    for section, read_by in READ_BY.items():
+        given = options.get(section) or {}
+        if isinstance(given, BaseModel):
+            given = given.model_dump(exclude_unset=True)
+        filed = from_file.get(section) or {}
+        order = given.get("order", filed.get("order"))
+        if order is None:  # the default order reads every value
+            continue
+        try:
+            _SECTIONS[section](order=order)
+        except ValidationError:
+            continue  # an order wrong in itself: the model says how
+        for name, source in read_by.items():
+            value = given.get(name, filed.get(name))
+            if value is None or source in order or (name not in given and "order" not in given):
+                continue  # read, or both the file's (load_config refused that)
+            text = _split_order_text(section, name, source, tuple(order), given, path)
+            errors.append({"type": "value_error", "loc": (section, name if name in given
+                           else "order"), "input": value, "ctx": {"error": text}})  # fmt: skip
+    if errors:
+        raise ValidationError.from_exception_data(IngestSettings.__name__, errors)
+
+
+def _split_order_text(
+    section: str, name: str, source: str, order: tuple[str, ...], given: dict[str, Any],
+    path: Path | None,
+) -> str:  # fmt: skip
+    """What `_refuse_split_orders` says of the key given: where the other one came from, and
+    the order with the missing source first as the one to give."""
+    listed, fixed = ", ".join(order), ",".join((source, *order))
+    option = COMMAND_LINE[f"{section}.order"]
+    if name in given and "order" not in given:  # `--datetime` over the file's `time.order`
+        return (f"given, but {section}.order in {path} ({listed}) leaves out '{source}', the "
+                f"source that reads it: add '{source}' to {section}.order in {path}, or give "
+                f"the order with it: {option} {fixed}")  # fmt: skip
+    if name in given:  # both given: the model's own refusal, named as given
+        return (f"given, but the order given ({listed}) leaves out '{source}', the source "
+                f"that reads it: add it ({option} {fixed}) or leave "
+                f"{COMMAND_LINE[f'{section}.{name}']} out")  # fmt: skip
+    return (f"({listed}) leaves out '{source}', the source that reads {section}.{name} in "
+            f"{path}: give {option} {fixed}, or remove {section}.{name} from {path}")  # fmt: skip
 
 
 def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -28,11 +28,12 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from byod.errors import ConfigurationError
-from byod.options import CloudOptions, TimeOptions, setting_problems
+from byod.options import CloudOptions, TimeOptions, setting_problems, spdx_license
 
 CONFIG_NAMES = ("byod.yaml", "byod.yml")
 
@@ -70,6 +71,11 @@ class DatasetConfig(_Strict):
     )
     clouds: CloudOptions = CloudOptions()
     group: _Group = _Group()
+
+    @field_validator("license")
+    @classmethod
+    def _license(cls, value: str | None) -> str | None:
+        return None if value is None else spdx_license(value)  # named with the file's path
 
     @model_validator(mode="before")
     @classmethod

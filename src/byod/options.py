@@ -30,6 +30,21 @@ CloudSource = Literal["option", "user", "mask", "sidecar", "imagery"]
 TimeSource = Literal["option", "user", "sidecar", "tag", "name", "written"]
 _TIME_GROUPS = {"year", "month", "day", "hour", "minute", "second"}
 
+# The source of its section's `order` that reads each value: a value whose source the order
+# leaves out would be dropped without a word, so it is refused (`_refuse_unused`, and
+# `config.build_settings` where the value and the order came from different places).
+READ_BY = {
+    "time": {"datetime": "option", "pattern": "name"},
+    "clouds": {"cover": "option", "rule": "mask", "band": "mask"},
+}
+# `byod ingest`'s option of each key of the sections, for messages that say what to type
+# (tests/test_cli_model.py checks them against the command's own options).
+COMMAND_LINE = {
+    "time.datetime": "--datetime", "time.pattern": "--datetime-pattern",
+    "time.order": "--datetime-order", "clouds.cover": "--cloud-cover",
+    "clouds.rule": "--cloud-rule", "clouds.band": "--cloud-band", "clouds.order": "--cloud-order",
+}  # fmt: skip
+
 
 class TimeOptions(BaseModel):
     """When each input was acquired: one time for every item, or where to look for it
@@ -81,6 +96,12 @@ class TimeOptions(BaseModel):
     def _pattern(cls, value: str | None) -> str | None:
         return named_groups(value, required={"year"}, allowed=_TIME_GROUPS)
 
+    @field_validator("order", mode="before")
+    @classmethod
+    def _some(cls, value: object) -> object:
+        _refuse_empty(value, "time")
+        return value
+
     @field_validator("order")
     @classmethod
     def _order(cls, value: tuple[TimeSource, ...]) -> tuple[TimeSource, ...]:
@@ -89,9 +110,8 @@ class TimeOptions(BaseModel):
 
     @model_validator(mode="after")
     def _used(self) -> TimeOptions:
-        # A value whose source the order leaves out would be dropped without a word.
-        _refuse_unused(self.datetime is not None, "datetime", "option", self.order)
-        _refuse_unused(self.pattern is not None, "pattern", "name", self.order)
+        for name, source in READ_BY["time"].items():
+            _refuse_unused(getattr(self, name) is not None, name, source, self.order)
         return self
 
 
@@ -130,6 +150,12 @@ class CloudOptions(BaseModel):
             parse_rule(value)  # raises with the valid choices named
         return value
 
+    @field_validator("order", mode="before")
+    @classmethod
+    def _some(cls, value: object) -> object:
+        _refuse_empty(value, "clouds")
+        return value
+
     @field_validator("order")
     @classmethod
     def _order(cls, value: tuple[CloudSource, ...]) -> tuple[CloudSource, ...]:
@@ -138,10 +164,9 @@ class CloudOptions(BaseModel):
 
     @model_validator(mode="after")
     def _used(self) -> CloudOptions:
-        _refuse_unused(self.cover is not None, "cover", "option", self.order)
         # The rule reads cloud masks and the cloud band: both are the `mask` source.
-        _refuse_unused(self.rule is not None, "rule", "mask", self.order)
-        _refuse_unused(self.band is not None, "band", "mask", self.order)
+        for name, source in READ_BY["clouds"].items():
+            _refuse_unused(getattr(self, name) is not None, name, source, self.order)
         return self
 
 
@@ -153,6 +178,27 @@ def _refuse_unused(given: bool, name: str, source: str, order: tuple[str, ...]) 
                          f"or remove {name}")  # fmt: skip
 
 
+# What an empty order of each section would look for (nothing), and how to have what it
+# would give: the sources the user sets, with none of the inputs' own read.
+_EMPTY_ORDER = {
+    "time": ("no time", TimeSource, "the inputs without a time", "the times you give",
+             "an input with neither is stored with datetime null"),
+    "clouds": ("no cloud cover", CloudSource, "the items without a cloud cover",
+               "the covers you give", "an item with neither has no eo:cloud_cover"),
+}  # fmt: skip
+
+
+def _refuse_empty(value: object, section: str) -> None:
+    """Refuse an order with no source (`order: []`, `order:`, `--datetime-order ''`): it
+    would look for nothing, silently; say how to store what it would, which is a use."""
+    if value is None or (isinstance(value, str | list | tuple) and not value):
+        nothing, sources, store, yours, then = _EMPTY_ORDER[section]
+        raise ValueError(f"is empty, so {nothing} would be looked for: give the sources to try, "
+                         f"first to last (each one of {', '.join(get_args(sources))}), or leave "
+                         f"it out for all of them; to store {store}, keep only option and user "
+                         f"({yours} yourself): {then}")  # fmt: skip
+
+
 def _refuse_repeated(order: tuple[str, ...]) -> None:
     """Refuse an order (the sources tried, first to last) that names a source twice: a
     mistake (the second place is never reached), whichever place was meant."""
@@ -161,6 +207,44 @@ def _refuse_repeated(order: tuple[str, ...]) -> None:
         names = " and ".join(f"'{source}'" for source in repeated)
         raise ValueError(f"{names} given more than once ({', '.join(order)}): give each "
                          "source once, first to last")  # fmt: skip
+
+
+# STAC 1.0 and 1.1's schema of `license` (item-spec/json-schema/licensing.json): one word of
+# these characters (ECMA-262's ASCII \\w), so `byod validate` refuses `CC BY 4.0`.
+LICENSE_PATTERN = r"^[\w\-\.\+]+$"
+# SPDX ids of data licenses often written with spaces or words (`CC BY 4.0`, `Apache License
+# 2.0`), found by their letters and digits (`_license_key`); https://spdx.org/licenses/.
+_SPDX_IDS = ("CC-BY-4.0", "CC-BY-SA-4.0", "CC-BY-NC-4.0", "CC-BY-NC-SA-4.0", "CC-BY-ND-4.0",
+             "CC-BY-NC-ND-4.0", "CC-BY-3.0", "CC-BY-SA-3.0", "CC0-1.0", "Apache-2.0", "MIT",
+             "BSD-2-Clause", "BSD-3-Clause", "ODbL-1.0", "ODC-By-1.0", "PDDL-1.0", "MPL-2.0",
+             "etalab-2.0", "OGL-UK-3.0", "DL-DE-BY-2.0", "DL-DE-ZERO-2.0")  # fmt: skip
+
+
+def spdx_license(value: str) -> str:
+    """A collection's license as STAC's schema takes it: an SPDX license id (`CC-BY-4.0`)
+    or `other` (STAC 1.1: `various` and `proprietary` deprecated, still valid). Raises
+    ValueError quoting the schema's rule, with the SPDX id when `value` is a known one
+    written otherwise (`CC BY 4.0`, `Apache 2.0`)."""
+    if re.fullmatch(LICENSE_PATTERN, value, re.ASCII):
+        return value
+    rule = (f"{_shown(value)} is no SPDX license id: STAC's collection schema takes one word "
+            f"of letters, digits, '_', '-', '.' and '+' ({LICENSE_PATTERN})")  # fmt: skip
+    known = {_license_key(spdx): spdx for spdx in _SPDX_IDS}
+    if (meant := known.get(_license_key(value))) is not None:
+        message = f"{rule}; did you mean '{meant}'?"
+    elif re.search(r"\s(AND|OR|WITH)\s", value):
+        message = (f"{rule}, so not an SPDX expression with spaces either: give 'other' and "
+                   "name the licenses in the description")  # fmt: skip
+    else:
+        message = (f"{rule}: give the license's SPDX id (https://spdx.org/licenses/, e.g. "
+                   "CC-BY-4.0) or 'other'")  # fmt: skip
+    raise ValueError(message)
+
+
+def _license_key(name: str) -> str:
+    # `Apache License, Version 2.0`, `CC BY 4.0`, `cc-by-v4.0`: apache20, ccby40, ccby40.
+    name = re.sub(r"\b(licen[cs]e|version)\b|\bv(?=\d)", "", name.lower())
+    return re.sub(r"[^a-z0-9]", "", name)
 
 
 def named_groups(value: str | None, required: set[str], allowed: set[str] | None) -> str | None:
@@ -215,18 +299,31 @@ def _in_words(error: ErrorDetails, model: type[BaseModel] | None) -> str | None:
         keys = f" ({', '.join(known)})" if known else ""
         if value is None:  # `time:` with nothing under it
             return f"is empty: give some of its keys{keys} or leave it out"
-        example = f", e.g. {{{known[0]}: {_shown(value)}}}" if known and _scalar(value) else ""
-        if isinstance(value, bool):  # `time: true`: no value of the first key
-            example = ""
+        single = _scalar(value) or isinstance(value, list)
+        example = _example(model, loc, [{key: value} for key in known] if single else [])
         return f"should be a mapping of its keys{keys}, not {_shown(value)}{example}"
     if kind in ("tuple_type", "list_type"):  # "Input should be a valid tuple"
         choices = _choices(model, loc)
         each = f" (each one of {', '.join(choices)})" if choices else ""
         if value is None:
             return f"is empty: give a list{each} or leave it out"
-        if _scalar(value):
-            return f"should be a list{each}, not {_shown(value)}: e.g. [{_shown(value)}]"
-        return f"should be a list{each}"
+        text = f"should be a list{each}"
+        if not (_scalar(value) or isinstance(value, dict)):
+            return text
+        # `order: "sidecar,name"`, the command line's form: its sources, as a list.
+        parts = [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else []
+        candidates: list[object] = [parts] if choices and isinstance(value, str) else []
+        candidates.append([value])
+        item = _model_at(model, loc)  # `providers: TU Wien`: a list of mappings
+        if isinstance(item, type) and issubclass(item, BaseModel) and _scalar(value):
+            candidates += [[{key: value}] for key in item.model_fields]
+        example = _example(model, loc, candidates, ": e.g. ")
+        unknown = [part for part in parts if choices and part not in choices]
+        if unknown and not example:  # `order: sidecar,nmae`: the one that is no source
+            guess = difflib.get_close_matches(unknown[0], choices, n=1)
+            example = f": {unknown[0]!r} is none of them" + (
+                f" (did you mean {guess[0]!r}?)" if guess else "")  # fmt: skip
+        return f"{text}, not {_shown(value)}{example}"
     if kind == "bool_parsing":  # "... a valid boolean, unable to interpret input"
         return f"should be true or false, not {_shown(value)}"
     if kind.startswith("datetime_"):  # "... a valid datetime or date, input is too short"
@@ -238,6 +335,41 @@ def _in_words(error: ErrorDetails, model: type[BaseModel] | None) -> str | None:
         if guess:
             return f"{value!r}: {clause(error['msg'])} (did you mean {guess[0]!r}?)"
     return None
+
+
+def _example(
+    model: type[BaseModel] | None,
+    loc: tuple[int | str, ...],
+    candidates: list[object],
+    lead: str = ", e.g. ",
+) -> str:
+    """`lead` and the first of `candidates` (values for the key at `loc`) that the model
+    takes there, as YAML writes it; "" if it takes none. Only an example that works is
+    shown: the file with it written in is read. A key given by a former name (byod.yaml's
+    `datetime:`) is shown with its name (`time: {...}`)."""
+    if model is None or not loc:
+        return ""
+    *above, key = loc
+    parent = _model_at(model, tuple(above))
+    if not (isinstance(parent, type) and issubclass(parent, BaseModel)):
+        return ""
+    if isinstance(key, int):  # an item of a list (`providers: [TU Wien]`): its own type
+        parent, key = _model_at(model, loc), ""
+        if not (isinstance(parent, type) and issubclass(parent, BaseModel)):
+            return ""
+    name = next((n for n, f in parent.model_fields.items() if key in _aliases(f)), key)
+    for candidate in candidates:
+        try:
+            parent.model_validate({key: candidate} if key else candidate)
+        except ValidationError as exc:
+            # Only what it says of this key counts: a section's other required keys do not.
+            if any(e["loc"][:1] in ((), (key,)) for e in exc.errors()):
+                continue
+        except (TypeError, ValueError):
+            continue
+        shown = _shown(candidate)
+        return f"{lead}{name}: {shown}" if name != key else f"{lead}{shown}"
+    return ""
 
 
 def _model_at(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> type | None:
@@ -299,9 +431,13 @@ def _scalar(value: object) -> bool:
 
 def _shown(value: object) -> str:
     """A value as YAML writes it: a text in single quotes (`'` doubled, backslashes kept),
-    a date or number as it is."""
+    a date or number as it is, a list or mapping in YAML's flow style."""
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_shown(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}: {_shown(item)}" for key, item in value.items()) + "}"
     return "'" + value.replace("'", "''") + "'" if isinstance(value, str) else str(value)
 
 

@@ -31,12 +31,17 @@ UNKNOWN_SOURCE = "unknown"
 UNKNOWN_START = datetime(1, 1, 1, tzinfo=UTC)
 UNKNOWN_NOTE = (
     "no acquisition time found: ingested with datetime null and the period 'acquired up to "
-    "{until}'; give one with --datetime, `time: {{datetime: ...}}` in byod.yaml, a "
-    "byod-metadata.csv row, or a date in the file name"
+    "{until}'; {advice}"
 )
+# How a user gives a time through each source they control, in the order's terms; the
+# others (sidecar, tag, written) are the inputs' own.
+_GIVEN_BY = {
+    "option": ("--datetime", "`time: {datetime: ...}` in byod.yaml"),
+    "user": ("a byod-metadata.csv row",), "name": ("a date in the file name",),
+}  # fmt: skip
 WRITTEN_NOTE = (
     "time taken from TIFFTAG_DATETIME, the time the file was written (TIFF 6.0), as nothing "
-    "else gave one; give the acquisition time with --datetime, byod-metadata.csv or the name"
+    "else gave one; {advice}"
 )
 
 _MICROSECOND = timedelta(microseconds=1)
@@ -66,10 +71,12 @@ class Acquisition:
     note: str | None = None
 
     @classmethod
-    def unknown(cls, until: Instant) -> Acquisition:
-        """No time anywhere: acquired at some time up to `until` (whole seconds, UTC)."""
+    def unknown(cls, until: Instant, order: Sequence[str] = DEFAULT_ORDER) -> Acquisition:
+        """No time anywhere: acquired at some time up to `until` (whole seconds, UTC). The
+        note's advice names only the ways to give a time that the run's `order` reads."""
         end = as_utc(until).replace(microsecond=0)
-        note = UNKNOWN_NOTE.format(until=end.isoformat().replace("+00:00", "Z"))
+        note = UNKNOWN_NOTE.format(until=end.isoformat().replace("+00:00", "Z"),
+                                   advice=time_advice(order))  # fmt: skip
         return cls(None, UNKNOWN_SOURCE, UNKNOWN_START, end, note)
 
     @property
@@ -85,6 +92,20 @@ SOURCE_WORDS = {
     "name": "the name (e.g. 20240131, 2024-01-31, 20240131T101500, 2024-07, 2024)",
     "written": "TIFFTAG_DATETIME",
 }  # fmt: skip
+
+
+def time_advice(order: Sequence[str]) -> str:
+    """How to give an input a time, naming only what `order` (the run's time order) reads:
+    `--datetime`, a byod-metadata.csv row, a date in the file name; with none of them in
+    it, which to add."""
+    ways = [way for kind in order for way in _GIVEN_BY.get(kind, ())]
+    if len(ways) > 2:
+        return "give one with " + ", ".join(ways[:-1]) + ", or " + ways[-1]
+    if ways:
+        return "give one with " + " or ".join(ways)
+    return (f"the time order ({', '.join(order)}) reads none you give: add option "
+            "(--datetime), user (a byod-metadata.csv row) or name (a date in the file name) "
+            "to it")  # fmt: skip
 
 
 def no_time_message(label: str, order: Sequence[str]) -> str:
@@ -590,13 +611,14 @@ def find_acquisition(
     `order` are never looked at; unknown kinds are skipped. Raises nothing: unreadable
     values are no answer.
     """
+    written_note = WRITTEN_NOTE.format(advice=time_advice(order))
     sources: dict[str, Callable[[], Acquisition | None]] = {
         "option": lambda: None if override is None else Acquisition(as_utc(override), "option"),
         "user": lambda: user,
         "sidecar": lambda: sidecar,
         "tag": lambda: embedded or _from_tags(tags, ACQUISITION_TAGS),
         "name": lambda: _from_path(relpath, pattern),
-        "written": lambda: _from_tags(tags, (WRITTEN_TAG,), WRITTEN_NOTE),
+        "written": lambda: _from_tags(tags, (WRITTEN_TAG,), written_note),
     }
     for kind in order:
         found = sources[kind]() if kind in sources else None

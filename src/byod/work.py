@@ -505,7 +505,7 @@ def _time_and_clouds_of(
     if when is None and job.rules.time.require:
         raise RejectedInput(Reason.NO_DATETIME, no_time_message(label, job.rules.time.order))
     if when is None:  # first ingested now: the upper bound of when it was acquired
-        when = Acquisition.unknown(datetime.now(UTC))
+        when = Acquisition.unknown(datetime.now(UTC), job.rules.time.order)
     if when.note:
         notes.append(when.note)
     clouds = metadata.clouds(job.rules, tags, found, source, job.mask_path,
