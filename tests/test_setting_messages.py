@@ -453,3 +453,10 @@ def test_the_no_time_note_of_an_order_without_a_way_to_give_one_says_to_add_one(
         "the time order (tag) reads none you give: add option (--datetime), user (a "
         "byod-metadata.csv row) or name (a date in the file name) to it"
     )
+
+
+def test_no_example_is_shown_where_none_the_model_takes_is_found(tmp_path: Path) -> None:
+    # A number as a provider: `{name: 5}` is refused too (a name is text), so none is shown.
+    line = _refused(tmp_path, "providers: [5]\n")
+    assert line.endswith("providers: should be a mapping of its keys (name, roles, url, "
+                         "description), not 5"), line  # fmt: skip

@@ -210,7 +210,7 @@ def _refuse_repeated(order: tuple[str, ...]) -> None:
 
 
 # STAC 1.0 and 1.1's schema of `license` (item-spec/json-schema/licensing.json): one word of
-# these characters (ECMA-262's ASCII \\w), so `byod validate` refuses `CC BY 4.0`.
+# these characters (\w read as ECMA-262 does: ASCII), so `byod validate` refuses `CC BY 4.0`.
 LICENSE_PATTERN = r"^[\w\-\.\+]+$"
 # SPDX ids of data licenses often written with spaces or words (`CC BY 4.0`, `Apache License
 # 2.0`), found by their letters and digits (`_license_key`); https://spdx.org/licenses/.
@@ -362,8 +362,9 @@ def _example(
         try:
             parent.model_validate({key: candidate} if key else candidate)
         except ValidationError as exc:
-            # Only what it says of this key counts: a section's other required keys do not.
-            if any(e["loc"][:1] in ((), (key,)) for e in exc.errors()):
+            # Only what it says of this key counts: a section's other required keys do not
+            # (an item of a list is all its own).
+            if not key or any(e["loc"][:1] in ((), (key,)) for e in exc.errors()):
                 continue
         except (TypeError, ValueError):
             continue
