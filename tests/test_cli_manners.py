@@ -301,3 +301,37 @@ def test_the_command_ends_with_its_code_and_its_output_whole_through_a_pipe(
     refused = subprocess.run([BYOD, "validate", str(tmp_path / "none")], capture_output=True,
                              text=True, check=False)  # fmt: skip
     assert refused.returncode == 2 and refused.stderr.startswith("error:"), refused.stderr
+
+
+def _with_stdout_closed(*args: str) -> subprocess.CompletedProcess[str]:
+    """`byod ARGS` whose stdout's reader has gone (as after `| head -1`): every write fails."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run([BYOD, *args], stdout=write, stderr=subprocess.PIPE, text=True,
+                              check=False)  # fmt: skip
+    finally:
+        os.close(write)
+
+
+def test_a_reader_that_goes_away_leaves_the_exit_code_of_the_command(
+    tmp_path: Path, write_raster: WriteRaster
+) -> None:
+    """`byod ... | head -1`: what is left to print is dropped without a word, and the exit
+    code is the command's own: 0 for a search or a clean run, 1 for a run that rejected an
+    input (not rich's 1 for every run, nor 3 for an "unexpected BrokenPipeError")."""
+    write_raster("a_20240101.tif", ramp())
+    src, catalog = tmp_path / "src", str(tmp_path / "catalog")
+    where = ["--catalog", catalog, "--target", str(tmp_path / "data")]
+    for args in (["--json"], []):
+        done = _with_stdout_closed("ingest", str(src), *where, *args)
+        assert (done.returncode, done.stderr) == (0, ""), args
+    for args in (["--json"], []):
+        done = _with_stdout_closed("search", catalog, *args)
+        assert (done.returncode, done.stderr) == (0, ""), args
+        done = _with_stdout_closed("validate", catalog, *args)
+        assert (done.returncode, done.stderr) == (0, ""), args
+    (src / "b_20240102.tif").write_bytes(b"not a raster")
+    for args in (["--json"], []):
+        done = _with_stdout_closed("ingest", str(src), *where, *args)
+        assert (done.returncode, done.stderr) == (1, ""), args

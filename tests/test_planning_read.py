@@ -10,6 +10,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pystac
 
@@ -136,3 +138,48 @@ def test_new_ids_see_every_item_and_each_source_keeps_its_own(
         "zz.tif": Status.UNCHANGED}  # fmt: skip
     assert sorted(item_files(catalog, "test")) == sorted(
         ["x-y_20240101", "zz", new_ids["x+y_20240101.tif"], new_ids["zz.tif"]])  # fmt: skip
+
+
+def _rewrite_times(catalog: Path, change: Callable[[pa.Table], pa.Table]) -> int:
+    """Every index partition of `catalog` rewritten through `change`; how many."""
+    files = sorted(catalog.rglob("*.parquet"))
+    for path in files:
+        pq.write_table(change(pq.read_table(path)), path)
+    return len(files)
+
+
+def test_time_columns_as_other_writers_type_them_still_plan_unchanged(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    """Planning reads an index's times without Arrow kernels (`index._micros`); partitions
+    whose time columns another writer typed otherwise (all-null `datetime` of type null, as
+    pyarrow and pandas type a column of None; dates; nanoseconds; ISO strings) still give
+    the entries of the inputs found: a re-run finds them unchanged."""
+    write_raster("a_20240101.tif", ramp())
+    write_raster("b_20240215.tif", ramp())
+    write_raster("plain.tif", ramp())  # no time: undated
+    assert {r.status for r in run_ingest().rows} == {Status.INGESTED}
+    catalog = tmp_path / "catalog"
+
+    def times(table: pa.Table, kind: Callable[[pa.ChunkedArray], pa.Array]) -> pa.Table:
+        for name in ("datetime", "start_datetime", "end_datetime"):
+            if name in table.column_names:
+                i = table.schema.get_field_index(name)
+                table = table.set_column(i, name, kind(table.column(name)))
+        return table
+
+    def undated_as_null(table: pa.Table) -> pa.Table:
+        if table.column("datetime").null_count < table.num_rows:
+            return table
+        return times(table, lambda c: pa.nulls(len(c)))
+
+    kinds: list[Callable[[pa.ChunkedArray], pa.Array]] = [
+        lambda c: pc.cast(c, pa.timestamp("ns", tz="UTC")),
+        lambda c: pc.cast(pc.cast(c, pa.timestamp("us")), pa.date32()),  # midnights
+        lambda c: pc.strftime(c, "%Y-%m-%dT%H:%M:%SZ"),
+    ]
+    assert _rewrite_times(catalog, undated_as_null) >= 2
+    assert {r.status for r in run_ingest().rows} == {Status.UNCHANGED}
+    for kind in kinds:
+        _rewrite_times(catalog, lambda t, kind=kind: times(t, kind))  # type: ignore[misc]
+        assert {r.status for r in run_ingest().rows} == {Status.UNCHANGED}

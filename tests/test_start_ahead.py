@@ -7,6 +7,7 @@ fresh process, where nothing was imported or started before."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -74,3 +75,37 @@ def test_inputs_converting_at_once_import_publishing_while_they_convert(
     found = _imported_when_stored(tmp_path, workers=2)
     assert found == {"statuses": ["ingested", "ingested"],
                      "imported": ["pystac", "stac_geoparquet"]}  # fmt: skip
+
+
+def test_a_signal_during_the_imports_ahead_waits_for_them_and_the_next_run_works(
+    tmp_path: Path, write_raster: WriteRaster
+) -> None:
+    """A Ctrl-C while `process_all` imports GDAL's and publishing's modules (pandas) is
+    taken after them: cut inside an import, a module stays half-imported in `sys.modules`
+    and a notebook's next run failed with `partially initialized module 'pandas'`."""
+    write_raster("a_20240101.tif", ramp())
+    code = """
+import json, os, signal
+import byod.publishing
+from byod.errors import RunInterrupted
+from byod.pipeline import ingest
+done = []
+real = byod.publishing.import_ahead
+def ahead():
+    os.kill(os.getpid(), signal.SIGINT)  # delivered inside the block of imports
+    real()
+    done.append("imported")
+byod.publishing.import_ahead = ahead
+try:
+    ingest(settings)
+    first = "finished"
+except RunInterrupted as exc:
+    first = f"interrupted {exc.signum}"
+byod.publishing.import_ahead = real
+again = ingest(settings)
+print(json.dumps({"first": first, "done": done,
+                  "again": sorted(str(r.status) for r in again.rows)}))
+"""
+    found = _in_a_fresh_process(tmp_path, code)
+    assert found == {"first": f"interrupted {int(signal.SIGINT)}", "done": ["imported"],
+                     "again": ["ingested"]}  # fmt: skip

@@ -7,11 +7,13 @@ use them, so `byod --version` and `byod --help` answer at once (benchmarks/READM
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -165,7 +167,37 @@ command = functools.partial(app.command, cls=_Command)
 def _console(**options: Any) -> Console:
     from rich.console import Console
 
-    return Console(**options)
+    console = Console(**options)
+    console.on_broken_pipe = _reader_gone  # type: ignore[method-assign]  # rich's own hook
+    return console
+
+
+class _ReaderGone(Exception):
+    """The reader of stdout went away (`byod search ... | head -1`)."""
+
+
+def _reader_gone() -> NoReturn:
+    """stdout pointed at /dev/null (as Python's and rich's docs do for SIGPIPE), so that
+    nothing else fails writing to it, then `_ReaderGone`: rich's own hook exits 1, which
+    for `byod ingest` means "some inputs rejected"."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    raise _ReaderGone
+
+
+@contextlib.contextmanager
+def _output() -> Iterator[None]:
+    """Printing a command's output on stdout: when its reader goes away, what is left is
+    dropped without a word and the command exits with its own code (a run that ingested
+    everything still exits 0), not 1 (rich) or 3 ("unexpected BrokenPipeError")."""
+    try:
+        yield
+    except BrokenPipeError:
+        with contextlib.suppress(_ReaderGone):
+            _reader_gone()
+    except _ReaderGone:
+        pass
 
 
 @functools.cache
@@ -587,10 +619,12 @@ def _end_ingest(
                 error = lost
             else:
                 _err().print(f"[red]error:[/] {_escape(lost.message)}", soft_wrap=True)
-    if json_:
-        sys.stdout.write(json.dumps(outcome.to_dict(), indent=2, ensure_ascii=False) + "\n")
-    elif not quiet and (outcome.rows or error is None):
-        _print_summary(outcome)
+    with _output():
+        if json_:
+            sys.stdout.write(json.dumps(outcome.to_dict(), indent=2, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        elif not quiet and (outcome.rows or error is None):
+            _print_summary(outcome)
     if error is not None:
         _fail(error)
     raise typer.Exit(exit_code(outcome))
@@ -620,17 +654,18 @@ def validate(
         _usage_error(f"{catalog}: not a root catalog; byod validate checks a whole catalog from "
                      f"its root: give its folder or {ROOT_KEY}{_root_of(catalog)}")  # fmt: skip
     count, problems = validate_catalog(catalog)  # no catalog there: ConfigurationError
-    if json_:
-        data = {"checked": count, "invalid": [p.__dict__ for p in problems]}
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
-    else:
-        out = _console()
-        for p in problems:
-            out.print(
-                f"[red]invalid[/] {p.kind} {_shown(p.href)}: {_shown(p.message)}", soft_wrap=True
-            )
-        verdict = "[green]valid[/]" if not problems else f"[red]{len(problems)} invalid[/]"
-        out.print(f"{count} STAC objects checked: {verdict}")
+    with _output():
+        if json_:
+            data = {"checked": count, "invalid": [p.__dict__ for p in problems]}
+            sys.stdout.write(json.dumps(data, indent=2) + "\n")
+            sys.stdout.flush()
+        else:
+            out = _console()
+            for p in problems:
+                out.print(f"[red]invalid[/] {p.kind} {_shown(p.href)}: {_shown(p.message)}",
+                          soft_wrap=True)  # fmt: skip
+            verdict = "[green]valid[/]" if not problems else f"[red]{len(problems)} invalid[/]"
+            out.print(f"{count} STAC objects checked: {verdict}")
     raise typer.Exit(EXIT_REJECTED if problems else EXIT_OK)
 
 
@@ -689,7 +724,9 @@ def search(
     except (ConfigurationError, FileNotFoundError) as exc:  # a query or catalog that fails
         _usage_error(str(exc))
     if json_:
-        sys.stdout.write(json.dumps(found.to_dict(transform_hrefs=False), indent=2) + "\n")
+        with _output():
+            sys.stdout.write(json.dumps(found.to_dict(transform_hrefs=False), indent=2) + "\n")
+            sys.stdout.flush()
         return
     out = _console()
     table = Table(title=f"{len(found)} item(s)")
@@ -708,7 +745,8 @@ def search(
     size = out.measure(table, options=out.options.update(width=10**6))
     if size.minimum > out.width:
         out = _console(width=size.maximum)
-    out.print(table)
+    with _output():
+        out.print(table)
 
 
 def _when(props: dict[str, Any]) -> str:

@@ -434,19 +434,36 @@ _MICROS_PER = {"s": 1_000_000, "ms": 1_000, "us": 1}
 
 
 def _micros(column: pa.ChunkedArray) -> list[int | None]:
-    """A timestamp column as integer microseconds since the epoch (UTC), nulls as None, read
-    through each chunk's int64 view (a reinterpretation, no pyarrow.compute)."""
+    """A time column as integer microseconds since the epoch (UTC), nulls as None: a
+    timestamp through each chunk's int64 view (a reinterpretation, no pyarrow.compute;
+    nanoseconds floored to the microsecond), a date at its midnight UTC, an all-null column
+    (pyarrow's type for a column of None, as other writers leave an undated `datetime`) as
+    None. Any other type (ISO strings) through pyarrow's own cast, which raises
+    `pyarrow.ArrowInvalid` for what is no time."""
+    kind = column.type
+    if pa.types.is_null(kind):
+        return [None] * len(column)
+    if pa.types.is_date32(kind):  # days
+        return [None if d is None else d * 86_400_000_000 for d in _ticks(column, pa.int32())]
+    if pa.types.is_date64(kind):  # milliseconds
+        return [None if d is None else d * 1_000 for d in _ticks(column, pa.int64())]
+    if not pa.types.is_timestamp(kind):
+        try:  # `...Z` and `+01:00` strings need a zoned type, zone-less ones do not
+            column = column.cast(pa.timestamp("us", tz="UTC"))
+        except pa.ArrowInvalid:
+            column = column.cast(pa.timestamp("us"))
+    ticks = _ticks(column, pa.int64())
     unit = column.type.unit
-    out: list[int | None] = []
-    for chunk in column.chunks:
-        ticks = chunk.view(pa.int64()).to_pylist()
-        if unit == "ns":  # floor, as pyarrow's unsafe cast to us
-            out += [None if t is None else t // 1_000 for t in ticks]
-        elif unit == "us":
-            out += ticks
-        else:
-            out += [None if t is None else t * _MICROS_PER[unit] for t in ticks]
-    return out
+    if unit == "us":
+        return ticks
+    if unit == "ns":
+        return [None if t is None else t // 1_000 for t in ticks]
+    return [None if t is None else t * _MICROS_PER[unit] for t in ticks]
+
+
+def _ticks(column: pa.ChunkedArray, kind: pa.DataType) -> list[int | None]:
+    """The column's values as integers of `kind` (each chunk viewed, not converted)."""
+    return [t for chunk in column.chunks for t in chunk.view(kind).to_pylist()]
 
 
 def _per_row(columns: list[list[str | None]], n: int) -> Iterable[tuple[str, ...]]:

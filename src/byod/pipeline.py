@@ -92,6 +92,10 @@ def ingest(settings: IngestSettings, progress: Progress | None = None) -> Report
     progress = progress or Progress()
     with _signals() as signals:
         try:
+            # Planning's modules (pyarrow, numpy) imported whole: a signal inside an import
+            # would leave one half-imported for the rest of the process (a notebook's).
+            with signals.shielded_block():
+                import byod.planning  # noqa: F401
             run = plan_run(settings, progress)
         except Interrupted as exc:  # nothing stored; a marker left is removed by the next run
             raise RunInterrupted(f"{signal.Signals(exc.signum).name}: stopped while planning; "
@@ -300,12 +304,21 @@ def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome
     at once (`Store.put_file`)."""
     if not run.todo:  # a no-op run: no worker started, no temp folder made
         return
-    from byod.batches import is_small, run_in_batches
-    from byod.cog import cache_budget
-    from byod.memory import capped_note, conversions_at_once
-    from byod.publishing import import_ahead
-    from byod.storing import fetch_timed, job_for, outcome_of
-    from byod.work import prepare
+    from byod.runner import signals_held
+
+    # A signal inside an import would leave GDAL's or pandas's modules half-imported for the
+    # rest of the process (a notebook's next run): held until the imports are done.
+    with signals_held():
+        from byod.batches import is_small, run_in_batches
+        from byod.cog import cache_budget
+        from byod.memory import capped_note, conversions_at_once
+        from byod.publishing import import_ahead
+        from byod.storing import fetch_timed, job_for, outcome_of
+        from byod.work import prepare
+
+        # What publishing imports (0.3 s), now: the forkserver started by planning is still
+        # importing GDAL on another core, so the first worker starts no later (issue 13).
+        import_ahead()
 
     progress = progress or Progress()
     settings, stores = run.context.settings, run.context.stores
@@ -329,9 +342,6 @@ def process_all(run: Run, progress: Progress | None = None) -> Generator[Outcome
                 for w in run.todo]  # fmt: skip
         by_path = {w.candidate.relpath: w for w in run.todo}
         fetched: dict[str, float] = {}
-        # What publishing imports (0.3 s), now: the forkserver started by planning is still
-        # importing GDAL on another core, so the first worker starts no later (issue 13).
-        import_ahead()
         # Small local inputs are worked on in batches, one worker per batch (byod.batches).
         outcomes = run_in_batches(
             jobs, prepare, small=is_small, workers=at_once,

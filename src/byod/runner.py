@@ -253,7 +253,7 @@ def _run(
             except RejectedInput as exc:
                 yield Done(job, rejection=exc)
                 continue
-            with _signals_held():  # a start cut in half leaves a worker with no orders
+            with signals_held():  # a start cut in half leaves a worker with no orders
                 recv, send = _CONTEXT.Pipe(duplex=False)
                 if mp.current_process().daemon:  # e.g. a Dask worker: no multiprocessing
                     process: Any = _Subprocess(send, work, job, label, max_memory_mb)
@@ -282,11 +282,12 @@ def _run(
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
+def signals_held() -> Iterator[None]:
     """SIGINT and SIGTERM that arrive in the block are raised again after it, to the handlers
     in place before (main thread only): a handler that raises (a Ctrl-C) inside
     `Process.start` would leave a forked worker waiting for orders that never come, and its
-    traceback on the terminal."""
+    traceback on the terminal; one inside an import leaves the module half-imported in
+    `sys.modules`, broken for the rest of the process (a notebook's next run)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
