@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from byod.cli import exit_code
+from byod.config import build_settings
+from byod.pipeline import ingest
 from byod.report import Report, Status
 from byod.validate import validate_catalog
 from tests.conftest import WriteRaster, ramp
@@ -196,3 +199,46 @@ def test_a_moved_source_folder_says_its_paths_have_items_of_the_old_one(
                      "beside them"]  # fmt: skip
     # Said once: a re-run of the moved folder adds nothing and says nothing of it.
     assert not any("another source" in n for n in run_ingest(source=str(moved)).notes)
+
+
+def test_collection_fields_edited_without_an_item_change_are_published(
+    tmp_path: Path, write_raster: WriteRaster
+) -> None:
+    """A title or keywords edited in byod.yaml (or given on the command line) reach the
+    collection on the next run even when every input is unchanged; a run that changes
+    nothing still writes nothing (newcomer N4: the edit waited for a raster to change)."""
+    write_raster("a_20240101.tif", ramp())
+    src, catalog = tmp_path / "src", tmp_path / "catalog"
+
+    def run(**options: Any) -> Report:  # as the CLI and the flow build the settings
+        options = {"collection": "test", "target": str(tmp_path / "data"),
+                   "catalog": str(catalog), **options}  # fmt: skip
+        return ingest(build_settings(str(src), options))
+
+    config = src / "byod.yaml"
+    config.write_text("title: First\n")
+    run()
+    collection = catalog / "test" / "collection.json"
+    before = json.loads(collection.read_text())
+    assert before["title"] == "First"
+    config.write_text("title: Second\nkeywords: [ndvi, field]\n")
+    report = run()
+    assert {r.status for r in report.rows} == {Status.UNCHANGED}
+    assert "collection test: title, keywords changed; published" in report.notes
+    after = json.loads(collection.read_text())
+    assert (after["title"], after["keywords"]) == ("Second", ["ndvi", "field"])
+
+    # Nothing else of the collection changed: its extent, pages and links are as they were.
+    def rest(data: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in data.items() if k not in ("title", "keywords")}
+
+    assert rest(after) == rest(before)
+    assert validate_catalog(str(catalog))[1] == []
+    # Again: nothing to change, nothing written, no note; a license given now is published.
+    mtimes = _mtimes(catalog)
+    again = run()
+    assert _mtimes(catalog) == mtimes
+    assert not any("changed; published" in n for n in again.notes)
+    licensed = run(license="MIT")
+    assert "collection test: license changed; published" in licensed.notes
+    assert json.loads(collection.read_text())["license"] == "MIT"

@@ -205,6 +205,7 @@ class Layout:
     text: str | None = None
     months: dict[str, Month] = field(default_factory=dict)
     legacy: State | None = None
+    fields: dict[str, Any] = field(default_factory=dict)  # its own (`COLLECTION_FIELDS`)
 
 
 class Entry(NamedTuple):
@@ -299,10 +300,26 @@ def read_layout(store: Store, collection_id: str, text: str | None = None) -> La
             return Layout()
         text = store.read_text(key)
     data = json.loads(text)
+    fields = {k: data[k] for k in COLLECTION_FIELDS if k in data}
     if MONTHS_FIELD in data:
         months = {m: Month.from_json(collection_id, v) for m, v in data[MONTHS_FIELD].items()}
-        return Layout(text, months)
-    return Layout(text, legacy=_legacy_state(store, collection_id, data, text))
+        return Layout(text, months, fields=fields)
+    return Layout(text, legacy=_legacy_state(store, collection_id, data, text), fields=fields)
+
+
+# The collection's own fields a run configures (`CollectionInfo`), as collection.json names them.
+COLLECTION_FIELDS = ("title", "description", "license", "keywords", "providers")
+
+
+def changed_fields(info: CollectionInfo, published: dict[str, Any], given: Iterable[str]
+                   ) -> list[str]:  # fmt: skip
+    """The fields among `given` (names of `COLLECTION_FIELDS`) whose value in `info` differs
+    from the collection as published (`Layout.fields`): what a run whose items are all
+    unchanged still has to publish (a title or keywords edited in byod.yaml)."""
+    now = {"title": info.title, "description": info.description, "license": info.license,
+           "keywords": list(info.keywords) or None,
+           "providers": [dict(p) for p in info.providers] or None}  # fmt: skip
+    return [f for f in COLLECTION_FIELDS if f in given and now[f] != published.get(f)]
 
 
 def _legacy_state(
@@ -701,8 +718,11 @@ def publish(
         touched = set(adds)
         if layout.legacy is None:  # (migrated: every page is new, made by _paginate)
             touched |= {where[i].month for i in dropped}
-        if not touched:
-            return None  # nothing to change: collection.json is not rewritten
+        if not touched:  # no item changed: only the collection's own fields may have
+            if layout.text is None or layout.legacy is not None:
+                return None  # no collection (none is made without items), or one to migrate
+            text = _dumps(_collection_dict(info, layout.months))
+            return None if text == layout.text else text  # unchanged: not rewritten
         legacy = layout.legacy
 
         def row(item_id: str) -> tuple[dict[str, Any], str]:

@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from byod.catalog import Entry, collection_entries, read_layout
+from byod.catalog import Entry, Layout, collection_entries, read_layout
 from byod.config import IngestSettings, default_workers
 from byod.errors import ConfigurationError
 from byod.keys import FINGERPRINT_METADATA, ROOT_KEY, new_version
@@ -109,6 +110,10 @@ def new_run(settings: IngestSettings, progress: Progress) -> Run:
                                  plan.fingerprint_s, plan.stat))  # fmt: skip
     pruned = _pruned(settings, found, items, report) if settings.prune else {}
     report.notes += _other_sources_notes(todo, items, source_root(settings.source))
+    fields = _changed_fields(settings, collection_id, items.fields)
+    if fields:
+        report.notes.append(f"collection {collection_id}: {', '.join(fields)} changed; "
+                            "published")  # fmt: skip
     if todo:  # workers will run: their forkserver starts now, and a note if not confined
         from byod.runner import sandbox_note, start_forkserver
 
@@ -121,9 +126,9 @@ def new_run(settings: IngestSettings, progress: Progress) -> Run:
     log.debug("planned %s: %d input(s) found, %d to convert, %d to remove, of %d item(s)",
               collection_id, len(found.candidates), len(todo), len(pruned),
               len(items.ids))  # fmt: skip
-    # A run with nothing to convert or remove writes nothing, not even its marker.
-    marker = register_run(stores.catalog, context) if todo or pruned else None
-    return Run(context, report, todo, items, marker, pruned=pruned)
+    # A run with nothing to convert, remove or change writes nothing, not even its marker.
+    marker = register_run(stores.catalog, context) if todo or pruned or fields else None
+    return Run(context, report, todo, items, marker, pruned=pruned, fields_changed=bool(fields))
 
 
 class PlannedEntries(dict[str, Entry]):
@@ -133,10 +138,13 @@ class PlannedEntries(dict[str, Entry]):
     record one, by id."""
 
     def __init__(self, entries: dict[str, Entry], ids: Iterable[str] | None = None,
-                 stats: dict[str, str] | None = None) -> None:  # fmt: skip
+                 stats: dict[str, str] | None = None, layout: Layout | None = None
+                 ) -> None:  # fmt: skip
         super().__init__(entries)
         self.ids = frozenset(entries if ids is None else ids)
         self.stats = stats or {}
+        # The collection's own fields as published; None: no collection.json.
+        self.fields = None if layout is None or layout.text is None else layout.fields
 
     def __bool__(self) -> bool:
         return bool(self.ids)
@@ -154,19 +162,21 @@ def planned_entries(store: Store, collection_id: str, sources: set[str] | None,
     FileNotFoundError when a partition the current `collection.json` names is missing."""
     if sources is None or all_rows:
         entries = collection_entries(store, collection_id)
+        layout = read_layout(store, collection_id)  # (its fields; a local read, one GET)
         if not (sources and with_stats and entries):
-            return PlannedEntries(entries)
+            return PlannedEntries(entries, layout=layout)
         part = planned_entries(store, collection_id, sources)
         same = {i: s for i, s in part.stats.items()
                 if i in entries and entries[i].fingerprint == part[i].fingerprint}  # fmt: skip
-        return PlannedEntries(entries, stats=same)
+        return PlannedEntries(entries, stats=same, layout=layout)
     from byod.index import read_entries_of
 
     for attempt in range(UPDATE_ATTEMPTS):
         layout = read_layout(store, collection_id)
         if layout.legacy is not None:  # the layout before months: items, not partitions
             every = collection_entries(store, collection_id, layout)
-            return PlannedEntries({i: e for i, e in every.items() if e.source in sources}, every)
+            return PlannedEntries({i: e for i, e in every.items() if e.source in sources}, every,
+                                  layout=layout)  # fmt: skip
         pages = {m.index: page for page, m in layout.months.items()}
         keys = sorted(pages, key=pages.__getitem__)  # in page order, as collection_entries
         try:
@@ -180,7 +190,7 @@ def planned_entries(store: Store, collection_id: str, sources: set[str] | None,
                             tuple(e.data_hrefs), tuple(e.hrefs), None, e.source_root)
                    for i, (e, key) in found.items()}  # fmt: skip
         stats = {i: e.stat for i, (e, _) in found.items() if e.stat}
-        return PlannedEntries(entries, ids, stats)
+        return PlannedEntries(entries, ids, stats, layout)
     raise AssertionError("unreachable")  # the last attempt returns or raises
 
 
@@ -221,6 +231,20 @@ def _pruned(settings: IngestSettings, found: Discovery, items: dict[str, Entry],
 
 # Discovery problems that hide inputs (what lies below was not listed): --prune stays off.
 _UNLISTED = frozenset({Reason.UNREADABLE, Reason.SYMLINK_LOOP})
+
+
+def _changed_fields(settings: IngestSettings, collection_id: str,
+                    published: dict[str, Any] | None) -> list[str]:  # fmt: skip
+    """The collection's own fields the run was given (on the command line, in byod.yaml,
+    by the flow: pydantic's `model_fields_set`) that differ from the published collection's;
+    none when there is no collection yet (its first items publish them)."""
+    if published is None:
+        return []
+    from byod.catalog import changed_fields
+    from byod.publishing import collection_info
+
+    info = collection_info(settings, collection_id)
+    return changed_fields(info, published, settings.model_fields_set)
 
 
 def _other_sources_notes(todo: list[WorkItem], items: dict[str, Entry], root: str | None,

@@ -35,6 +35,8 @@ from byod.stores import RunStores
 if TYPE_CHECKING:  # imported where items are built: a no-op builds none
     import pystac
 
+    from byod.config import IngestSettings
+
 log = logging.getLogger(__name__)
 
 
@@ -59,18 +61,10 @@ def publish_pending(run: Run, outcomes: list[Outcome]) -> RunStores:
     removed |= {i for ids in pruned.values() for i in ids}
     stores = run.context.stores
     run.last_publish = time.monotonic()
-    if not new and not removed:
+    if not new and not removed and not run.fields_changed:
         run.flushed |= {o.row.input for o in pending}
         return stores
-    info = CollectionInfo(
-        id=run.context.collection_id,
-        description=settings.description
-        or f"Rasters ingested by byod from {source_name(settings.source)}.",
-        license=settings.license,
-        title=settings.title,
-        providers=tuple(settings.providers),
-        keywords=tuple(settings.keywords),
-    )
+    info = collection_info(settings, run.context.collection_id)
     _confirm_alive(run, stores, new)
 
     def switched() -> None:
@@ -83,6 +77,7 @@ def publish_pending(run: Run, outcomes: list[Outcome]) -> RunStores:
         raise
     run.flushed |= {o.row.input for o in pending}
     run.pruned = {}
+    run.fields_changed = False
     for source, ids in pruned.items():
         row = Row(source, Status.REMOVED, ids, message="no longer in the source (--prune)")
         finish_row(report, Progress(), row)
@@ -93,6 +88,17 @@ def publish_pending(run: Run, outcomes: list[Outcome]) -> RunStores:
             row.status = Status.REPLACED  # another run published this input meanwhile
             row.notes.append("published meanwhile by another run; replaced")
     return stores
+
+
+def collection_info(settings: IngestSettings, collection_id: str) -> CollectionInfo:
+    """The collection's own fields as the run's settings give them (a description by
+    default naming the source)."""
+    description = settings.description or (
+        f"Rasters ingested by byod from {source_name(settings.source)}."
+    )
+    return CollectionInfo(id=collection_id, description=description, license=settings.license,
+                          title=settings.title, providers=tuple(settings.providers),
+                          keywords=tuple(settings.keywords))  # fmt: skip
 
 
 def import_ahead() -> None:

@@ -149,6 +149,9 @@ class Run:
     # --prune: inputs no longer in the source -> their item ids, removed by the first publish
     pruned: dict[str, list[str]] = field(default_factory=dict)
     flushed: set[str] = field(default_factory=set)  # inputs whose outcome was published
+    # The collection's own fields given (title, license, ...) differ from the published ones:
+    # published even when no item changes (`catalog.changed_fields`).
+    fields_changed: bool = False
     last_publish: float = field(default_factory=time.monotonic)  # progress kept (ingest)
 
 
