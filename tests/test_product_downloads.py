@@ -226,6 +226,14 @@ def test_downloads_ingest_one_item_per_scene_and_ignore_the_rest(tmp_path: Path)
                 common[(row["input"][:4], key)] = item["assets"][key]["eo:bands"][0]["common_name"]
     assert common == {("LC08", "SR_B1"): "coastal", ("LC08", "SR_B4"): "red",
                       ("LE07", "SR_B1"): "blue", ("LE07", "SR_B4"): "nir08"}  # fmt: skip
+    # Each Landsat scene's thumbnail is in true colour, from its red, green and blue bands
+    # (ETM+ bands 3, 2, 1; OLI 4, 3, 2), not one band.
+    for row in rows.values():
+        if row["input"].startswith(("LC08", "LE07")):
+            path = files[row["item_ids"][0]]
+            href = json.loads(path.read_text())["assets"]["thumbnail"]["href"]
+            with rasterio.open(path.parent / href) as png:
+                assert png.count >= 3, row["input"]
 
     # A no-op re-run exits 0 with every row unchanged; so does one after the producer's
     # auxiliary files changed (they are in no scene's fingerprint).

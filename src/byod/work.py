@@ -71,7 +71,10 @@ def _warm() -> None:
 
 _warm()
 # The bands a thumbnail of a known product is made of.
-RGB_BANDS = {"landsat": ("SR_B4", "SR_B3", "SR_B2"), "sentinel2": ("B04", "B03", "B02")}
+# Red, green, blue of each product (Landsat 4-5 TM and 7 ETM+: bands 3, 2, 1; USGS LSDS-1618).
+RGB_BANDS = {"landsat": ("SR_B4", "SR_B3", "SR_B2"), "sentinel2": ("B04", "B03", "B02"),
+             "landsat-tm": ("SR_B3", "SR_B2", "SR_B1"),
+             "landsat-etm": ("SR_B3", "SR_B2", "SR_B1")}  # fmt: skip
 
 
 @dataclass(frozen=True)
