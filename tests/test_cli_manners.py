@@ -335,3 +335,22 @@ def test_a_reader_that_goes_away_leaves_the_exit_code_of_the_command(
     for args in (["--json"], []):
         done = _with_stdout_closed("ingest", str(src), *where, *args)
         assert (done.returncode, done.stderr) == (1, ""), args
+
+
+def test_datetime_with_a_space_as_rfc_3339_allows_and_search_says_the_forms(
+    tmp_path: Path, write_raster: WriteRaster
+) -> None:
+    """`--datetime "2021-05-01 10:00:00"` (RFC 3339 allows a space for the `T`, and byod.yaml's
+    YAML reads it) is the same instant as `2021-05-01T10:00:00`; a search period in a wrong
+    form says which forms are read."""
+    write_raster("a.tif", ramp())
+    src, catalog = tmp_path / "src", tmp_path / "catalog"
+    where = ["--catalog", str(catalog), "--target", str(tmp_path / "data")]
+    result = invoke("ingest", str(src), *where, "--collection", "test",
+                    "--datetime", "2021-05-01 10:00:00Z", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (item,) = item_files(catalog, "test").values()
+    assert json.loads(item.read_text())["properties"]["datetime"] == "2021-05-01T10:00:00Z"
+    bad = invoke("search", str(catalog), "--datetime", "2021/05/01/x")
+    assert bad.exit_code == 2
+    assert "YYYY-MM-DD or RFC 3339" in bad.output

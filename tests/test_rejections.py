@@ -213,10 +213,12 @@ def _assert_outcome(
     assert sorted(i["properties"]["byod:source"] for i in items.values()) == sorted(ingested)
     # Nothing derived from a rejected input, and no half-written file, anywhere.
     assert _files(tmp_path / "data") == sorted(
-        f"test/{i}/<v>/{i}{suffix}" for i in ids for suffix in (".tif", "-thumbnail.png")
-    )
+        [".byod-output",  # byod's folder: not read as input by a later run (sources._walk)
+         *(f"test/{i}/<v>/{i}{suffix}" for i in ids for suffix in (".tif", "-thumbnail.png"))]
+    )  # fmt: skip
     assert _files(tmp_path / "catalog") == sorted(
         [
+            ".byod-output",
             ".catalog.json.lock",  # the OS locks of concurrent runs (empty files)
             "catalog.json",
             "test/.collection.json.lock",
@@ -449,7 +451,8 @@ def test_cli_exits_1_when_some_are_rejected(
 
 @pytest.mark.parametrize(("source", "extra", "says"), [
     pytest.param("missing", (), "source is not a folder", id="source-missing"),
-    pytest.param("src/good_20240101.tif", (), "source is not a folder", id="source-is-a-file"),
+    pytest.param("src/good_20240101.tif", (), "source is not a folder; byod ingests a folder "
+                 "(every raster in it): give ", id="source-is-a-file"),
     pytest.param("src", ("--collection", "Bad Id!"), "not URL-safe", id="bad-collection-id"),
     # It names folders and export's <id>.parquet: 300 characters failed every input with
     # "File name too long" (storage_failed) on a 255-byte file system.

@@ -480,7 +480,16 @@ def ingest(
         "time.datetime",
         "--datetime",
         metavar="DATETIME",
-        formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%SZ"],
+        # RFC 3339's `T`, or the space it allows and byod.yaml's YAML reads too.
+        formats=[
+            "%Y-%m-%d",
+            "%Y-%m-%dT%H:%M:%S",
+            "%Y-%m-%dT%H:%M:%S%z",
+            "%Y-%m-%dT%H:%M:%SZ",
+            "%Y-%m-%d %H:%M:%S",
+            "%Y-%m-%d %H:%M:%S%z",
+            "%Y-%m-%d %H:%M:%SZ",
+        ],
     ),
     workers: int | None = _setting("workers"),
     timeout: float = _setting("timeout_s"),

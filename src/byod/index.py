@@ -643,7 +643,10 @@ def _interval(text: str) -> tuple[datetime | None, datetime | None]:
     """`2024-01-01/2024-02-01`, `../2024-02-01`, `2024-01-01/..`, or one instant or day."""
     parts = text.split("/")
     if len(parts) > 2:
-        raise SearchError(f"datetime must be START/END, got {text!r}")
+        raise SearchError(
+            f"datetime must be START/END, one instant or one day, each "
+            f"YYYY-MM-DD or RFC 3339 (2024-01-31T10:00:00Z), got {text!r}"
+        )
     bounds = [_instant(p, end=(i == 1 or len(parts) == 1)) for i, p in enumerate(parts)]
     if len(parts) == 1:
         return _instant(parts[0], end=False), bounds[0]

@@ -132,6 +132,9 @@ def open_stores(settings: IngestSettings, *, check_region: bool = True) -> OpenS
     urls = (settings.source, settings.target, settings.catalog)
     if not any(is_blob_url(u) for u in urls):
         source = Path(settings.source)
+        if source.is_file():  # one raster given: its folder is what byod walks
+            raise ConfigurationError(f"{source}: source is not a folder; byod ingests a folder "
+                                     f"(every raster in it): give {source.parent}")  # fmt: skip
         if not source.is_dir():
             raise ConfigurationError(f"{source}: source is not a folder")
         return OpenStores(None, open_store(settings.catalog), open_store(settings.target))
