@@ -15,8 +15,8 @@ checked in the worker before any pixel is read:
    `DatasetReader.files`) must resolve inside the source folder, and drivers that reach
    network services are refused.
 
-GDAL's own switches are set in every worker too (`worker_env.worker_environment`), but PITFALLS: they do
-not stop a VRT's plain file sources, and the rasterio wheel's GDAL 3.10 ignores
+GDAL's own switches are set in every worker too (`worker_env.worker_environment`), but
+PITFALLS: they do not stop a VRT's plain file sources, and the rasterio wheel's GDAL 3.10 ignores
 `GDAL_VRT_ENABLE_RAWRASTERBAND` (measured: a raw band on /etc/passwd is still read), so they
 are a third wall only. `GDAL_DISABLE_READDIR_ON_OPEN` is left alone: `EMPTY_DIR` would hide
 the sidecars byod relies on (world files, `.prj`, `.msk`), and `TRUE` only stops directory
