@@ -354,3 +354,15 @@ def test_datetime_with_a_space_as_rfc_3339_allows_and_search_says_the_forms(
     bad = invoke("search", str(catalog), "--datetime", "2021/05/01/x")
     assert bad.exit_code == 2
     assert "YYYY-MM-DD or RFC 3339" in bad.output
+
+
+def test_a_report_path_that_is_a_folder_is_refused_before_the_run(
+    tmp_path: Path, write_raster: WriteRaster
+) -> None:
+    write_raster("a_20240101.tif", ramp())
+    (tmp_path / "reports").mkdir()
+    where = ["--catalog", str(tmp_path / "catalog"), "--target", str(tmp_path / "data")]
+    result = invoke("ingest", str(tmp_path / "src"), *where, "--report", str(tmp_path / "reports"))
+    assert result.exit_code == 2, result.output
+    assert "--report" in result.output and "a folder" in result.output
+    assert not (tmp_path / "catalog").exists() and not (tmp_path / "data").exists()

@@ -540,6 +540,9 @@ def ingest(
     from byod.dataset_config import DatasetConfigError
     from byod.pipeline import ingest as run_ingest
 
+    if report is not None and report.is_dir():  # found before the run, not after it
+        _usage_error(f"--report {_shown(str(report))}: a folder; give the report's file name, "
+                     f"e.g. {_shown(str(report / 'byod-report.json'))}")  # fmt: skip
     ends = functools.partial(_end_ingest, path=report, json_=json_, quiet=quiet)
     try:
         check_source(source)  # before anything is opened or written
