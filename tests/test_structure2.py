@@ -252,6 +252,7 @@ _INTERNAL_EXCEPTIONS = {
     "byod.validate.SchemaNotShipped": "validate_catalog: reported as that object's problem",
     "byod.storage.UploadStopped": "process_all's uploads stopped as the run ends: not done",
     "byod.errors.Interrupted": "a signal (BaseException): RunInterrupted via pipeline",
+    "byod.cli._ReaderGone": "stdout's reader went away: cli._output ends the output quietly",
 }
 
 
