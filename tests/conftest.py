@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 # Prefect reads its settings at import: keep its home (database, results) out of ~/.prefect,
-# and the server it starts for the flow tests from phoning home.
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="byod-test-prefect-"))
+# and the server it starts for the flow tests from phoning home. Made once, by the process
+# that sets it (processes started by tests inherit it), and removed when that one ends.
+if "PREFECT_HOME" not in os.environ:
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="byod-test-prefect-")
+    atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 # Superseded files go as soon as the run that superseded them is over (the default keeps them
 # 10 min for readers of the previous collection.json): tests check for orphans right after a

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -109,13 +110,39 @@ def test_browse_on_a_busy_port_says_which_port_and_exits_2(
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        # A process of its own: a browse that did start would serve until killed.
+        # A process of its own: a browse that did start would serve until killed. Its temp
+        # folder (for the pages) in a TMPDIR of its own: none may be left behind.
+        temp = tmp_path / "tmp"
+        temp.mkdir()
         args = [BYOD, "browse", str(tmp_path / "cat"), "--port", str(port)]
-        result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+        result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False,
+                                env={**os.environ, "TMPDIR": str(temp)})  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and f"port {port}" in line and "--port" in line
+    assert list(temp.iterdir()) == []
+
+
+def test_browse_stopped_with_ctrl_c_leaves_no_temp_folder(
+    tmp_path: Path, write_raster: WriteRaster
+) -> None:
+    write_raster("a.tif", ramp())
+    made = invoke("ingest", str(tmp_path / "src"), "--catalog", str(tmp_path / "cat"),
+                  "--target", str(tmp_path / "data"), "--quiet")  # fmt: skip
+    assert made.exit_code == 0, made.output
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    args = [BYOD, "browse", str(tmp_path / "cat"), "--port", "0"]
+    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, "TMPDIR": str(temp)}) as browse:  # fmt: skip
+        assert browse.stdout is not None
+        line = browse.stdout.readline()  # `browse ... at http://127.0.0.1:PORT/ (Ctrl-C stops)`
+        assert "http://127.0.0.1:" in line, line
+        assert [p.name[:12] for p in temp.iterdir()] == ["byod-browse-"]
+        browse.send_signal(signal.SIGINT)
+        assert browse.wait(timeout=60) == 0
+    assert list(temp.iterdir()) == []
 
 
 # --- a run that rejected every input adds no collection -------------------------------------

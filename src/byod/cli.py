@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from byod.pipeline import Progress as PipelineProgress
+    from byod.storage import Store
 
 
 class _Command(typer.core.TyperCommand):
@@ -826,12 +827,10 @@ def browse(
     verbose: Verbose = 0,
 ) -> None:
     """Render the catalog as HTML pages (thumbnails inlined) and serve them on localhost."""
-    import errno
+    import shutil
     import tempfile
-    import time
 
     from byod.analysis import catalog_store
-    from byod.browse import render_site, serve
     from byod.keys import ROOT_KEY
 
     if out is not None:  # a usage error before anything is served or written
@@ -844,6 +843,21 @@ def browse(
     if not store.exists(ROOT_KEY):
         _usage_error(f"no catalog at {store.href(ROOT_KEY)}")
     folder = out or Path(tempfile.mkdtemp(prefix="byod-browse-"))
+    try:
+        _serve_site(store, catalog, folder, port)
+    finally:  # pages in a temp folder of its own go with it, however browsing ends
+        if out is None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _serve_site(store: Store, catalog: str, folder: Path, port: int) -> None:
+    """Render the catalog's pages into `folder` and serve them on 127.0.0.1:`port` until
+    Ctrl-C; a busy port or a catalog that cannot be rendered is a usage error."""
+    import errno
+    import time
+
+    from byod.browse import render_site, serve
+
     try:  # the port first: a busy one is known before the pages are rendered
         server = serve(folder, port)
     except OSError as exc:
@@ -856,8 +870,9 @@ def browse(
     except (FileNotFoundError, ValueError) as exc:
         server.server_close()
         _usage_error(str(exc))
+    # One line, never folded: the URL is what users copy.
     _console().print(f"browse {catalog} at http://127.0.0.1:{server.server_address[1]}/ "
-                    "(Ctrl-C stops)")  # fmt: skip
+                    "(Ctrl-C stops)", soft_wrap=True)  # fmt: skip
     try:
         while True:
             time.sleep(3600)
