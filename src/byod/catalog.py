@@ -69,6 +69,7 @@ catalog that survives a move of both); otherwise absolute.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import json
 import logging
@@ -998,18 +999,24 @@ def collect_superseded(
         return []
     names = published_names(store, collection_id)
     deleted: list[str] = []
-    for manifest_key, data in due:
+    # Deleted store by store, `Store.each` at a time (overlapped on blob storage: the first
+    # run after a pause may have a backlog of many runs' superseded pages and COGs).
+    doomed: dict[int, tuple[Store, list[str]]] = {id(store): (store, [])}
+    for _, data in due:
         for key in data.get("catalog", []):
             if not names.names_key(key):
-                remove_file(store, key)
+                doomed[id(store)][1].append(key)
                 deleted.append(key)
         for href in data.get("assets", []):
             if names.names_href(href):
                 continue
             holder = next((s for s in stores if s.key_of(href) is not None), None)
             if holder is not None:
-                remove_file(holder, str(holder.key_of(href)))
+                doomed.setdefault(id(holder), (holder, []))[1].append(str(holder.key_of(href)))
                 deleted.append(href)
+    for holder, keys in doomed.values():
+        list(holder.each(functools.partial(remove_file, holder), keys))
+    for manifest_key, _ in due:  # once what it lists is gone: a kill before leaves it listed
         store.remove(manifest_key)
     return deleted
 
