@@ -216,12 +216,15 @@ def test_collection_fields_edited_without_an_item_change_are_published(
         return ingest(build_settings(str(src), options))
 
     config = src / "byod.yaml"
-    config.write_text("title: First\n")
+    # A provider as users write one (an empty url): collection.json has it as pystac writes
+    # it (no url); compared as such, the same byod.yaml is no change.
+    providers = "providers: [{name: TU Wien, url: null, roles: [producer]}]\n"
+    config.write_text("title: First\n" + providers)
     run()
     collection = catalog / "test" / "collection.json"
     before = json.loads(collection.read_text())
     assert before["title"] == "First"
-    config.write_text("title: Second\nkeywords: [ndvi, field]\n")
+    config.write_text("title: Second\nkeywords: [ndvi, field]\n" + providers)
     report = run()
     assert {r.status for r in report.rows} == {Status.UNCHANGED}
     assert "collection test: title, keywords changed; published" in report.notes
@@ -242,3 +245,16 @@ def test_collection_fields_edited_without_an_item_change_are_published(
     licensed = run(license="MIT")
     assert "collection test: license changed; published" in licensed.notes
     assert json.loads(collection.read_text())["license"] == "MIT"
+
+
+def test_provider_fields_are_compared_as_collection_json_has_them() -> None:
+    """A provider given with an empty field (`url: None`, as a flow may pass it) is no change
+    against the collection that pystac wrote without it; another name is."""
+    from byod.catalog import CollectionInfo, changed_fields
+
+    info = CollectionInfo("c", "d", "MIT", providers=({"name": "X", "url": None},))
+    published = {"license": "MIT", "providers": [{"name": "X"}]}
+    assert changed_fields(info, published, {"providers", "license"}) == []
+    assert changed_fields(info, {**published, "providers": [{"name": "Y"}]},
+                          {"providers"}) == ["providers"]  # fmt: skip
+    assert changed_fields(info, published, {"title"}) == []  # not given: not compared

@@ -317,9 +317,13 @@ def changed_fields(info: CollectionInfo, published: dict[str, Any], given: Itera
     """The fields among `given` (names of `COLLECTION_FIELDS`) whose value in `info` differs
     from the collection as published (`Layout.fields`): what a run whose items are all
     unchanged still has to publish (a title or keywords edited in byod.yaml)."""
+    providers = None
+    if "providers" in given and info.providers:  # as collection.json has them: pystac's
+        import pystac
+
+        providers = [pystac.Provider.from_dict(dict(p)).to_dict() for p in info.providers]
     now = {"title": info.title, "description": info.description, "license": info.license,
-           "keywords": list(info.keywords) or None,
-           "providers": [dict(p) for p in info.providers] or None}  # fmt: skip
+           "keywords": list(info.keywords) or None, "providers": providers}  # fmt: skip
     return [f for f in COLLECTION_FIELDS if f in given and now[f] != published.get(f)]
 
 
