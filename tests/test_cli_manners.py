@@ -124,9 +124,12 @@ def test_browse_on_a_busy_port_says_which_port_and_exits_2(
     assert list(temp.iterdir()) == []
 
 
-def test_browse_stopped_with_ctrl_c_leaves_no_temp_folder(
-    tmp_path: Path, write_raster: WriteRaster
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_browse_stopped_by_a_signal_leaves_no_temp_folder(
+    tmp_path: Path, write_raster: WriteRaster, signum: int
 ) -> None:
+    """`kill`, a closed terminal (or Ctrl-C, the same path, which a test cannot send: a
+    process started in the background ignores SIGINT) stop browsing: pages removed."""
     write_raster("a.tif", ramp())
     made = invoke("ingest", str(tmp_path / "src"), "--catalog", str(tmp_path / "cat"),
                   "--target", str(tmp_path / "data"), "--quiet")  # fmt: skip
@@ -140,7 +143,7 @@ def test_browse_stopped_with_ctrl_c_leaves_no_temp_folder(
         line = browse.stdout.readline()  # `browse ... at http://127.0.0.1:PORT/ (Ctrl-C stops)`
         assert "http://127.0.0.1:" in line, line
         assert [p.name[:12] for p in temp.iterdir()] == ["byod-browse-"]
-        browse.send_signal(signal.SIGINT)
+        browse.send_signal(signum)
         assert browse.wait(timeout=60) == 0
     assert list(temp.iterdir()) == []
 

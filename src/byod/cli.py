@@ -854,6 +854,7 @@ def _serve_site(store: Store, catalog: str, folder: Path, port: int) -> None:
     """Render the catalog's pages into `folder` and serve them on 127.0.0.1:`port` until
     Ctrl-C; a busy port or a catalog that cannot be rendered is a usage error."""
     import errno
+    import signal
     import time
 
     from byod.browse import render_site, serve
@@ -873,12 +874,19 @@ def _serve_site(store: Store, catalog: str, folder: Path, port: int) -> None:
     # One line, never folded: the URL is what users copy.
     _console().print(f"browse {catalog} at http://127.0.0.1:{server.server_address[1]}/ "
                     "(Ctrl-C stops)", soft_wrap=True)  # fmt: skip
+    # `kill` and a closed terminal (or hub tab) stop it as Ctrl-C does: pages removed.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop_serving)
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         server.shutdown()
         server.server_close()
+
+
+def _stop_serving(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
 
 
 @command()
