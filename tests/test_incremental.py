@@ -258,3 +258,32 @@ def test_provider_fields_are_compared_as_collection_json_has_them() -> None:
     assert changed_fields(info, {**published, "providers": [{"name": "Y"}]},
                           {"providers"}) == ["providers"]  # fmt: skip
     assert changed_fields(info, published, {"title"}) == []  # not given: not compared
+
+
+def test_collection_fields_given_once_stay_when_a_later_run_adds_an_item(
+    tmp_path: Path, write_raster: WriteRaster
+) -> None:
+    """A title, license and description given once (`--title ... --license ...`) stay when a
+    later run that was not given them adds an item (newcomer N5: it reset them to byod's
+    defaults, silently); a field given again replaces its value."""
+    write_raster("a_20240101.tif", ramp())
+    src, catalog = tmp_path / "src", tmp_path / "catalog"
+
+    def run(**options: Any) -> Report:
+        options = {"collection": "test", "target": str(tmp_path / "data"),
+                   "catalog": str(catalog), **options}  # fmt: skip
+        return ingest(build_settings(str(src), options))
+
+    run(title="My data", license="CC-BY-4.0", description="Lab data", keywords=["ndvi"])
+    collection = catalog / "test" / "collection.json"
+    write_raster("b_20240102.tif", ramp())
+    assert {r.status for r in run().rows} == {Status.UNCHANGED, Status.INGESTED}
+    data = json.loads(collection.read_text())
+    assert (data["title"], data["license"], data["description"], data["keywords"]) == (
+        "My data", "CC-BY-4.0", "Lab data", ["ndvi"])  # fmt: skip
+    root = json.loads((catalog / "catalog.json").read_text())
+    assert [link.get("title") for link in root["links"] if link["rel"] == "child"] == ["My data"]
+    write_raster("c_20240103.tif", ramp())
+    run(title="Renamed")
+    data = json.loads(collection.read_text())
+    assert (data["title"], data["license"]) == ("Renamed", "CC-BY-4.0")

@@ -78,7 +78,7 @@ import posixpath
 import threading
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -139,6 +139,23 @@ class CollectionInfo:
     title: str | None = None
     providers: tuple[dict[str, Any], ...] = ()
     keywords: tuple[str, ...] = ()
+    # The fields (`COLLECTION_FIELDS`) the run was given; the others keep the published
+    # collection's values (`over`). None: every field is as given here.
+    given: frozenset[str] | None = None
+
+    def over(self, published: dict[str, Any]) -> CollectionInfo:
+        """These fields over the collection as published (`Layout.fields`): a field the run
+        was not given keeps its published value (a title given once stays until another is
+        given), falling back to this default only where the collection has none."""
+        if self.given is None or not published:
+            return self
+        kept: dict[str, Any] = {}
+        for name in COLLECTION_FIELDS:
+            if name in self.given or name not in published:
+                continue
+            value = published[name]
+            kept[name] = tuple(value or ()) if name in ("keywords", "providers") else value
+        return replace(self, **kept)
 
 
 @dataclass
@@ -653,6 +670,7 @@ def publish(
     attempts = _month_writes(store, info.id, version)
     done: dict[tuple[Any, ...], Month | None] = {}  # a month as written, by what it came from
     seen: list[tuple[dict[str, Entry], dict[str, str]]] = []  # per attempt: entries, renames
+    effective: list[CollectionInfo] = []  # per attempt: the fields written (`info.over`)
     # Renamed items, written once each: (new item's id, the id it got) -> (item, its key).
     # Each attempt chooses the id again from its own entries (another run may have taken
     # the one an earlier attempt chose) and reuses the file only if it chose the same.
@@ -706,6 +724,8 @@ def publish(
 
     def merged(text: str | None) -> str | None:
         layout = read_layout(store, info.id, text)
+        fields = info.over(layout.fields)  # what the run was not given stays as published
+        effective.append(fields)
         where = None
         if layout.legacy is None:  # the entries of the ids changed, not of every item
             where = _entries_of(store, layout, set(new) | gone)
@@ -726,7 +746,7 @@ def publish(
         if not touched:  # no item changed: only the collection's own fields may have
             if layout.text is None or layout.legacy is not None:
                 return None  # no collection (none is made without items), or one to migrate
-            text = _dumps(_collection_dict(info, layout.months))
+            text = _dumps(_collection_dict(fields, layout.months))
             return None if text == layout.text else text  # unchanged: not rewritten
         legacy = layout.legacy
 
@@ -764,7 +784,7 @@ def publish(
             old_keys.add(layout.legacy.index)
         old_assets = {h for i in dropped for h in where[i].hrefs} - asset_hrefs(placed.values())
         _record_superseded(store, manifest_key, manifest, old_keys, old_assets)
-        return _dumps(_collection_dict(info, months))
+        return _dumps(_collection_dict(fields, months))
 
     _announce(store, info.id)
     switched = store.update_text(collection_key(info.id), switch)
@@ -774,7 +794,8 @@ def publish(
     named = json.loads(switched).get(MONTHS_FIELD, {}) if switched else {}
     linked = {_resolve(collection_key(info.id), m[k]) for m in named.values()
               for k in ("catalog", "index")}  # fmt: skip
-    store.update_text(ROOT_KEY, lambda text: _dumps(_root_dict(text, info, store)))
+    final = effective[-1] if effective else info  # (the last merge is the one written)
+    store.update_text(ROOT_KEY, lambda text: _dumps(_root_dict(text, final, store)))
     _LINKED.add((store.root, info.id))
     # Never linked by any collection.json: no reader knows them, delete them now.
     unlinked = [k for k in written if k not in linked] + [new_keys[i] for i in renamed]

@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from byod.catalog import (
+    COLLECTION_FIELDS,
     CollectionInfo,
     asset_hrefs,
     collect_superseded,
@@ -92,13 +93,15 @@ def publish_pending(run: Run, outcomes: list[Outcome]) -> RunStores:
 
 def collection_info(settings: IngestSettings, collection_id: str) -> CollectionInfo:
     """The collection's own fields as the run's settings give them (a description by
-    default naming the source)."""
+    default naming the source), with those it was given (`CollectionInfo.given`: the
+    others keep their published values)."""
     description = settings.description or (
         f"Rasters ingested by byod from {source_name(settings.source)}."
     )
+    given = frozenset(settings.model_fields_set & set(COLLECTION_FIELDS))
     return CollectionInfo(id=collection_id, description=description, license=settings.license,
                           title=settings.title, providers=tuple(settings.providers),
-                          keywords=tuple(settings.keywords))  # fmt: skip
+                          keywords=tuple(settings.keywords), given=given)  # fmt: skip
 
 
 def import_ahead() -> None:
