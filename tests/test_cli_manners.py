@@ -396,3 +396,28 @@ def test_a_report_path_that_is_a_folder_is_refused_before_the_run(
     assert result.exit_code == 2, result.output
     assert "--report" in result.output and "a folder" in result.output
     assert not (tmp_path / "catalog").exists() and not (tmp_path / "data").exists()
+
+
+def test_a_report_that_would_replace_byods_files_or_an_input_is_refused(
+    tmp_path: Path, write_raster: WriteRaster
+) -> None:
+    """`--report` over the root catalog.json, into the target, or over an input or byod.yaml
+    of the source is a usage error before the run (newcomer N5: each was overwritten, exit
+    0); a new report file in the source, or an earlier report there, is written."""
+    write_raster("a_20240101.tif", ramp())
+    src, catalog, data = tmp_path / "src", tmp_path / "catalog", tmp_path / "data"
+    (src / "byod.yaml").write_text("title: T\n")
+    where = ["--catalog", str(catalog), "--target", str(data), "--collection", "test"]
+    assert invoke("ingest", str(src), *where, "-q").exit_code == 0
+    before = {p: p.read_bytes() for p in (catalog / "catalog.json", src / "a_20240101.tif",
+                                          src / "byod.yaml")}  # fmt: skip
+    for path in (*before, data / "report.json"):
+        result = invoke("ingest", str(src), *where, "--report", str(path))
+        assert result.exit_code == 2, (path, result.output)
+        assert "--report" in result.output
+    assert {p: p.read_bytes() for p in before} == before
+    assert not (data / "report.json").exists()
+    for _ in range(2):  # a new report in the source; then the same file again
+        done = invoke("ingest", str(src), *where, "--report", str(src / "report.json"))
+        assert done.exit_code == 0, done.output
+    assert json.loads((src / "report.json").read_text())["counts"]["unchanged"] == 1

@@ -555,6 +555,8 @@ def ingest(
         ends(_no_report(source, given), ConfigurationError(str(exc)))
     except ConfigurationError as exc:
         ends(_no_report(source, given), exc)
+    if report is not None:
+        _refuse_report_inside(report, settings)
     show = not quiet and not json_ and _err().is_terminal
     try:
         if show:
@@ -607,6 +609,31 @@ def _settings_problems(
     if on_command_line:
         return f"{ctx.command_path}: {message} (see {ctx.command_path} --help)"
     return message
+
+
+def _refuse_report_inside(report: Path, settings: IngestSettings) -> None:
+    """A usage error (nothing run, nothing written) when `--report` would be written inside
+    the target or the catalog (it would replace a COG or the root catalog.json: newcomer N5,
+    `--report cat/catalog.json`), or over a file of the source that is no byod report (an
+    input, a sidecar, byod.yaml). A new report file in the source is fine."""
+    path = report.resolve()
+    for what, place in (("--target", settings.target), ("--catalog", settings.catalog)):
+        folder = None if "://" in place else Path(place).resolve()
+        if folder is not None and (path == folder or path.is_relative_to(folder)):
+            shown = _shown(str(folder))
+            _usage_error(f"--report {_shown(str(report))}: inside {what} ({shown}), byod's "
+                         "own files: write it elsewhere")  # fmt: skip
+    source = None if "://" in settings.source else Path(settings.source).resolve()
+    if source is not None and path.is_relative_to(source) and path.is_file():
+        try:
+            previous = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError):
+            previous = None
+        if not (isinstance(previous, dict) and {"rows", "counts"} <= previous.keys()):
+            _usage_error(
+                f"--report {_shown(str(report))}: a file of the source that is "
+                "no byod report (an input, a sidecar, byod.yaml?): write it elsewhere"
+            )
 
 
 def _no_report(source: str, given: dict[str, Any]) -> Report:
