@@ -7,8 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from byod.cli import exit_code
 from byod.config import build_settings
+from byod.errors import ConfigurationError
 from byod.pipeline import ingest
 from byod.report import Report, Status
 from byod.validate import validate_catalog
@@ -287,3 +290,33 @@ def test_collection_fields_given_once_stay_when_a_later_run_adds_an_item(
     run(title="Renamed")
     data = json.loads(collection.read_text())
     assert (data["title"], data["license"]) == ("Renamed", "CC-BY-4.0")
+
+
+def test_byods_marker_is_never_put_on_a_users_folder_and_never_costs_an_item(
+    tmp_path: Path, write_raster: WriteRaster, run_ingest: Callable[..., Report]
+) -> None:
+    """A --target given by mistake as a folder of the user's rasters gets no marker (byod
+    marks only a folder it makes or finds empty); a folder skipped as byod's output loses no
+    item to --prune (what lies below was not listed); byod's own output given as the source
+    is a usage error (newcomer N5)."""
+    write_raster("a_20240101.tif", ramp())
+    mine = write_raster("b_20240102.tif", ramp(), folder=tmp_path / "src" / "fieldwork")
+    elsewhere = tmp_path / "other"
+    write_raster("c_20240103.tif", ramp(), folder=elsewhere)
+    run_ingest(source=str(elsewhere), target=str(mine.parent), catalog=str(tmp_path / "c2"))
+    assert not (mine.parent / ".byod-output").exists()  # not empty: the user's
+    for path in mine.parent.rglob("*"):  # (that mistaken run's files, out of the way)
+        if path.is_file() and path != mine:
+            path.unlink()
+    first = run_ingest()
+    assert {r.input: r.status for r in first.rows} == {
+        "a_20240101.tif": Status.INGESTED, "fieldwork/b_20240102.tif": Status.INGESTED}  # fmt: skip
+    # A folder that carries the marker (byod's own) is skipped; --prune keeps its items.
+    (mine.parent / ".byod-output").write_text("")
+    pruned = run_ingest(prune=True)
+    assert {r.input: r.status for r in pruned.rows} == {"a_20240101.tif": Status.UNCHANGED}
+    assert any(n.startswith("fieldwork: byod's output") for n in pruned.notes)
+    assert len(item_files(tmp_path / "catalog", "test")) == 2
+    with pytest.raises(ConfigurationError, match="a folder byod wrote"):
+        run_ingest(source=str(tmp_path / "data"), target=str(tmp_path / "d3"),
+                   catalog=str(tmp_path / "c3"))  # fmt: skip

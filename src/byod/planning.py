@@ -214,9 +214,10 @@ def _pruned(settings: IngestSettings, found: Discovery, items: dict[str, Entry],
                             "them from this source, kept")  # fmt: skip
         return {}
     present = {c.relpath for c in found.candidates} | {p.relpath for p in found.problems}
+    unlisted = tuple(f"{folder}/" for folder in found.outputs)  # byod's own, not walked
     gone: dict[str, list[str]] = {}
     for entry in own:
-        if entry.source not in present:
+        if entry.source not in present and not str(entry.source).startswith(unlisted):
             gone.setdefault(str(entry.source), []).append(entry.id)
     # Items written before byod recorded their source: which source they came from is
     # unknown (another source may share the collection), so they are never pruned.

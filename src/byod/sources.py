@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
+from byod.errors import ConfigurationError
 from byod.keys import OUTPUT_MARKER, ROOT_ID, ROOT_KEY
 from byod.products import is_product_metadata
 from byod.reasons import Reason
@@ -141,6 +142,9 @@ class Discovery:
     problems: list[DiscoveryProblem] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # files that are neither raster nor sidecar
     notes: list[str] = field(default_factory=list)  # e.g. band files left out of a scene
+    # Folders of byod's own output (an earlier run's target or catalog) not walked: what
+    # lies below was not listed, so --prune removes nothing there (planning._pruned).
+    outputs: list[str] = field(default_factory=list)
 
 
 def _lower_ext(name: str) -> str:
@@ -482,7 +486,13 @@ def _walk(
     # Each entry's path relative to the root, built from its folder's: `_rel` per entry
     # was a tenth of a no-op over 1,000 inputs (os.path.relpath makes both paths absolute).
     prefix = "" if folder == root else _rel(root, folder) + "/"
-    if prefix and _is_byod_output(folder, {e.name for e in entries}):
+    if _is_byod_output(folder, {e.name for e in entries}):
+        if not prefix:  # the source itself: its COGs and thumbnails are no new inputs
+            raise ConfigurationError(
+                f"{root}: a folder byod wrote (COGs or a catalog of "
+                "an earlier run): give the folder of your rasters"
+            )
+        found.outputs.append(prefix[:-1])
         found.notes.append(f"{prefix[:-1]}: byod's output (COGs or a catalog of an earlier run) "
                            "inside the source; not read as input")  # fmt: skip
         return

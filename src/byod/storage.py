@@ -159,20 +159,23 @@ class Store:
 
     def __init__(self, root: str | Path) -> None:
         self.root = str(Path(root).resolve())
-        self._marked = False
+        # Marked (`_mark_output`) only if new or empty when opened, before this run wrote
+        # anything: a --target given by mistake as a folder of the user's rasters is not
+        # hidden from later runs (newcomer N5).
+        self._marked = not _new_or_empty(self.root)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.root!r})"
 
     def _mark_output(self) -> None:
-        """Write `keys.OUTPUT_MARKER` in the root before the first file (once per store): a
-        later run whose source holds this folder skips it (`sources._walk`)."""
+        """Write `keys.OUTPUT_MARKER` in the root before the first file (once per store), when
+        the root was new or empty when opened: a later run whose source holds this folder
+        skips it (`sources._walk`)."""
         if self._marked:
             return
-        marker = Path(self.root, OUTPUT_MARKER)
-        if not marker.is_file():
-            _atomic_local(marker, lambda tmp: tmp.write_text(OUTPUT_MARKER_TEXT, "utf-8"))
         self._marked = True
+        marker = Path(self.root, OUTPUT_MARKER)
+        _atomic_local(marker, lambda tmp: tmp.write_text(OUTPUT_MARKER_TEXT, "utf-8"))
 
     def href(self, key: str) -> str:
         """The absolute path (local) or URL of a key."""
@@ -725,6 +728,16 @@ def _move_or_copy(src: Path, dst: Path, move: bool) -> None:
             if exc.errno != errno.EXDEV:  # another device: copied below
                 raise
     shutil.copyfile(src, dst)
+
+
+def _new_or_empty(folder: str) -> bool:
+    try:
+        with os.scandir(folder) as entries:
+            return not any(entries)
+    except FileNotFoundError:
+        return True
+    except OSError:  # not a folder, not readable: never marked here (the run says why)
+        return False
 
 
 OUTPUT_MARKER_TEXT = (
