@@ -221,6 +221,14 @@ log = logging.getLogger("byod")
 # The choices are written once, in config.Compression.
 # mypy cannot type an Enum whose members are computed (misc).
 CompressionChoice = StrEnum("CompressionChoice", {v: v for v in get_args(Compression)})  # type: ignore[misc]
+# `--datetime`: a day, or RFC 3339 with `T` or the space it allows, to the minute, second or
+# a fraction of it, with a zone or without (UTC), as byod.yaml reads them.
+_DATETIME_FORMATS = ["%Y-%m-%d"] + [
+    f"%Y-%m-%d{t}{clock}{zone}"
+    for t in ("T", " ")
+    for clock in ("%H:%M", "%H:%M:%S", "%H:%M:%S.%f")
+    for zone in ("", "%z", "Z")
+]
 _STATUS_STYLE = {Status.INGESTED: "green", Status.REPLACED: "cyan",
                  Status.UNCHANGED: "dim", Status.REJECTED: "red",
                  Status.NOT_DONE: "yellow", Status.REMOVED: "magenta"}  # fmt: skip
@@ -481,16 +489,7 @@ def ingest(
         "time.datetime",
         "--datetime",
         metavar="DATETIME",
-        # RFC 3339's `T`, or the space it allows and byod.yaml's YAML reads too.
-        formats=[
-            "%Y-%m-%d",
-            "%Y-%m-%dT%H:%M:%S",
-            "%Y-%m-%dT%H:%M:%S%z",
-            "%Y-%m-%dT%H:%M:%SZ",
-            "%Y-%m-%d %H:%M:%S",
-            "%Y-%m-%d %H:%M:%S%z",
-            "%Y-%m-%d %H:%M:%SZ",
-        ],
+        formats=_DATETIME_FORMATS,
     ),
     workers: int | None = _setting("workers"),
     timeout: float = _setting("timeout_s"),
