@@ -381,8 +381,10 @@ def test_datetime_with_a_space_as_rfc_3339_allows_and_search_says_the_forms(
     assert result.exit_code == 0, result.output
     (item,) = item_files(catalog, "test").values()
     assert json.loads(item.read_text())["properties"]["datetime"] == "2021-05-01T10:00:00Z"
-    cases = [("2021-05-02 10:00", "2021-05-02T10:00:00Z"),
-             ("2021-05-03T10:00:00.5+02:00", "2021-05-03T08:00:00.500000Z")]
+    cases = [
+        ("2021-05-02 10:00", "2021-05-02T10:00:00Z"),
+        ("2021-05-03T10:00:00.5+02:00", "2021-05-03T08:00:00.500000Z"),
+    ]
     for given, stored in cases:
         done = invoke("ingest", str(src), *where, "--collection", "test", "--datetime", given)
         assert done.exit_code == 0, done.output
