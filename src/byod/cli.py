@@ -897,13 +897,14 @@ def _serve_site(store: Store, catalog: str, folder: Path, port: int) -> None:
     except (FileNotFoundError, ValueError) as exc:
         server.server_close()
         _usage_error(str(exc))
-    # One line, never folded: the URL is what users copy.
-    _console().print(f"browse {catalog} at http://127.0.0.1:{server.server_address[1]}/ "
-                    "(Ctrl-C stops)", soft_wrap=True)  # fmt: skip
-    # `kill` and a closed terminal (or hub tab) stop it as Ctrl-C does: pages removed.
+    # `kill` and a closed terminal (or hub tab) stop it as Ctrl-C does: pages removed. Set
+    # before the URL is printed: whoever read it may stop it at once.
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop_serving)
-    try:
+    try:  # (a stop that comes as soon as the URL is out is inside the try, too)
+        # One line, never folded: the URL is what users copy.
+        _console().print(f"browse {catalog} at http://127.0.0.1:{server.server_address[1]}/ "
+                        "(Ctrl-C stops)", soft_wrap=True)  # fmt: skip
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
