@@ -33,9 +33,8 @@ from pydantic import (
 )
 
 from byod.errors import ConfigurationError
+from byod.keys import CONFIG_NAMES
 from byod.options import CloudOptions, TimeOptions, setting_problems, spdx_license
-
-CONFIG_NAMES = ("byod.yaml", "byod.yml")
 
 
 class _Strict(BaseModel):

@@ -32,6 +32,8 @@ ROOT_ID = "byod"  # the root catalog's id
 # that holds such a folder does not read it as input (an earlier `byod ingest .` inside the
 # folder now ingested from its parent).
 OUTPUT_MARKER = ".byod-output"
+# The dataset configuration file, read at the top of a source only (dataset_config).
+CONFIG_NAMES = ("byod.yaml", "byod.yml")
 COLLECTION_FILE = "collection.json"
 RUNS = "_runs"
 MONTHS = "_months"

@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 
 from byod.errors import ConfigurationError
-from byod.keys import OUTPUT_MARKER, ROOT_ID, ROOT_KEY
+from byod.keys import CONFIG_NAMES, OUTPUT_MARKER, ROOT_ID, ROOT_KEY
 from byod.products import is_product_metadata
 from byod.reasons import Reason
 from byod.records import Candidate
@@ -113,8 +113,6 @@ NAME_SIDECAR_ENDINGS = (".aux.xml", ".ovr", ".msk", ".hdr", ".aux")
 STEM_SIDECAR_ENDINGS = (".prj", ".hdr", ".aux", ".ovr", ".imd", ".rpb", ".rpc", ".xml", "_rpc.txt")
 
 # Names that are never inputs: our own outputs and the usual clutter of a data folder.
-# byod's dataset configuration (dataset_config.CONFIG_NAMES): read at the source's top only.
-CONFIG_NAMES = ("byod.yaml", "byod.yml")
 IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", *CONFIG_NAMES})
 # A folder's table of per-file values (columns: file, and cloud_cover, datetime,
 # start_datetime, end_datetime as the user knows them).
